@@ -1,0 +1,170 @@
+"""Configuration: one typed source of truth, mirrored by ``config.toml``.
+
+Every setting lives in a dataclass field with its default and its validation.
+``config.toml`` at the repository root mirrors these dataclasses (a test keeps
+the two in sync), and the command line overrides single values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+__all__ = ["ConfigError", "ModelConfig", "Config", "load_config"]
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value, key or file (a user error)."""
+
+
+RHO_MODES = ("alpha_over_weight", "gaussian")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Parameters of the per-pixel Stauffer–Grimson mixture.
+
+    Parameters
+    ----------
+    k : int
+        Gaussians per pixel (1..8).
+    learning_rate : float
+        alpha in [0, 1]: the weight of the newest frame in every running
+        average.  Early frames use ``max(alpha, 1/t)`` (t = frames learned so
+        far, counting the current one) so a fresh model settles at once.
+    match_threshold : float
+        lambda > 0: a value matches a component when its mean squared
+        per-channel distance to the mean is below ``lambda**2 * variance``.
+    background_ratio : float
+        T in (0, 1): components, ranked by weight/sigma, belong to the
+        background until their cumulative weight exceeds T.
+    init_weight : float
+        Weight in (0, 1) given to a component created for an unmatched value
+        (before the weights are renormalised).
+    init_variance : float
+        Variance (grey levels squared) of a newly created component.
+    min_variance, max_variance : float
+        Clamp for every variance; ``min_variance <= init_variance <= max_variance``.
+    rho : {"alpha_over_weight", "gaussian"}
+        Learning rate of the matched component's mean and variance:
+        ``alpha / w`` (default) or the paper's ``alpha * eta(x | mu, sigma)``.
+    """
+
+    k: int = 3
+    learning_rate: float = 0.005
+    match_threshold: float = 3.0
+    background_ratio: float = 0.6
+    init_weight: float = 0.05
+    init_variance: float = 100.0
+    min_variance: float = 16.0
+    max_variance: float = 1600.0
+    rho: str = "alpha_over_weight"
+
+    def __post_init__(self) -> None:
+        _check_types(self, "model")
+        if not 1 <= self.k <= 8:
+            raise ConfigError(f"model.k must be an integer in 1..8, got {self.k}")
+        _check_range("model.learning_rate", self.learning_rate, 0.0, 1.0, "[0, 1]",
+                      lo_open=False, hi_open=False)
+        _check_range("model.match_threshold", self.match_threshold, 0.0, math.inf, "> 0")
+        _check_range("model.background_ratio", self.background_ratio, 0.0, 1.0, "(0, 1)")
+        _check_range("model.init_weight", self.init_weight, 0.0, 1.0, "(0, 1)")
+        for name in ("init_variance", "min_variance", "max_variance"):
+            _check_range(f"model.{name}", getattr(self, name), 0.0, math.inf, "> 0")
+        if not self.min_variance <= self.init_variance <= self.max_variance:
+            raise ConfigError(
+                "model variances must satisfy min_variance <= init_variance <= max_variance, "
+                f"got {self.min_variance} <= {self.init_variance} <= {self.max_variance}")
+        if self.rho not in RHO_MODES:
+            raise ConfigError(
+                f"model.rho must be one of {', '.join(map(repr, RHO_MODES))}, got {self.rho!r}")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration, one field per ``config.toml`` section."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+
+def _check_types(obj: Any, section: str) -> None:
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        expected = f.type if isinstance(f.type, type) else {"int": int, "float": float,
+                                                            "str": str, "bool": bool}[f.type]
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            object.__setattr__(obj, f.name, float(value))
+            continue
+        if isinstance(value, bool) and expected is not bool or not isinstance(value, expected):
+            raise ConfigError(f"{section}.{f.name} must be {expected.__name__}, "
+                              f"got {type(value).__name__} {value!r}")
+
+
+def _check_range(name: str, value: float, lo: float, hi: float, expect: str,
+                 lo_open: bool = True, hi_open: bool = True) -> None:
+    ok = math.isfinite(value) or hi == math.inf and value == math.inf
+    ok = ok and (value > lo if lo_open else value >= lo)
+    ok = ok and (value < hi if hi_open else value <= hi)
+    if not ok:
+        raise ConfigError(f"{name} must be in {expect}, got {value}")
+
+
+_SECTIONS: dict[str, type] = {f.name: f.default_factory for f in fields(Config)}  # type: ignore[misc]
+
+
+def config_from_mapping(data: Mapping[str, Any], source: str = "configuration") -> Config:
+    """Build a validated :class:`Config` from a nested mapping (a parsed TOML file).
+
+    Unknown sections and keys raise :class:`ConfigError` naming the valid ones.
+    """
+    sections = {}
+    for name, values in data.items():
+        if name not in _SECTIONS:
+            raise ConfigError(f"{source}: unknown section [{name}]; valid sections: "
+                              f"{', '.join(_SECTIONS)}")
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{source}: [{name}] must be a table of settings")
+        cls = _SECTIONS[name]
+        valid = [f.name for f in fields(cls)]
+        for key in values:
+            if key not in valid:
+                raise ConfigError(f"{source}: unknown key {name}.{key}; valid keys in "
+                                  f"[{name}]: {', '.join(valid)}")
+        sections[name] = cls(**values)
+    return Config(**sections)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a TOML configuration file.
+
+    Raises
+    ------
+    ConfigError
+        When the file is missing or unreadable, is not valid TOML (the message
+        carries the line), or holds an unknown key or an invalid value.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    return config_from_mapping(data, str(path))
+
+
+def replace_model(model: ModelConfig, **changes: Any) -> ModelConfig:
+    """Return a copy of *model* with *changes* applied and validated."""
+    valid = [f.name for f in fields(ModelConfig)]
+    for key in changes:
+        if key not in valid:
+            raise ConfigError(f"unknown model parameter {key!r}; valid: {', '.join(valid)}")
+    return dataclasses.replace(model, **changes)
