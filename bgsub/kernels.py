@@ -1,0 +1,304 @@
+"""Numba kernels of the per-pixel Stauffer–Grimson mixture.
+
+State layout (structure of arrays, all float32, C-contiguous, N = H*W):
+
+* ``w``   (k, N)    component weights
+* ``mu``  (k, C, N) component means, one plane per channel
+* ``var`` (k, V, N) component variances; V = 1 (spherical: sigma^2 shared by
+  the channels).  V = C is reserved for the diagonal variant.
+
+Components are *not* stored in rank order: a component's rank is derived from
+its key ``w**2 / var`` (the square of w/sigma: same order, no sqrt) when it is
+needed.  Rank order is "key descending, ties to the lower slot", so the
+top-ranked component is the first in that order and the least probable one the
+last.  Keeping no order means no per-pixel swapping of planes and no sort.
+
+A slot with weight 0 is empty: it never matches and is replaced first.
+Weights that decay below ``W_PRUNE`` become 0, which keeps float32 denormals
+(very slow arithmetic) out of the state.
+
+Why the loops look the way they do: each thread walks its share of the pixels
+in blocks of ``BLOCK`` pixels, and every pass over a block loops over
+components (and channels) outside and over pixels inside, with selects instead
+of branches.  The inner loops are then straight-line code over contiguous
+planes that LLVM turns into SIMD, and a block's scratch stays in L1.  The
+per-thread scratch is allocated once by the caller (:func:`scratch_shapes`),
+never per frame.
+
+Every kernel works in float32, in the same operation order as the plain
+reference implementation in ``tests/naive.py``; change both together.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = ["update_classify", "classify", "background_means", "scratch_shapes",
+           "RHO_ALPHA_OVER_W", "RHO_GAUSSIAN", "W_PRUNE", "BLOCK"]
+
+RHO_ALPHA_OVER_W = 0
+RHO_GAUSSIAN = 1
+
+BLOCK = 256
+W_PRUNE = np.float32(1e-8)
+_ZERO = np.float32(0.0)
+_ONE = np.float32(1.0)
+_HALF = np.float32(0.5)
+_NO_KEY = np.float32(-1.0)
+_FG = np.uint8(255)
+_BG = np.uint8(0)
+
+# Rows of one chunk's scratch: the block's pixels (one row per channel), then
+# these.  Slot numbers are stored as float32 (-1 = none) so that every lane of
+# the vectorised loops is 32 bits wide: mixing int64 loop counters with int32
+# slots made LLVM's selects 2-3x slower.
+_D2, _BEST_KEY, _BEST_D2, _BEST_VAR, _RHO, _R_KEY, _SCALE, _BEST, _R = range(9)
+_N_ROWS = 9
+
+
+def scratch_shapes(channels: int, n_chunks: int) -> tuple[tuple[int, int, int], tuple[int, int]]:
+    """Shapes of the float32 and float64 scratch arrays the kernels need."""
+    return (n_chunks, channels + _N_ROWS, BLOCK), (n_chunks, BLOCK)
+
+
+@njit(cache=True, error_model="numpy")
+def _match_block(x, p0, nb, w, mu, var, fs, inv_c, lam2):
+    """Load a block of the flat frame ``x`` (N*C,), find each pixel's highest-ranked match and least probable slot.
+
+    Leaves in the scratch: the pixels as float32 (rows 0..C-1), the matched
+    slot (-1 for none) with its key, distance and variance, and the least
+    probable slot (lowest key, ties to the higher slot) with its key.
+    """
+    k = w.shape[0]
+    nc = mu.shape[1]
+    d2 = fs[nc + _D2]
+    best_key = fs[nc + _BEST_KEY]
+    best_d2 = fs[nc + _BEST_D2]
+    best_var = fs[nc + _BEST_VAR]
+    r_key = fs[nc + _R_KEY]
+    best = fs[nc + _BEST]
+    r = fs[nc + _R]
+    # a flat slice with a constant stride lets LLVM vectorise the de-interleaving
+    xs = x[p0 * nc:(p0 + nb) * nc]
+    if nc == 3:
+        x0 = fs[0]
+        x1 = fs[1]
+        x2 = fs[2]
+        for i in range(nb):
+            x0[i] = np.float32(xs[3 * i])
+            x1[i] = np.float32(xs[3 * i + 1])
+            x2[i] = np.float32(xs[3 * i + 2])
+    else:
+        x0 = fs[0]
+        for i in range(nb):
+            x0[i] = np.float32(xs[i])
+    for i in range(nb):
+        best[i] = _NO_KEY
+        best_key[i] = _NO_KEY
+        best_d2[i] = _ZERO
+        best_var[i] = _ONE
+        r[i] = _ZERO
+        r_key[i] = np.float32(np.inf)
+    for j in range(k):
+        jf = np.float32(j)
+        wj = w[j, p0:p0 + nb]
+        vj = var[j, 0, p0:p0 + nb]
+        for i in range(nb):
+            d2[i] = _ZERO
+        for c in range(nc):
+            xc = fs[c]
+            mjc = mu[j, c, p0:p0 + nb]
+            for i in range(nb):
+                diff = xc[i] - mjc[i]
+                d2[i] += diff * diff
+        for i in range(nb):
+            ww = wj[i]
+            v = vj[i]
+            dd = d2[i] * inv_c
+            key = ww * ww / v
+            # key > best_key also keeps the lower slot on equal keys (rank ties)
+            hit = (ww > _ZERO) & (dd < lam2 * v) & (key > best_key[i])
+            best[i] = jf if hit else best[i]
+            best_key[i] = key if hit else best_key[i]
+            best_d2[i] = dd if hit else best_d2[i]
+            best_var[i] = v if hit else best_var[i]
+            low = key <= r_key[i]
+            r[i] = jf if low else r[i]
+            r_key[i] = key if low else r_key[i]
+
+
+@njit(cache=True, error_model="numpy")
+def _classify_block(p0, nb, w, var, fs, above64, nc, bg_ratio, mask):
+    """Foreground unless the match lies among the first B ranked components.
+
+    The matched component is background exactly when the weights of the
+    components ranked above it sum to at most T: then B, the first count whose
+    cumulative weight exceeds T, lies past it.  The sum is taken in float64,
+    where it is exact (weights are 0 or in [W_PRUNE, 1]: 52 bits suffice), so
+    the decision does not depend on the order of summation.
+    """
+    k = w.shape[0]
+    best_key = fs[nc + _BEST_KEY]
+    above = above64
+    best = fs[nc + _BEST]
+    for i in range(nb):
+        above[i] = 0.0
+    for j in range(k):
+        jf = np.float32(j)
+        wj = w[j, p0:p0 + nb]
+        vj = var[j, 0, p0:p0 + nb]
+        for i in range(nb):
+            ww = wj[i]
+            key = ww * ww / vj[i]
+            b = best[i]
+            higher = (key > best_key[i]) | ((key == best_key[i]) & (jf < b))
+            above[i] += np.float64(ww) if (higher & (jf != b)) else 0.0
+    m = mask[p0:p0 + nb]
+    t = np.float64(bg_ratio)
+    for i in range(nb):
+        m[i] = _FG if (best[i] < _ZERO) | (above[i] > t) else _BG
+
+
+@njit(cache=True, error_model="numpy")
+def _learn_block(p0, nb, w, mu, var, fs, alpha, w_init, var_init, var_min, var_max,
+                 rho_mode):
+    """Update weights, the matched component, and replace where nothing matched."""
+    k = w.shape[0]
+    nc = mu.shape[1]
+    best_d2 = fs[nc + _BEST_D2]
+    best_var = fs[nc + _BEST_VAR]
+    rho = fs[nc + _RHO]
+    scale = fs[nc + _SCALE]
+    best = fs[nc + _BEST]
+    r = fs[nc + _R]
+    one_minus_a = _ONE - alpha
+    # weights: decay all, add alpha to the match; an unmatched pixel's least
+    # probable slot gets w_init and its weights are renormalised (scale)
+    for i in range(nb):
+        scale[i] = _ZERO
+        rho[i] = _ONE
+    for j in range(k):
+        jf = np.float32(j)
+        wj = w[j, p0:p0 + nb]
+        for i in range(nb):
+            b = best[i]
+            is_best = jf == b
+            decayed = one_minus_a * wj[i]
+            pruned = decayed if decayed >= W_PRUNE else _ZERO
+            matched_w = decayed + alpha if is_best else pruned
+            new = matched_w if b >= _ZERO else (w_init if jf == r[i] else pruned)
+            wj[i] = new
+            scale[i] += new
+            rho[i] = new if is_best else rho[i]
+    for i in range(nb):
+        scale[i] = _ONE if best[i] >= _ZERO else _ONE / scale[i]
+    for j in range(k):
+        wj = w[j, p0:p0 + nb]
+        for i in range(nb):
+            wj[i] = wj[i] * scale[i]
+    if rho_mode == RHO_ALPHA_OVER_W:
+        for i in range(nb):
+            rho[i] = alpha / rho[i]
+    else:
+        # eta(x | mu, sigma^2 I) in C dimensions (||x - mu||^2 = C * d2), in
+        # float64: libm's pow and exp, as the reference calls them
+        half_c = nc / 2.0
+        a64 = np.float64(alpha)
+        for i in range(nb):
+            vb = np.float64(best_var[i])
+            eta = (2.0 * math.pi * vb) ** (-half_c) * math.exp(-half_c * np.float64(best_d2[i]) / vb)
+            rho[i] = np.float32(min(a64 * eta, 1.0))
+    for j in range(k):
+        jf = np.float32(j)
+        for c in range(nc):
+            xc = fs[c]
+            mjc = mu[j, c, p0:p0 + nb]
+            for i in range(nb):
+                m = mjc[i]
+                moved = m + rho[i] * (xc[i] - m)
+                b = best[i]
+                mjc[i] = moved if jf == b else (xc[i] if (b < _ZERO) & (jf == r[i]) else m)
+        vj = var[j, 0, p0:p0 + nb]
+        for i in range(nb):
+            v = vj[i]
+            moved = v + rho[i] * (best_d2[i] - v)
+            moved = min(max(moved, var_min), var_max)
+            b = best[i]
+            vj[i] = moved if jf == b else (var_init if (b < _ZERO) & (jf == r[i]) else v)
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def update_classify(x, w, mu, var, mask, scratch, above64, alpha, lam2, bg_ratio, w_init,
+                    var_init, var_min, var_max, rho_mode):
+    """Classify one frame against the model, then learn from it.
+
+    Parameters
+    ----------
+    x : (N*C,) uint8
+        The frame, flat: pixels in row-major order, channels interleaved (C is
+        1 or 3, the channel count of ``mu``).
+    w, mu, var : float32 state planes (see module docstring), updated in place.
+    mask : (N,) uint8
+        Output: 255 foreground, 0 background (classified before learning).
+    scratch, above64 : float32 and float64 scratch, shapes from :func:`scratch_shapes`.
+    alpha : float32
+        Learning rate of this frame, > 0.
+    lam2 : float32
+        Match threshold lambda squared.
+    bg_ratio : float32
+        Background ratio T.
+    w_init, var_init, var_min, var_max : float32
+        Replacement weight and variance, and the variance clamp.
+    rho_mode : int
+        ``RHO_ALPHA_OVER_W`` or ``RHO_GAUSSIAN``.
+    """
+    nc = mu.shape[1]
+    n = x.shape[0] // nc
+    inv_c = _ONE / np.float32(nc)
+    n_chunks = scratch.shape[0]
+    for ch in prange(n_chunks):
+        fs = scratch[ch]
+        stop = (ch + 1) * n // n_chunks
+        for p0 in range(ch * n // n_chunks, stop, BLOCK):
+            nb = min(BLOCK, stop - p0)
+            _match_block(x, p0, nb, w, mu, var, fs, inv_c, lam2)
+            _classify_block(p0, nb, w, var, fs, above64[ch], nc, bg_ratio, mask)
+            _learn_block(p0, nb, w, mu, var, fs, alpha, w_init, var_init, var_min,
+                         var_max, rho_mode)
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def classify(x, w, mu, var, mask, scratch, above64, lam2, bg_ratio):
+    """Classify one frame against the model without changing it."""
+    nc = mu.shape[1]
+    n = x.shape[0] // nc
+    inv_c = _ONE / np.float32(nc)
+    n_chunks = scratch.shape[0]
+    for ch in prange(n_chunks):
+        fs = scratch[ch]
+        stop = (ch + 1) * n // n_chunks
+        for p0 in range(ch * n // n_chunks, stop, BLOCK):
+            nb = min(BLOCK, stop - p0)
+            _match_block(x, p0, nb, w, mu, var, fs, inv_c, lam2)
+            _classify_block(p0, nb, w, var, fs, above64[ch], nc, bg_ratio, mask)
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def background_means(w, mu, var, out):
+    """Write each pixel's top-ranked mean, rounded to uint8, into ``out`` (N, C)."""
+    k, nc, n = mu.shape
+    for p in prange(n):
+        top = 0
+        top_key = _NO_KEY
+        for j in range(k):
+            wj = w[j, p]
+            key = wj * wj / var[j, 0, p]
+            if key > top_key:
+                top = j
+                top_key = key
+        for c in range(nc):
+            v = mu[top, c, p] + _HALF
+            out[p, c] = np.uint8(min(max(v, _ZERO), np.float32(255.0)))
