@@ -1,0 +1,166 @@
+"""Slow, plainly written reference of bgsub's mixture model.
+
+Python loops over pixels and components, float32 arithmetic, written from the
+equations in ``MixtureMasker``'s docstring rather than from the kernels: the
+rank order is an explicit stable sort by w/sigma, the background set B is an
+explicit cumulative sum in rank order.  The fast kernels must agree with it:
+identical masks, state within float32 tolerance.
+
+Two choices are shared with the kernels on purpose, so that agreement can be
+exact rather than approximate:
+
+* the sum that decides the background set is taken in float64, where a sum of
+  float32 weights is exact in any order;
+* the renormalising sum after a replacement runs over the slots in order, in
+  float32, and the weights are multiplied by its reciprocal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from bgsub.config import ModelConfig
+
+f32 = np.float32
+W_PRUNE = f32(1e-8)
+
+
+class NaiveMixture:
+    """Reference model with the API and the learning-rate schedule of MixtureMasker."""
+
+    def __init__(self, **params):
+        # same defaults as the product: the shipped configuration
+        p = dataclasses.asdict(ModelConfig(**params))
+        k, learning_rate, match_threshold = p["k"], p["learning_rate"], p["match_threshold"]
+        background_ratio, init_weight, init_variance = (p["background_ratio"], p["init_weight"],
+                                                        p["init_variance"])
+        min_variance, max_variance, rho = p["min_variance"], p["max_variance"], p["rho"]
+        self.k = k
+        self.alpha = learning_rate
+        self.lam2 = f32(match_threshold ** 2)
+        self.T = f32(background_ratio)
+        self.w_init = f32(init_weight)
+        self.var_init = f32(init_variance)
+        self.var_min = f32(min_variance)
+        self.var_max = f32(max_variance)
+        self.rho = rho
+        self.t = 0
+        self.w = self.mu = self.var = None
+        # how often each path ran, so tests can show they exercised it
+        self.replacements = 0
+        self.matches_below_top = 0
+        self.prunes = 0
+
+    def apply(self, frame, learning_rate=None):
+        h, wd = frame.shape[:2]
+        x = frame.reshape(h * wd, -1)
+        n, c = x.shape
+        if self.w is None:
+            if learning_rate == 0:
+                return np.zeros((h, wd), np.uint8)
+            self.w = np.zeros((self.k, n), np.float32)
+            self.mu = np.zeros((self.k, c, n), np.float32)
+            self.var = np.full((self.k, 1, n), self.var_init, np.float32)
+        learn = learning_rate != 0
+        if learn:
+            self.t += 1
+            alpha = learning_rate if learning_rate is not None else max(self.alpha, 1.0 / self.t)
+        mask = np.zeros(n, np.uint8)
+        for p in range(n):
+            value = [f32(x[p, ch]) for ch in range(c)]
+            mask[p] = self._pixel(p, value, f32(alpha) if learn else None)
+        if learn and self.t == 1:
+            mask[:] = 0
+        return mask.reshape(h, wd)
+
+    def _rank_order(self, p):
+        """Slots sorted by w/sigma (compared as w^2/sigma^2), descending; stable."""
+        keys = [self.w[j, p] * self.w[j, p] / self.var[j, 0, p] for j in range(self.k)]
+        return sorted(range(self.k), key=lambda j: -keys[j]), keys
+
+    def _pixel(self, p, value, alpha):
+        k, c = self.k, len(value)
+        order, keys = self._rank_order(p)
+
+        # match: the first component in rank order within lambda sigma
+        matched = None
+        d2_matched = None
+        for j in order:
+            if self.w[j, p] <= 0:
+                continue  # empty slot
+            s = f32(0.0)
+            for ch in range(c):
+                diff = value[ch] - self.mu[j, ch, p]
+                s = s + diff * diff
+            d2 = s * (f32(1.0) / f32(c))
+            if d2 < self.lam2 * self.var[j, 0, p]:
+                matched, d2_matched = j, d2
+                break
+
+        # background: the first B components in rank order whose cumulative weight exceeds T
+        cumulative = 0.0
+        background = []
+        for j in order:
+            background.append(j)
+            cumulative += float(self.w[j, p])
+            if cumulative > float(self.T):
+                break
+        foreground = matched is None or matched not in background
+
+        if alpha is not None:
+            self._learn(p, value, alpha, matched, d2_matched, order, keys)
+        return 255 if foreground else 0
+
+    def _learn(self, p, value, alpha, matched, d2, order, keys):
+        k, c = self.k, len(value)
+        one_minus_a = f32(1.0) - alpha
+        if matched is not None:
+            if matched != order[0]:
+                self.matches_below_top += 1
+            var_old = self.var[matched, 0, p]
+            for j in range(k):
+                new = one_minus_a * self.w[j, p]
+                if j == matched:
+                    new = new + alpha
+                elif new < W_PRUNE:
+                    self.prunes += new > 0
+                    new = f32(0.0)
+                self.w[j, p] = new
+            if self.rho == "alpha_over_weight":
+                rho = alpha / self.w[matched, p]
+            else:
+                eta = ((2.0 * math.pi * float(var_old)) ** (-c / 2.0)
+                       * math.exp(-(c / 2.0) * float(d2) / float(var_old)))
+                rho = f32(min(float(alpha) * eta, 1.0))
+            for ch in range(c):
+                m = self.mu[matched, ch, p]
+                self.mu[matched, ch, p] = m + rho * (value[ch] - m)
+            v = var_old + rho * (d2 - var_old)
+            self.var[matched, 0, p] = min(max(v, self.var_min), self.var_max)
+        else:
+            # replace the least probable component: last in rank order
+            self.replacements += 1
+            r = order[-1]
+            total = f32(0.0)
+            for j in range(k):
+                if j == r:
+                    new = self.w_init
+                else:
+                    new = one_minus_a * self.w[j, p]
+                    if new < W_PRUNE:
+                        self.prunes += new > 0
+                        new = f32(0.0)
+                self.w[j, p] = new
+                total = total + new
+            inv = f32(1.0) / total
+            for j in range(k):
+                self.w[j, p] = self.w[j, p] * inv
+            for ch in range(c):
+                self.mu[r, ch, p] = value[ch]
+            self.var[r, 0, p] = self.var_init
+
+    def state(self):
+        return {"w": self.w.copy(), "mu": self.mu.copy(), "var": self.var.copy()}

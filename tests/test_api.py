@@ -1,0 +1,132 @@
+"""The public API: construction, configuration, input checks."""
+
+import dataclasses
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import bgsub
+from bgsub import ConfigError, FrameSizeError, MixtureMasker, ModelConfig, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_public_names():
+    for name in ("MixtureMasker", "ModelConfig", "load_config", "ConfigError",
+                 "FrameSizeError", "absorption_frames"):
+        assert hasattr(bgsub, name)
+
+
+def test_shipped_config_mirrors_the_dataclass():
+    """config.toml's [model] section holds exactly the dataclass fields and defaults."""
+    data = tomllib.loads((ROOT / "config.toml").read_text())
+    defaults = dataclasses.asdict(ModelConfig())
+    assert data["model"] == defaults
+    assert load_config(ROOT / "config.toml").model == ModelConfig()
+
+
+def test_keyword_parameters_and_from_config(tmp_path):
+    m = MixtureMasker(k=5, learning_rate=0.01)
+    assert m.config.k == 5 and m.config.learning_rate == 0.01
+    assert m.config.match_threshold == ModelConfig().match_threshold
+    path = tmp_path / "c.toml"
+    path.write_text("[model]\nk = 2\nbackground_ratio = 0.8\n")
+    m = MixtureMasker.from_config(path)
+    assert (m.config.k, m.config.background_ratio) == (2, 0.8)
+    assert m.apply(np.zeros((4, 5, 3), np.uint8)).shape == (4, 5)
+    assert m.state()["w"].shape == (2, 20)
+
+
+@pytest.mark.parametrize("params,needle", [
+    ({"k": 0}, "model.k"),
+    ({"k": 2.5}, "model.k must be int"),
+    ({"learning_rate": 1.5}, "model.learning_rate must be in [0, 1]"),
+    ({"learning_rate": float("nan")}, "model.learning_rate"),
+    ({"background_ratio": 1.0}, "model.background_ratio must be in (0, 1)"),
+    ({"match_threshold": 0}, "model.match_threshold"),
+    ({"init_variance": 5.0, "min_variance": 10.0}, "min_variance <= init_variance"),
+    ({"rho": "fast"}, "model.rho must be one of"),
+    ({"learning_rate": "0.1"}, "model.learning_rate must be float"),
+])
+def test_invalid_parameters_raise(params, needle):
+    with pytest.raises(ConfigError) as err:
+        MixtureMasker(**params)
+    assert needle in str(err.value)
+
+
+def test_unknown_parameter_names_the_valid_ones():
+    with pytest.raises(ConfigError, match="unknown model parameter 'alpha'; valid: k, "):
+        MixtureMasker(alpha=0.1)
+
+
+def test_config_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[model]\nk = 3\nlearning_rate = = 2\n")
+    with pytest.raises(ConfigError, match="line 3"):
+        load_config(bad)
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text("[model]\nkk = 3\n")
+    with pytest.raises(ConfigError, match="unknown key model.kk; valid keys in \\[model\\]: k,"):
+        load_config(unknown)
+    section = tmp_path / "section.toml"
+    section.write_text("[modle]\nk = 3\n")
+    with pytest.raises(ConfigError, match="unknown section \\[modle\\]; valid sections: model"):
+        load_config(section)
+
+
+def test_bad_frames_raise_clear_errors():
+    m = MixtureMasker()
+    with pytest.raises(TypeError, match="numpy array"):
+        m.apply([[1, 2], [3, 4]])
+    with pytest.raises(ValueError, match="frame must be uint8, got float32"):
+        m.apply(np.zeros((4, 4), np.float32))
+    with pytest.raises(ValueError, match=r"grey \(H, W\) or BGR \(H, W, 3\), got shape \(4, 4, 4\)"):
+        m.apply(np.zeros((4, 4, 4), np.uint8))
+    with pytest.raises(ValueError, match="empty"):
+        m.apply(np.zeros((0, 4), np.uint8))
+    m.apply(np.zeros((4, 6, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"must be BGR \(H, W, 3\) like the earlier frames, "
+                                         r"got grey \(H, W\)"):
+        m.apply(np.zeros((4, 6), np.uint8))
+    with pytest.raises(FrameSizeError, match="frame size 7x4 differs from the model's 6x4"):
+        m.apply(np.zeros((4, 7, 3), np.uint8))
+    with pytest.raises(ValueError, match="learning_rate must be in"):
+        m.apply(np.zeros((4, 6, 3), np.uint8), learning_rate=-0.1)
+    with pytest.raises(ValueError, match="out must be"):
+        m.apply(np.zeros((4, 6, 3), np.uint8), out=np.zeros((4, 6), np.float32))
+    assert m.frames_learned == 1  # none of the rejected frames was learned
+
+
+def test_reset_accepts_a_new_size():
+    m = MixtureMasker()
+    m.apply(np.zeros((4, 6, 3), np.uint8))
+    m.reset()
+    assert m.frame_shape is None and m.frames_learned == 0
+    assert m.apply(np.zeros((8, 3), np.uint8)).shape == (8, 3)
+    assert m.background_image().shape == (8, 3)
+
+
+def test_out_parameter_and_non_contiguous_frames():
+    rng = np.random.default_rng(0)
+    big = rng.integers(0, 255, (20, 40, 3)).astype(np.uint8)
+    view = big[:, ::2]  # not contiguous
+    a, b = MixtureMasker(), MixtureMasker()
+    out = np.empty((20, 20), np.uint8)
+    for _ in range(3):
+        result = a.apply(view, out=out)
+        assert result is out
+        np.testing.assert_array_equal(out, b.apply(np.ascontiguousarray(view)))
+    # (H, W, 1) is taken as grey
+    c = MixtureMasker()
+    assert c.apply(np.zeros((5, 5, 1), np.uint8)).shape == (5, 5)
+    assert c.background_image().shape == (5, 5)
+
+
+def test_learning_rate_zero_before_any_frame_builds_nothing():
+    m = MixtureMasker()
+    assert np.count_nonzero(m.apply(np.zeros((3, 3), np.uint8), learning_rate=0)) == 0
+    assert m.frame_shape is None

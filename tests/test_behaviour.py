@@ -1,0 +1,162 @@
+"""What the model must do on scenes built to show it."""
+
+import numpy as np
+import pytest
+
+from bgsub import MixtureMasker, absorption_frames
+
+H, W = 40, 60
+
+
+def textured_background(rng, channels):
+    shape = (H, W) if channels == 1 else (H, W, channels)
+    return rng.integers(30, 220, shape).astype(np.float64)
+
+
+def noisy(rng, image, sigma=3.0):
+    return np.clip(np.rint(image + rng.normal(0, sigma, image.shape)), 0, 255).astype(np.uint8)
+
+
+def fg_fraction(mask, region=None):
+    values = mask if region is None else mask[region]
+    return np.count_nonzero(values == 255) / values.size
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_static_noisy_scene_has_almost_no_foreground(channels):
+    rng = np.random.default_rng(0)
+    bg = textured_background(rng, channels)
+    m = MixtureMasker()
+    for _ in range(100):
+        m.apply(noisy(rng, bg))
+    fractions = [fg_fraction(m.apply(noisy(rng, bg))) for _ in range(50)]
+    assert max(fractions) < 0.005
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_moving_object_is_detected_and_leaves_no_trail(channels):
+    rng = np.random.default_rng(1)
+    bg = textured_background(rng, channels)
+    m = MixtureMasker()
+    for _ in range(100):
+        m.apply(noisy(rng, bg))
+    size = 8
+    recalls = []
+    for x0 in range(0, W - size, 2):  # a bright square crossing the scene
+        frame = bg.copy()
+        frame[16:16 + size, x0:x0 + size] = 250
+        mask = m.apply(noisy(rng, frame))
+        on_object = np.zeros((H, W), bool)
+        on_object[16:16 + size, x0:x0 + size] = True
+        recalls.append(fg_fraction(mask, on_object))
+        # nothing lights up away from the object
+        assert fg_fraction(mask, ~on_object) < 0.01
+    assert np.mean(recalls) > 0.95
+    # once it has gone, the path it took is background again at once
+    for _ in range(3):
+        mask = m.apply(noisy(rng, bg))
+    assert fg_fraction(mask) < 0.005
+
+
+def test_pixels_alternating_between_two_values_need_a_mixture():
+    """A flickering region is background with k >= 2 but never with k = 1."""
+    rng = np.random.default_rng(2)
+    bg = textured_background(rng, 3)
+    flicker = np.zeros((H, W), bool)
+    flicker[10:30, 20:40] = True
+    other = bg.copy()
+    other[flicker] = 255 - bg[flicker]  # the second value, far from the first
+
+    def run(k):
+        m = MixtureMasker(k=k)
+        fractions = []
+        for t in range(300):
+            frame = noisy(rng, bg if t % 2 == 0 else other)
+            mask = m.apply(frame)
+            if t >= 200:
+                fractions.append(fg_fraction(mask, flicker))
+        return np.mean(fractions)
+
+    assert run(2) < 0.01
+    assert run(3) < 0.01
+    assert run(1) > 0.9
+
+
+@pytest.mark.parametrize("alpha,ratio,w_init", [(0.005, 0.5, 0.05), (0.01, 0.7, 0.05),
+                                                (0.02, 0.9, 0.1), (0.01, 0.3, 0.05)])
+def test_stopped_object_is_absorbed_after_the_derived_number_of_frames(alpha, ratio, w_init):
+    rng = np.random.default_rng(3)
+    bg = textured_background(rng, 3)
+    m = MixtureMasker(learning_rate=alpha, background_ratio=ratio, init_weight=w_init)
+    for _ in range(int(3 / alpha)):  # past the 1/t warm-up, weights settled
+        m.apply(noisy(rng, bg, 1.0))
+    scene = bg.copy()
+    box = np.zeros((H, W), bool)
+    box[12:28, 20:44] = True
+    scene[box] = 255 - bg[box]  # an object appears and stays
+    expected = absorption_frames(alpha, ratio, w_init)
+    foreground_frames = 0
+    for _ in range(expected + 50):
+        mask = m.apply(noisy(rng, scene, 1.0))
+        if fg_fraction(mask, box) < 0.5:
+            break
+        foreground_frames += 1
+    assert abs(foreground_frames - expected) <= 2, (foreground_frames, expected)
+
+
+def test_absorption_formula_values():
+    # the formula itself, against a direct simulation of the weight recursion
+    for alpha, ratio, w_init in [(0.005, 0.5, 0.05), (0.01, 0.7, 0.1), (0.02, 0.3, 0.05)]:
+        w = w_init / (1 - alpha + w_init)
+        frames = 1
+        while not (1 - w <= ratio or w > 1 - w):
+            w = (1 - alpha) * w + alpha
+            frames += 1
+        assert absorption_frames(alpha, ratio, w_init) == frames
+    with pytest.raises(ValueError):
+        absorption_frames(0.0, 0.5, 0.05)
+
+
+def test_learning_rate_zero_classifies_without_changing_state():
+    rng = np.random.default_rng(4)
+    bg = textured_background(rng, 3)
+    m = MixtureMasker()
+    for _ in range(20):
+        m.apply(noisy(rng, bg))
+    before = m.state()
+    learned = m.frames_learned
+    frame = noisy(rng, 255 - bg)
+    mask = m.apply(frame, learning_rate=0.0)
+    after = m.state()
+    for name in before:
+        np.testing.assert_array_equal(before[name], after[name])
+    assert m.frames_learned == learned
+    # classification comes before learning, so a learning apply gives the same mask
+    np.testing.assert_array_equal(m.apply(frame), mask)
+    assert not np.array_equal(m.state()["mu"], before["mu"])
+
+
+def test_first_frame_is_the_model():
+    rng = np.random.default_rng(5)
+    bg = textured_background(rng, 3)
+    m = MixtureMasker()
+    assert np.count_nonzero(m.apply(noisy(rng, bg))) == 0
+    assert m.frames_learned == 1
+    np.testing.assert_array_equal(m.state()["w"].sum(axis=0), 1.0)
+
+
+def test_background_image_recovers_the_scene():
+    rng = np.random.default_rng(6)
+    for channels in (1, 3):
+        bg = textured_background(rng, channels)
+        m = MixtureMasker()
+        with pytest.raises(RuntimeError):
+            m.background_image()
+        for t in range(150):
+            frame = bg.copy()
+            frame[5:15, (t % 50):(t % 50) + 6] = 0  # a passing object must not stick
+            m.apply(noisy(rng, frame))
+        image = m.background_image()
+        assert image.dtype == np.uint8 and image.shape == bg.shape
+        assert np.abs(image.astype(float) - bg).max() < 6
+        assert np.abs(image.astype(float) - bg).mean() < 1.0
