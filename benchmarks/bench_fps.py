@@ -1,0 +1,85 @@
+"""Frames per second of MixtureMasker.apply against OpenCV's MOG2, same frames, same run.
+
+    python benchmarks/bench_fps.py [--seq DIR] [--frames N] [--rounds R] [--sizes 320x240,...]
+
+Frames are the first N of a CDnet sequence (default ../shared/data/highway),
+resized to each size, grey and BGR; without the sequence, textured synthetic
+frames with moving blocks stand in (said in the output).  Both subtractors
+warm up on the frames first (bgsub's compilation is not timed), then run
+alternately for R rounds; each one's best round counts, which filters out the
+noise of a shared machine.  MOG2 is ``createBackgroundSubtractorMOG2(
+detectShadows=False)`` with OpenCV's default thread count.  The ratio is what
+this benchmark is for: absolute rates depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from pathlib import Path
+
+import cv2
+import numba
+import numpy as np
+
+from bgsub import MixtureMasker
+
+DEFAULT_SEQ = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "highway"
+SIZES = "320x240,640x480,1280x720,1920x1080"
+
+
+def load_frames(seq: Path, count: int) -> tuple[list[np.ndarray], str]:
+    files = sorted((seq / "input").glob("*.jpg"))[:count]
+    if files:
+        return [cv2.imread(str(f)) for f in files], f"{len(files)} frames of {seq.resolve().name}"
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (240, 320, 3), np.uint8)
+    base = cv2.GaussianBlur(base, (0, 0), 3)
+    frames = []
+    for t in range(count):
+        f = cv2.add(base, rng.integers(0, 6, base.shape, np.uint8))
+        cv2.rectangle(f, (10 + 4 * t % 280, 60), (40 + 4 * t % 280, 100), (0, 0, 255), -1)
+        frames.append(f)
+    return frames, f"{count} synthetic frames (no sequence at {seq})"
+
+
+def rate(apply, frames) -> float:
+    t0 = time.perf_counter()
+    for f in frames:
+        apply(f)
+    return len(frames) / (time.perf_counter() - t0)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seq", type=Path, default=DEFAULT_SEQ)
+    ap.add_argument("--frames", type=int, default=60)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--sizes", default=SIZES)
+    args = ap.parse_args(argv)
+    source, what = load_frames(args.seq, args.frames)
+    print(f"# {what}; {args.rounds} rounds, best round counts")
+    print(f"# CPU threads: numba {numba.get_num_threads()}, OpenCV {cv2.getNumThreads()}; "
+          f"{platform.processor() or platform.machine()}; bgsub defaults (k=3)")
+    print(f"{'size':>10s} {'mode':>5s} {'bgsub fps':>10s} {'MOG2 fps':>9s} {'ratio':>6s}")
+    for size in args.sizes.split(","):
+        w, h = (int(v) for v in size.split("x"))
+        bgr = [cv2.resize(f, (w, h), interpolation=cv2.INTER_LINEAR) for f in source]
+        for mode in ("grey", "BGR"):
+            frames = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in bgr] if mode == "grey" else bgr
+            ours = MixtureMasker()
+            mog2 = cv2.createBackgroundSubtractorMOG2(detectShadows=False)
+            for f in frames:  # warm-up: compile, fill the models
+                ours.apply(f)
+                mog2.apply(f)
+            best_ours = best_mog2 = 0.0
+            for _ in range(args.rounds):
+                best_ours = max(best_ours, rate(ours.apply, frames))
+                best_mog2 = max(best_mog2, rate(mog2.apply, frames))
+            print(f"{size:>10s} {mode:>5s} {best_ours:10.1f} {best_mog2:9.1f} "
+                  f"{best_ours / best_mog2:6.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
