@@ -119,15 +119,21 @@ def _match_block(x, p0, nb, w, mu, var, fs, inv_c, lam2):
             v = vj[i]
             dd = d2[i] * inv_c
             key = ww * ww / v
+            old_best = best[i]
+            old_key = best_key[i]
+            old_d2 = best_d2[i]
+            old_var = best_var[i]
+            old_r = r[i]
+            old_r_key = r_key[i]
             # key > best_key also keeps the lower slot on equal keys (rank ties)
-            hit = (ww > _ZERO) & (dd < lam2 * v) & (key > best_key[i])
-            best[i] = jf if hit else best[i]
-            best_key[i] = key if hit else best_key[i]
-            best_d2[i] = dd if hit else best_d2[i]
-            best_var[i] = v if hit else best_var[i]
-            low = key <= r_key[i]
-            r[i] = jf if low else r[i]
-            r_key[i] = key if low else r_key[i]
+            hit = (ww > _ZERO) & (dd < lam2 * v) & (key > old_key)
+            best[i] = old_best + (_ONE if hit else _ZERO) * (jf - old_best)
+            best_key[i] = key if hit else old_key
+            best_d2[i] = dd if hit else old_d2
+            best_var[i] = v if hit else old_var
+            low = key <= old_r_key
+            r[i] = old_r + (_ONE if low else _ZERO) * (jf - old_r)
+            r_key[i] = key if low else old_r_key
 
 
 @njit(cache=True, error_model="numpy")
@@ -154,12 +160,15 @@ def _classify_block(p0, nb, w, var, fs, above64, nc, bg_ratio, mask):
             ww = wj[i]
             key = ww * ww / vj[i]
             b = best[i]
-            higher = (key > best_key[i]) | ((key == best_key[i]) & (jf < b))
+            bk = best_key[i]
+            higher = (key > bk) | ((key == bk) & (jf < b))
             above[i] += np.float64(ww) if (higher & (jf != b)) else 0.0
     m = mask[p0:p0 + nb]
     t = np.float64(bg_ratio)
     for i in range(nb):
-        m[i] = _FG if (best[i] < _ZERO) | (above[i] > t) else _BG
+        b = best[i]
+        a = above[i]
+        m[i] = _FG if (b < _ZERO) | (a > t) else _BG
 
 
 @njit(cache=True, error_model="numpy")
@@ -177,31 +186,36 @@ def _learn_block(p0, nb, w, mu, var, fs, alpha, w_init, var_init, var_min, var_m
     one_minus_a = _ONE - alpha
     # weights: decay all, add alpha to the match; an unmatched pixel's least
     # probable slot gets w_init and its weights are renormalised (scale)
+    # (every value is loaded before the selects: a load inside a conditional
+    # expression becomes a masked load, which is microcoded and slow on AMD)
     for i in range(nb):
         scale[i] = _ZERO
-        rho[i] = _ONE
+        rho[i] = _ZERO
     for j in range(k):
         jf = np.float32(j)
         wj = w[j, p0:p0 + nb]
         for i in range(nb):
             b = best[i]
+            rr = r[i]
             is_best = jf == b
             decayed = one_minus_a * wj[i]
             pruned = decayed if decayed >= W_PRUNE else _ZERO
             matched_w = decayed + alpha if is_best else pruned
-            new = matched_w if b >= _ZERO else (w_init if jf == r[i] else pruned)
+            new = matched_w if b >= _ZERO else (w_init if jf == rr else pruned)
             wj[i] = new
             scale[i] += new
-            rho[i] = new if is_best else rho[i]
+            rho[i] += new if is_best else _ZERO  # the match's new weight, exactly
     for i in range(nb):
-        scale[i] = _ONE if best[i] >= _ZERO else _ONE / scale[i]
+        total = scale[i]
+        scale[i] = _ONE if best[i] >= _ZERO else _ONE / total
     for j in range(k):
         wj = w[j, p0:p0 + nb]
         for i in range(nb):
             wj[i] = wj[i] * scale[i]
     if rho_mode == RHO_ALPHA_OVER_W:
         for i in range(nb):
-            rho[i] = alpha / rho[i]
+            wb = rho[i]
+            rho[i] = alpha / (wb if best[i] >= _ZERO else _ONE)
     else:
         # eta(x | mu, sigma^2 I) in C dimensions (||x - mu||^2 = C * d2), in
         # float64: libm's pow and exp, as the reference calls them
@@ -218,16 +232,19 @@ def _learn_block(p0, nb, w, mu, var, fs, alpha, w_init, var_init, var_min, var_m
             mjc = mu[j, c, p0:p0 + nb]
             for i in range(nb):
                 m = mjc[i]
-                moved = m + rho[i] * (xc[i] - m)
+                xv = xc[i]
                 b = best[i]
-                mjc[i] = moved if jf == b else (xc[i] if (b < _ZERO) & (jf == r[i]) else m)
+                rr = r[i]
+                moved = m + rho[i] * (xv - m)
+                mjc[i] = moved if jf == b else (xv if (b < _ZERO) & (jf == rr) else m)
         vj = var[j, 0, p0:p0 + nb]
         for i in range(nb):
             v = vj[i]
+            b = best[i]
+            rr = r[i]
             moved = v + rho[i] * (best_d2[i] - v)
             moved = min(max(moved, var_min), var_max)
-            b = best[i]
-            vj[i] = moved if jf == b else (var_init if (b < _ZERO) & (jf == r[i]) else v)
+            vj[i] = moved if jf == b else (var_init if (b < _ZERO) & (jf == rr) else v)
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
