@@ -14,7 +14,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-__all__ = ["ConfigError", "ModelConfig", "Config", "load_config"]
+__all__ = ["ConfigError", "ModelConfig", "SourceConfig", "PostprocessConfig", "DisplayConfig",
+           "OutputConfig", "Config", "load_config", "apply_overrides"]
 
 
 class ConfigError(ValueError):
@@ -85,10 +86,106 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class SourceConfig:
+    """Where frames come from.
+
+    Parameters
+    ----------
+    width, height : int
+        Frame size to request from a camera (0: the camera's default).
+    fps : float
+        Frame rate to request from a camera (0: the camera's default).
+    open_timeout : float
+        Seconds to wait for a stream URL to connect or to deliver a frame.
+    queue_size : int
+        Frames the reader thread may read ahead of the masker.
+    """
+
+    width: int = 0
+    height: int = 0
+    fps: float = 0.0
+    open_timeout: float = 10.0
+    queue_size: int = 8
+
+    def __post_init__(self) -> None:
+        _check_types(self, "source")
+        for name in ("width", "height"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"source.{name} must be >= 0, got {getattr(self, name)}")
+        _check_range("source.fps", self.fps, 0.0, 1000.0, "[0, 1000]", lo_open=False,
+                     hi_open=False)
+        _check_range("source.open_timeout", self.open_timeout, 0.0, 3600.0, "(0, 3600]",
+                     hi_open=False)
+        if self.queue_size < 1:
+            raise ConfigError(f"source.queue_size must be >= 1, got {self.queue_size}")
+
+
+@dataclass(frozen=True)
+class PostprocessConfig:
+    """Mask post-processing (none yet: the raw mask is used)."""
+
+    def __post_init__(self) -> None:
+        _check_types(self, "postprocess")
+
+
+@dataclass(frozen=True)
+class DisplayConfig:
+    """The HighGUI window.
+
+    Parameters
+    ----------
+    max_width : int
+        The panes side by side are scaled down to fit this many pixels.
+    show_background : bool
+        Show the background model as a third pane.
+    min_blob_area : int
+        Boxes are drawn around foreground blobs of at least this many pixels.
+    tint : float
+        Strength in [0, 1] of the red tint laid over foreground pixels.
+    """
+
+    max_width: int = 1600
+    show_background: bool = True
+    min_blob_area: int = 40
+    tint: float = 0.5
+
+    def __post_init__(self) -> None:
+        _check_types(self, "display")
+        if self.max_width < 64:
+            raise ConfigError(f"display.max_width must be >= 64, got {self.max_width}")
+        if self.min_blob_area < 1:
+            raise ConfigError(f"display.min_blob_area must be >= 1, got {self.min_blob_area}")
+        _check_range("display.tint", self.tint, 0.0, 1.0, "[0, 1]", lo_open=False,
+                     hi_open=False)
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """Writers.
+
+    Parameters
+    ----------
+    queue_size : int
+        Frames that may wait for the writer thread before masking waits.
+    """
+
+    queue_size: int = 32
+
+    def __post_init__(self) -> None:
+        _check_types(self, "output")
+        if self.queue_size < 1:
+            raise ConfigError(f"output.queue_size must be >= 1, got {self.queue_size}")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration, one field per ``config.toml`` section."""
 
+    source: SourceConfig = field(default_factory=SourceConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+    display: DisplayConfig = field(default_factory=DisplayConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
 
 
 def _check_types(obj: Any, section: str) -> None:
@@ -134,7 +231,10 @@ def config_from_mapping(data: Mapping[str, Any], source: str = "configuration") 
             if key not in valid:
                 raise ConfigError(f"{source}: unknown key {name}.{key}; valid keys in "
                                   f"[{name}]: {', '.join(valid)}")
-        sections[name] = cls(**values)
+        try:
+            sections[name] = cls(**values)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
     return Config(**sections)
 
 
@@ -168,3 +268,30 @@ def replace_model(model: ModelConfig, **changes: Any) -> ModelConfig:
         if key not in valid:
             raise ConfigError(f"unknown model parameter {key!r}; valid: {', '.join(valid)}")
     return dataclasses.replace(model, **changes)
+
+
+def apply_overrides(config: Config, overrides: list[str]) -> Config:
+    """Apply ``section.key=value`` overrides (the CLI's ``--set``) to *config*.
+
+    The value is read as a TOML value (``5``, ``0.01``, ``true``, ``"text"``);
+    anything that is not one is taken as a bare string (``rho=gaussian``).
+    """
+    data = dataclasses.asdict(config)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot or not name:
+            raise ConfigError(f"--set expects section.key=value, got {item!r}")
+        if section not in data:
+            raise ConfigError(f"--set {item}: unknown section [{section}]; valid sections: "
+                              f"{', '.join(data)}")
+        if name not in data[section]:
+            valid = ", ".join(data[section]) or "(none)"
+            raise ConfigError(f"--set {item}: unknown key {section}.{name}; valid keys in "
+                              f"[{section}]: {valid}")
+        try:
+            value = tomllib.loads(f"v = {text.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text.strip()
+        data[section][name] = value
+    return config_from_mapping(data, "--set")
