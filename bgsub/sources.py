@@ -1,0 +1,258 @@
+"""Frame sources: cameras, video files, image folders and stream URLs.
+
+One interface (:class:`Source`): ``read()`` returns the next frame, ``None`` at
+the end, or raises :class:`CorruptFrame` for a frame that could not be decoded
+(the caller skips it).  :class:`FrameReader` runs a source in a thread with a
+bounded queue so decoding overlaps masking.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .config import SourceConfig
+
+__all__ = ["SourceError", "CorruptFrame", "Source", "open_source", "FrameReader",
+           "IMAGE_EXTENSIONS"]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+_URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
+# consecutive undecodable frames after which a file or camera counts as ended
+_MAX_CONSECUTIVE_FAILURES = 25
+
+
+class SourceError(Exception):
+    """A source that cannot be opened or read (a user error)."""
+
+
+class CorruptFrame(Exception):
+    """One frame could not be decoded; the source can go on."""
+
+
+@dataclass
+class SourceInfo:
+    """What is known about a source once it is open."""
+
+    kind: str  # "camera", "file", "folder" or "stream"
+    name: str
+    fps: float  # frames per second (a default where the source does not say)
+    frame_count: int | None  # None where unknown (cameras, streams)
+
+
+class Source:
+    """Base class: a sequence of uint8 frames."""
+
+    info: SourceInfo
+
+    def read(self) -> np.ndarray | None:
+        """The next frame, or None at the end; raises CorruptFrame for a bad one."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the device or file."""
+
+
+def _fps_or(value: float, default: float) -> float:
+    return value if np.isfinite(value) and 0.5 <= value <= 1000 else default
+
+
+class _CaptureSource(Source):
+    """Anything cv2.VideoCapture opens: files, cameras, streams."""
+
+    def __init__(self, cap: cv2.VideoCapture, info: SourceInfo) -> None:
+        self._cap = cap
+        self.info = info
+        self._position = 0  # frames consumed so far, good or bad
+        self._failures = 0
+
+    def read(self) -> np.ndarray | None:
+        while True:
+            ok, frame = self._cap.read()
+            if ok and frame is not None and frame.size:
+                self._position += 1
+                self._failures = 0
+                return frame
+            count = self.info.frame_count
+            if count is not None and self._position >= count - 1:
+                return None  # the end of a file (the count may be one too high)
+            if self.info.kind == "stream":
+                return None  # a stream that stops delivering has ended
+            self._failures += 1
+            self._position += 1
+            if self._failures >= _MAX_CONSECUTIVE_FAILURES:
+                return None
+            if count is not None:
+                raise CorruptFrame(f"frame {self._position - 1} of {self.info.name} "
+                                   "could not be decoded")
+
+    def close(self) -> None:
+        self._cap.release()
+
+
+class _FolderSource(Source):
+    """An image sequence: the images of a folder, sorted by name."""
+
+    def __init__(self, paths: list[Path], name: str, fps: float) -> None:
+        self._paths = paths
+        self._next = 0
+        self.info = SourceInfo("folder", name, fps, len(paths))
+
+    def read(self) -> np.ndarray | None:
+        if self._next >= len(self._paths):
+            return None
+        path = self._paths[self._next]
+        self._next += 1
+        frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if frame is None:
+            raise CorruptFrame(f"{path} is not a readable image")
+        return frame
+
+
+def open_source(spec: str | None = None, camera: int | None = None,
+                config: SourceConfig | None = None) -> Source:
+    """Open a camera index, a video file, an image folder or a stream URL.
+
+    Raises
+    ------
+    SourceError
+        With a one-line message naming the problem and what was expected.
+    """
+    config = config or SourceConfig()
+    if camera is not None:
+        return _open_camera(camera, config)
+    if spec is None:
+        raise SourceError("no source given: expected a video file, an image folder, "
+                          "a stream URL or --camera N")
+    if spec.lower().startswith(_URL_SCHEMES):
+        return _open_stream(spec, config)
+    path = Path(spec)
+    if not path.exists():
+        raise SourceError(f"{spec}: no such file or folder (expected a video file, an image "
+                          "folder or a stream URL)")
+    if path.is_dir():
+        return _open_folder(path, config)
+    if not os.access(path, os.R_OK):
+        raise SourceError(f"{spec}: permission denied (cannot read the file)")
+    if path.stat().st_size == 0:
+        raise SourceError(f"{spec}: the file is empty (expected a video file)")
+    return _open_file(path)
+
+
+def _open_file(path: Path) -> Source:
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    if not cap.isOpened():
+        cap.release()
+        raise SourceError(f"{path}: not a video OpenCV can read (expected a video file such "
+                          "as .mp4 or .avi, an image folder, or a stream URL)")
+    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    info = SourceInfo("file", str(path), _fps_or(cap.get(cv2.CAP_PROP_FPS), 25.0),
+                      count if count > 0 else None)
+    return _CaptureSource(cap, info)
+
+
+def _open_folder(path: Path, config: SourceConfig) -> Source:
+    images = sorted(p for p in path.iterdir()
+                    if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not images:
+        raise SourceError(f"{path}: the folder holds no images (expected "
+                          f"{', '.join(IMAGE_EXTENSIONS)} files)")
+    return _FolderSource(images, str(path), config.fps or 25.0)
+
+
+def _open_camera(index: int, config: SourceConfig) -> Source:
+    cap = cv2.VideoCapture(index)
+    if not cap.isOpened():
+        cap.release()
+        raise SourceError(f"camera {index} does not open (is it connected, and free? "
+                          "expected a working camera index such as 0)")
+    if config.width:
+        cap.set(cv2.CAP_PROP_FRAME_WIDTH, config.width)
+    if config.height:
+        cap.set(cv2.CAP_PROP_FRAME_HEIGHT, config.height)
+    if config.fps:
+        cap.set(cv2.CAP_PROP_FPS, config.fps)
+    fps = _fps_or(cap.get(cv2.CAP_PROP_FPS), config.fps or 30.0)
+    return _CaptureSource(cap, SourceInfo("camera", f"camera {index}", fps, None))
+
+
+def _open_stream(url: str, config: SourceConfig) -> Source:
+    ms = int(config.open_timeout * 1000)
+    cap = cv2.VideoCapture(url, cv2.CAP_FFMPEG,
+                           [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+    if not cap.isOpened():
+        cap.release()
+        raise SourceError(f"{url}: the stream does not connect within "
+                          f"{config.open_timeout:g} s (expected a reachable rtsp:// or "
+                          "http:// video stream)")
+    fps = _fps_or(cap.get(cv2.CAP_PROP_FPS), 25.0)
+    return _CaptureSource(cap, SourceInfo("stream", url, fps, None))
+
+
+_END = object()
+
+
+class FrameReader:
+    """Read a source in a thread, a bounded number of frames ahead.
+
+    Iterating yields ``(index, frame)`` with index the frame's zero-based
+    position in the source, or ``(index, CorruptFrame)`` for a frame that
+    could not be decoded.  An error in the source is raised again in the
+    consumer.
+    """
+
+    def __init__(self, source: Source, queue_size: int = 8) -> None:
+        self.source = source
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bgsub-reader", daemon=True)
+        self._thread.start()
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        index = 0
+        try:
+            while not self._stop.is_set():
+                try:
+                    frame = self.source.read()
+                except CorruptFrame as bad:
+                    frame = bad
+                if frame is None:
+                    break
+                if not self._put((index, frame)):
+                    return
+                index += 1
+        except Exception as exc:  # surfaced in the consumer
+            self._put(exc)
+            return
+        self._put(_END)
+
+    def get(self, timeout: float = 0.1):
+        """The next item, ``None`` at the end; raises queue.Empty after *timeout*."""
+        item = self._queue.get(timeout=timeout)
+        if item is _END:
+            self._queue.put(_END)  # stay at the end for later calls
+            return None
+        if isinstance(item, Exception) and not isinstance(item, CorruptFrame):
+            raise item
+        return item
+
+    def close(self) -> None:
+        """Stop the thread and release the source."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.source.close()
