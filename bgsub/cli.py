@@ -1,28 +1,182 @@
-"""The ``bgsub`` command."""
+"""The ``bgsub`` command: mask a camera, a video file, an image folder or a stream."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import threading
+import traceback
+from pathlib import Path
+
+import cv2
 
 from . import __version__
+from .config import Config, ConfigError, apply_overrides, load_config
+from .display import Display
+from .masker import MixtureMasker
+from .pipeline import Progress, run_pipeline
+from .sinks import (MaskDirSink, SinkError, SinkWriter, VideoSink, check_output_dir,
+                    check_output_file)
+from .sources import FrameReader, SourceError, open_source
+
+EXIT_USAGE = 2
+EXIT_INTERNAL = 1
+
+
+class UsageError(Exception):
+    """A command-line mistake."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="bgsub",
+        description="Real-time background subtraction with a per-pixel Gaussian mixture. "
+                    "Shows the frame (foreground tinted, boxes around blobs), the mask and "
+                    "the background model in a window; q or Esc quit, space pause, r reset "
+                    "the model, s save a snapshot.",
+        epilog="Video outputs take their codec from the extension: .mp4 .m4v .mov .mkv "
+               "(mp4v), .avi (MJPG).  Exit status: 0 done, 2 bad input, 130 SIGINT, "
+               "143 SIGTERM.")
+    p.add_argument("source", nargs="?",
+                   help="video file, image folder (jpg/png/bmp/tif, sorted by name) or "
+                        "stream URL (rtsp://, http://)")
+    p.add_argument("--camera", type=int, metavar="N", help="read OpenCV camera N instead")
+    p.add_argument("--width", type=int, help="camera frame width to request")
+    p.add_argument("--height", type=int, help="camera frame height to request")
+    p.add_argument("--fps", type=float, help="camera frame rate to request")
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help="configuration file (default: ./config.toml if present, else built-in "
+                        "defaults)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one setting, e.g. --set model.k=5 (repeatable)")
+    p.add_argument("--no-display", action="store_true", help="run without a window")
+    p.add_argument("--output", metavar="FILE", help="write the annotated video")
+    p.add_argument("--mask-output", metavar="FILE", help="write the mask video")
+    p.add_argument("--background-output", metavar="FILE", help="write the background video")
+    p.add_argument("--mask-dir", metavar="DIR",
+                   help="write one PNG mask per frame read, named by the frame's zero-based "
+                        "index (000000.png, ...)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    p.add_argument("--version", action="version", version=f"bgsub {__version__}")
+    return p
+
+
+def resolve_config(args: argparse.Namespace) -> Config:
+    """--config FILE, else ./config.toml when present, else defaults; then overrides."""
+    if args.config is not None:
+        config = load_config(args.config)
+    elif Path("config.toml").is_file():
+        config = load_config("config.toml")
+    else:
+        config = Config()
+    overrides = list(args.set)
+    for name in ("width", "height", "fps"):
+        value = getattr(args, name)
+        if value is not None:
+            overrides.append(f"source.{name}={value}")
+    return apply_overrides(config, overrides) if overrides else config
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="bgsub",
-        description="Real-time background subtraction with a per-pixel Gaussian mixture.")
-    parser.add_argument("--version", action="version", version=f"bgsub {__version__}")
-    parser.add_argument("source", nargs="?", help="video file, image folder or stream URL")
+    parser = build_parser()
     args = parser.parse_args(argv)
-    if args.source is None:
-        parser.print_help()
-        return 0
-    # the pipeline (sources, display, writers) is its own piece of work; until it
-    # lands, say so plainly instead of failing half-way
-    print("bgsub: processing videos from the command line is not available in this version "
-          "yet; use the Python API (from bgsub import MixtureMasker)", file=sys.stderr)
-    return 2
+    if not args.debug:
+        _quiet_opencv()
+    try:
+        return _run(args)
+    except (ConfigError, SourceError, SinkError, UsageError) as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"bgsub: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:  # a bug, not a user error: still one line unless --debug
+        if args.debug:
+            raise
+        print(f"bgsub: internal error: {type(exc).__name__}: {exc} "
+              "(run with --debug for the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _quiet_opencv() -> None:
+    """Keep OpenCV's and FFmpeg's own log lines out of bgsub's one-line messages."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging is not None:
+        logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.source is None and args.camera is None:
+        raise UsageError("no source given: expected a video file, an image folder, a stream "
+                         "URL or --camera N (see bgsub --help)")
+    if args.source is not None and args.camera is not None:
+        raise UsageError("give either a source or --camera N, not both")
+    if args.camera is not None and args.camera < 0:
+        raise UsageError(f"--camera must be a camera index >= 0, got {args.camera}")
+    config = resolve_config(args)
+    # every output is checked before the first frame is read
+    outputs = {opt: check_output_file(path, opt) for opt, path in
+               (("--output", args.output), ("--mask-output", args.mask_output),
+                ("--background-output", args.background_output)) if path}
+    mask_dir = check_output_dir(args.mask_dir, "--mask-dir") if args.mask_dir else None
+
+    source = open_source(args.source, args.camera, config.source)
+    fps = source.info.fps
+    writer = SinkWriter(
+        output=VideoSink(outputs["--output"], fps, "--output") if "--output" in outputs else None,
+        mask_output=(VideoSink(outputs["--mask-output"], fps, "--mask-output")
+                     if "--mask-output" in outputs else None),
+        background_output=(VideoSink(outputs["--background-output"], fps, "--background-output")
+                           if "--background-output" in outputs else None),
+        mask_dir=MaskDirSink(mask_dir) if mask_dir else None,
+        queue_size=config.output.queue_size)
+    reader = FrameReader(source, config.source.queue_size)
+
+    display = None
+    if not args.no_display:
+        display = Display()
+        reason = display.open()
+        if reason is not None:
+            print(f"bgsub: {reason}; running headless", file=sys.stderr)
+            display = None
+
+    stop = threading.Event()
+    received: list[int] = []
+
+    def on_signal(signum, _frame):
+        received.append(signum)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    progress = Progress(source.info.frame_count, quiet=args.quiet)
+    try:
+        summary = run_pipeline(reader, MixtureMasker(config.model), config, writer, display,
+                               progress, stop)
+    finally:
+        # the same way out for the end, q, Ctrl-C, SIGTERM and errors: close everything
+        reader.close()
+        try:
+            writer.close()
+        finally:
+            if display is not None:
+                display.close()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    if not args.quiet:
+        print(f"bgsub: {summary.line()}", file=sys.stderr)
+        for name in summary.snapshots:
+            print(f"bgsub: saved snapshot {name}", file=sys.stderr)
+    if received:
+        name = signal.Signals(received[0]).name
+        if not args.quiet:
+            print(f"bgsub: stopped by {name}; outputs are complete up to the last processed "
+                  "frame", file=sys.stderr)
+        return 128 + received[0]
+    return 0
 
 
 if __name__ == "__main__":

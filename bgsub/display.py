@@ -1,0 +1,117 @@
+"""Drawing the results and showing them in an OpenCV HighGUI window."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable
+
+import cv2
+import numpy as np
+
+__all__ = ["annotate", "compose", "display_unavailable_reason", "Display", "KEY_QUIT",
+           "KEY_PAUSE", "KEY_RESET", "KEY_SNAPSHOT"]
+
+KEY_QUIT = (ord("q"), 27)  # q, Esc
+KEY_PAUSE = ord(" ")
+KEY_RESET = ord("r")
+KEY_SNAPSHOT = ord("s")
+
+
+def annotate(frame: np.ndarray, mask: np.ndarray, tint: float = 0.5,
+             min_blob_area: int = 40) -> np.ndarray:
+    """The frame with foreground pixels tinted red and boxes around blobs."""
+    out = frame.copy() if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    fg = mask == 255
+    if tint > 0 and fg.any():
+        red = np.array([0, 0, 255], np.float32)
+        out[fg] = (out[fg] * (1.0 - tint) + red * tint).astype(np.uint8)
+    n, _, stats, _ = cv2.connectedComponentsWithStats(fg.view(np.uint8), connectivity=8)
+    for x, y, w, h, area in stats[1:n]:
+        if area >= min_blob_area:
+            # one pixel outside the blob, so the tint of its edge stays visible
+            cv2.rectangle(out, (int(x) - 1, int(y) - 1), (int(x + w), int(y + h)), (0, 255, 0), 1)
+    return out
+
+
+def compose(panes: list[np.ndarray], max_width: int, text: str = "") -> np.ndarray:
+    """Panes side by side (grey ones as BGR), scaled down to max_width, with text."""
+    bgr = [p if p.ndim == 3 else cv2.cvtColor(p, cv2.COLOR_GRAY2BGR) for p in panes]
+    row = np.hstack(bgr)
+    if row.shape[1] > max_width:
+        scale = max_width / row.shape[1]
+        row = cv2.resize(row, (max_width, max(1, round(row.shape[0] * scale))),
+                         interpolation=cv2.INTER_AREA)
+    if text:
+        cv2.putText(row, text, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(row, text, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1,
+                    cv2.LINE_AA)
+    return row
+
+
+def display_unavailable_reason() -> str | None:
+    """Why no window can be opened here, or None when one can be tried."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY")
+                                                 or os.environ.get("WAYLAND_DISPLAY")):
+        return "no display available (DISPLAY is not set)"
+    return None
+
+
+class Display:
+    """One window showing composed panes (see :func:`compose`); keys come from
+    HighGUI or from a test.
+
+    Parameters
+    ----------
+    key_source : callable, optional
+        Called as ``key_source(delay_ms)`` instead of ``cv2.waitKey`` and must
+        return a key code or -1; tests drive the window with it.
+    title : str
+        Window title.
+    """
+
+    def __init__(self, key_source: Callable[[int], int] | None = None,
+                 title: str = "bgsub") -> None:
+        self.title = title
+        self._key_source = key_source
+        self._open = False
+        self.last_image: np.ndarray | None = None
+
+    def open(self) -> str | None:
+        """Open the window; return why it cannot be opened, or None on success."""
+        reason = display_unavailable_reason()
+        if reason is not None:
+            return reason
+        # opencv-python's Qt ships no fonts and complains on every window unless
+        # it is pointed at the system's
+        for fonts in ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts"):
+            if os.path.isdir(fonts):
+                os.environ.setdefault("QT_QPA_FONTDIR", fonts)
+                break
+        try:
+            cv2.namedWindow(self.title, cv2.WINDOW_AUTOSIZE)
+        except cv2.error as exc:
+            return f"no display available ({str(exc).strip().splitlines()[-1]})"
+        self._open = True
+        return None
+
+    def show(self, image: np.ndarray, delay_ms: int = 1) -> int:
+        """Show *image* and return the key pressed (-1 for none)."""
+        self.last_image = image
+        cv2.imshow(self.title, image)
+        key = self._key_source(delay_ms) if self._key_source else cv2.waitKey(delay_ms)
+        return key & 0xFF if key >= 0 else -1
+
+    def poll(self, delay_ms: int = 50) -> int:
+        """Wait for a key without a new image (while paused)."""
+        key = self._key_source(delay_ms) if self._key_source else cv2.waitKey(delay_ms)
+        return key & 0xFF if key >= 0 else -1
+
+    def close(self) -> None:
+        if self._open:
+            try:
+                cv2.destroyWindow(self.title)
+                cv2.waitKey(1)
+            except cv2.error:
+                pass
+            self._open = False

@@ -1,0 +1,174 @@
+"""The processing loop: source -> masker -> sinks and display.
+
+The reader and the writer run in their own threads with bounded queues, so
+decoding, masking and encoding overlap; this loop only masks, draws and
+dispatches.  It stops at the end of the source, on q/Esc in the window, or when
+``stop`` is set (the CLI sets it from SIGINT and SIGTERM); every way out goes
+through the same shutdown, which closes every output file.
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TextIO
+
+import cv2
+import numpy as np
+
+from .config import Config
+from .display import KEY_PAUSE, KEY_QUIT, KEY_RESET, KEY_SNAPSHOT, Display, annotate, compose
+from .masker import MixtureMasker
+from .sinks import SinkWriter
+from .sources import CorruptFrame, FrameReader
+
+__all__ = ["Summary", "Progress", "run_pipeline"]
+
+
+@dataclass
+class Summary:
+    """What a run did."""
+
+    processed: int = 0
+    skipped: int = 0
+    resets: int = 0
+    seconds: float = 0.0
+    foreground_sum: float = 0.0
+    snapshots: list[str] = field(default_factory=list)
+    quit_by_key: bool = False
+
+    @property
+    def fps(self) -> float:
+        return self.processed / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def mean_foreground(self) -> float:
+        return self.foreground_sum / self.processed if self.processed else 0.0
+
+    def line(self) -> str:
+        return (f"{self.processed} frames processed, {self.skipped} skipped, "
+                f"{self.fps:.1f} fps mean, {100 * self.mean_foreground:.2f}% foreground mean")
+
+
+class Progress:
+    """A one-line progress report on stderr: a bar with ETA when the total is known."""
+
+    def __init__(self, total: int | None, stream: TextIO = sys.stderr, quiet: bool = False,
+                 interval: float | None = None) -> None:
+        self.total = total
+        self.stream = stream
+        self.quiet = quiet
+        # a terminal gets a live line; a log file a plain line now and then
+        self.live = bool(getattr(stream, "isatty", lambda: False)())
+        self.interval = interval if interval is not None else (0.25 if self.live else 10.0)
+        self._start = time.perf_counter()
+        self._last = 0.0
+        self._shown = False
+
+    def update(self, frames: int, force: bool = False) -> None:
+        if self.quiet:
+            return
+        now = time.perf_counter()
+        if not force and now - self._last < self.interval:
+            return
+        self._last = now
+        elapsed = now - self._start
+        fps = frames / elapsed if elapsed > 0 else 0.0
+        if self.total:
+            done = min(frames / self.total, 1.0)
+            bar = "#" * int(24 * done) + "-" * (24 - int(24 * done))
+            eta = (self.total - frames) / fps if fps > 0 else 0.0
+            text = (f"[{bar}] {frames}/{self.total} frames {fps:6.1f} fps "
+                    f"ETA {int(eta) // 60}:{int(eta) % 60:02d}")
+        else:
+            text = f"{frames} frames {fps:6.1f} fps"
+        if self.live:
+            self.stream.write("\r" + text + "\033[K")
+            self._shown = True
+        else:
+            self.stream.write(f"bgsub: {text}\n")
+        self.stream.flush()
+
+    def clear(self) -> None:
+        """End the progress line so that other messages start on their own."""
+        if self._shown and not self.quiet:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._shown = False
+
+
+def run_pipeline(reader: FrameReader, masker: MixtureMasker, config: Config, writer: SinkWriter,
+                 display: Display | None = None, progress: Progress | None = None,
+                 stop: threading.Event | None = None, warn=None) -> Summary:
+    """Mask every frame of *reader* until its end, a quit key or *stop*.
+
+    Returns the :class:`Summary`; the caller closes the reader and the writer.
+    """
+    stop = stop or threading.Event()
+    progress = progress or Progress(None, quiet=True)
+    warn = warn or (lambda message: print(f"bgsub: warning: {message}", file=sys.stderr))
+    show_background = display is not None and config.display.show_background
+    summary = Summary()
+    start = time.perf_counter()
+    while not stop.is_set():
+        try:
+            item = reader.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        if item is None:
+            break
+        index, frame = item
+        if isinstance(frame, CorruptFrame):
+            progress.clear()
+            warn(f"{frame}; skipped")
+            summary.skipped += 1
+            continue
+        if masker.frame_shape is not None and frame.shape != masker.frame_shape:
+            progress.clear()
+            warn(f"frame {index} is {_size(frame.shape)}, the model was built on "
+                 f"{_size(masker.frame_shape)}: resetting the model")
+            masker.reset()
+            summary.resets += 1
+        mask = masker.apply(frame)
+        summary.processed += 1
+        summary.foreground_sum += np.count_nonzero(mask == 255) / mask.size
+        background = (masker.background_image()
+                      if writer.wants_background or show_background else None)
+        annotated = (annotate(frame, mask, config.display.tint, config.display.min_blob_area)
+                     if writer.wants_annotated or display is not None else None)
+        writer.put(index, annotated, mask, background)
+        progress.update(summary.processed + summary.skipped)
+        if display is not None:
+            elapsed = time.perf_counter() - start
+            text = f"frame {index}  {summary.processed / elapsed if elapsed else 0:.1f} fps"
+            panes = [annotated, mask] + ([background] if show_background else [])
+            key = display.show(compose(panes, config.display.max_width, text))
+            paused = False
+            while True:  # while paused, keys keep working; the reader's queue fills and waits
+                if key in KEY_QUIT:
+                    summary.quit_by_key = True
+                    stop.set()
+                elif key == KEY_RESET:
+                    masker.reset()
+                    summary.resets += 1
+                elif key == KEY_SNAPSHOT and display.last_image is not None:
+                    name = f"bgsub-snapshot-{index:06d}.png"
+                    cv2.imwrite(name, display.last_image)
+                    summary.snapshots.append(name)
+                elif key == KEY_PAUSE:
+                    paused = not paused
+                if not paused or stop.is_set():
+                    break
+                key = display.poll(50)
+    summary.seconds = time.perf_counter() - start
+    if progress.live:
+        progress.update(summary.processed + summary.skipped, force=True)
+    progress.clear()
+    return summary
+
+
+def _size(shape: tuple[int, ...]) -> str:
+    return f"{shape[1]}x{shape[0]}" + (f"x{shape[2]}" if len(shape) == 3 else "")
