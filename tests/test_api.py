@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import bgsub
-from bgsub import ConfigError, FrameSizeError, MixtureMasker, ModelConfig, load_config
+from bgsub import Config, ConfigError, FrameSizeError, MixtureMasker, ModelConfig, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,12 +19,21 @@ def test_public_names():
         assert hasattr(bgsub, name)
 
 
-def test_shipped_config_mirrors_the_dataclass():
-    """config.toml's [model] section holds exactly the dataclass fields and defaults."""
+def test_shipped_config_mirrors_the_dataclasses():
+    """config.toml holds exactly the dataclasses' sections, fields and defaults."""
     data = tomllib.loads((ROOT / "config.toml").read_text())
-    defaults = dataclasses.asdict(ModelConfig())
-    assert data["model"] == defaults
-    assert load_config(ROOT / "config.toml").model == ModelConfig()
+    assert data == dataclasses.asdict(Config())
+    assert list(data) == [f.name for f in dataclasses.fields(Config)]  # same order too
+    assert load_config(ROOT / "config.toml") == Config()
+
+
+def test_every_setting_is_explained_in_config_toml():
+    """Each key in config.toml has a comment block above it."""
+    lines = (ROOT / "config.toml").read_text().splitlines()
+    for i, line in enumerate(lines):
+        if "=" in line and not line.startswith("#"):
+            above = lines[i - 1] if i else ""
+            assert above.startswith("#") or "=" in above and not above.startswith("#"), line
 
 
 def test_keyword_parameters_and_from_config(tmp_path):
@@ -74,7 +83,7 @@ def test_config_file_errors(tmp_path):
         load_config(unknown)
     section = tmp_path / "section.toml"
     section.write_text("[modle]\nk = 3\n")
-    with pytest.raises(ConfigError, match="unknown section \\[modle\\]; valid sections: model"):
+    with pytest.raises(ConfigError, match="unknown section \\[modle\\]; valid sections: source, model, "):
         load_config(section)
 
 

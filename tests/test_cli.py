@@ -1,0 +1,170 @@
+"""The bgsub command end to end, headless, on generated clips and folders."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from bgsub.synthetic import SceneSpec, render, write_video
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = SceneSpec(width=96, height=64, frames=40, seed=1)
+
+
+def bgsub(*args, cwd, timeout=120):
+    env = dict(os.environ)
+    env.pop("DISPLAY", None)
+    env.pop("WAYLAND_DISPLAY", None)
+    return subprocess.run([sys.executable, "-m", "bgsub", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def count_frames(path):
+    cap = cv2.VideoCapture(str(path))
+    n, size = 0, None
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        n, size = n + 1, frame.shape[:2]
+    cap.release()
+    return n, size
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    path = tmp_path_factory.mktemp("clips") / "clip.mp4"
+    assert write_video(str(path), SMALL) == SMALL.frames
+    return path
+
+
+def test_file_to_every_output(clip, tmp_path):
+    r = bgsub(clip, "--no-display", "--output", "a.mp4", "--mask-output", "m.avi",
+              "--background-output", "b.mkv", "--mask-dir", "masks", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    for name in ("a.mp4", "m.avi", "b.mkv"):
+        assert count_frames(tmp_path / name) == (SMALL.frames, (SMALL.height, SMALL.width))
+    masks = sorted((tmp_path / "masks").iterdir())
+    assert [p.name for p in masks] == [f"{i:06d}.png" for i in range(SMALL.frames)]
+    mask = cv2.imread(str(masks[-1]), cv2.IMREAD_UNCHANGED)
+    assert mask.shape == (SMALL.height, SMALL.width) and set(np.unique(mask)) <= {0, 255}
+    assert f"{SMALL.frames} frames processed, 0 skipped" in r.stderr
+    assert "foreground mean" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_headless_fallback_is_announced_once(clip, tmp_path):
+    r = bgsub(clip, "--quiet", cwd=tmp_path)  # no --no-display, and no DISPLAY
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("no display available") == 1
+    assert "frames processed" not in r.stderr  # --quiet
+
+
+def test_image_folder_with_a_corrupt_image_and_a_size_change(tmp_path):
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    frames = [f for f, _ in render(SMALL)][:12]
+    for i, frame in enumerate(frames):
+        if i >= 8:  # the camera changed mode
+            frame = cv2.resize(frame, (SMALL.width * 2, SMALL.height * 2))
+        cv2.imwrite(str(folder / f"f{i:03d}.png"), frame)
+    (folder / "f005.png").write_bytes(b"not a png")
+    (folder / "notes.txt").write_text("ignored: not an image")
+    r = bgsub(folder, "--no-display", "--mask-dir", "masks", "--mask-output", "m.mp4",
+              cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    names = sorted(p.name for p in (tmp_path / "masks").iterdir())
+    assert names == [f"{i:06d}.png" for i in range(12) if i != 5]  # one per frame read
+    assert "f005.png is not a readable image; skipped" in r.stderr
+    assert "resetting the model" in r.stderr
+    assert "11 frames processed, 1 skipped" in r.stderr
+    big = cv2.imread(str(tmp_path / "masks" / "000009.png"), cv2.IMREAD_UNCHANGED)
+    assert big.shape == (SMALL.height * 2, SMALL.width * 2)
+    # the video keeps its first size
+    assert count_frames(tmp_path / "m.mp4") == (11, (SMALL.height, SMALL.width))
+
+
+def test_config_file_and_overrides(clip, tmp_path):
+    (tmp_path / "config.toml").write_text("[model]\nk = 9\n")
+    r = bgsub(clip, "--no-display", cwd=tmp_path)  # ./config.toml is picked up
+    assert r.returncode == 2 and "config.toml: model.k must be an integer in 1..8" in r.stderr
+    # --set applies on top of the file: the file's valid min_variance meets an
+    # init_variance below it
+    (tmp_path / "config.toml").write_text("[model]\nmin_variance = 50.0\n")
+    r = bgsub(clip, "--no-display", "--set", "model.init_variance=40", cwd=tmp_path)
+    assert r.returncode == 2 and "min_variance <= init_variance" in r.stderr
+    r = bgsub(clip, "--no-display", "--set", "model.init_variance=60", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    (tmp_path / "other.toml").write_text("[model]\nk = 1\nrho = \"gaussian\"\n")
+    r = bgsub(clip, "--no-display", "--config", "other.toml", "--quiet", cwd=tmp_path)
+    assert r.returncode == 0 and r.stderr == ""
+
+
+@pytest.mark.parametrize("args,message", [
+    (["missing.mp4"], "missing.mp4: no such file or folder"),
+    (["text.mp4"], "text.mp4: not a video OpenCV can read"),
+    (["empty.mp4"], "empty.mp4: the file is empty"),
+    (["emptydir"], "emptydir: the folder holds no images"),
+    (["--camera", "7"], "camera 7 does not open"),
+    (["rtsp://127.0.0.1:9/none", "--set", "source.open_timeout=2"],
+     "the stream does not connect within 2 s"),
+    (["CLIP", "--set", "model.learning_rate=1.5"], "model.learning_rate must be in [0, 1]"),
+    (["CLIP", "--set", "model.T=0.5"], "unknown key model.T; valid keys in [model]: k,"),
+    (["CLIP", "--set", "model.k"], "--set expects section.key=value"),
+    (["CLIP", "--config", "bad.toml"], "bad.toml: invalid TOML: Invalid value (at line 2"),
+    (["CLIP", "--config", "unknown.toml"], "unknown key display.colour; valid keys"),
+    (["CLIP", "--config", "nothere.toml"], "config file not found: nothere.toml"),
+    (["CLIP", "--output", "nodir/out.mp4"], "--output nodir/out.mp4: the folder nodir does not"),
+    (["CLIP", "--mask-output", "out.xyz"], "unknown video extension '.xyz'"),
+    (["CLIP", "--mask-dir", "text.mp4"], "exists and is not a folder"),
+    ([], "no source given"),
+])
+def test_bad_input_gets_one_line_and_exit_2(clip, tmp_path, args, message):
+    (tmp_path / "text.mp4").write_text("this is not a video\n")
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "emptydir").mkdir()
+    (tmp_path / "bad.toml").write_text("[model]\nk = = 3\n")
+    (tmp_path / "unknown.toml").write_text("[display]\ncolour = 1\n")
+    args = [str(clip) if a == "CLIP" else a for a in args]
+    start = time.monotonic()
+    r = bgsub(*args, "--no-display", cwd=tmp_path)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("bgsub: error: ") and message in lines[0], lines[0]
+    assert time.monotonic() - start < 60  # the stream timeout is bounded
+    # nothing was written by a run that failed before its first frame
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    r = bgsub("missing.mp4", "--debug", cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" in r.stderr
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interruption_leaves_playable_files(tmp_path, sig, code):
+    long = tmp_path / "long.avi"
+    write_video(str(long), SceneSpec(width=320, height=240, frames=600, seed=3))
+    env = dict(os.environ)
+    env.pop("DISPLAY", None)
+    proc = subprocess.Popen([sys.executable, "-m", "bgsub", str(long), "--no-display",
+                             "--output", "out.mp4", "--mask-dir", "masks"], cwd=tmp_path,
+                            env=env, stderr=subprocess.PIPE, text=True)
+    masks = tmp_path / "masks"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(masks.glob("*.png"))) < 20:
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    written = len(list(masks.glob("*.png")))
+    assert 20 <= written < 600
+    frames, size = count_frames(tmp_path / "out.mp4")
+    assert frames == written and size == (240, 320)
+    assert f"{written} frames processed" in err and "Traceback" not in err

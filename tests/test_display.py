@@ -1,0 +1,90 @@
+"""The window: a real HighGUI window under Xvfb, driven by keys the test controls."""
+
+import os
+import shutil
+import subprocess
+
+import cv2
+import numpy as np
+import pytest
+
+from bgsub import MixtureMasker
+from bgsub.config import Config, DisplayConfig
+from bgsub.display import Display, annotate, compose
+from bgsub.pipeline import run_pipeline
+from bgsub.sinks import SinkWriter
+from bgsub.sources import FrameReader, open_source
+from bgsub.synthetic import SceneSpec, write_video
+
+
+@pytest.fixture(scope="module")
+def xvfb():
+    """Start Xvfb on a free display; skip (with the reason) where it cannot start."""
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb is not installed (Debian package xvfb; .ci/run installs it)")
+    read, write = os.pipe()
+    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x720x24",
+                             "-nolisten", "tcp"], pass_fds=(write,),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        number = pipe.readline().strip()
+    if not number:
+        proc.kill()
+        pytest.skip("Xvfb did not start")
+    yield f":{number}"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_window_shows_frames_and_obeys_space_and_q(xvfb, tmp_path, monkeypatch):
+    monkeypatch.setenv("DISPLAY", xvfb)
+    monkeypatch.chdir(tmp_path)  # snapshots land here
+    clip = tmp_path / "clip.avi"
+    write_video(str(clip), SceneSpec(width=160, height=120, frames=60, seed=4))
+    # 4 frames, space (pause), 3 idle polls, s (snapshot while paused), space
+    # (resume), 2 frames, q: 4 + 1 + 2 + 1 = 8 frames shown
+    script = [-1, -1, -1, -1, ord(" "), -1, -1, -1, ord("s"), ord(" "), -1, -1, ord("q")]
+    seen = {"calls": 0, "visible": []}
+
+    def keys(delay_ms):
+        seen["visible"].append(cv2.getWindowProperty("bgsub", cv2.WND_PROP_VISIBLE))
+        seen["calls"] += 1
+        return script.pop(0) if script else ord("q")
+
+    display = Display(key_source=keys)
+    config = Config(display=DisplayConfig(max_width=400))
+    assert display.open() is None
+    reader = FrameReader(open_source(str(clip)))
+    try:
+        summary = run_pipeline(reader, MixtureMasker(), config, SinkWriter(), display)
+    finally:
+        reader.close()
+        display.close()
+    assert summary.quit_by_key
+    assert summary.processed == 8
+    assert seen["calls"] == 13 and script == []
+    assert min(seen["visible"]) >= 1  # the window was really there
+    assert summary.snapshots == ["bgsub-snapshot-000004.png"]
+    snap = cv2.imread(str(tmp_path / summary.snapshots[0]))
+    assert snap.shape[1] == 400  # three 160-pixel panes scaled down to max_width
+    assert snap.shape == display.last_image.shape
+
+
+def test_annotate_tints_foreground_and_boxes_blobs():
+    frame = np.full((40, 60, 3), 100, np.uint8)
+    mask = np.zeros((40, 60), np.uint8)
+    mask[5:15, 5:20] = 255  # a blob of 150 pixels
+    mask[30, 50] = 255  # a speck under min_blob_area
+    out = annotate(frame, mask, tint=0.5, min_blob_area=10)
+    assert tuple(out[10, 10]) == (50, 50, 177)  # half way to red
+    assert tuple(out[25, 30]) == (100, 100, 100)  # background untouched
+    assert tuple(out[4, 4]) == (0, 255, 0)  # the box's corner, one pixel outside
+    assert tuple(out[29, 49]) == (100, 100, 100)  # no box around the speck
+    assert np.array_equal(frame, np.full((40, 60, 3), 100, np.uint8))  # input kept
+
+
+def test_compose_scales_to_fit():
+    panes = [np.zeros((100, 200, 3), np.uint8), np.zeros((100, 200), np.uint8)]
+    assert compose(panes, 1000).shape == (100, 400, 3)
+    assert compose(panes, 200, "text").shape == (50, 200, 3)
