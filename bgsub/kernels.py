@@ -247,7 +247,7 @@ def _learn_block(p0, nb, w, mu, var, fs, alpha, w_init, var_init, var_min, var_m
             vj[i] = moved if jf == b else (var_init if (b < _ZERO) & (jf == rr) else v)
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(parallel=True, cache=True, nogil=True, error_model="numpy")
 def update_classify(x, w, mu, var, mask, scratch, above64, alpha, lam2, bg_ratio, w_init,
                     var_init, var_min, var_max, rho_mode):
     """Classify one frame against the model, then learn from it.
@@ -287,7 +287,7 @@ def update_classify(x, w, mu, var, mask, scratch, above64, alpha, lam2, bg_ratio
                          var_max, rho_mode)
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(parallel=True, cache=True, nogil=True, error_model="numpy")
 def classify(x, w, mu, var, mask, scratch, above64, lam2, bg_ratio):
     """Classify one frame against the model without changing it."""
     nc = mu.shape[1]
@@ -303,7 +303,7 @@ def classify(x, w, mu, var, mask, scratch, above64, lam2, bg_ratio):
             _classify_block(p0, nb, w, var, fs, above64[ch], nc, bg_ratio, mask)
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(parallel=True, cache=True, nogil=True, error_model="numpy")
 def background_means(w, mu, var, out):
     """Write each pixel's top-ranked mean, rounded to uint8, into ``out`` (N, C)."""
     k, nc, n = mu.shape

@@ -111,6 +111,12 @@ def run_pipeline(reader: FrameReader, masker: MixtureMasker, config: Config, wri
     progress = progress or Progress(None, quiet=True)
     warn = warn or (lambda message: print(f"bgsub: warning: {message}", file=sys.stderr))
     show_background = display is not None and config.display.show_background
+
+    def draw(frame, mask):
+        return annotate(frame, mask, config.display.tint, config.display.min_blob_area)
+
+    if writer.draw is None:
+        writer.draw = draw
     summary = Summary()
     start = time.perf_counter()
     while not stop.is_set():
@@ -134,12 +140,13 @@ def run_pipeline(reader: FrameReader, masker: MixtureMasker, config: Config, wri
             summary.resets += 1
         mask = masker.apply(frame)
         summary.processed += 1
-        summary.foreground_sum += np.count_nonzero(mask == 255) / mask.size
+        summary.foreground_sum += cv2.countNonZero(cv2.compare(mask, 254, cv2.CMP_GT)) / mask.size
         background = (masker.background_image()
                       if writer.wants_background or show_background else None)
-        annotated = (annotate(frame, mask, config.display.tint, config.display.min_blob_area)
-                     if writer.wants_annotated or display is not None else None)
-        writer.put(index, annotated, mask, background)
+        # with a window the annotated frame is drawn here and shared; without
+        # one the writer thread draws it, off the masking thread
+        annotated = draw(frame, mask) if display is not None else None
+        writer.put(index, frame, mask, background, annotated)
         progress.update(summary.processed + summary.skipped)
         if display is not None:
             elapsed = time.perf_counter() - start

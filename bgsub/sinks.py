@@ -122,15 +122,18 @@ _STOP = object()
 class SinkWriter:
     """Write results in a thread with a bounded queue; close every file at the end.
 
-    ``put(index, annotated, mask, background)`` hands one frame's results over;
-    each sink gets the image it asked for.  A full queue makes ``put`` wait
-    (nothing is dropped).  An error in the thread is raised by the next
-    ``put`` or by ``close``.
+    ``put(index, frame, mask, background, annotated)`` hands one frame's
+    results over; each sink gets the image it asked for.  When the annotated
+    frame is wanted but not given, the thread draws it with ``draw(frame,
+    mask)``, off the masking thread.  A full queue makes ``put`` wait (nothing
+    is dropped).  An error in the thread is raised by the next ``put`` or by
+    ``close``.
     """
 
     def __init__(self, output: VideoSink | None = None, mask_output: VideoSink | None = None,
                  background_output: VideoSink | None = None, mask_dir: MaskDirSink | None = None,
-                 queue_size: int = 32) -> None:
+                 queue_size: int = 32, draw=None) -> None:
+        self.draw = draw
         self.output = output
         self.mask_output = mask_output
         self.background_output = background_output
@@ -139,10 +142,6 @@ class SinkWriter:
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="bgsub-writer", daemon=True)
         self._thread.start()
-
-    @property
-    def wants_annotated(self) -> bool:
-        return self.output is not None
 
     @property
     def wants_background(self) -> bool:
@@ -160,10 +159,11 @@ class SinkWriter:
                 return
             if self._error is not None:
                 continue  # drain: the error is reported by the main thread
-            index, annotated, mask, background = item
+            index, frame, mask, background, annotated = item
             try:
                 if self.output is not None:
-                    self.output.write(annotated)
+                    self.output.write(annotated if annotated is not None
+                                      else self.draw(frame, mask))
                 if self.mask_output is not None:
                     self.mask_output.write(mask)
                 if self.background_output is not None:
@@ -173,11 +173,11 @@ class SinkWriter:
             except BaseException as exc:
                 self._error = exc
 
-    def put(self, index: int, annotated, mask, background) -> None:
+    def put(self, index: int, frame, mask, background=None, annotated=None) -> None:
         if self._error is not None:
             raise self._error
         if self.active:
-            self._queue.put((index, annotated, mask, background))
+            self._queue.put((index, frame, mask, background, annotated))
 
     def close(self) -> None:
         """Write what is queued, then close every file (also after an error)."""

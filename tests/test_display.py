@@ -77,7 +77,7 @@ def test_annotate_tints_foreground_and_boxes_blobs():
     mask[5:15, 5:20] = 255  # a blob of 150 pixels
     mask[30, 50] = 255  # a speck under min_blob_area
     out = annotate(frame, mask, tint=0.5, min_blob_area=10)
-    assert tuple(out[10, 10]) == (50, 50, 177)  # half way to red
+    assert tuple(out[10, 10]) == (50, 50, 178)  # half way to red
     assert tuple(out[25, 30]) == (100, 100, 100)  # background untouched
     assert tuple(out[4, 4]) == (0, 255, 0)  # the box's corner, one pixel outside
     assert tuple(out[29, 49]) == (100, 100, 100)  # no box around the speck
