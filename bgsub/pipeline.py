@@ -65,7 +65,8 @@ class Progress:
         self.live = bool(getattr(stream, "isatty", lambda: False)())
         self.interval = interval if interval is not None else (0.25 if self.live else 10.0)
         self._start = time.perf_counter()
-        self._last = 0.0
+        # a log's first line waits one interval: frame 1 alone says nothing of the rate
+        self._last = 0.0 if self.live else self._start
         self._shown = False
 
     def update(self, frames: int, force: bool = False) -> None:
