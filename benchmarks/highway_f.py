@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from bgsub import MixtureMasker
 from bgsub.evaluation import Confusion, confusion, load_cdnet_sequence

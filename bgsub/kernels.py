@@ -66,7 +66,9 @@ def scratch_shapes(channels: int, n_chunks: int) -> tuple[tuple[int, int, int], 
 
 @njit(cache=True, error_model="numpy")
 def _match_block(x, p0, nb, w, mu, var, fs, inv_c, lam2):
-    """Load a block of the flat frame ``x`` (N*C,), find each pixel's highest-ranked match and least probable slot.
+    """Find each pixel's highest-ranked match and least probable slot in a block.
+
+    The block starts at pixel p0 of the flat frame ``x`` (N*C,).
 
     Leaves in the scratch: the pixels as float32 (rows 0..C-1), the matched
     slot (-1 for none) with its key, distance and variance, and the least
@@ -223,7 +225,8 @@ def _learn_block(p0, nb, w, mu, var, fs, alpha, w_init, var_init, var_min, var_m
         a64 = np.float64(alpha)
         for i in range(nb):
             vb = np.float64(best_var[i])
-            eta = (2.0 * math.pi * vb) ** (-half_c) * math.exp(-half_c * np.float64(best_d2[i]) / vb)
+            d2 = np.float64(best_d2[i])
+            eta = (2.0 * math.pi * vb) ** (-half_c) * math.exp(-half_c * d2 / vb)
             rho[i] = np.float32(min(a64 * eta, 1.0))
     for j in range(k):
         jf = np.float32(j)

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 import cv2
-import numpy as np
 
 from .config import Config
 from .display import KEY_PAUSE, KEY_QUIT, KEY_RESET, KEY_SNAPSHOT, Display, annotate, compose

@@ -82,7 +82,7 @@ class NaiveMixture:
         return sorted(range(self.k), key=lambda j: -keys[j]), keys
 
     def _pixel(self, p, value, alpha):
-        k, c = self.k, len(value)
+        c = len(value)
         order, keys = self._rank_order(p)
 
         # match: the first component in rank order within lambda sigma

@@ -83,7 +83,8 @@ def test_config_file_errors(tmp_path):
         load_config(unknown)
     section = tmp_path / "section.toml"
     section.write_text("[modle]\nk = 3\n")
-    with pytest.raises(ConfigError, match="unknown section \\[modle\\]; valid sections: source, model, "):
+    with pytest.raises(ConfigError,
+                       match="unknown section \\[modle\\]; valid sections: source, model, "):
         load_config(section)
 
 
@@ -93,7 +94,8 @@ def test_bad_frames_raise_clear_errors():
         m.apply([[1, 2], [3, 4]])
     with pytest.raises(ValueError, match="frame must be uint8, got float32"):
         m.apply(np.zeros((4, 4), np.float32))
-    with pytest.raises(ValueError, match=r"grey \(H, W\) or BGR \(H, W, 3\), got shape \(4, 4, 4\)"):
+    with pytest.raises(ValueError,
+                       match=r"grey \(H, W\) or BGR \(H, W, 3\), got shape \(4, 4, 4\)"):
         m.apply(np.zeros((4, 4, 4), np.uint8))
     with pytest.raises(ValueError, match="empty"):
         m.apply(np.zeros((0, 4), np.uint8))

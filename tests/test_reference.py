@@ -83,7 +83,7 @@ def test_kernel_matches_reference_on_a_large_frame():
     h, w = 64, 150
     fast, slow = MixtureMasker(k=3), NaiveMixture(k=3)
     base = rng.integers(0, 256, (h, w, 3))
-    for t in range(4):
+    for _ in range(4):
         frame = np.clip(base + rng.normal(0, 30, base.shape), 0, 255).astype(np.uint8)
         np.testing.assert_array_equal(fast.apply(frame), slow.apply(frame))
     np.testing.assert_allclose(fast.state()["mu"], slow.state()["mu"], rtol=1e-6, atol=1e-6)
