@@ -168,3 +168,26 @@ def test_interruption_leaves_playable_files(tmp_path, sig, code):
     frames, size = count_frames(tmp_path / "out.mp4")
     assert frames == written and size == (240, 320)
     assert f"{written} frames processed" in err and "Traceback" not in err
+
+
+def test_a_stream_that_never_answers_times_out(tmp_path):
+    """A server that accepts the connection and then says nothing: bounded by open_timeout."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    port = server.getsockname()[1]
+    held = []
+    threading.Thread(target=lambda: held.append(server.accept()), daemon=True).start()
+    try:
+        start = time.monotonic()
+        r = bgsub(f"rtsp://127.0.0.1:{port}/live", "--no-display", "--set",
+                  "source.open_timeout=2", cwd=tmp_path)
+        elapsed = time.monotonic() - start
+    finally:
+        server.close()
+    assert r.returncode == 2, r.stderr
+    assert "does not connect within 2 s" in r.stderr
+    assert elapsed < 20
