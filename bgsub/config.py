@@ -23,6 +23,7 @@ class ConfigError(ValueError):
 
 
 RHO_MODES = ("alpha_over_weight", "gaussian")
+COVARIANCE_TYPES = ("spherical", "diagonal")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,9 @@ class ModelConfig:
     rho : {"alpha_over_weight", "gaussian"}
         Learning rate of the matched component's mean and variance:
         ``alpha / w`` (default) or the paper's ``alpha * eta(x | mu, sigma)``.
+    covariance : {"spherical", "diagonal"}
+        One variance per component shared by the channels (Stauffer and
+        Grimson's sigma^2 I), or one per channel.
     """
 
     k: int = 3
@@ -64,6 +68,7 @@ class ModelConfig:
     min_variance: float = 16.0
     max_variance: float = 1600.0
     rho: str = "alpha_over_weight"
+    covariance: str = "spherical"
 
     def __post_init__(self) -> None:
         _check_types(self, "model")
@@ -80,6 +85,9 @@ class ModelConfig:
             raise ConfigError(
                 "model variances must satisfy min_variance <= init_variance <= max_variance, "
                 f"got {self.min_variance} <= {self.init_variance} <= {self.max_variance}")
+        if self.covariance not in COVARIANCE_TYPES:
+            raise ConfigError(f"model.covariance must be one of "
+                              f"{', '.join(map(repr, COVARIANCE_TYPES))}, got {self.covariance!r}")
         if self.rho not in RHO_MODES:
             raise ConfigError(
                 f"model.rho must be one of {', '.join(map(repr, RHO_MODES))}, got {self.rho!r}")

@@ -4,12 +4,19 @@ State layout (structure of arrays, all float32, C-contiguous, N = H*W):
 
 * ``w``   (k, N)    component weights
 * ``mu``  (k, C, N) component means, one plane per channel
-* ``var`` (k, V, N) component variances; V = 1 (spherical: sigma^2 shared by
-  the channels).  V = C is reserved for the diagonal variant.
+* ``var`` (k, V, N) component variances; V = 1 for the spherical model
+  (sigma^2 shared by the channels), V = C for the diagonal one (a variance per
+  channel).
+
+Distances: with d_c = x_c - mu_c, a value matches a component when
+``m2 < lambda^2`` with ``m2 = (1/C) sum_c d_c^2 / sigma_c^2`` (the mean
+squared Mahalanobis distance per channel; spherical: ``(1/C) ||d||^2 /
+sigma^2``, evaluated as ``(1/C) ||d||^2 < lambda^2 sigma^2``).
 
 Components are *not* stored in rank order: a component's rank is derived from
-its key ``w**2 / var`` (the square of w/sigma: same order, no sqrt) when it is
-needed.  Rank order is "key descending, ties to the lower slot", so the
+its key ``w**2 / s2`` (the square of w/sigma: same order, no sqrt) when it is
+needed, with s2 its variance, or for the diagonal model the mean of its channel
+variances (the same key when they are equal).  Rank order is "key descending, ties to the lower slot", so the
 top-ranked component is the first in that order and the least probable one the
 last.  Keeping no order means no per-pixel swapping of planes and no sort.
 
@@ -55,13 +62,29 @@ _BG = np.uint8(0)
 # these.  Slot numbers are stored as float32 (-1 = none) so that every lane of
 # the vectorised loops is 32 bits wide: mixing int64 loop counters with int32
 # slots made LLVM's selects 2-3x slower.
-_D2, _BEST_KEY, _BEST_D2, _BEST_VAR, _RHO, _R_KEY, _SCALE, _BEST, _R = range(9)
-_N_ROWS = 9
+_D2, _BEST_KEY, _BEST_D2, _BEST_VAR, _RHO, _R_KEY, _SCALE, _BEST, _R, _RANK_VAR = range(10)
+_N_ROWS = 10
 
 
 def scratch_shapes(channels: int, n_chunks: int) -> tuple[tuple[int, int, int], tuple[int, int]]:
     """Shapes of the float32 and float64 scratch arrays the kernels need."""
     return (n_chunks, channels + _N_ROWS, BLOCK), (n_chunks, BLOCK)
+
+
+@njit(cache=True, error_model="numpy")
+def _rank_var(var, j, p0, nb, row, inv_c):
+    """Component j's ranking variance over a block: its variance, or the mean of its channels'."""
+    if var.shape[1] == 1:
+        return var[j, 0, p0:p0 + nb]
+    for i in range(nb):
+        row[i] = _ZERO
+    for c in range(var.shape[1]):
+        vc = var[j, c, p0:p0 + nb]
+        for i in range(nb):
+            row[i] += vc[i]
+    for i in range(nb):
+        row[i] = row[i] * inv_c
+    return row
 
 
 @njit(cache=True, error_model="numpy")
@@ -71,11 +94,13 @@ def _match_block(x, p0, nb, w, mu, var, fs, inv_c, lam2):
     The block starts at pixel p0 of the flat frame ``x`` (N*C,).
 
     Leaves in the scratch: the pixels as float32 (rows 0..C-1), the matched
-    slot (-1 for none) with its key, distance and variance, and the least
-    probable slot (lowest key, ties to the higher slot) with its key.
+    slot (-1 for none) with its key, m2 and (spherical) variance, and the
+    least probable slot (lowest key, ties to the higher slot) with its key.
     """
     k = w.shape[0]
     nc = mu.shape[1]
+    diagonal = var.shape[1] > 1
+    rank_row = fs[nc + _RANK_VAR]
     d2 = fs[nc + _D2]
     best_key = fs[nc + _BEST_KEY]
     best_d2 = fs[nc + _BEST_D2]
@@ -107,20 +132,27 @@ def _match_block(x, p0, nb, w, mu, var, fs, inv_c, lam2):
     for j in range(k):
         jf = np.float32(j)
         wj = w[j, p0:p0 + nb]
-        vj = var[j, 0, p0:p0 + nb]
+        vj = _rank_var(var, j, p0, nb, rank_row, inv_c)
         for i in range(nb):
             d2[i] = _ZERO
         for c in range(nc):
             xc = fs[c]
             mjc = mu[j, c, p0:p0 + nb]
-            for i in range(nb):
-                diff = xc[i] - mjc[i]
-                d2[i] += diff * diff
+            if diagonal:
+                vjc = var[j, c, p0:p0 + nb]
+                for i in range(nb):
+                    diff = xc[i] - mjc[i]
+                    d2[i] += diff * diff / vjc[i]
+            else:
+                for i in range(nb):
+                    diff = xc[i] - mjc[i]
+                    d2[i] += diff * diff
         for i in range(nb):
             ww = wj[i]
             v = vj[i]
             dd = d2[i] * inv_c
             key = ww * ww / v
+            limit = lam2 if diagonal else lam2 * v
             old_best = best[i]
             old_key = best_key[i]
             old_d2 = best_d2[i]
@@ -128,7 +160,7 @@ def _match_block(x, p0, nb, w, mu, var, fs, inv_c, lam2):
             old_r = r[i]
             old_r_key = r_key[i]
             # key > best_key also keeps the lower slot on equal keys (rank ties)
-            hit = (ww > _ZERO) & (dd < lam2 * v) & (key > old_key)
+            hit = (ww > _ZERO) & (dd < limit) & (key > old_key)
             best[i] = old_best + (_ONE if hit else _ZERO) * (jf - old_best)
             best_key[i] = key if hit else old_key
             best_d2[i] = dd if hit else old_d2
@@ -152,12 +184,14 @@ def _classify_block(p0, nb, w, var, fs, above64, nc, bg_ratio, mask):
     best_key = fs[nc + _BEST_KEY]
     above = above64
     best = fs[nc + _BEST]
+    rank_row = fs[nc + _RANK_VAR]
+    inv_c = _ONE / np.float32(nc)
     for i in range(nb):
         above[i] = 0.0
     for j in range(k):
         jf = np.float32(j)
         wj = w[j, p0:p0 + nb]
-        vj = var[j, 0, p0:p0 + nb]
+        vj = _rank_var(var, j, p0, nb, rank_row, inv_c)
         for i in range(nb):
             ww = wj[i]
             key = ww * ww / vj[i]
@@ -219,35 +253,61 @@ def _learn_block(p0, nb, w, mu, var, fs, alpha, w_init, var_init, var_min, var_m
             wb = rho[i]
             rho[i] = alpha / (wb if best[i] >= _ZERO else _ONE)
     else:
-        # eta(x | mu, sigma^2 I) in C dimensions (||x - mu||^2 = C * d2), in
-        # float64: libm's pow and exp, as the reference calls them
+        # the density eta(x | mu, Sigma) in C dimensions, in float64 with
+        # libm's pow and exp as the reference calls them.  best_d2 holds m2, so
+        # the exponent -1/2 (x-mu)' Sigma^-1 (x-mu) is -(C/2) m2.
         half_c = nc / 2.0
         a64 = np.float64(alpha)
         for i in range(nb):
-            vb = np.float64(best_var[i])
-            d2 = np.float64(best_d2[i])
-            eta = (2.0 * math.pi * vb) ** (-half_c) * math.exp(-half_c * d2 / vb)
+            m2 = np.float64(best_d2[i])
+            if var.shape[1] == 1:
+                vb = np.float64(best_var[i])
+                eta = (2.0 * math.pi * vb) ** (-half_c) * math.exp(-half_c * m2 / vb)
+            else:
+                b = max(int(best[i]), 0)
+                det = 1.0
+                for c in range(nc):
+                    det *= 2.0 * math.pi * np.float64(var[b, c, p0 + i])
+                eta = det ** -0.5 * math.exp(-half_c * m2)
             rho[i] = np.float32(min(a64 * eta, 1.0))
+    diagonal = var.shape[1] > 1
     for j in range(k):
         jf = np.float32(j)
         for c in range(nc):
             xc = fs[c]
             mjc = mu[j, c, p0:p0 + nb]
+            if diagonal:
+                # each channel's variance follows its own squared distance
+                vjc = var[j, c, p0:p0 + nb]
+                for i in range(nb):
+                    m = mjc[i]
+                    xv = xc[i]
+                    b = best[i]
+                    rr = r[i]
+                    v = vjc[i]
+                    diff = xv - m
+                    moved = m + rho[i] * diff
+                    replaced = (b < _ZERO) & (jf == rr)
+                    mjc[i] = moved if jf == b else (xv if replaced else m)
+                    vmoved = min(max(v + rho[i] * (diff * diff - v), var_min), var_max)
+                    vjc[i] = vmoved if jf == b else (var_init if replaced else v)
+            else:
+                for i in range(nb):
+                    m = mjc[i]
+                    xv = xc[i]
+                    b = best[i]
+                    rr = r[i]
+                    moved = m + rho[i] * (xv - m)
+                    mjc[i] = moved if jf == b else (xv if (b < _ZERO) & (jf == rr) else m)
+        if not diagonal:
+            vj = var[j, 0, p0:p0 + nb]
             for i in range(nb):
-                m = mjc[i]
-                xv = xc[i]
+                v = vj[i]
                 b = best[i]
                 rr = r[i]
-                moved = m + rho[i] * (xv - m)
-                mjc[i] = moved if jf == b else (xv if (b < _ZERO) & (jf == rr) else m)
-        vj = var[j, 0, p0:p0 + nb]
-        for i in range(nb):
-            v = vj[i]
-            b = best[i]
-            rr = r[i]
-            moved = v + rho[i] * (best_d2[i] - v)
-            moved = min(max(moved, var_min), var_max)
-            vj[i] = moved if jf == b else (var_init if (b < _ZERO) & (jf == rr) else v)
+                moved = v + rho[i] * (best_d2[i] - v)
+                moved = min(max(moved, var_min), var_max)
+                vj[i] = moved if jf == b else (var_init if (b < _ZERO) & (jf == rr) else v)
 
 
 @njit(parallel=True, cache=True, nogil=True, error_model="numpy")
@@ -310,12 +370,21 @@ def classify(x, w, mu, var, mask, scratch, above64, lam2, bg_ratio):
 def background_means(w, mu, var, out):
     """Write each pixel's top-ranked mean, rounded to uint8, into ``out`` (N, C)."""
     k, nc, n = mu.shape
+    nv = var.shape[1]
+    inv_c = _ONE / np.float32(nc)
     for p in prange(n):
         top = 0
         top_key = _NO_KEY
         for j in range(k):
             wj = w[j, p]
-            key = wj * wj / var[j, 0, p]
+            if nv == 1:
+                s2 = var[j, 0, p]
+            else:  # as _rank_var computes it
+                s2 = _ZERO
+                for c in range(nv):
+                    s2 += var[j, c, p]
+                s2 = s2 * inv_c
+            key = wj * wj / s2
             if key > top_key:
                 top = j
                 top_key = key

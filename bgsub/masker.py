@@ -181,7 +181,8 @@ class MixtureMasker:
         self._shape = shape
         self._w = np.zeros((k, n), np.float32)
         self._mu = np.zeros((k, channels, n), np.float32)
-        self._var = np.full((k, 1, n), self._config.init_variance, np.float32)
+        variances = channels if self._config.covariance == "diagonal" else 1
+        self._var = np.full((k, variances, n), self._config.init_variance, np.float32)
         # a few chunks per thread balance the load; each chunk owns its scratch
         n_chunks = max(1, min(4 * numba.config.NUMBA_NUM_THREADS, -(-n // kernels.BLOCK)))
         fshape, dshape = kernels.scratch_shapes(channels, n_chunks)
@@ -297,7 +298,10 @@ class MixtureMasker:
         return out.reshape(self._shape)
 
     def state(self) -> dict[str, np.ndarray]:
-        """Copies of the state planes ``w`` (k, N), ``mu`` (k, C, N) and ``var`` (k, 1, N)."""
+        """Copies of the state planes ``w`` (k, N), ``mu`` (k, C, N) and ``var`` (k, V, N).
+
+        V is 1 for the spherical model and C for the diagonal one.
+        """
         if self._shape is None:
             raise RuntimeError("state() needs a model: apply a frame first")
         return {"w": self._w.copy(), "mu": self._mu.copy(), "var": self._var.copy()}

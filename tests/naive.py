@@ -38,6 +38,7 @@ class NaiveMixture:
         background_ratio, init_weight, init_variance = (p["background_ratio"], p["init_weight"],
                                                         p["init_variance"])
         min_variance, max_variance, rho = p["min_variance"], p["max_variance"], p["rho"]
+        self.diagonal = p["covariance"] == "diagonal"  # per-channel variances for colour
         self.k = k
         self.alpha = learning_rate
         self.lam2 = f32(match_threshold ** 2)
@@ -63,7 +64,7 @@ class NaiveMixture:
                 return np.zeros((h, wd), np.uint8)
             self.w = np.zeros((self.k, n), np.float32)
             self.mu = np.zeros((self.k, c, n), np.float32)
-            self.var = np.full((self.k, 1, n), self.var_init, np.float32)
+            self.var = np.full((self.k, c if self.diagonal else 1, n), self.var_init, np.float32)
         learn = learning_rate != 0
         if learn:
             self.t += 1
@@ -76,9 +77,23 @@ class NaiveMixture:
             mask[:] = 0
         return mask.reshape(h, wd)
 
+    @property
+    def per_channel(self):
+        """A variance per channel (diagonal colour); grey diagonal is spherical."""
+        return self.var.shape[1] > 1
+
+    def _rank_variance(self, j, p):
+        """sigma^2 for ranking: the variance, or the mean of the channels' variances."""
+        if not self.per_channel:
+            return self.var[j, 0, p]
+        s = f32(0.0)
+        for ch in range(self.var.shape[1]):
+            s = s + self.var[j, ch, p]
+        return s * (f32(1.0) / f32(self.var.shape[1]))
+
     def _rank_order(self, p):
         """Slots sorted by w/sigma (compared as w^2/sigma^2), descending; stable."""
-        keys = [self.w[j, p] * self.w[j, p] / self.var[j, 0, p] for j in range(self.k)]
+        keys = [self.w[j, p] * self.w[j, p] / self._rank_variance(j, p) for j in range(self.k)]
         return sorted(range(self.k), key=lambda j: -keys[j]), keys
 
     def _pixel(self, p, value, alpha):
@@ -91,12 +106,17 @@ class NaiveMixture:
         for j in order:
             if self.w[j, p] <= 0:
                 continue  # empty slot
+            # m2: the mean over channels of squared distance / variance
             s = f32(0.0)
             for ch in range(c):
                 diff = value[ch] - self.mu[j, ch, p]
-                s = s + diff * diff
+                if self.per_channel:
+                    s = s + diff * diff / self.var[j, ch, p]
+                else:
+                    s = s + diff * diff
             d2 = s * (f32(1.0) / f32(c))
-            if d2 < self.lam2 * self.var[j, 0, p]:
+            limit = self.lam2 if self.per_channel else self.lam2 * self.var[j, 0, p]
+            if d2 < limit:
                 matched, d2_matched = j, d2
                 break
 
@@ -131,15 +151,27 @@ class NaiveMixture:
                 self.w[j, p] = new
             if self.rho == "alpha_over_weight":
                 rho = alpha / self.w[matched, p]
-            else:
+            elif not self.per_channel:
                 eta = ((2.0 * math.pi * float(var_old)) ** (-c / 2.0)
                        * math.exp(-(c / 2.0) * float(d2) / float(var_old)))
                 rho = f32(min(float(alpha) * eta, 1.0))
+            else:
+                det = 1.0  # |2 pi Sigma|
+                for ch in range(c):
+                    det *= 2.0 * math.pi * float(self.var[matched, ch, p])
+                eta = det ** -0.5 * math.exp(-(c / 2.0) * float(d2))
+                rho = f32(min(float(alpha) * eta, 1.0))
             for ch in range(c):
                 m = self.mu[matched, ch, p]
-                self.mu[matched, ch, p] = m + rho * (value[ch] - m)
-            v = var_old + rho * (d2 - var_old)
-            self.var[matched, 0, p] = min(max(v, self.var_min), self.var_max)
+                diff = value[ch] - m
+                self.mu[matched, ch, p] = m + rho * diff
+                if self.per_channel:
+                    v = self.var[matched, ch, p]
+                    v = v + rho * (diff * diff - v)
+                    self.var[matched, ch, p] = min(max(v, self.var_min), self.var_max)
+            if not self.per_channel:
+                v = var_old + rho * (d2 - var_old)
+                self.var[matched, 0, p] = min(max(v, self.var_min), self.var_max)
         else:
             # replace the least probable component: last in rank order
             self.replacements += 1
@@ -160,7 +192,7 @@ class NaiveMixture:
                 self.w[j, p] = self.w[j, p] * inv
             for ch in range(c):
                 self.mu[r, ch, p] = value[ch]
-            self.var[r, 0, p] = self.var_init
+            self.var[r, :, p] = self.var_init
 
     def state(self):
         return {"w": self.w.copy(), "mu": self.mu.copy(), "var": self.var.copy()}

@@ -56,10 +56,12 @@ def run_both(k, channels, rho, seed, n_frames=40, **params):
     return events
 
 
+@pytest.mark.parametrize("covariance", ["spherical", "diagonal"])
 @pytest.mark.parametrize("k", [1, 2, 3, 5])
 @pytest.mark.parametrize("channels", [1, 3])
-def test_kernel_matches_reference(k, channels):
-    events = run_both(k, channels, "alpha_over_weight", seed=10 * k + channels)
+def test_kernel_matches_reference(k, channels, covariance):
+    events = run_both(k, channels, "alpha_over_weight", seed=10 * k + channels,
+                      covariance=covariance)
     # the comparison must have exercised the replacement and the re-ranking paths
     assert events["replaced"] > 100
     if k > 1:
@@ -67,14 +69,17 @@ def test_kernel_matches_reference(k, channels):
         assert events["matched_below_top"] > 100
 
 
+@pytest.mark.parametrize("covariance", ["spherical", "diagonal"])
 @pytest.mark.parametrize("channels", [1, 3])
-def test_kernel_matches_reference_paper_rho(channels):
-    run_both(3, channels, "gaussian", seed=7 + channels)
+def test_kernel_matches_reference_paper_rho(channels, covariance):
+    run_both(3, channels, "gaussian", seed=7 + channels, covariance=covariance)
 
 
-def test_kernel_matches_reference_other_parameters():
+@pytest.mark.parametrize("covariance", ["spherical", "diagonal"])
+def test_kernel_matches_reference_other_parameters(covariance):
     run_both(4, 3, "alpha_over_weight", seed=99, match_threshold=3.0, background_ratio=0.5,
-             init_weight=0.2, init_variance=100.0, min_variance=4.0, max_variance=400.0)
+             init_weight=0.2, init_variance=100.0, min_variance=4.0, max_variance=400.0,
+             covariance=covariance)
 
 
 def test_kernel_matches_reference_on_a_large_frame():
