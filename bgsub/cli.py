@@ -17,8 +17,8 @@ from .config import Config, ConfigError, apply_overrides, load_config
 from .display import Display
 from .masker import MixtureMasker
 from .pipeline import Progress, run_pipeline
-from .sinks import (MaskDirSink, SinkError, SinkWriter, VideoSink, check_output_dir,
-                    check_output_file)
+from .sinks import (MaskDirSink, SinkError, SinkWriter, StatsSink, VideoSink,
+                    check_output_dir, check_output_file, check_writable_file)
 from .sources import FrameReader, SourceError, open_source
 
 EXIT_USAGE = 2
@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", metavar="FILE", help="write the annotated video")
     p.add_argument("--mask-output", metavar="FILE", help="write the mask video")
     p.add_argument("--background-output", metavar="FILE", help="write the background video")
+    p.add_argument("--probability-output", metavar="FILE",
+                   help="write the soft foreground probability as a grey video (255 = surely "
+                        "foreground; costs time per frame)")
+    p.add_argument("--stats", metavar="FILE",
+                   help="write a CSV row per frame: frame, foreground_fraction, "
+                        "log_likelihood, recovering")
     p.add_argument("--mask-dir", metavar="DIR",
                    help="write one PNG mask per frame read, named by the frame's zero-based "
                         "index (000000.png, ...)")
@@ -121,7 +127,9 @@ def _run(args: argparse.Namespace) -> int:
     # every output is checked before the first frame is read
     outputs = {opt: check_output_file(path, opt) for opt, path in
                (("--output", args.output), ("--mask-output", args.mask_output),
-                ("--background-output", args.background_output)) if path}
+                ("--background-output", args.background_output),
+                ("--probability-output", args.probability_output)) if path}
+    stats = check_writable_file(args.stats, "--stats") if args.stats else None
     mask_dir = check_output_dir(args.mask_dir, "--mask-dir") if args.mask_dir else None
 
     source = open_source(args.source, args.camera, config.source)
@@ -133,6 +141,10 @@ def _run(args: argparse.Namespace) -> int:
         background_output=(VideoSink(outputs["--background-output"], fps, "--background-output")
                            if "--background-output" in outputs else None),
         mask_dir=MaskDirSink(mask_dir) if mask_dir else None,
+        probability_output=(VideoSink(outputs["--probability-output"], fps,
+                                      "--probability-output")
+                            if "--probability-output" in outputs else None),
+        stats=StatsSink(stats) if stats else None,
         queue_size=config.output.queue_size)
     reader = FrameReader(source, config.source.queue_size)
 

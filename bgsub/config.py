@@ -57,6 +57,19 @@ class ModelConfig:
     covariance : {"spherical", "diagonal"}
         One variance per component shared by the channels (Stauffer and
         Grimson's sigma^2 I), or one per channel.
+    outlier_weight : float
+        epsilon in (0, 1): the weight of a uniform outlier term in the
+        likelihood ``p(x) = (1 - eps) sum_j w_j N_j(x) + eps / 256**C`` used by
+        ``log_likelihood`` and ``foreground_probability``.
+    recovery_drop : float
+        When the mean log-likelihood of a frame falls this many nats per pixel
+        below its running average (lights switched on, camera bumped), the
+        model learns at ``recovery_rate`` for ``recovery_frames`` frames.  0
+        turns this off.
+    recovery_rate : float
+        Learning rate in (0, 1] during a recovery.
+    recovery_frames : int
+        Length of a recovery, in frames (>= 1).
     """
 
     k: int = 3
@@ -69,6 +82,10 @@ class ModelConfig:
     max_variance: float = 1600.0
     rho: str = "alpha_over_weight"
     covariance: str = "spherical"
+    outlier_weight: float = 0.01
+    recovery_drop: float = 3.0
+    recovery_rate: float = 0.1
+    recovery_frames: int = 30
 
     def __post_init__(self) -> None:
         _check_types(self, "model")
@@ -88,6 +105,13 @@ class ModelConfig:
         if self.covariance not in COVARIANCE_TYPES:
             raise ConfigError(f"model.covariance must be one of "
                               f"{', '.join(map(repr, COVARIANCE_TYPES))}, got {self.covariance!r}")
+        _check_range("model.outlier_weight", self.outlier_weight, 0.0, 1.0, "(0, 1)")
+        _check_range("model.recovery_drop", self.recovery_drop, 0.0, math.inf, ">= 0",
+                     lo_open=False)
+        _check_range("model.recovery_rate", self.recovery_rate, 0.0, 1.0, "(0, 1]",
+                     hi_open=False)
+        if self.recovery_frames < 1:
+            raise ConfigError(f"model.recovery_frames must be >= 1, got {self.recovery_frames}")
         if self.rho not in RHO_MODES:
             raise ConfigError(
                 f"model.rho must be one of {', '.join(map(repr, RHO_MODES))}, got {self.rho!r}")
@@ -145,7 +169,9 @@ class DisplayConfig:
     max_width : int
         The panes side by side are scaled down to fit this many pixels.
     show_background : bool
-        Show the background model as a third pane.
+        Show the background model as a pane.
+    show_probability : bool
+        Show the soft foreground probability as a pane (costs time per frame).
     min_blob_area : int
         Boxes are drawn around foreground blobs of at least this many pixels.
     tint : float
@@ -154,6 +180,7 @@ class DisplayConfig:
 
     max_width: int = 1600
     show_background: bool = True
+    show_probability: bool = False
     min_blob_area: int = 40
     tint: float = 0.5
 

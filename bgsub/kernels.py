@@ -44,6 +44,7 @@ import numpy as np
 from numba import njit, prange
 
 __all__ = ["update_classify", "classify", "background_means", "scratch_shapes",
+           "mean_log_likelihood", "foreground_probability",
            "RHO_ALPHA_OVER_W", "RHO_GAUSSIAN", "W_PRUNE", "BLOCK"]
 
 RHO_ALPHA_OVER_W = 0
@@ -85,6 +86,17 @@ def _rank_var(var, j, p0, nb, row, inv_c):
     for i in range(nb):
         row[i] = row[i] * inv_c
     return row
+
+
+@njit(inline="always", cache=True, error_model="numpy")
+def _rank_variance_at(var, j, p, inv_c):
+    """One pixel's ranking variance, computed as _rank_var does."""
+    if var.shape[1] == 1:
+        return var[j, 0, p]
+    s2 = _ZERO
+    for c in range(var.shape[1]):
+        s2 += var[j, c, p]
+    return s2 * inv_c
 
 
 @njit(cache=True, error_model="numpy")
@@ -370,24 +382,85 @@ def classify(x, w, mu, var, mask, scratch, above64, lam2, bg_ratio):
 def background_means(w, mu, var, out):
     """Write each pixel's top-ranked mean, rounded to uint8, into ``out`` (N, C)."""
     k, nc, n = mu.shape
-    nv = var.shape[1]
     inv_c = _ONE / np.float32(nc)
     for p in prange(n):
         top = 0
         top_key = _NO_KEY
         for j in range(k):
             wj = w[j, p]
-            if nv == 1:
-                s2 = var[j, 0, p]
-            else:  # as _rank_var computes it
-                s2 = _ZERO
-                for c in range(nv):
-                    s2 += var[j, c, p]
-                s2 = s2 * inv_c
-            key = wj * wj / s2
+            key = wj * wj / _rank_variance_at(var, j, p, inv_c)
             if key > top_key:
                 top = j
                 top_key = key
         for c in range(nc):
             v = mu[top, c, p] + _HALF
             out[p, c] = np.uint8(min(max(v, _ZERO), np.float32(255.0)))
+
+
+@njit(inline="always", cache=True, error_model="numpy")
+def _log_density(x, p, nc, mu, var, j):
+    """ln N(x_p | mu_j, Sigma_j), float64, for the spherical or diagonal model."""
+    s = 0.0  # sum over channels of ln(2 pi var) and d^2 / var
+    for c in range(nc):
+        v = np.float64(var[j, c if var.shape[1] > 1 else 0, p])
+        d = np.float64(x[p * nc + c]) - np.float64(mu[j, c, p])
+        s += math.log(2.0 * math.pi * v) + d * d / v
+    return -0.5 * s
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def mean_log_likelihood(x, w, mu, var, outlier, stride):
+    """Mean of ln p(x) over every ``stride``-th pixel (float64).
+
+    ``p(x) = (1 - outlier) sum_j w_j N(x | mu_j, Sigma_j) + outlier / 256**C``:
+    the uniform term keeps one unexplained pixel from sending the mean to
+    minus infinity.
+    """
+    k, nc, n = mu.shape
+    count = (n + stride - 1) // stride
+    uniform = outlier * 256.0 ** -nc
+    total = 0.0
+    for q in range(count):  # a few thousand pixels: threads would cost more than they save
+        p = q * stride
+        mix = 0.0
+        for j in range(k):
+            wj = np.float64(w[j, p])
+            if wj > 0.0:
+                mix += wj * math.exp(_log_density(x, p, nc, mu, var, j))
+        total += math.log((1.0 - outlier) * mix + uniform)
+    return total / count
+
+
+@njit(parallel=True, cache=True, nogil=True, error_model="numpy")
+def foreground_probability(x, w, mu, var, bg_ratio, outlier, out):
+    """Posterior that each pixel is not explained by the background components.
+
+    ``1 - (1 - outlier) sum_{j in B} w_j N_j(x) / p(x)`` with B the background
+    components (those with at most T of weight ranked above them) and p(x) the
+    mixture with its uniform outlier term; written to ``out`` (N,) float32.
+    """
+    k, nc, n = mu.shape
+    uniform = outlier * 256.0 ** -nc
+    t = np.float64(bg_ratio)
+    inv_c = _ONE / np.float32(nc)
+    for p in prange(n):
+        mix = 0.0
+        background = 0.0
+        for j in range(k):
+            wj = w[j, p]
+            if wj <= _ZERO:
+                continue
+            dens = np.float64(wj) * math.exp(_log_density(x, p, nc, mu, var, j))
+            mix += dens
+            # j is background when the weight ranked above it is at most T
+            key_j = wj * wj / _rank_variance_at(var, j, p, inv_c)
+            above = 0.0
+            for i in range(k):
+                wi = w[i, p]
+                key_i = wi * wi / _rank_variance_at(var, i, p, inv_c)
+                if i != j and (key_i > key_j or (key_i == key_j and i < j)):
+                    above += np.float64(wi)
+            if above <= t:
+                background += dens
+        total = (1.0 - outlier) * mix + uniform
+        out[p] = np.float32(1.0 - (1.0 - outlier) * background / total)

@@ -18,6 +18,7 @@ from .config import ModelConfig, load_config, replace_model
 
 __all__ = ["MixtureMasker", "FrameSizeError", "absorption_frames"]
 
+_LL_SAMPLES = 2048  # pixels in the log-likelihood's subsample
 _RHO_CODES = {"alpha_over_weight": kernels.RHO_ALPHA_OVER_W, "gaussian": kernels.RHO_GAUSSIAN}
 
 
@@ -171,6 +172,10 @@ class MixtureMasker:
     def reset(self) -> None:
         """Forget everything: the next frame starts a new model, of any size."""
         self._t = 0
+        self._ll = math.nan
+        self._ll_average: float | None = None
+        self._recovery_left = 0
+        self._last_x: np.ndarray | None = None
         self._shape: tuple[int, ...] | None = None
         self._w = self._mu = self._var = self._scratch = self._above64 = None
 
@@ -259,14 +264,24 @@ class MixtureMasker:
         flat = out.reshape(-1)
         cfg = self._config
         lam2 = np.float32(cfg.match_threshold ** 2)
+        self._last_x = x
+        # the likelihood of the frame under the model *before* it learns from it
+        self._ll = (kernels.mean_log_likelihood(x, self._w, self._mu, self._var,
+                                                cfg.outlier_weight,
+                                                max(1, (h * w) // _LL_SAMPLES))
+                    if self._t > 0 else math.nan)
         if learning_rate == 0.0:
             kernels.classify(x, self._w, self._mu, self._var, flat, self._scratch,
                              self._above64, lam2,
                              np.float32(cfg.background_ratio))
             return out
         self._t += 1
-        alpha = learning_rate if learning_rate is not None else max(cfg.learning_rate,
-                                                                    1.0 / self._t)
+        if learning_rate is None:
+            alpha = max(cfg.learning_rate, 1.0 / self._t)
+            if self._recovering():
+                alpha = max(alpha, cfg.recovery_rate)
+        else:
+            alpha = learning_rate
         kernels.update_classify(
             x, self._w, self._mu, self._var, flat, self._scratch, self._above64,
             np.float32(alpha), lam2,
@@ -276,6 +291,67 @@ class MixtureMasker:
         if self._t == 1:
             out.fill(0)  # the first frame *is* the model: nothing can be moving yet
         return out
+
+    def _recovering(self) -> bool:
+        """Track the log-likelihood; True while a sudden drop is being recovered from."""
+        cfg = self._config
+        if cfg.recovery_drop <= 0 or not math.isfinite(self._ll):
+            return False
+        if self._recovery_left > 0:
+            self._recovery_left -= 1
+            if self._recovery_left == 0:
+                self._ll_average = None  # start afresh on the recovered model
+            return True
+        if self._ll_average is not None and self._ll < self._ll_average - cfg.recovery_drop:
+            self._recovery_left = cfg.recovery_frames - 1
+            return True
+        # a running average over about ten frames
+        self._ll_average = (self._ll if self._ll_average is None
+                            else 0.9 * self._ll_average + 0.1 * self._ll)
+        return False
+
+    @property
+    def log_likelihood(self) -> float:
+        """Mean per-pixel log-likelihood (nats) of the last frame under the model.
+
+        Taken before the model learned from the frame, over a regular subsample
+        of at most about 2048 pixels, with the mixture ``p(x) = (1 - eps)
+        sum_j w_j N(x | mu_j, Sigma_j) + eps / 256**C`` (eps =
+        ``outlier_weight``; the uniform term keeps one unexplained pixel from
+        dominating the mean).  NaN before the model has seen a frame.  A sudden
+        drop means the scene no longer fits the model: with ``recovery_drop`` >
+        0 the model then learns faster for a while.
+        """
+        return self._ll
+
+    @property
+    def recovering(self) -> bool:
+        """Whether the model is learning at ``recovery_rate`` after a likelihood drop."""
+        return self._recovery_left > 0
+
+    def foreground_probability(self) -> np.ndarray:
+        """Posterior that each pixel of the last frame is not background.
+
+        ``P(fg | x) = 1 - (1 - eps) sum_{j in B} w_j N_j(x) / p(x)``: the
+        background components B (those with at most T of weight ranked above
+        them) against the other components and the uniform outlier term of
+        ``p(x)`` (see :attr:`log_likelihood`).  Computed on demand from the
+        last frame passed to :meth:`apply` (not copied: do not modify it in
+        between) and the model as it is now, after learning from that frame.
+
+        Returns
+        -------
+        ndarray
+            float32 (H, W) in [0, 1].
+        """
+        if self._last_x is None:
+            raise RuntimeError("foreground_probability() needs a frame: apply one first")
+        h, w = self._shape[:2]
+        out = np.empty(h * w, np.float32)
+        kernels.foreground_probability(self._last_x, self._w, self._mu, self._var,
+                                       np.float32(self._config.background_ratio),
+                                       self._config.outlier_weight, out)
+        return out.reshape(h, w)
 
     def background_image(self) -> np.ndarray:
         """The mean of each pixel's top-ranked component.

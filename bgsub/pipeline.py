@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 import cv2
+import numpy as np
 
 from .config import Config
 from .display import KEY_PAUSE, KEY_QUIT, KEY_RESET, KEY_SNAPSHOT, Display, annotate, compose
@@ -38,6 +39,9 @@ class Summary:
     foreground_sum: float = 0.0
     snapshots: list[str] = field(default_factory=list)
     quit_by_key: bool = False
+    log_likelihood_sum: float = 0.0
+    log_likelihood_frames: int = 0
+    recoveries: int = 0
 
     @property
     def fps(self) -> float:
@@ -47,9 +51,16 @@ class Summary:
     def mean_foreground(self) -> float:
         return self.foreground_sum / self.processed if self.processed else 0.0
 
+    @property
+    def mean_log_likelihood(self) -> float:
+        return (self.log_likelihood_sum / self.log_likelihood_frames
+                if self.log_likelihood_frames else float("nan"))
+
     def line(self) -> str:
         return (f"{self.processed} frames processed, {self.skipped} skipped, "
-                f"{self.fps:.1f} fps mean, {100 * self.mean_foreground:.2f}% foreground mean")
+                f"{self.fps:.1f} fps mean, {100 * self.mean_foreground:.2f}% foreground mean, "
+                f"log-likelihood {self.mean_log_likelihood:.2f} nats/pixel mean, "
+                f"{self.recoveries} recoveries")
 
 
 class Progress:
@@ -111,6 +122,8 @@ def run_pipeline(reader: FrameReader, masker: MixtureMasker, config: Config, wri
     progress = progress or Progress(None, quiet=True)
     warn = warn or (lambda message: print(f"bgsub: warning: {message}", file=sys.stderr))
     show_background = display is not None and config.display.show_background
+    show_probability = display is not None and config.display.show_probability
+    was_recovering = False
 
     def draw(frame, mask):
         return annotate(frame, mask, config.display.tint, config.display.min_blob_area)
@@ -140,18 +153,32 @@ def run_pipeline(reader: FrameReader, masker: MixtureMasker, config: Config, wri
             summary.resets += 1
         mask = masker.apply(frame)
         summary.processed += 1
-        summary.foreground_sum += cv2.countNonZero(cv2.compare(mask, 254, cv2.CMP_GT)) / mask.size
+        fraction = cv2.countNonZero(cv2.compare(mask, 254, cv2.CMP_GT)) / mask.size
+        summary.foreground_sum += fraction
+        log_likelihood = masker.log_likelihood
+        if np.isfinite(log_likelihood):
+            summary.log_likelihood_sum += log_likelihood
+            summary.log_likelihood_frames += 1
+        summary.recoveries += masker.recovering and not was_recovering
+        was_recovering = masker.recovering
         background = (masker.background_image()
                       if writer.wants_background or show_background else None)
+        # the soft probability costs an exp per pixel and component: only on request
+        probability = (masker.foreground_probability()
+                       if writer.wants_probability or show_probability else None)
         # with a window the annotated frame is drawn here and shared; without
         # one the writer thread draws it, off the masking thread
         annotated = draw(frame, mask) if display is not None else None
-        writer.put(index, frame, mask, background, annotated)
+        writer.put(index, frame, mask, background, annotated, probability,
+                   (fraction, log_likelihood, masker.recovering))
         progress.update(summary.processed + summary.skipped)
         if display is not None:
             elapsed = time.perf_counter() - start
-            text = f"frame {index}  {summary.processed / elapsed if elapsed else 0:.1f} fps"
+            text = (f"frame {index}  {summary.processed / elapsed if elapsed else 0:.1f} fps  "
+                    f"log-lik {log_likelihood:.2f}" + ("  recovering" if masker.recovering else ""))
             panes = [annotated, mask] + ([background] if show_background else [])
+            if show_probability:
+                panes.append(np.rint(probability * 255.0).astype(np.uint8))
             key = display.show(compose(panes, config.display.max_width, text))
             paused = False
             while True:  # while paused, keys keep working; the reader's queue fills and waits

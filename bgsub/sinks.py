@@ -25,8 +25,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-__all__ = ["SinkError", "VideoSink", "MaskDirSink", "SinkWriter", "CODECS",
-           "check_output_file", "check_output_dir"]
+__all__ = ["SinkError", "VideoSink", "MaskDirSink", "StatsSink", "SinkWriter", "CODECS",
+           "check_output_file", "check_writable_file",
+           "check_output_dir"]
 
 CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}
 
@@ -41,6 +42,12 @@ def check_output_file(path: str | Path, option: str) -> Path:
     if path.suffix.lower() not in CODECS:
         raise SinkError(f"{option} {path}: unknown video extension {path.suffix or '(none)'!r} "
                         f"(expected one of {', '.join(CODECS)})")
+    return check_writable_file(path, option)
+
+
+def check_writable_file(path: str | Path, option: str) -> Path:
+    """Fail early if *path* cannot be created or overwritten."""
+    path = Path(path)
     if path.is_dir():
         raise SinkError(f"{option} {path}: is a folder (expected a file name)")
     parent = path.parent if str(path.parent) else Path(".")
@@ -99,6 +106,27 @@ class VideoSink:
             self._writer = None
 
 
+class StatsSink:
+    """A CSV file, one row per processed frame (written as frames come, flushed on close)."""
+
+    HEADER = "frame,foreground_fraction,log_likelihood,recovering\n"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.frames = 0
+        self._file = open(path, "w", encoding="utf-8", newline="")
+        self._file.write(self.HEADER)
+
+    def write_row(self, index: int, stats: tuple[float, float, bool]) -> None:
+        fraction, log_likelihood, recovering = stats
+        self._file.write(f"{index},{fraction:.6f},{log_likelihood:.6f},{int(recovering)}\n")
+        self.frames += 1
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+
 class MaskDirSink:
     """One PNG per frame, named by the frame's zero-based index in the source."""
 
@@ -132,8 +160,11 @@ class SinkWriter:
 
     def __init__(self, output: VideoSink | None = None, mask_output: VideoSink | None = None,
                  background_output: VideoSink | None = None, mask_dir: MaskDirSink | None = None,
-                 queue_size: int = 32, draw=None) -> None:
+                 queue_size: int = 32, draw=None, probability_output: VideoSink | None = None,
+                 stats: StatsSink | None = None) -> None:
         self.draw = draw
+        self.probability_output = probability_output
+        self.stats = stats
         self.output = output
         self.mask_output = mask_output
         self.background_output = background_output
@@ -148,9 +179,16 @@ class SinkWriter:
         return self.background_output is not None
 
     @property
+    def wants_probability(self) -> bool:
+        return self.probability_output is not None
+
+    def _sinks(self):
+        return (self.output, self.mask_output, self.background_output, self.mask_dir,
+                self.probability_output, self.stats)
+
+    @property
     def active(self) -> bool:
-        return any(s is not None for s in (self.output, self.mask_output,
-                                           self.background_output, self.mask_dir))
+        return any(s is not None for s in self._sinks())
 
     def _run(self) -> None:
         while True:
@@ -159,7 +197,7 @@ class SinkWriter:
                 return
             if self._error is not None:
                 continue  # drain: the error is reported by the main thread
-            index, frame, mask, background, annotated = item
+            index, frame, mask, background, annotated, probability, stats = item
             try:
                 if self.output is not None:
                     self.output.write(annotated if annotated is not None
@@ -170,20 +208,26 @@ class SinkWriter:
                     self.background_output.write(background)
                 if self.mask_dir is not None:
                     self.mask_dir.write_indexed(index, mask)
+                if self.probability_output is not None:
+                    self.probability_output.write(
+                        np.rint(probability * 255.0).astype(np.uint8))
+                if self.stats is not None:
+                    self.stats.write_row(index, stats)
             except BaseException as exc:
                 self._error = exc
 
-    def put(self, index: int, frame, mask, background=None, annotated=None) -> None:
+    def put(self, index: int, frame, mask, background=None, annotated=None, probability=None,
+            stats=None) -> None:
         if self._error is not None:
             raise self._error
         if self.active:
-            self._queue.put((index, frame, mask, background, annotated))
+            self._queue.put((index, frame, mask, background, annotated, probability, stats))
 
     def close(self) -> None:
         """Write what is queued, then close every file (also after an error)."""
         self._queue.put(_STOP)
         self._thread.join()
-        for sink in (self.output, self.mask_output, self.background_output, self.mask_dir):
+        for sink in self._sinks():
             if sink is not None:
                 sink.close()
         if self._error is not None:

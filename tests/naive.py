@@ -48,6 +48,11 @@ class NaiveMixture:
         self.var_min = f32(min_variance)
         self.var_max = f32(max_variance)
         self.rho = rho
+        self.eps = p["outlier_weight"]
+        self.recovery = (p["recovery_drop"], p["recovery_rate"], p["recovery_frames"])
+        self.ll = math.nan
+        self.ll_average = None
+        self.recovery_left = 0
         self.t = 0
         self.w = self.mu = self.var = None
         # how often each path ran, so tests can show they exercised it
@@ -65,10 +70,16 @@ class NaiveMixture:
             self.w = np.zeros((self.k, n), np.float32)
             self.mu = np.zeros((self.k, c, n), np.float32)
             self.var = np.full((self.k, c if self.diagonal else 1, n), self.var_init, np.float32)
+        self.ll = self._mean_log_likelihood(x) if self.t > 0 else math.nan
         learn = learning_rate != 0
         if learn:
             self.t += 1
-            alpha = learning_rate if learning_rate is not None else max(self.alpha, 1.0 / self.t)
+            if learning_rate is None:
+                alpha = max(self.alpha, 1.0 / self.t)
+                if self._recovering():
+                    alpha = max(alpha, self.recovery[1])
+            else:
+                alpha = learning_rate
         mask = np.zeros(n, np.uint8)
         for p in range(n):
             value = [f32(x[p, ch]) for ch in range(c)]
@@ -90,6 +101,74 @@ class NaiveMixture:
         for ch in range(self.var.shape[1]):
             s = s + self.var[j, ch, p]
         return s * (f32(1.0) / f32(self.var.shape[1]))
+
+    def _mean_log_likelihood(self, x):
+        """Mean of ln p(x) over every stride-th pixel, p(x) with a uniform outlier term."""
+        n, c = x.shape
+        stride = max(1, n // 2048)
+        total, count = 0.0, 0
+        for p in range(0, n, stride):
+            mix = 0.0
+            for j in range(self.k):
+                if self.w[j, p] <= 0:
+                    continue
+                s = 0.0  # ln |2 pi Sigma| + Mahalanobis distance, channel by channel
+                for ch in range(c):
+                    v = float(self.var[j, ch if self.per_channel else 0, p])
+                    d = float(x[p, ch]) - float(self.mu[j, ch, p])
+                    s += math.log(2.0 * math.pi * v) + d * d / v
+                mix += float(self.w[j, p]) * math.exp(-0.5 * s)
+            total += math.log((1.0 - self.eps) * mix + self.eps * 256.0 ** -c)
+            count += 1
+        return total / count
+
+    def _recovering(self):
+        """A drop of more than recovery_drop below the running average starts a recovery."""
+        drop, _, frames = self.recovery
+        if drop <= 0 or not math.isfinite(self.ll):
+            return False
+        if self.recovery_left > 0:
+            self.recovery_left -= 1
+            if self.recovery_left == 0:
+                self.ll_average = None
+            return True
+        if self.ll_average is not None and self.ll < self.ll_average - drop:
+            self.recovery_left = frames - 1
+            return True
+        self.ll_average = self.ll if self.ll_average is None else (0.9 * self.ll_average
+                                                                   + 0.1 * self.ll)
+        return False
+
+    def foreground_probability(self, frame):
+        """1 - (1 - eps) sum_{j in B} w_j N_j(x) / p(x), per pixel, under the current model."""
+        h, wd = frame.shape[:2]
+        x = frame.reshape(h * wd, -1)
+        n, c = x.shape
+        out = np.zeros(n, np.float32)
+        for p in range(n):
+            order, _ = self._rank_order(p)
+            background, cumulative = [], 0.0
+            for j in order:
+                background.append(j)
+                cumulative += float(self.w[j, p])
+                if cumulative > float(self.T):
+                    break
+            mix = bg = 0.0
+            for j in range(self.k):
+                if self.w[j, p] <= 0:
+                    continue
+                s = 0.0
+                for ch in range(c):
+                    v = float(self.var[j, ch if self.per_channel else 0, p])
+                    d = float(x[p, ch]) - float(self.mu[j, ch, p])
+                    s += math.log(2.0 * math.pi * v) + d * d / v
+                dens = float(self.w[j, p]) * math.exp(-0.5 * s)
+                mix += dens
+                if j in background:
+                    bg += dens
+            total = (1.0 - self.eps) * mix + self.eps * 256.0 ** -c
+            out[p] = 1.0 - (1.0 - self.eps) * bg / total
+        return out.reshape(h, wd)
 
     def _rank_order(self, p):
         """Slots sorted by w/sigma (compared as w^2/sigma^2), descending; stable."""

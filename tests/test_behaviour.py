@@ -196,3 +196,64 @@ def test_diagonal_beats_spherical_when_channels_differ_in_noise():
     assert diagonal.f_measure > spherical.f_measure + 0.2, (diagonal.f_measure,
                                                             spherical.f_measure)
     assert diagonal.recall > 0.9
+
+
+def test_foreground_probability_is_high_on_objects_and_low_on_background():
+    rng = np.random.default_rng(9)
+    bg = textured_background(rng, 3)
+    m = MixtureMasker()
+    with pytest.raises(RuntimeError):
+        m.foreground_probability()
+    for _ in range(100):
+        m.apply(noisy(rng, bg))
+    frame = bg.copy()
+    frame[10:20, 10:30] = 250
+    mask = m.apply(noisy(rng, frame))
+    prob = m.foreground_probability()
+    assert prob.dtype == np.float32 and prob.shape == (H, W)
+    assert prob.min() >= 0.0 and prob.max() <= 1.0
+    assert prob[10:20, 10:30].mean() > 0.95
+    outside = np.ones((H, W), bool)
+    outside[10:20, 10:30] = False
+    assert prob[outside].mean() < 0.01
+    # the hard mask and the soft probability agree on almost every pixel
+    assert np.mean((prob > 0.5) == (mask == 255)) > 0.99
+
+
+def test_log_likelihood_drops_when_the_scene_stops_fitting():
+    rng = np.random.default_rng(10)
+    bg = textured_background(rng, 3)
+    m = MixtureMasker(recovery_drop=0.0)
+    assert np.isnan(m.log_likelihood)
+    m.apply(noisy(rng, bg))
+    values = []
+    for _ in range(60):
+        m.apply(noisy(rng, bg))
+        values.append(m.log_likelihood)
+    steady = np.mean(values[-10:])
+    assert np.std(values[-10:]) < 0.1
+    m.apply(noisy(rng, np.clip(bg * 1.4, 0, 255)))
+    assert m.log_likelihood < steady - 5
+
+
+def test_light_switch_recovery_beats_mog2():
+    """Lights on (brightness x1.4): frames until the foreground is back under 1%."""
+    import cv2
+
+    rng = np.random.default_rng(12)
+    base = textured_background(rng, 3) * 0.7
+
+    def recovery(subtractor):
+        for t in range(400):
+            frame = noisy(rng, np.clip(base * (1.4 if t >= 150 else 1.0), 0, 255))
+            mask = subtractor.apply(frame)
+            if t >= 150 and np.count_nonzero(mask == 255) / mask.size < 0.01:
+                return t - 150
+        return 1000
+
+    with_recovery = recovery(MixtureMasker())
+    without = recovery(MixtureMasker(recovery_drop=0.0))
+    mog2 = recovery(cv2.createBackgroundSubtractorMOG2())
+    print(f"recovery frames: bgsub {with_recovery}, without recovery {without}, MOG2 {mog2}")
+    assert with_recovery <= 15
+    assert with_recovery < mog2 and with_recovery < without

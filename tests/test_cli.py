@@ -46,9 +46,17 @@ def clip(tmp_path_factory):
 
 def test_file_to_every_output(clip, tmp_path):
     r = bgsub(clip, "--no-display", "--output", "a.mp4", "--mask-output", "m.avi",
-              "--background-output", "b.mkv", "--mask-dir", "masks", cwd=tmp_path)
+              "--background-output", "b.mkv", "--mask-dir", "masks", "--probability-output",
+              "p.mp4", "--stats", "stats.csv", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    for name in ("a.mp4", "m.avi", "b.mkv"):
+    rows = (tmp_path / "stats.csv").read_text().splitlines()
+    assert rows[0] == "frame,foreground_fraction,log_likelihood,recovering"
+    assert len(rows) == SMALL.frames + 1
+    last = rows[-1].split(",")
+    assert int(last[0]) == SMALL.frames - 1 and 0 <= float(last[1]) <= 1
+    assert float(last[2]) < 0 and last[3] in ("0", "1")
+    assert "log-likelihood" in r.stderr and "recoveries" in r.stderr
+    for name in ("a.mp4", "m.avi", "b.mkv", "p.mp4"):
         assert count_frames(tmp_path / name) == (SMALL.frames, (SMALL.height, SMALL.width))
     masks = sorted((tmp_path / "masks").iterdir())
     assert [p.name for p in masks] == [f"{i:06d}.png" for i in range(SMALL.frames)]
@@ -122,6 +130,7 @@ def test_config_file_and_overrides(clip, tmp_path):
     (["CLIP", "--output", "nodir/out.mp4"], "--output nodir/out.mp4: the folder nodir does not"),
     (["CLIP", "--mask-output", "out.xyz"], "unknown video extension '.xyz'"),
     (["CLIP", "--mask-dir", "text.mp4"], "exists and is not a folder"),
+    (["CLIP", "--stats", "emptydir"], "--stats emptydir: is a folder"),
     ([], "no source given"),
 ])
 def test_bad_input_gets_one_line_and_exit_2(clip, tmp_path, args, message):

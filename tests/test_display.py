@@ -53,7 +53,7 @@ def test_window_shows_frames_and_obeys_space_and_q(xvfb, tmp_path, monkeypatch):
         return script.pop(0) if script else ord("q")
 
     display = Display(key_source=keys)
-    config = Config(display=DisplayConfig(max_width=400))
+    config = Config(display=DisplayConfig(max_width=640, show_probability=True))
     assert display.open() is None
     reader = FrameReader(open_source(str(clip)))
     try:
@@ -67,7 +67,7 @@ def test_window_shows_frames_and_obeys_space_and_q(xvfb, tmp_path, monkeypatch):
     assert min(seen["visible"]) >= 1  # the window was really there
     assert summary.snapshots == ["bgsub-snapshot-000004.png"]
     snap = cv2.imread(str(tmp_path / summary.snapshots[0]))
-    assert snap.shape[1] == 400  # three 160-pixel panes scaled down to max_width
+    assert snap.shape[1] == 640  # four 160-pixel panes: frame, mask, background, probability
     assert snap.shape == display.last_image.shape
 
 

@@ -42,6 +42,11 @@ def run_both(k, channels, rho, seed, n_frames=40, **params):
         got = fast.apply(frame, learning_rate=rate)
         assert got.dtype == np.uint8 and got.shape == (H, W)
         np.testing.assert_array_equal(got, expected, err_msg=f"mask differs at frame {t}")
+        # the log-likelihood (before learning) agrees to float64 rounding
+        if np.isnan(slow.ll):
+            assert np.isnan(fast.log_likelihood)
+        else:
+            assert abs(fast.log_likelihood - slow.ll) <= 1e-9 * abs(slow.ll), t
         state, ref = fast.state(), slow.state()
         for name in ("w", "mu", "var"):
             np.testing.assert_allclose(state[name], ref[name], rtol=1e-6, atol=1e-6,
@@ -109,3 +114,23 @@ def test_kernel_matches_reference_when_weights_are_pruned():
                                    err_msg=f"weights differ at frame {t}")
     assert slow.prunes > 100
     assert np.count_nonzero(fast.state()["w"] == 0) > 100
+
+
+@pytest.mark.parametrize("covariance", ["spherical", "diagonal"])
+def test_recovery_and_probability_match_reference(covariance):
+    """Lights switched on: the log-likelihood drops, both models speed up alike."""
+    rng = np.random.default_rng(11)
+    base = rng.integers(40, 170, (H, W, 3)).astype(float)
+    fast, slow = MixtureMasker(covariance=covariance), NaiveMixture(covariance=covariance)
+    recovering = 0
+    for t in range(60):
+        scene = base * (1.4 if t >= 30 else 1.0)
+        frame = np.clip(np.rint(scene + rng.normal(0, 3, scene.shape)), 0, 255).astype(np.uint8)
+        np.testing.assert_array_equal(fast.apply(frame), slow.apply(frame))
+        assert fast.recovering == (slow.recovery_left > 0)
+        recovering += fast.recovering
+        np.testing.assert_allclose(fast.state()["mu"], slow.state()["mu"], rtol=1e-6)
+        if t in (29, 30, 45):
+            np.testing.assert_allclose(fast.foreground_probability(),
+                                       slow.foreground_probability(frame), atol=1e-6)
+    assert 25 <= recovering <= 30  # one recovery, triggered by the switch
