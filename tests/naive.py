@@ -275,3 +275,45 @@ class NaiveMixture:
 
     def state(self):
         return {"w": self.w.copy(), "mu": self.mu.copy(), "var": self.var.copy()}
+
+
+def naive_em(x, weights, means, variances, iterations, var_min, var_max):
+    """Plain EM for one sample set x (S, C) from given parameters; returns them and the LL trace.
+
+    weights (k,), means (k, C), variances (k, V) with V = 1 (spherical) or C.
+    """
+    x = np.asarray(x, np.float64)
+    w, mu, var = (np.array(a, np.float64) for a in (weights, means, variances))
+    s, c = x.shape
+    k, v = var.shape
+    trace = []
+
+    def log_gauss(j):
+        sig2 = np.broadcast_to(var[j], (c,)) if v == 1 else var[j]
+        return -0.5 * (np.log(2 * np.pi * sig2) + (x - mu[j]) ** 2 / sig2).sum(axis=1)
+
+    for it in range(iterations + 1):
+        logp = np.full((s, k), -np.inf)
+        for j in range(k):
+            if w[j] > 0:
+                logp[:, j] = np.log(w[j]) + log_gauss(j)
+        peak = logp.max(axis=1, keepdims=True)
+        log_norm = peak[:, 0] + np.log(np.exp(logp - peak).sum(axis=1))
+        r = np.exp(logp - log_norm[:, None])
+        trace.append(log_norm.mean())
+        if it == iterations:
+            break
+        for j in range(k):
+            nk = r[:, j].sum()
+            if nk < 1e-10:
+                w[j] = 0.0
+                continue
+            w[j] = nk / s
+            mu[j] = (r[:, j, None] * x).sum(axis=0) / nk
+            sq = (x - mu[j]) ** 2
+            if v == 1:
+                var[j, 0] = (r[:, j] * sq.sum(axis=1)).sum() / nk / c
+            else:
+                var[j] = (r[:, j, None] * sq).sum(axis=0) / nk
+            var[j] = np.clip(var[j], var_min, var_max)
+    return w, mu, var, r, np.array(trace)
