@@ -24,6 +24,7 @@ class ConfigError(ValueError):
 
 RHO_MODES = ("alpha_over_weight", "gaussian")
 COVARIANCE_TYPES = ("spherical", "diagonal")
+INIT_MODES = ("first-frame", "em", "random")
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,18 @@ class ModelConfig:
         Learning rate in (0, 1] during a recovery.
     recovery_frames : int
         Length of a recovery, in frames (>= 1).
+    init : {"first-frame", "em", "random"}
+        How the model starts.  "first-frame": from the first frame and the
+        1/t warm-up.  "em" and "random": the same while the first
+        ``init_frames`` frames are collected, then each pixel's mixture is
+        refitted to them by batch EM (initialised by k-means or at random,
+        see :mod:`bgsub.em`) and learning carries on online.
+    init_frames : int
+        Frames collected for the EM bootstrap (2..1000; memory: H*W*C bytes each).
+    em_max_iter : int
+        Most EM iterations of the bootstrap.
+    em_tol : float
+        The bootstrap's EM stops when a pixel's mean log-likelihood gains less.
     """
 
     k: int = 3
@@ -86,6 +99,10 @@ class ModelConfig:
     recovery_drop: float = 3.0
     recovery_rate: float = 0.1
     recovery_frames: int = 30
+    init: str = "first-frame"
+    init_frames: int = 50
+    em_max_iter: int = 30
+    em_tol: float = 1e-3
 
     def __post_init__(self) -> None:
         _check_types(self, "model")
@@ -112,6 +129,14 @@ class ModelConfig:
                      hi_open=False)
         if self.recovery_frames < 1:
             raise ConfigError(f"model.recovery_frames must be >= 1, got {self.recovery_frames}")
+        if self.init not in INIT_MODES:
+            raise ConfigError(f"model.init must be one of {', '.join(map(repr, INIT_MODES))}, "
+                              f"got {self.init!r}")
+        if not 2 <= self.init_frames <= 1000:
+            raise ConfigError(f"model.init_frames must be in 2..1000, got {self.init_frames}")
+        if self.em_max_iter < 1:
+            raise ConfigError(f"model.em_max_iter must be >= 1, got {self.em_max_iter}")
+        _check_range("model.em_tol", self.em_tol, 0.0, math.inf, "> 0")
         if self.rho not in RHO_MODES:
             raise ConfigError(
                 f"model.rho must be one of {', '.join(map(repr, RHO_MODES))}, got {self.rho!r}")

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import kernels
 from .config import ModelConfig, load_config, replace_model
+from .em import fit_mixtures
 
 __all__ = ["MixtureMasker", "FrameSizeError", "absorption_frames"]
 
@@ -176,6 +177,7 @@ class MixtureMasker:
         self._ll_average: float | None = None
         self._recovery_left = 0
         self._last_x: np.ndarray | None = None
+        self._bootstrap: np.ndarray | None = None  # frames collected for the EM fit
         self._shape: tuple[int, ...] | None = None
         self._w = self._mu = self._var = self._scratch = self._above64 = None
 
@@ -188,6 +190,8 @@ class MixtureMasker:
         self._mu = np.zeros((k, channels, n), np.float32)
         variances = channels if self._config.covariance == "diagonal" else 1
         self._var = np.full((k, variances, n), self._config.init_variance, np.float32)
+        if self._config.init != "first-frame":
+            self._bootstrap = np.empty((n, self._config.init_frames, channels), np.uint8)
         # a few chunks per thread balance the load; each chunk owns its scratch
         n_chunks = max(1, min(4 * numba.config.NUMBA_NUM_THREADS, -(-n // kernels.BLOCK)))
         fshape, dshape = kernels.scratch_shapes(channels, n_chunks)
@@ -290,7 +294,36 @@ class MixtureMasker:
             np.float32(cfg.max_variance), _RHO_CODES[cfg.rho])
         if self._t == 1:
             out.fill(0)  # the first frame *is* the model: nothing can be moving yet
+        if self._bootstrap is not None:
+            self._collect(x)
         return out
+
+    def _collect(self, x: np.ndarray) -> None:
+        """Keep a bootstrap frame, and refit every pixel by batch EM now and then.
+
+        Fits after 2, 4, 8, ... frames and after the last one: the masks of the
+        bootstrap come from the latest fit (plus online learning since), whose
+        weights are the frequencies seen so far.  The online model alone gives
+        a value that returns after one frame the low init_weight, and shows it
+        as foreground (a ghost) for several frames.  Doubling keeps the total
+        cost under twice that of the final fit.
+        """
+        cfg = self._config
+        count = self._t
+        n, _, channels = self._bootstrap.shape
+        self._bootstrap[:, count - 1, :] = x.reshape(n, channels)
+        if count & (count - 1) and count < cfg.init_frames:
+            return  # not a power of two, not the last
+        fit = fit_mixtures(self._bootstrap[:, :count], cfg.k, covariance=cfg.covariance,
+                           init="kmeans" if cfg.init == "em" else "random",
+                           max_iter=cfg.em_max_iter, tol=cfg.em_tol, var_min=cfg.min_variance,
+                           var_max=cfg.max_variance, return_responsibilities=False)
+        weights = fit.weights.T
+        self._w[:] = np.where(weights >= kernels.W_PRUNE, weights, 0.0)
+        self._mu[:] = fit.means.transpose(1, 2, 0)
+        self._var[:] = fit.variances.transpose(1, 2, 0)
+        if count >= cfg.init_frames:
+            self._bootstrap = None  # done: free the frames
 
     def _recovering(self) -> bool:
         """Track the log-likelihood; True while a sudden drop is being recovered from."""
