@@ -124,10 +124,11 @@ def fit_mixtures(samples: np.ndarray, k: int, covariance: str = "spherical",
     chunks = max(1, min(4 * numba.config.NUMBA_NUM_THREADS, n))
     scratch = np.zeros((chunks, s, k + 1), np.float64)
     params = np.zeros((chunks, k, 1 + c + v), np.float64)
+    aux = np.zeros((chunks, k, 1 + v), np.float64)
     trace = np.zeros((chunks, max_iter + 1), np.float64)
     iterations = np.zeros(chunks, np.int64)
     _fit(samples, k, v, INIT_KMEANS if init == "kmeans" else INIT_RANDOM, max_iter, tol,
-         var_min, var_max, seed, weights, means, variances, resp, scratch, params, trace,
+         var_min, var_max, seed, weights, means, variances, resp, scratch, params, aux, trace,
          iterations)
     used = int(iterations.max())
     return EMResult(weights, means, variances, resp if return_responsibilities else None,
@@ -146,26 +147,35 @@ def _hash(a, b, c):
 
 
 @njit(cache=True, error_model="numpy")
-def _log_gauss(x, p, si, par, j, c, v):
-    """ln N(x_si | mu_j, Sigma_j) with par[j] = (w, mu_0..mu_C-1, var_0..var_V-1)."""
-    acc = 0.0
-    for ch in range(c):
-        var = par[j, 1 + c + (ch if v > 1 else 0)]
-        d = np.float64(x[p, si, ch]) - par[j, 1 + ch]
-        acc += math.log(2.0 * math.pi * var) + d * d / var
-    return -0.5 * acc
+def _e_step(x, p, par, r, aux, k, c, v):
+    """Responsibilities into r[s, :k]; returns the mean log-likelihood per sample.
 
-
-@njit(cache=True, error_model="numpy")
-def _e_step(x, p, par, r, k, c, v):
-    """Responsibilities into r[s, :k]; returns the mean log-likelihood per sample."""
+    aux (k, 1 + V) receives each component's ln w - ln|2 pi Sigma| / 2 and its
+    inverse variances, computed once instead of once per sample.
+    """
     s_count = x.shape[1]
+    for j in range(k):
+        w = par[j, 0]
+        if w > 0.0:
+            log_det = 0.0
+            for ch in range(c):
+                log_det += math.log(2.0 * math.pi * par[j, 1 + c + (ch if v > 1 else 0)])
+            aux[j, 0] = math.log(w) - 0.5 * log_det
+        else:
+            aux[j, 0] = -math.inf
+        for vi in range(v):
+            aux[j, 1 + vi] = 1.0 / par[j, 1 + c + vi]
     total = 0.0
     for si in range(s_count):
         peak = -math.inf
         for j in range(k):
-            w = par[j, 0]
-            lp = math.log(w) + _log_gauss(x, p, si, par, j, c, v) if w > 0.0 else -math.inf
+            lp = aux[j, 0]
+            if lp > -math.inf:
+                d2 = 0.0
+                for ch in range(c):
+                    d = np.float64(x[p, si, ch]) - par[j, 1 + ch]
+                    d2 += d * d * aux[j, 1 + (ch if v > 1 else 0)]
+                lp -= 0.5 * d2
             r[si, j] = lp
             peak = max(peak, lp)
         acc = 0.0
@@ -292,19 +302,20 @@ def _initialise(x, p, par, labels, k, c, v, init, var_min, var_max, seed):
 
 @njit(parallel=True, cache=True, nogil=True, error_model="numpy")
 def _fit(x, k, v, init, max_iter, tol, var_min, var_max, seed, weights, means, variances,
-         resp, scratch, params, trace, iterations):
+         resp, scratch, params, aux, trace, iterations):
     n, s_count, c = x.shape
     chunks = scratch.shape[0]
     for ch in prange(chunks):
         r = scratch[ch]
         par = params[ch]
+        aux_ch = aux[ch]
         labels = np.empty(s_count, np.int64)  # once per chunk, not per pixel
         for p in range((ch * n) // chunks, ((ch + 1) * n) // chunks):
             _initialise(x, p, par, labels, k, c, v, init, var_min, var_max, seed)
             previous = -math.inf
             it = 0
             while True:
-                ll = _e_step(x, p, par, r, k, c, v)
+                ll = _e_step(x, p, par, r, aux_ch, k, c, v)
                 trace[ch, it] += ll
                 if it == max_iter or (it > 0 and ll - previous < tol):
                     break
