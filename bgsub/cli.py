@@ -98,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"bgsub: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:  # a second Ctrl-C during shutdown
+        print("bgsub: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
     except Exception as exc:  # a bug, not a user error: still one line unless --debug
         if args.debug:
             raise
@@ -115,7 +118,47 @@ def _quiet_opencv() -> None:
         logging.setLogLevel(logging.LOG_LEVEL_SILENT)
 
 
+def _check_distinct(source: str | None, outputs: dict[str, Path]) -> None:
+    """Refuse an output that would overwrite the source (file or image folder) or another output."""
+    src = Path(source).resolve() if source and Path(source).exists() else None
+    seen: dict[Path, str] = {}
+    for option, path in outputs.items():
+        resolved = path.resolve()
+        if resolved == src:
+            raise UsageError(f"{option} {path} is the source itself: refusing to overwrite it")
+        if resolved in seen:
+            raise UsageError(f"{option} {path} is also given to {seen[resolved]}: each output "
+                             "needs its own file")
+        seen[resolved] = option
+
+
 def _run(args: argparse.Namespace) -> int:
+    # Ctrl-C and SIGTERM only set a flag from here on, so that every way out goes
+    # through the same shutdown and files are closed complete
+    stop = threading.Event()
+    received: list[int] = []
+
+    def on_signal(signum, _frame):
+        if received:  # a second signal while shutting down: give up waiting
+            raise KeyboardInterrupt
+        received.append(signum)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = _process(args, stop, received)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received:
+        if not args.quiet:
+            print(f"bgsub: stopped by {signal.Signals(received[0]).name}; outputs are complete "
+                  "up to the last processed frame", file=sys.stderr)
+        return 128 + received[0]
+    return code
+
+
+def _process(args: argparse.Namespace, stop: threading.Event, received: list[int]) -> int:
     if args.source is None and args.camera is None:
         raise UsageError("no source given: expected a video file, an image folder, a stream "
                          "URL or --camera N (see bgsub --help)")
@@ -129,66 +172,71 @@ def _run(args: argparse.Namespace) -> int:
                (("--output", args.output), ("--mask-output", args.mask_output),
                 ("--background-output", args.background_output),
                 ("--probability-output", args.probability_output)) if path}
-    stats = check_writable_file(args.stats, "--stats") if args.stats else None
+    if args.stats:
+        outputs["--stats"] = check_writable_file(args.stats, "--stats")
+    if args.mask_dir:
+        outputs["--mask-dir"] = Path(args.mask_dir)
+    _check_distinct(args.source, outputs)
     mask_dir = check_output_dir(args.mask_dir, "--mask-dir") if args.mask_dir else None
 
     source = open_source(args.source, args.camera, config.source)
+    if stop.is_set():
+        source.close()
+        return 0
     fps = source.info.fps
-    writer = SinkWriter(
-        output=VideoSink(outputs["--output"], fps, "--output") if "--output" in outputs else None,
-        mask_output=(VideoSink(outputs["--mask-output"], fps, "--mask-output")
-                     if "--mask-output" in outputs else None),
-        background_output=(VideoSink(outputs["--background-output"], fps, "--background-output")
-                           if "--background-output" in outputs else None),
-        mask_dir=MaskDirSink(mask_dir) if mask_dir else None,
-        probability_output=(VideoSink(outputs["--probability-output"], fps,
-                                      "--probability-output")
-                            if "--probability-output" in outputs else None),
-        stats=StatsSink(stats) if stats else None,
-        queue_size=config.output.queue_size)
-    reader = FrameReader(source, config.source.queue_size)
 
-    display = None
-    if not args.no_display:
-        display = Display()
-        reason = display.open()
-        if reason is not None:
-            print(f"bgsub: {reason}; running headless", file=sys.stderr)
-            display = None
+    def video(option):
+        return VideoSink(outputs[option], fps, option) if option in outputs else None
 
-    stop = threading.Event()
-    received: list[int] = []
-
-    def on_signal(signum, _frame):
-        received.append(signum)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    progress = Progress(source.info.frame_count, quiet=args.quiet)
+    reader = writer = display = None
+    summary = None
     try:
+        writer = SinkWriter(output=video("--output"), mask_output=video("--mask-output"),
+                            background_output=video("--background-output"),
+                            mask_dir=MaskDirSink(mask_dir) if mask_dir else None,
+                            probability_output=video("--probability-output"),
+                            stats=StatsSink(outputs["--stats"]) if "--stats" in outputs
+                            else None,
+                            queue_size=config.output.queue_size)
+        reader = FrameReader(source, config.source.queue_size)
+        if not args.no_display:
+            display = Display()
+            reason = display.open()
+            if reason is not None:
+                print(f"bgsub: {reason}; running headless", file=sys.stderr)
+                display = None
+        progress = Progress(source.info.frame_count, quiet=args.quiet)
         summary = run_pipeline(reader, MixtureMasker(config.model), config, writer, display,
                                progress, stop)
-    finally:
-        # the same way out for the end, q, Ctrl-C, SIGTERM and errors: close everything
-        reader.close()
-        try:
-            writer.close()
-        finally:
-            if display is not None:
-                display.close()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+    except BaseException:
+        # the first error is the one to report: close quietly, then re-raise it
+        _close(reader, source, writer, display, quiet=True)
+        raise
+    # the same way out for the end, q, Ctrl-C and SIGTERM: close everything
+    _close(reader, source, writer, display, quiet=False)
     if not args.quiet:
         print(f"bgsub: {summary.line()}", file=sys.stderr)
         for name in summary.snapshots:
             print(f"bgsub: saved snapshot {name}", file=sys.stderr)
-    if received:
-        name = signal.Signals(received[0]).name
-        if not args.quiet:
-            print(f"bgsub: stopped by {name}; outputs are complete up to the last processed "
-                  "frame", file=sys.stderr)
-        return 128 + received[0]
     return 0
+
+
+def _close(reader, source, writer, display, quiet: bool) -> None:
+    """Stop the threads and close every file; errors raise unless *quiet*."""
+    if reader is not None:
+        reader.close()
+    else:
+        source.close()
+    try:
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception:
+                if not quiet:
+                    raise
+    finally:
+        if display is not None:
+            display.close()
 
 
 if __name__ == "__main__":

@@ -114,7 +114,10 @@ class ModelConfig:
         _check_range("model.background_ratio", self.background_ratio, 0.0, 1.0, "(0, 1)")
         _check_range("model.init_weight", self.init_weight, 0.0, 1.0, "(0, 1)")
         for name in ("init_variance", "min_variance", "max_variance"):
-            _check_range(f"model.{name}", getattr(self, name), 0.0, math.inf, "> 0")
+            # grey levels squared: beyond 255^2 nothing can be told apart anyway,
+            # and far beyond float32 overflows
+            _check_range(f"model.{name}", getattr(self, name), 0.0, 65025.0, "(0, 65025]",
+                         hi_open=False)
         if not self.min_variance <= self.init_variance <= self.max_variance:
             raise ConfigError(
                 "model variances must satisfy min_variance <= init_variance <= max_variance, "
@@ -127,15 +130,16 @@ class ModelConfig:
                      lo_open=False)
         _check_range("model.recovery_rate", self.recovery_rate, 0.0, 1.0, "(0, 1]",
                      hi_open=False)
-        if self.recovery_frames < 1:
-            raise ConfigError(f"model.recovery_frames must be >= 1, got {self.recovery_frames}")
+        if not 1 <= self.recovery_frames <= 100000:
+            raise ConfigError(f"model.recovery_frames must be in 1..100000, got "
+                              f"{self.recovery_frames}")
         if self.init not in INIT_MODES:
             raise ConfigError(f"model.init must be one of {', '.join(map(repr, INIT_MODES))}, "
                               f"got {self.init!r}")
         if not 2 <= self.init_frames <= 1000:
             raise ConfigError(f"model.init_frames must be in 2..1000, got {self.init_frames}")
-        if self.em_max_iter < 1:
-            raise ConfigError(f"model.em_max_iter must be >= 1, got {self.em_max_iter}")
+        if not 1 <= self.em_max_iter <= 10000:
+            raise ConfigError(f"model.em_max_iter must be in 1..10000, got {self.em_max_iter}")
         _check_range("model.em_tol", self.em_tol, 0.0, math.inf, "> 0")
         if self.rho not in RHO_MODES:
             raise ConfigError(

@@ -145,6 +145,8 @@ def run_pipeline(reader: FrameReader, masker: MixtureMasker, config: Config, wri
             warn(f"{frame}; skipped")
             summary.skipped += 1
             continue
+        if frame.ndim == 3 and frame.shape[2] == 1:
+            frame = frame[:, :, 0]  # as the masker takes it: grey
         if masker.frame_shape is not None and frame.shape != masker.frame_shape:
             progress.clear()
             warn(f"frame {index} is {_size(frame.shape)}, the model was built on "
@@ -190,8 +192,10 @@ def run_pipeline(reader: FrameReader, masker: MixtureMasker, config: Config, wri
                     summary.resets += 1
                 elif key == KEY_SNAPSHOT and display.last_image is not None:
                     name = f"bgsub-snapshot-{index:06d}.png"
-                    cv2.imwrite(name, display.last_image)
-                    summary.snapshots.append(name)
+                    if not cv2.imwrite(name, display.last_image):
+                        warn(f"cannot write the snapshot {name} in the current folder")
+                    elif name not in summary.snapshots:
+                        summary.snapshots.append(name)
                 elif key == KEY_PAUSE:
                     paused = not paused
                 if not paused or stop.is_set():

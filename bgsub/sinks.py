@@ -213,6 +213,8 @@ class SinkWriter:
                         np.rint(probability * 255.0).astype(np.uint8))
                 if self.stats is not None:
                     self.stats.write_row(index, stats)
+            except OSError as exc:  # a full disk, a vanished folder: tell the user plainly
+                self._error = SinkError(f"writing frame {index} failed: {exc}")
             except BaseException as exc:
                 self._error = exc
 

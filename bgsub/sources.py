@@ -8,6 +8,7 @@ bounded queue so decoding overlaps masking.
 
 from __future__ import annotations
 
+import collections
 import os
 import queue
 import threading
@@ -70,27 +71,38 @@ class _CaptureSource(Source):
         self._cap = cap
         self.info = info
         self._position = 0  # frames consumed so far, good or bad
-        self._failures = 0
+        self._ready: collections.deque = collections.deque()
 
     def read(self) -> np.ndarray | None:
-        while True:
+        if not self._ready:
+            self._fill()
+        if not self._ready:
+            return None
+        item = self._ready.popleft()
+        if isinstance(item, CorruptFrame):
+            raise item
+        return item
+
+    def _fill(self) -> None:
+        """Read up to the next good frame; failed reads before it were corrupt frames.
+
+        Failures with no good frame after them are the end: containers often
+        claim more frames than they hold, and those are not corruption.
+        """
+        failed = []
+        while len(failed) < _MAX_CONSECUTIVE_FAILURES:
             ok, frame = self._cap.read()
-            if ok and frame is not None and frame.size:
-                self._position += 1
-                self._failures = 0
-                return frame
-            count = self.info.frame_count
-            if count is not None and self._position >= count - 1:
-                return None  # the end of a file (the count may be one too high)
-            if self.info.kind == "stream":
-                return None  # a stream that stops delivering has ended
-            self._failures += 1
+            index = self._position
             self._position += 1
-            if self._failures >= _MAX_CONSECUTIVE_FAILURES:
-                return None
-            if count is not None:
-                raise CorruptFrame(f"frame {self._position - 1} of {self.info.name} "
-                                   "could not be decoded")
+            if ok and frame is not None and frame.size:
+                if self.info.kind == "file":  # a camera's dropped frames are not news
+                    self._ready.extend(CorruptFrame(f"frame {i} of {self.info.name} could "
+                                                    "not be decoded") for i in failed)
+                self._ready.append(frame)
+                return
+            if self.info.kind == "stream":
+                return  # a stream that stops delivering has ended
+            failed.append(index)
 
     def close(self) -> None:
         self._cap.release()
@@ -224,6 +236,13 @@ class FrameReader:
         return False
 
     def _run(self) -> None:
+        try:
+            self._read_all()
+        finally:
+            # released by this thread, so never while a read is still under way
+            self.source.close()
+
+    def _read_all(self) -> None:
         index = 0
         try:
             while not self._stop.is_set():
@@ -252,7 +271,6 @@ class FrameReader:
         return item
 
     def close(self) -> None:
-        """Stop the thread and release the source."""
+        """Stop the thread; it releases the source once its current read returns."""
         self._stop.set()
         self._thread.join(timeout=5)
-        self.source.close()

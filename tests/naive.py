@@ -53,6 +53,7 @@ class NaiveMixture:
         self.ll = math.nan
         self.ll_average = None
         self.recovery_left = 0
+        self.boosted = False
         self.t = 0
         self.w = self.mu = self.var = None
         # how often each path ran, so tests can show they exercised it
@@ -74,9 +75,10 @@ class NaiveMixture:
         learn = learning_rate != 0
         if learn:
             self.t += 1
+            self.boosted = learning_rate is None and self._recovering()
             if learning_rate is None:
                 alpha = max(self.alpha, 1.0 / self.t)
-                if self._recovering():
+                if self.boosted:
                     alpha = max(alpha, self.recovery[1])
             else:
                 alpha = learning_rate
@@ -127,13 +129,13 @@ class NaiveMixture:
         drop, _, frames = self.recovery
         if drop <= 0 or not math.isfinite(self.ll):
             return False
+        if (self.recovery_left == 0 and self.ll_average is not None
+                and self.ll < self.ll_average - drop):
+            self.recovery_left = frames
         if self.recovery_left > 0:
             self.recovery_left -= 1
             if self.recovery_left == 0:
                 self.ll_average = None
-            return True
-        if self.ll_average is not None and self.ll < self.ll_average - drop:
-            self.recovery_left = frames - 1
             return True
         self.ll_average = self.ll if self.ll_average is None else (0.9 * self.ll_average
                                                                    + 0.1 * self.ll)

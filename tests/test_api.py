@@ -57,6 +57,10 @@ def test_keyword_parameters_and_from_config(tmp_path):
     ({"match_threshold": 0}, "model.match_threshold"),
     ({"init_variance": 5.0, "min_variance": 10.0}, "min_variance <= init_variance"),
     ({"rho": "fast"}, "model.rho must be one of"),
+    ({"max_variance": 1e39, "init_variance": 1e39}, "model.init_variance must be in"),
+    ({"em_max_iter": 10**12}, "model.em_max_iter must be in 1..10000"),
+    ({"init": "kmeans"}, "model.init must be one of"),
+    ({"covariance": "full"}, "model.covariance must be one of"),
     ({"learning_rate": "0.1"}, "model.learning_rate must be float"),
 ])
 def test_invalid_parameters_raise(params, needle):

@@ -287,3 +287,15 @@ def test_em_bootstrap_keeps_early_objects_out_of_the_background(init):
     assert bootstrapped < 0.85 * first_frame  # measured: 534 vs 723
     # after the bootstrap the model is an ordinary online model again
     assert m.frames_learned == 100 and np.isfinite(m.log_likelihood)
+
+
+@pytest.mark.parametrize("frames", [1, 5])
+def test_a_lasting_change_gives_one_recovery_of_the_set_length(frames):
+    rng = np.random.default_rng(14)
+    bg = textured_background(rng, 3) * 0.7
+    m = MixtureMasker(recovery_frames=frames)
+    flagged = 0
+    for t in range(120):
+        m.apply(noisy(rng, np.clip(bg * (1.4 if t >= 60 else 1.0), 0, 255)))
+        flagged += m.recovering
+    assert flagged == frames  # then the average starts afresh at the new level

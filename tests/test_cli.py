@@ -131,12 +131,18 @@ def test_config_file_and_overrides(clip, tmp_path):
     (["CLIP", "--mask-output", "out.xyz"], "unknown video extension '.xyz'"),
     (["CLIP", "--mask-dir", "text.mp4"], "exists and is not a folder"),
     (["CLIP", "--stats", "emptydir"], "--stats emptydir: is a folder"),
+    (["text.mp4", "--output", "text.mp4"], "--output text.mp4 is the source itself"),
+    (["CLIP", "--output", "o.mp4", "--mask-output", "o.mp4"],
+     "--mask-output o.mp4 is also given to --output"),
+    (["imgs", "--mask-dir", "imgs"], "--mask-dir imgs is the source itself"),
     ([], "no source given"),
 ])
 def test_bad_input_gets_one_line_and_exit_2(clip, tmp_path, args, message):
     (tmp_path / "text.mp4").write_text("this is not a video\n")
     (tmp_path / "empty.mp4").write_bytes(b"")
     (tmp_path / "emptydir").mkdir()
+    (tmp_path / "imgs").mkdir()
+    cv2.imwrite(str(tmp_path / "imgs" / "000000.png"), np.zeros((8, 8, 3), np.uint8))
     (tmp_path / "bad.toml").write_text("[model]\nk = = 3\n")
     (tmp_path / "unknown.toml").write_text("[display]\ncolour = 1\n")
     args = [str(clip) if a == "CLIP" else a for a in args]
@@ -149,6 +155,8 @@ def test_bad_input_gets_one_line_and_exit_2(clip, tmp_path, args, message):
     assert time.monotonic() - start < 60  # the stream timeout is bounded
     # nothing was written by a run that failed before its first frame
     assert not (tmp_path / "out.mp4").exists()
+    assert (tmp_path / "text.mp4").read_text() == "this is not a video\n"  # source intact
+    assert cv2.imread(str(tmp_path / "imgs" / "000000.png")).shape == (8, 8, 3)
 
 
 def test_debug_shows_the_traceback(tmp_path):
@@ -200,3 +208,21 @@ def test_a_stream_that_never_answers_times_out(tmp_path):
     assert r.returncode == 2, r.stderr
     assert "does not connect within 2 s" in r.stderr
     assert elapsed < 20
+
+
+def test_pipeline_takes_single_channel_frames_as_grey():
+    """(H, W, 1) frames from a custom reader are grey frames, not a size change each time."""
+    from bgsub import MixtureMasker
+    from bgsub.config import Config
+    from bgsub.pipeline import run_pipeline
+    from bgsub.sinks import SinkWriter
+
+    class Reader:
+        def __init__(self):
+            self.items = [(i, np.full((6, 8, 1), 100 + i % 2, np.uint8)) for i in range(5)]
+
+        def get(self, timeout=0.1):
+            return self.items.pop(0) if self.items else None
+
+    summary = run_pipeline(Reader(), MixtureMasker(), Config(), SinkWriter())
+    assert summary.processed == 5 and summary.resets == 0
