@@ -16,9 +16,10 @@ sigma^2``, evaluated as ``(1/C) ||d||^2 < lambda^2 sigma^2``).
 Components are *not* stored in rank order: a component's rank is derived from
 its key ``w**2 / s2`` (the square of w/sigma: same order, no sqrt) when it is
 needed, with s2 its variance, or for the diagonal model the mean of its channel
-variances (the same key when they are equal).  Rank order is "key descending, ties to the lower slot", so the
-top-ranked component is the first in that order and the least probable one the
-last.  Keeping no order means no per-pixel swapping of planes and no sort.
+variances (the same key when they are equal).  Rank order is "key
+descending, ties to the lower slot", so the top-ranked component is the first
+in that order and the least probable one the last.  Keeping no order means no
+per-pixel swapping of planes and no sort.
 
 A slot with weight 0 is empty: it never matches and is replaced first.
 Weights that decay below ``W_PRUNE`` become 0, which keeps float32 denormals
