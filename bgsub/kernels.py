@@ -68,9 +68,14 @@ _D2, _BEST_KEY, _BEST_D2, _BEST_VAR, _RHO, _R_KEY, _SCALE, _BEST, _R, _RANK_VAR 
 _N_ROWS = 10
 
 
-def scratch_shapes(channels: int, n_chunks: int) -> tuple[tuple[int, int, int], tuple[int, int]]:
-    """Shapes of the float32 and float64 scratch arrays the kernels need."""
-    return (n_chunks, channels + _N_ROWS, BLOCK), (n_chunks, BLOCK)
+def scratch_shapes(channels: int, n_chunks: int,
+                   k: int) -> tuple[tuple[int, int, int], tuple[int, int]]:
+    """Shapes of the float32 and float64 scratch arrays the kernels need.
+
+    The float32 rows: the block's pixels (C), the named rows, then each
+    component's key (k) as the match computed it, so classifying reuses them.
+    """
+    return (n_chunks, channels + _N_ROWS + k, BLOCK), (n_chunks, BLOCK)
 
 
 @njit(cache=True, error_model="numpy")
@@ -146,6 +151,7 @@ def _match_block(x, p0, nb, w, mu, var, fs, inv_c, lam2):
         jf = np.float32(j)
         wj = w[j, p0:p0 + nb]
         vj = _rank_var(var, j, p0, nb, rank_row, inv_c)
+        keys = fs[nc + _N_ROWS + j]
         for i in range(nb):
             d2[i] = _ZERO
         for c in range(nc):
@@ -165,6 +171,7 @@ def _match_block(x, p0, nb, w, mu, var, fs, inv_c, lam2):
             v = vj[i]
             dd = d2[i] * inv_c
             key = ww * ww / v
+            keys[i] = key
             limit = lam2 if diagonal else lam2 * v
             old_best = best[i]
             old_key = best_key[i]
@@ -184,7 +191,7 @@ def _match_block(x, p0, nb, w, mu, var, fs, inv_c, lam2):
 
 
 @njit(cache=True, error_model="numpy")
-def _classify_block(p0, nb, w, var, fs, above64, nc, bg_ratio, mask):
+def _classify_block(p0, nb, w, fs, above64, nc, bg_ratio, mask):
     """Foreground unless the match lies among the first B ranked components.
 
     The matched component is background exactly when the weights of the
@@ -197,17 +204,15 @@ def _classify_block(p0, nb, w, var, fs, above64, nc, bg_ratio, mask):
     best_key = fs[nc + _BEST_KEY]
     above = above64
     best = fs[nc + _BEST]
-    rank_row = fs[nc + _RANK_VAR]
-    inv_c = _ONE / np.float32(nc)
     for i in range(nb):
         above[i] = 0.0
     for j in range(k):
         jf = np.float32(j)
         wj = w[j, p0:p0 + nb]
-        vj = _rank_var(var, j, p0, nb, rank_row, inv_c)
+        keys = fs[nc + _N_ROWS + j]  # as the match computed them
         for i in range(nb):
             ww = wj[i]
-            key = ww * ww / vj[i]
+            key = keys[i]
             b = best[i]
             bk = best_key[i]
             higher = (key > bk) | ((key == bk) & (jf < b))
@@ -358,7 +363,7 @@ def update_classify(x, w, mu, var, mask, scratch, above64, alpha, lam2, bg_ratio
         for p0 in range(ch * n // n_chunks, stop, BLOCK):
             nb = min(BLOCK, stop - p0)
             _match_block(x, p0, nb, w, mu, var, fs, inv_c, lam2)
-            _classify_block(p0, nb, w, var, fs, above64[ch], nc, bg_ratio, mask)
+            _classify_block(p0, nb, w, fs, above64[ch], nc, bg_ratio, mask)
             _learn_block(p0, nb, w, mu, var, fs, alpha, w_init, var_init, var_min,
                          var_max, rho_mode)
 
@@ -376,7 +381,7 @@ def classify(x, w, mu, var, mask, scratch, above64, lam2, bg_ratio):
         for p0 in range(ch * n // n_chunks, stop, BLOCK):
             nb = min(BLOCK, stop - p0)
             _match_block(x, p0, nb, w, mu, var, fs, inv_c, lam2)
-            _classify_block(p0, nb, w, var, fs, above64[ch], nc, bg_ratio, mask)
+            _classify_block(p0, nb, w, fs, above64[ch], nc, bg_ratio, mask)
 
 
 @njit(parallel=True, cache=True, nogil=True, error_model="numpy")

@@ -195,7 +195,7 @@ class MixtureMasker:
             self._bootstrap = np.empty((n, self._config.init_frames, channels), np.uint8)
         # a few chunks per thread balance the load; each chunk owns its scratch
         n_chunks = max(1, min(4 * numba.config.NUMBA_NUM_THREADS, -(-n // kernels.BLOCK)))
-        fshape, dshape = kernels.scratch_shapes(channels, n_chunks)
+        fshape, dshape = kernels.scratch_shapes(channels, n_chunks, k)
         self._scratch = np.zeros(fshape, np.float32)
         self._above64 = np.zeros(dshape, np.float64)
 
