@@ -44,7 +44,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["update_classify", "classify", "background_means", "scratch_shapes",
+__all__ = ["update_classify", "background_means", "scratch_shapes",
            "mean_log_likelihood", "foreground_probability",
            "RHO_ALPHA_OVER_W", "RHO_GAUSSIAN", "W_PRUNE", "BLOCK"]
 
@@ -331,7 +331,7 @@ def _learn_block(p0, nb, w, mu, var, fs, alpha, w_init, var_init, var_min, var_m
 @njit(parallel=True, cache=True, nogil=True, error_model="numpy")
 def update_classify(x, w, mu, var, mask, scratch, above64, alpha, lam2, bg_ratio, w_init,
                     var_init, var_min, var_max, rho_mode):
-    """Classify one frame against the model, then learn from it.
+    """Classify one frame against the model, then learn from it (unless alpha is 0).
 
     Parameters
     ----------
@@ -343,7 +343,7 @@ def update_classify(x, w, mu, var, mask, scratch, above64, alpha, lam2, bg_ratio
         Output: 255 foreground, 0 background (classified before learning).
     scratch, above64 : float32 and float64 scratch, shapes from :func:`scratch_shapes`.
     alpha : float32
-        Learning rate of this frame, > 0.
+        Learning rate of this frame; 0 classifies without changing the state.
     lam2 : float32
         Match threshold lambda squared.
     bg_ratio : float32
@@ -364,24 +364,9 @@ def update_classify(x, w, mu, var, mask, scratch, above64, alpha, lam2, bg_ratio
             nb = min(BLOCK, stop - p0)
             _match_block(x, p0, nb, w, mu, var, fs, inv_c, lam2)
             _classify_block(p0, nb, w, fs, above64[ch], nc, bg_ratio, mask)
-            _learn_block(p0, nb, w, mu, var, fs, alpha, w_init, var_init, var_min,
-                         var_max, rho_mode)
-
-
-@njit(parallel=True, cache=True, nogil=True, error_model="numpy")
-def classify(x, w, mu, var, mask, scratch, above64, lam2, bg_ratio):
-    """Classify one frame against the model without changing it."""
-    nc = mu.shape[1]
-    n = x.shape[0] // nc
-    inv_c = _ONE / np.float32(nc)
-    n_chunks = scratch.shape[0]
-    for ch in prange(n_chunks):
-        fs = scratch[ch]
-        stop = (ch + 1) * n // n_chunks
-        for p0 in range(ch * n // n_chunks, stop, BLOCK):
-            nb = min(BLOCK, stop - p0)
-            _match_block(x, p0, nb, w, mu, var, fs, inv_c, lam2)
-            _classify_block(p0, nb, w, fs, above64[ch], nc, bg_ratio, mask)
+            if alpha > _ZERO:  # alpha = 0: classify only, nothing changes (no replacement)
+                _learn_block(p0, nb, w, mu, var, fs, alpha, w_init, var_init, var_min,
+                             var_max, rho_mode)
 
 
 @njit(parallel=True, cache=True, nogil=True, error_model="numpy")

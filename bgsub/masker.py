@@ -276,9 +276,10 @@ class MixtureMasker:
                                                 max(1, (h * w) // _LL_SAMPLES))
                     if self._t > 0 else math.nan)
         if learning_rate == 0.0:
-            kernels.classify(x, self._w, self._mu, self._var, flat, self._scratch,
-                             self._above64, lam2,
-                             np.float32(cfg.background_ratio))
+            kernels.update_classify(
+                x, self._w, self._mu, self._var, flat, self._scratch, self._above64,
+                np.float32(0.0), lam2, np.float32(cfg.background_ratio), np.float32(0.0),
+                np.float32(0.0), np.float32(0.0), np.float32(0.0), 0)
             return out
         self._t += 1
         self._boosted = learning_rate is None and self._recovering()
