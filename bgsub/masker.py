@@ -122,6 +122,13 @@ class MixtureMasker:
     being forgotten at rate alpha.  The first frame is the model: its mask is
     all background.
 
+    Beyond Stauffer and Grimson: ``covariance="diagonal"`` keeps a variance
+    per channel (Mahalanobis match); ``init="em"`` refits every pixel's
+    mixture by batch EM over the first frames (:mod:`bgsub.em`);
+    :meth:`foreground_probability` gives the soft posterior of the last frame
+    and :attr:`log_likelihood` its fit, whose sudden drops make the model
+    learn faster for a while (``recovery_drop``).
+
     Parameters
     ----------
     config : ModelConfig, optional
