@@ -24,7 +24,11 @@ _RHO_CODES = {"alpha_over_weight": kernels.RHO_ALPHA_OVER_W, "gaussian": kernels
 
 
 class FrameSizeError(ValueError):
-    """A frame's size differs from the frames the model was built on."""
+    """A frame's size or channel count differs from the frames the model was built on.
+
+    The model cannot take it without :meth:`MixtureMasker.reset`; the pipeline
+    resets and carries on.
+    """
 
 
 def absorption_frames(learning_rate: float, background_ratio: float, init_weight: float) -> int:
@@ -223,8 +227,9 @@ class MixtureMasker:
                 raise FrameSizeError(
                     f"frame size {frame.shape[1]}x{frame.shape[0]} differs from the model's "
                     f"{self._shape[1]}x{self._shape[0]}; call reset() to start a new model")
-            raise ValueError(f"frame must be {_describe(self._shape)} like the earlier frames, "
-                             f"got {_describe(frame.shape)}")
+            raise FrameSizeError(f"frame must be {_describe(self._shape)} like the earlier "
+                                 f"frames, got {_describe(frame.shape)}; call reset() to start "
+                                 "a new model")
         return np.ascontiguousarray(frame)
 
     def apply(self, frame: np.ndarray, learning_rate: float | None = None,
@@ -254,7 +259,8 @@ class MixtureMasker:
         ValueError
             For a frame of another dtype, channel count or shape, or a
             learning rate outside [0, 1].  :class:`FrameSizeError` (a
-            ValueError) when only the size changed.
+            ValueError) when the size or channel count differs from the
+            model's.
         """
         frame = self._check_frame(frame)
         if learning_rate is not None:

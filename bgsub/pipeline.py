@@ -21,7 +21,7 @@ import numpy as np
 
 from .config import Config
 from .display import KEY_PAUSE, KEY_QUIT, KEY_RESET, KEY_SNAPSHOT, Display, annotate, compose
-from .masker import MixtureMasker
+from .masker import FrameSizeError, MixtureMasker
 from .sinks import SinkWriter
 from .sources import CorruptFrame, FrameReader
 
@@ -145,15 +145,14 @@ def run_pipeline(reader: FrameReader, masker: MixtureMasker, config: Config, wri
             warn(f"{frame}; skipped")
             summary.skipped += 1
             continue
-        if frame.ndim == 3 and frame.shape[2] == 1:
-            frame = frame[:, :, 0]  # as the masker takes it: grey
-        if masker.frame_shape is not None and frame.shape != masker.frame_shape:
+        try:
+            mask = masker.apply(frame)
+        except FrameSizeError as changed:  # a camera changing mode, a mixed folder
             progress.clear()
-            warn(f"frame {index} is {_size(frame.shape)}, the model was built on "
-                 f"{_size(masker.frame_shape)}: resetting the model")
+            warn(f"frame {index}: {str(changed).split('; ')[0]}: resetting the model")
             masker.reset()
             summary.resets += 1
-        mask = masker.apply(frame)
+            mask = masker.apply(frame)
         summary.processed += 1
         fraction = cv2.countNonZero(cv2.compare(mask, 254, cv2.CMP_GT)) / mask.size
         summary.foreground_sum += fraction
@@ -206,7 +205,3 @@ def run_pipeline(reader: FrameReader, masker: MixtureMasker, config: Config, wri
         progress.update(summary.processed + summary.skipped, force=True)
     progress.clear()
     return summary
-
-
-def _size(shape: tuple[int, ...]) -> str:
-    return f"{shape[1]}x{shape[0]}" + (f"x{shape[2]}" if len(shape) == 3 else "")
