@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numba
 import numpy as np
 
 from . import kernels
@@ -191,24 +190,30 @@ class MixtureMasker:
         self._last_x: np.ndarray | None = None
         self._bootstrap: np.ndarray | None = None  # frames collected for the EM fit
         self._shape: tuple[int, ...] | None = None
-        self._w = self._mu = self._var = self._scratch = self._above64 = None
+        self._state = self._dims = self._learn_kernel = self._classify_kernel = None
 
     def _allocate(self, shape: tuple[int, ...]) -> None:
         k = self._config.k
         channels = 1 if len(shape) == 2 else shape[2]
         n = shape[0] * shape[1]
         self._shape = shape
-        self._w = np.zeros((k, n), np.float32)
-        self._mu = np.zeros((k, channels, n), np.float32)
         variances = channels if self._config.covariance == "diagonal" else 1
-        self._var = np.full((k, variances, n), self._config.init_variance, np.float32)
+        self._dims = (k, channels, variances, n)
+        # the 16-bit tiled state of bgsub.kernels: empty slots (w = 0, mu = 0)
+        # with the initial variance, as one tile repeated
+        one_tile = kernels.encode_state(
+            np.zeros((k, kernels.BLOCK)), np.zeros((k, channels, kernels.BLOCK)),
+            np.full((k, variances, kernels.BLOCK), self._config.init_variance),
+            *self._var_range())
+        self._state = np.tile(one_tile, -(-n // kernels.BLOCK))
+        rho = _RHO_CODES[self._config.rho]
+        self._learn_kernel = kernels.frame_kernel(k, channels, variances, True, rho)
+        self._classify_kernel = kernels.frame_kernel(k, channels, variances, False, rho)
         if self._config.init != "first-frame":
             self._bootstrap = np.empty((n, self._config.init_frames, channels), np.uint8)
-        # a few chunks per thread balance the load; each chunk owns its scratch
-        n_chunks = max(1, min(4 * numba.config.NUMBA_NUM_THREADS, -(-n // kernels.BLOCK)))
-        fshape, dshape = kernels.scratch_shapes(channels, n_chunks, k)
-        self._scratch = np.zeros(fshape, np.float32)
-        self._above64 = np.zeros(dshape, np.float64)
+
+    def _var_range(self) -> tuple[np.float32, np.float32]:
+        return np.float32(self._config.min_variance), np.float32(self._config.max_variance)
 
     def _check_frame(self, frame) -> np.ndarray:
         if not isinstance(frame, np.ndarray):
@@ -284,15 +289,16 @@ class MixtureMasker:
         lam2 = np.float32(cfg.match_threshold ** 2)
         self._last_x = x
         # the likelihood of the frame under the model *before* it learns from it
-        self._ll = (kernels.mean_log_likelihood(x, self._w, self._mu, self._var,
-                                                cfg.outlier_weight,
+        var_min, var_max = self._var_range()
+        self._ll = (kernels.mean_log_likelihood(x, self._state, *self._dims, var_min,
+                                                var_max, cfg.outlier_weight,
                                                 max(1, (h * w) // _LL_SAMPLES))
                     if self._t > 0 else math.nan)
         if learning_rate == 0.0:
-            kernels.update_classify(
-                x, self._w, self._mu, self._var, flat, self._scratch, self._above64,
-                np.float32(0.0), lam2, np.float32(cfg.background_ratio), np.float32(0.0),
-                np.float32(0.0), np.float32(0.0), np.float32(0.0), 0)
+            self._classify_kernel(
+                x, self._state, flat, h * w, np.float32(0.0), lam2,
+                np.float32(cfg.background_ratio), np.float32(0.0), np.float32(0.0), var_min,
+                var_max)
             return out
         self._t += 1
         self._boosted = learning_rate is None and self._recovering()
@@ -302,12 +308,10 @@ class MixtureMasker:
                 alpha = max(alpha, cfg.recovery_rate)
         else:
             alpha = learning_rate
-        kernels.update_classify(
-            x, self._w, self._mu, self._var, flat, self._scratch, self._above64,
-            np.float32(alpha), lam2,
+        self._learn_kernel(
+            x, self._state, flat, h * w, np.float32(alpha), lam2,
             np.float32(cfg.background_ratio), np.float32(cfg.init_weight),
-            np.float32(cfg.init_variance), np.float32(cfg.min_variance),
-            np.float32(cfg.max_variance), _RHO_CODES[cfg.rho])
+            np.float32(cfg.init_variance), var_min, var_max)
         if self._t == 1:
             out.fill(0)  # the first frame *is* the model: nothing can be moving yet
         if self._bootstrap is not None:
@@ -334,10 +338,9 @@ class MixtureMasker:
                            init="kmeans" if cfg.init == "em" else "random",
                            max_iter=cfg.em_max_iter, tol=cfg.em_tol, var_min=cfg.min_variance,
                            var_max=cfg.max_variance, return_responsibilities=False)
-        weights = fit.weights.T
-        self._w[:] = np.where(weights >= kernels.W_PRUNE, weights, 0.0)
-        self._mu[:] = fit.means.transpose(1, 2, 0)
-        self._var[:] = fit.variances.transpose(1, 2, 0)
+        self._state[:] = kernels.encode_state(
+            fit.weights.T, fit.means.transpose(1, 2, 0), fit.variances.transpose(1, 2, 0),
+            *self._var_range())
         if count >= cfg.init_frames:
             self._bootstrap = None  # done: free the frames
 
@@ -402,7 +405,8 @@ class MixtureMasker:
             raise RuntimeError("foreground_probability() needs a frame: apply one first")
         h, w = self._shape[:2]
         out = np.empty(h * w, np.float32)
-        kernels.foreground_probability(self._last_x, self._w, self._mu, self._var,
+        kernels.foreground_probability(self._last_x, self._state, *self._dims[:3],
+                                       *self._var_range(),
                                        np.float32(self._config.background_ratio),
                                        self._config.outlier_weight, out)
         return out.reshape(h, w)
@@ -423,18 +427,21 @@ class MixtureMasker:
         if self._shape is None:
             raise RuntimeError("background_image() needs a model: apply a frame first")
         h, w = self._shape[:2]
-        out = np.empty((h * w, self._mu.shape[1]), np.uint8)
-        kernels.background_means(self._w, self._mu, self._var, out)
+        out = np.empty((h * w, self._dims[1]), np.uint8)
+        kernels.background_means(self._state, *self._dims[:3], *self._var_range(), out)
         return out.reshape(self._shape)
 
     def state(self) -> dict[str, np.ndarray]:
-        """Copies of the state planes ``w`` (k, N), ``mu`` (k, C, N) and ``var`` (k, V, N).
+        """The model's weights ``w`` (k, N), means ``mu`` (k, C, N) and variances ``var`` (k, V, N).
 
-        V is 1 for the spherical model and C for the diagonal one.
+        float32 copies decoded from the stored 16-bit planes (see
+        :mod:`bgsub.kernels` for the resolution); V is 1 for the spherical model
+        and C for the diagonal one.
         """
         if self._shape is None:
             raise RuntimeError("state() needs a model: apply a frame first")
-        return {"w": self._w.copy(), "mu": self._mu.copy(), "var": self._var.copy()}
+        w, mu, var = kernels.decode_state(self._state, *self._dims, *self._var_range())
+        return {"w": w, "mu": mu, "var": var}
 
     def __repr__(self) -> str:
         c = self._config

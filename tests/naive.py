@@ -6,13 +6,20 @@ rank order is an explicit stable sort by w/sigma, the background set B is an
 explicit cumulative sum in rank order.  The fast kernels must agree with it:
 identical masks, state within float32 tolerance.
 
+The state is kept as the kernels store it, 16-bit codes (see
+``bgsub.kernels``): every value is decoded when read and encoded when written,
+with the formulas written out again here (``_dec_*`` / ``_enc_*``).
+
 Two choices are shared with the kernels on purpose, so that agreement can be
 exact rather than approximate:
 
-* the sum that decides the background set is taken in float64, where a sum of
-  float32 weights is exact in any order;
+* the sum that decides the background set is a sum of the integer weight
+  codes, compared with ``T * 65535``: exact in any order;
 * the renormalising sum after a replacement runs over the slots in order, in
   float32, and the weights are multiplied by its reciprocal.
+
+``quantize=False`` keeps float32 state instead (no codes): the model as it was
+before 16-bit storage, to measure what the storage changes.
 """
 
 from __future__ import annotations
@@ -25,13 +32,16 @@ import numpy as np
 from bgsub.config import ModelConfig
 
 f32 = np.float32
-W_PRUNE = f32(1e-8)
+W_PRUNE = f32(1e-8)  # float32 state only: smaller weights become 0 (no denormals)
+W_ONE = f32(65535.0)
+MU_ONE = f32(256.0)
 
 
 class NaiveMixture:
     """Reference model with the API and the learning-rate schedule of MixtureMasker."""
 
-    def __init__(self, **params):
+    def __init__(self, quantize=True, **params):
+        self.quantize = quantize
         # same defaults as the product: the shipped configuration
         p = dataclasses.asdict(ModelConfig(**params))
         k, learning_rate, match_threshold = p["k"], p["learning_rate"], p["match_threshold"]
@@ -47,6 +57,9 @@ class NaiveMixture:
         self.var_init = f32(init_variance)
         self.var_min = f32(min_variance)
         self.var_max = f32(max_variance)
+        self.step = (self.var_max - self.var_min) / W_ONE  # one variance code
+        self.inv_step = f32(1.0) / self.step if self.step > 0 else f32(0.0)
+        self.T_codes = self.T * W_ONE  # T in weight codes
         self.rho = rho
         self.eps = p["outlier_weight"]
         self.recovery = (p["recovery_drop"], p["recovery_rate"], p["recovery_frames"])
@@ -56,6 +69,7 @@ class NaiveMixture:
         self.boosted = False
         self.t = 0
         self.w = self.mu = self.var = None
+        self.wq = None  # the weights' integer codes (quantize=True)
         # how often each path ran, so tests can show they exercised it
         self.replacements = 0
         self.matches_below_top = 0
@@ -69,8 +83,10 @@ class NaiveMixture:
             if learning_rate == 0:
                 return np.zeros((h, wd), np.uint8)
             self.w = np.zeros((self.k, n), np.float32)
+            self.wq = np.zeros((self.k, n), np.int64)
             self.mu = np.zeros((self.k, c, n), np.float32)
-            self.var = np.full((self.k, c if self.diagonal else 1, n), self.var_init, np.float32)
+            self.var = np.full((self.k, c if self.diagonal else 1, n),
+                               self._stored_var(self.var_init), np.float32)
         self.ll = self._mean_log_likelihood(x) if self.t > 0 else math.nan
         learn = learning_rate != 0
         if learn:
@@ -94,6 +110,43 @@ class NaiveMixture:
     def per_channel(self):
         """A variance per channel (diagonal colour); grey diagonal is spherical."""
         return self.var.shape[1] > 1
+
+    # -- storage: what a written value reads back as ---------------------------
+
+    def _set_w(self, j, p, value):
+        """Store a weight: the code truncates min(w * 65535, 65535), read back as code / 65535."""
+        if not self.quantize:
+            self.w[j, p] = value
+            return
+        code = int(min(value * W_ONE, W_ONE))
+        self.prunes += code == 0 < self.wq[j, p]  # truncation empties a decayed slot
+        self.wq[j, p] = code
+        self.w[j, p] = f32(code) * (f32(1.0) / W_ONE)
+
+    def _stored_mu(self, m):
+        """A mean as stored: rounded to 1/256."""
+        if not self.quantize:
+            return m
+        return f32(int(m * MU_ONE + f32(0.5))) * (f32(1.0) / MU_ONE)
+
+    def _stored_var(self, v):
+        """A variance as stored: var_min + code * step, the code rounded."""
+        if not self.quantize:
+            return v
+        code = int(min((v - self.var_min) * self.inv_step + f32(0.5), W_ONE))
+        return self.var_min + f32(code) * self.step
+
+    def _background_set(self, p, order):
+        """The first components in rank order whose cumulative weight exceeds T."""
+        background = []
+        cumulative = 0.0  # codes: an exact integer; float32 weights: exact in float64
+        limit = float(self.T_codes if self.quantize else self.T)
+        for j in order:
+            background.append(j)
+            cumulative += int(self.wq[j, p]) if self.quantize else float(self.w[j, p])
+            if cumulative > limit:
+                break
+        return background
 
     def _rank_variance(self, j, p):
         """sigma^2 for ranking: the variance, or the mean of the channels' variances."""
@@ -149,12 +202,7 @@ class NaiveMixture:
         out = np.zeros(n, np.float32)
         for p in range(n):
             order, _ = self._rank_order(p)
-            background, cumulative = [], 0.0
-            for j in order:
-                background.append(j)
-                cumulative += float(self.w[j, p])
-                if cumulative > float(self.T):
-                    break
+            background = self._background_set(p, order)
             mix = bg = 0.0
             for j in range(self.k):
                 if self.w[j, p] <= 0:
@@ -202,13 +250,7 @@ class NaiveMixture:
                 break
 
         # background: the first B components in rank order whose cumulative weight exceeds T
-        cumulative = 0.0
-        background = []
-        for j in order:
-            background.append(j)
-            cumulative += float(self.w[j, p])
-            if cumulative > float(self.T):
-                break
+        background = self._background_set(p, order)
         foreground = matched is None or matched not in background
 
         if alpha is not None:
@@ -226,12 +268,13 @@ class NaiveMixture:
                 new = one_minus_a * self.w[j, p]
                 if j == matched:
                     new = new + alpha
-                elif new < W_PRUNE:
+                    w_matched = new  # rho uses the new weight before it is stored
+                elif new < W_PRUNE and not self.quantize:
                     self.prunes += new > 0
                     new = f32(0.0)
-                self.w[j, p] = new
+                self._set_w(j, p, new)
             if self.rho == "alpha_over_weight":
-                rho = alpha / self.w[matched, p]
+                rho = alpha / w_matched
             elif not self.per_channel:
                 eta = ((2.0 * math.pi * float(var_old)) ** (-c / 2.0)
                        * math.exp(-(c / 2.0) * float(d2) / float(var_old)))
@@ -245,35 +288,38 @@ class NaiveMixture:
             for ch in range(c):
                 m = self.mu[matched, ch, p]
                 diff = value[ch] - m
-                self.mu[matched, ch, p] = m + rho * diff
+                self.mu[matched, ch, p] = self._stored_mu(m + rho * diff)
                 if self.per_channel:
                     v = self.var[matched, ch, p]
                     v = v + rho * (diff * diff - v)
-                    self.var[matched, ch, p] = min(max(v, self.var_min), self.var_max)
+                    self.var[matched, ch, p] = self._stored_var(min(max(v, self.var_min),
+                                                                    self.var_max))
             if not self.per_channel:
                 v = var_old + rho * (d2 - var_old)
-                self.var[matched, 0, p] = min(max(v, self.var_min), self.var_max)
+                self.var[matched, 0, p] = self._stored_var(min(max(v, self.var_min),
+                                                               self.var_max))
         else:
             # replace the least probable component: last in rank order
             self.replacements += 1
             r = order[-1]
             total = f32(0.0)
+            weights = []
             for j in range(k):
                 if j == r:
                     new = self.w_init
                 else:
                     new = one_minus_a * self.w[j, p]
-                    if new < W_PRUNE:
+                    if new < W_PRUNE and not self.quantize:
                         self.prunes += new > 0
                         new = f32(0.0)
-                self.w[j, p] = new
+                weights.append(new)
                 total = total + new
             inv = f32(1.0) / total
             for j in range(k):
-                self.w[j, p] = self.w[j, p] * inv
+                self._set_w(j, p, weights[j] * inv)
             for ch in range(c):
-                self.mu[r, ch, p] = value[ch]
-            self.var[r, :, p] = self.var_init
+                self.mu[r, ch, p] = self._stored_mu(value[ch])
+            self.var[r, :, p] = self._stored_var(self.var_init)
 
     def state(self):
         return {"w": self.w.copy(), "mu": self.mu.copy(), "var": self.var.copy()}
