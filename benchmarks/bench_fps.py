@@ -10,6 +10,11 @@ alternately for R rounds; each one's best round counts, which filters out the
 noise of a shared machine.  MOG2 is ``createBackgroundSubtractorMOG2(
 detectShadows=False)`` with OpenCV's default thread count.  The ratio is what
 this benchmark is for: absolute rates depend on the machine and its load.
+
+Next to the rates: the state traffic (bgsub reads and writes its whole 16-bit
+state once per frame, so bytes per second = 2 x state size x fps) against the
+machine's copy bandwidth (read + write bytes per second of ``np.copyto``
+between two buffers of the state's size, best of several), which bounds it.
 """
 
 from __future__ import annotations
@@ -44,6 +49,18 @@ def load_frames(seq: Path, count: int) -> tuple[list[np.ndarray], str]:
     return frames, f"{count} synthetic frames (no sequence at {seq})"
 
 
+def copy_bandwidth(nbytes: int, repeats: int = 10) -> float:
+    """Read + write bytes per second of copying an nbytes buffer (best of repeats)."""
+    src = np.ones(nbytes, np.uint8)
+    dst = np.empty_like(src)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.copyto(dst, src)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * nbytes / best
+
+
 def rate(apply, frames) -> float:
     t0 = time.perf_counter()
     for f in frames:
@@ -62,7 +79,8 @@ def main(argv=None):
     print(f"# {what}; {args.rounds} rounds, best round counts")
     print(f"# CPU threads: numba {numba.get_num_threads()}, OpenCV {cv2.getNumThreads()}; "
           f"{platform.processor() or platform.machine()}; bgsub defaults (k=3)")
-    print(f"{'size':>10s} {'mode':>5s} {'bgsub fps':>10s} {'MOG2 fps':>9s} {'ratio':>6s}")
+    print(f"{'size':>10s} {'mode':>5s} {'bgsub fps':>10s} {'MOG2 fps':>9s} {'ratio':>6s} "
+          f"{'state GB/s':>10s} {'copy GB/s':>9s}")
     for size in args.sizes.split(","):
         w, h = (int(v) for v in size.split("x"))
         bgr = [cv2.resize(f, (w, h), interpolation=cv2.INTER_LINEAR) for f in source]
@@ -77,8 +95,10 @@ def main(argv=None):
             for _ in range(args.rounds):
                 best_ours = max(best_ours, rate(ours.apply, frames))
                 best_mog2 = max(best_mog2, rate(mog2.apply, frames))
+            state_bytes = ours.state_nbytes
             print(f"{size:>10s} {mode:>5s} {best_ours:10.1f} {best_mog2:9.1f} "
-                  f"{best_ours / best_mog2:6.2f}", flush=True)
+                  f"{best_ours / best_mog2:6.2f} {2 * state_bytes * best_ours / 1e9:10.1f} "
+                  f"{copy_bandwidth(state_bytes) / 1e9:9.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -253,196 +253,46 @@ def _channel(c, x0, x1, x2):
     return x0 if c == 0 else (x1 if c == 1 else x2)
 
 
-def _make_tile(k: int, nc: int, nv: int, learn: bool, rho_mode: int):
-    """The per-tile loop for one model shape, its sizes frozen as compile-time constants."""
-    planes = k * (1 + nc + nv)
-    inv_c = _ONE / np.float32(nc)
-    u_nc = np.uint64(nc)
-    u_tile = np.uint64(planes * BLOCK)
-    half_c = nc / 2.0
-    two_pi = 2.0 * math.pi
 
-    # Where component j's values sit, from a pixel's offset s in its tile.
-    # Offsets are computed, not looked up in tuples: a tuple indexed by a loop
-    # variable goes through the stack, and the vectoriser then gathers lane
-    # by lane.
-    @njit(inline="always", cache=True, error_model="numpy")
-    def w_at(s, j):
-        return s + np.uint64(j * BLOCK)
 
-    @njit(inline="always", cache=True, error_model="numpy")
-    def mu_at(s, j, c):
-        return s + np.uint64((k + j * nc + c) * BLOCK)
+# Where component j's values sit, from a pixel's offset s in its tile.
+# Offsets are computed, not looked up in tuples: a tuple indexed by a loop
+# variable goes through the stack, and the vectoriser then gathers lane by
+# lane.
 
-    @njit(inline="always", cache=True, error_model="numpy")
-    def var_at(s, j, c):
-        return s + np.uint64((k + k * nc + j * nv + (c if nv > 1 else 0)) * BLOCK)
+@njit(inline="always", cache=True, error_model="numpy")
+def _w_index(s, j):
+    return s + np.uint64(j * BLOCK)
 
-    @njit(inline="always", cache=True, error_model="numpy")
-    def rank_var(state, s, j, var_min, step):
-        """sigma^2 for ranking: the variance, or the mean of the channels' variances."""
-        if nv == 1:
-            return _dec_var(state[var_at(s, j, 0)], var_min, step)
-        v = _ZERO
-        for c in range(nc):
-            v += _dec_var(state[var_at(s, j, c)], var_min, step)
-        return v * inv_c
 
-    @njit(cache=True, nogil=True, error_model="numpy")
-    def tile(x, state, mask, t, nb, alpha, lam2, t_q, w_init, q_init, var_min, var_max, step,
-             inv_step):
-        base = np.uint64(t) * u_tile
-        first = np.uint64(t) * _UB
-        one_minus_a = _ONE - alpha
-        zero = alpha - alpha  # 0.0 for any finite alpha, unknown to LLVM (see _opaque)
-        for ii in range(nb):
-            i = np.uint64(ii)
-            p = first + i
-            s = base + i
-            # the pixel's channels, loaded once: a load after a store to the
-            # state is repeated, LLVM not knowing the frame is another array
-            px = p * u_nc
-            x0 = np.float32(x[px])
-            x1 = np.float32(x[px + np.uint64(1 if nc > 1 else 0)])
-            x2 = np.float32(x[px + np.uint64(2 if nc > 2 else 0)])
+@njit(inline="always", cache=True, error_model="numpy")
+def _mu_index(s, j, c, k, nc):
+    return s + np.uint64((k + j * nc + c) * BLOCK)
 
-            # match: the highest-ranked component within lambda sigma, and the
-            # least probable slot (lowest key, ties to the higher slot)
-            best = _NO_KEY
-            best_key = _NO_KEY
-            best_d2 = _ZERO
-            best_var = _ONE
-            r = _ZERO
-            r_key = np.float32(np.inf)
-            for j in range(k):
-                jf = np.float32(j)
-                ww = _dec_w(state[w_at(s, j)])
-                v = rank_var(state, s, j, var_min, step)
-                d2 = _ZERO
-                for c in range(nc):
-                    a = _channel(c, x0, x1, x2) - _dec_mu(state[mu_at(s, j, c)])
-                    if nv == 1:
-                        d2 += a * a
-                    else:
-                        d2 += a * a / _dec_var(state[var_at(s, j, c)], var_min, step)
-                dd = d2 * inv_c
-                limit = lam2 * v if nv == 1 else lam2
-                key = ww * ww / v
-                # key > best_key also keeps the lower slot on equal keys (rank ties)
-                hit = (ww > _ZERO) & (dd < limit) & (key > best_key)
-                best = jf if hit else best
-                best_key = key if hit else best_key
-                best_d2 = dd if hit else best_d2
-                best_var = v if hit else best_var
-                low = key <= r_key
-                r = jf if low else r
-                r_key = key if low else r_key
 
-            # classify: background when the weight ranked above the match is at
-            # most T.  The stored integer weights (at most 5 * 65535 < 2**24)
-            # sum exactly in float32 in any order.
-            above = _ZERO
-            for j in range(k):
-                jf = np.float32(j)
-                q = state[w_at(s, j)]
-                ww = _dec_w(q)
-                key = ww * ww / rank_var(state, s, j, var_min, step)
-                higher = (key > best_key) | ((key == best_key) & (jf < best))
-                above += np.float32(q) if (higher & (jf != best)) else _ZERO
-            fg = (best < _ZERO) | (above > t_q)
-            if not learn:
-                mask[p] = _FG if fg else _BG
-                continue
+@njit(inline="always", cache=True, error_model="numpy")
+def _var_index(s, j, c, k, nc, nv):
+    return s + np.uint64((k + k * nc + j * nv + (c if nv > 1 else 0)) * BLOCK)
 
-            # learn the weights: decay every weight, add alpha to the match; an
-            # unmatched pixel's least probable slot gets w_init, and its
-            # weights are renormalised
-            matched = best >= _ZERO
-            total = _ZERO
-            w_best = _ZERO
-            for j in range(k):
-                jf = np.float32(j)
-                new = _new_weight(state[w_at(s, j)], jf, best, r, one_minus_a, alpha, w_init)
-                total += new
-                w_best += new if jf == best else _ZERO  # the match's new weight, exactly
-            scale = _ONE if matched else _ONE / total
 
-            # the matched component's mean and variances (any, when none matched)
-            mb0 = mb1 = mb2 = _ZERO
-            vb0 = vb1 = vb2 = _ZERO
-            for j in range(k):
-                hit_j = np.float32(j) == best
-                for c in range(nc):
-                    m = _dec_mu(state[mu_at(s, j, c)])
-                    mb0 = m if hit_j & (c == 0) else mb0
-                    mb1 = m if hit_j & (c == 1) else mb1
-                    mb2 = m if hit_j & (c == 2) else mb2
-                    v = _dec_var(state[var_at(s, j, c)], var_min, step)
-                    vb0 = v if hit_j & (c == 0) else vb0
-                    vb1 = v if hit_j & (c == 1) else vb1
-                    vb2 = v if hit_j & (c == 2) else vb2
-
-            if rho_mode == RHO_ALPHA_OVER_W:
-                rho = alpha / (w_best if matched else _ONE)
-            else:
-                # the density eta(x | mu, Sigma), in float64 with libm's pow and
-                # exp as the reference calls them; best_d2 holds m2, so the
-                # exponent -1/2 (x-mu)' Sigma^-1 (x-mu) is -(C/2) m2
-                m2 = np.float64(best_d2)
-                if nv == 1:
-                    vb = np.float64(best_var)
-                    eta = (two_pi * vb) ** (-half_c) * math.exp(-half_c * m2 / vb)
-                else:
-                    det = 1.0
-                    for c in range(nc):
-                        det *= two_pi * np.float64(_channel(c, vb0, vb1, vb2))
-                    eta = det ** -0.5 * math.exp(-half_c * m2)
-                rho = np.float32(min(np.float64(alpha) * eta, 1.0))
-
-            # the match's new mean and variance, computed once (a pixel has one
-            # match), then blended into every slot with the replacement's values
-            a0 = x0 - mb0
-            a1 = x1 - mb1
-            a2 = x2 - mb2
-            mv0 = np.int32(_mu_code(mb0 + rho * a0))
-            mv1 = np.int32(_mu_code(mb1 + rho * a1))
-            mv2 = np.int32(_mu_code(mb2 + rho * a2))
-            nx0 = np.int32(_mu_code(x0))
-            nx1 = np.int32(_mu_code(x1))
-            nx2 = np.int32(_mu_code(x2))
-            if nv == 1:
-                # spherical: the variance follows m2
-                vv0 = vv1 = vv2 = _moved_var(best_var, best_d2, rho, var_min, var_max, inv_step)
-            else:
-                # diagonal: each channel's variance follows its own squared distance
-                vv0 = _moved_var(vb0, a0 * a0, rho, var_min, var_max, inv_step)
-                vv1 = _moved_var(vb1, a1 * a1, rho, var_min, var_max, inv_step)
-                vv2 = _moved_var(vb2, a2 * a2, rho, var_min, var_max, inv_step)
-            for j in range(k):
-                jf = np.float32(j)
-                hit_j = jf == best
-                replaced = (best < _ZERO) & (jf == r)
-                new = _new_weight(state[w_at(s, j)], jf, best, r, one_minus_a, alpha, w_init)
-                state[w_at(s, j)] = _q16(_w_code(new * scale))
-                for c in range(nc):
-                    at = mu_at(s, j, c)
-                    state[at] = _choose(_channel(c, mv0, mv1, mv2), _channel(c, nx0, nx1, nx2),
-                                        _opaque(state[at], zero), hit_j, replaced)
-                for c in range(nv):
-                    at = var_at(s, j, c)
-                    state[at] = _choose(_channel(c, vv0, vv1, vv2), q_init,
-                                        _opaque(state[at], zero), hit_j, replaced)
-            # stored last: the state's values are not reloaded after it
-            mask[p] = _FG if fg else _BG
-
-    return tile
+@njit(inline="always", cache=True, error_model="numpy")
+def _rank_var(state, s, j, k, nc, nv, var_min, step):
+    """sigma^2 for ranking: the variance, or the mean of the channels' variances."""
+    if nv == 1:
+        return _dec_var(state[_var_index(s, j, 0, k, nc, nv)], var_min, step)
+    v = _ZERO
+    for c in range(nc):
+        v += _dec_var(state[_var_index(s, j, c, k, nc, nv)], var_min, step)
+    return v * (_ONE / np.float32(nc))
 
 
 @functools.lru_cache(maxsize=None)
 def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: int):
     """The kernel that classifies one frame and (if ``learn``) learns from it.
 
-    Built and compiled once per model shape (cached on disk by Numba).  The
+    Built once per model shape: ``k``, the channel and variance counts, and the
+    mode are frozen into it as compile-time constants (and, being plain
+    numbers, let Numba's disk cache find it again in the next process).  The
     kernel is called as ``kernel(x, state, mask, n, alpha, lam2, bg_ratio,
     w_init, var_init, var_min, var_max)``:
 
@@ -462,7 +312,14 @@ def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: i
         lambda squared, T, the replacement weight and variance, and the
         variance clamp (which also sets the variances' encoding).
     """
-    tile = _make_tile(k, channels, variances, learn, rho_mode)
+    k, nc, nv = int(k), int(channels), int(variances)
+    learn, rho_mode = bool(learn), int(rho_mode)
+    planes = k * (1 + nc + nv)
+    inv_c = _ONE / np.float32(nc)
+    u_nc = np.uint64(nc)
+    u_tile = np.uint64(planes * BLOCK)
+    half_c = nc / 2.0
+    two_pi = 2.0 * math.pi
 
     @njit(parallel=True, cache=True, nogil=True, error_model="numpy")
     def kernel(x, state, mask, n, alpha, lam2, bg_ratio, w_init, var_init, var_min, var_max):
@@ -470,11 +327,154 @@ def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: i
         inv_step = _ONE / step if step > _ZERO else _ZERO
         t_q = bg_ratio * W_ONE
         q_init = np.int32(_var_code(var_init, var_min, inv_step))
+        one_minus_a = _ONE - alpha
+        zero = alpha - alpha  # 0.0 for any finite alpha, unknown to LLVM (see _opaque)
         tiles = (n + BLOCK - 1) // BLOCK
         for t in prange(tiles):
             nb = min(BLOCK, n - t * BLOCK)
-            tile(x, state, mask, t, nb, alpha, lam2, t_q, w_init, q_init, var_min, var_max,
-                 step, inv_step)
+            base = np.uint64(t) * u_tile
+            first = np.uint64(t) * _UB
+            for ii in range(nb):
+                i = np.uint64(ii)
+                p = first + i
+                s = base + i
+                # the pixel's channels, loaded once: a load after a store to the
+                # state is repeated, LLVM not knowing the frame is another array
+                px = p * u_nc
+                x0 = np.float32(x[px])
+                x1 = np.float32(x[px + np.uint64(1 if nc > 1 else 0)])
+                x2 = np.float32(x[px + np.uint64(2 if nc > 2 else 0)])
+
+                # match: the highest-ranked component within lambda sigma, and the
+                # least probable slot (lowest key, ties to the higher slot)
+                best = _NO_KEY
+                best_key = _NO_KEY
+                best_d2 = _ZERO
+                best_var = _ONE
+                r = _ZERO
+                r_key = np.float32(np.inf)
+                for j in range(k):
+                    jf = np.float32(j)
+                    ww = _dec_w(state[_w_index(s, j)])
+                    v = _rank_var(state, s, j, k, nc, nv, var_min, step)
+                    d2 = _ZERO
+                    for c in range(nc):
+                        a = _channel(c, x0, x1, x2) - _dec_mu(state[_mu_index(s, j, c, k, nc)])
+                        if nv == 1:
+                            d2 += a * a
+                        else:
+                            vc = _dec_var(state[_var_index(s, j, c, k, nc, nv)], var_min, step)
+                            d2 += a * a / vc
+                    dd = d2 * inv_c
+                    limit = lam2 * v if nv == 1 else lam2
+                    key = ww * ww / v
+                    # key > best_key also keeps the lower slot on equal keys (rank ties)
+                    hit = (ww > _ZERO) & (dd < limit) & (key > best_key)
+                    best = jf if hit else best
+                    best_key = key if hit else best_key
+                    best_d2 = dd if hit else best_d2
+                    best_var = v if hit else best_var
+                    low = key <= r_key
+                    r = jf if low else r
+                    r_key = key if low else r_key
+
+                # classify: background when the weight ranked above the match is at
+                # most T.  The stored integer weights (at most 5 * 65535 < 2**24)
+                # sum exactly in float32 in any order.
+                above = _ZERO
+                for j in range(k):
+                    jf = np.float32(j)
+                    q = state[_w_index(s, j)]
+                    ww = _dec_w(q)
+                    key = ww * ww / _rank_var(state, s, j, k, nc, nv, var_min, step)
+                    higher = (key > best_key) | ((key == best_key) & (jf < best))
+                    above += np.float32(q) if (higher & (jf != best)) else _ZERO
+                fg = (best < _ZERO) | (above > t_q)
+                if not learn:
+                    mask[p] = _FG if fg else _BG
+                    continue
+
+                # learn the weights: decay every weight, add alpha to the match; an
+                # unmatched pixel's least probable slot gets w_init, and its
+                # weights are renormalised
+                matched = best >= _ZERO
+                total = _ZERO
+                w_best = _ZERO
+                for j in range(k):
+                    jf = np.float32(j)
+                    new = _new_weight(state[_w_index(s, j)], jf, best, r, one_minus_a, alpha, w_init)
+                    total += new
+                    w_best += new if jf == best else _ZERO  # the match's new weight, exactly
+                scale = _ONE if matched else _ONE / total
+
+                # the matched component's mean and variances (any, when none matched)
+                mb0 = mb1 = mb2 = _ZERO
+                vb0 = vb1 = vb2 = _ZERO
+                for j in range(k):
+                    hit_j = np.float32(j) == best
+                    for c in range(nc):
+                        m = _dec_mu(state[_mu_index(s, j, c, k, nc)])
+                        mb0 = m if hit_j & (c == 0) else mb0
+                        mb1 = m if hit_j & (c == 1) else mb1
+                        mb2 = m if hit_j & (c == 2) else mb2
+                        v = _dec_var(state[_var_index(s, j, c, k, nc, nv)], var_min, step)
+                        vb0 = v if hit_j & (c == 0) else vb0
+                        vb1 = v if hit_j & (c == 1) else vb1
+                        vb2 = v if hit_j & (c == 2) else vb2
+
+                if rho_mode == RHO_ALPHA_OVER_W:
+                    rho = alpha / (w_best if matched else _ONE)
+                else:
+                    # the density eta(x | mu, Sigma), in float64 with libm's pow and
+                    # exp as the reference calls them; best_d2 holds m2, so the
+                    # exponent -1/2 (x-mu)' Sigma^-1 (x-mu) is -(C/2) m2
+                    m2 = np.float64(best_d2)
+                    if nv == 1:
+                        vb = np.float64(best_var)
+                        eta = (two_pi * vb) ** (-half_c) * math.exp(-half_c * m2 / vb)
+                    else:
+                        det = 1.0
+                        for c in range(nc):
+                            det *= two_pi * np.float64(_channel(c, vb0, vb1, vb2))
+                        eta = det ** -0.5 * math.exp(-half_c * m2)
+                    rho = np.float32(min(np.float64(alpha) * eta, 1.0))
+
+                # the match's new mean and variance, computed once (a pixel has one
+                # match), then blended into every slot with the replacement's values
+                a0 = x0 - mb0
+                a1 = x1 - mb1
+                a2 = x2 - mb2
+                mv0 = np.int32(_mu_code(mb0 + rho * a0))
+                mv1 = np.int32(_mu_code(mb1 + rho * a1))
+                mv2 = np.int32(_mu_code(mb2 + rho * a2))
+                nx0 = np.int32(_mu_code(x0))
+                nx1 = np.int32(_mu_code(x1))
+                nx2 = np.int32(_mu_code(x2))
+                if nv == 1:
+                    # spherical: the variance follows m2
+                    vv0 = vv1 = vv2 = _moved_var(best_var, best_d2, rho, var_min, var_max, inv_step)
+                else:
+                    # diagonal: each channel's variance follows its own squared distance
+                    vv0 = _moved_var(vb0, a0 * a0, rho, var_min, var_max, inv_step)
+                    vv1 = _moved_var(vb1, a1 * a1, rho, var_min, var_max, inv_step)
+                    vv2 = _moved_var(vb2, a2 * a2, rho, var_min, var_max, inv_step)
+                for j in range(k):
+                    jf = np.float32(j)
+                    hit_j = jf == best
+                    replaced = (best < _ZERO) & (jf == r)
+                    new = _new_weight(state[_w_index(s, j)], jf, best, r, one_minus_a, alpha, w_init)
+                    state[_w_index(s, j)] = _q16(_w_code(new * scale))
+                    for c in range(nc):
+                        at = _mu_index(s, j, c, k, nc)
+                        state[at] = _choose(_channel(c, mv0, mv1, mv2), _channel(c, nx0, nx1, nx2),
+                                            _opaque(state[at], zero), hit_j, replaced)
+                    for c in range(nv):
+                        at = _var_index(s, j, c, k, nc, nv)
+                        state[at] = _choose(_channel(c, vv0, vv1, vv2), q_init,
+                                            _opaque(state[at], zero), hit_j, replaced)
+                # stored last: the state's values are not reloaded after it
+                mask[p] = _FG if fg else _BG
+
 
     signature = (types.Array(types.uint8, 1, "C"), types.Array(types.uint16, 1, "C"),
                  types.Array(types.uint8, 1, "C"), types.int64) + (types.float32,) * 7
@@ -574,15 +574,22 @@ def background_means(state, k, nc, nv, var_min, var_max, out):
 
 @njit(inline="always", cache=True, error_model="numpy")
 def _log_density(x, p, state, k, nc, nv, j, var_min, step):
-    """ln N(x_p | mu_j, Sigma_j), float64, for the spherical or diagonal model."""
+    """ln N(x_p | mu_j, Sigma_j), float64, for the spherical or diagonal model.
+
+    One logarithm per component (of |2 pi Sigma|), not one per channel: the
+    log-likelihood is computed every frame, and its logarithms and
+    exponentials cost as much as the frame kernel at small sizes.
+    """
     planes = k * (1 + nc + nv)
-    s = 0.0  # sum over channels of ln(2 pi var) and d^2 / var
+    det = 1.0  # |2 pi Sigma|
+    s = 0.0  # Mahalanobis distance
     for c in range(nc):
         v = np.float64(_var_at(state, p, k, nc, nv, j, c, var_min, step))
         d = np.float64(x[p * nc + c]) - np.float64(_dec_mu(_at(state, p, planes,
                                                                k + j * nc + c)))
-        s += math.log(2.0 * math.pi * v) + d * d / v
-    return -0.5 * s
+        det *= 2.0 * math.pi * v
+        s += d * d / v
+    return -0.5 * (math.log(det) + s)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

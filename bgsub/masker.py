@@ -180,6 +180,14 @@ class MixtureMasker:
         """Shape of the frames the model was built on, or None before the first."""
         return self._shape
 
+    @property
+    def state_nbytes(self) -> int:
+        """Bytes of model state (16-bit codes, see :mod:`bgsub.kernels`); 0 before the first frame.
+
+        Every frame reads and writes all of it once.
+        """
+        return 0 if self._state is None else self._state.nbytes
+
     def reset(self) -> None:
         """Forget everything: the next frame starts a new model, of any size."""
         self._t = 0
