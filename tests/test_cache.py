@@ -1,0 +1,50 @@
+"""Numba's compiled kernels are cached, also when the package cannot be written to."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import bgsub
+
+PROBE = """
+import numpy as np
+from bgsub import MixtureMasker
+m = MixtureMasker()
+m.apply(np.zeros((48, 64, 3), np.uint8))
+stats = m._learn_kernel.stats
+print(sum(stats.cache_hits.values()), sum(stats.cache_misses.values()))
+"""
+
+
+def test_kernels_are_cached_in_the_user_cache_when_the_package_is_read_only(tmp_path):
+    """A read-only install compiles once, into the user's cache directory, and loads after.
+
+    The copy's ``__pycache__`` is a plain file, so nothing can be written next
+    to the sources even by root (for whom read-only permissions do not
+    count); the permissions are taken away as well.
+    """
+    package = tmp_path / "site" / "bgsub"
+    shutil.copytree(Path(bgsub.__file__).parent, package,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (package / "__pycache__").write_text("")
+    for path in [package, *package.iterdir()]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env.update(PYTHONPATH=str(package.parent), XDG_CACHE_HOME=str(tmp_path / "cache"),
+               PYTHONDONTWRITEBYTECODE="1")
+    try:
+        runs = [subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True,
+                               text=True, timeout=300, cwd=tmp_path) for _ in range(2)]
+    finally:
+        for path in [package, *package.iterdir()]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    for run in runs:
+        assert run.returncode == 0, run.stderr
+        assert run.stderr == ""  # no warnings from LLVM or Numba
+    (hits1, misses1), (hits2, misses2) = (map(int, r.stdout.split()) for r in runs)
+    assert (hits1, misses1) == (0, 1)  # compiled the first time...
+    assert (hits2, misses2) == (1, 0)  # ...and loaded from the cache the second
+    assert list((tmp_path / "cache" / "numba").rglob("*.nbi"))
+    assert not list(package.rglob("*.nbi"))
