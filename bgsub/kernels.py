@@ -294,7 +294,9 @@ def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: i
     mode are frozen into it as compile-time constants (and, being plain
     numbers, let Numba's disk cache find it again in the next process).  The
     kernel is called as ``kernel(x, state, mask, n, alpha, lam2, bg_ratio,
-    w_init, var_init, var_min, var_max)``:
+    w_init, var_init, var_min, var_max, t_start, t_stop)`` and works on the
+    tiles ``t_start <= t < t_stop`` without the GIL: threads share a frame
+    out by tiles (see :mod:`bgsub.tiles`).
 
     Parameters
     ----------
@@ -311,6 +313,8 @@ def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: i
     lam2, bg_ratio, w_init, var_init, var_min, var_max : float32
         lambda squared, T, the replacement weight and variance, and the
         variance clamp (which also sets the variances' encoding).
+    t_start, t_stop : int
+        The tiles to process.
     """
     k, nc, nv = int(k), int(channels), int(variances)
     learn, rho_mode = bool(learn), int(rho_mode)
@@ -321,16 +325,16 @@ def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: i
     half_c = nc / 2.0
     two_pi = 2.0 * math.pi
 
-    @njit(parallel=True, cache=True, nogil=True, error_model="numpy")
-    def kernel(x, state, mask, n, alpha, lam2, bg_ratio, w_init, var_init, var_min, var_max):
+    @njit(cache=True, nogil=True, error_model="numpy")
+    def kernel(x, state, mask, n, alpha, lam2, bg_ratio, w_init, var_init, var_min, var_max,
+               t_start, t_stop):
         step = (var_max - var_min) / _Q_MAX
         inv_step = _ONE / step if step > _ZERO else _ZERO
         t_q = bg_ratio * W_ONE
         q_init = np.int32(_var_code(var_init, var_min, inv_step))
         one_minus_a = _ONE - alpha
         zero = alpha - alpha  # 0.0 for any finite alpha, unknown to LLVM (see _opaque)
-        tiles = (n + BLOCK - 1) // BLOCK
-        for t in prange(tiles):
+        for t in range(t_start, t_stop):
             nb = min(BLOCK, n - t * BLOCK)
             base = np.uint64(t) * u_tile
             first = np.uint64(t) * _UB
@@ -402,7 +406,8 @@ def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: i
                 w_best = _ZERO
                 for j in range(k):
                     jf = np.float32(j)
-                    new = _new_weight(state[_w_index(s, j)], jf, best, r, one_minus_a, alpha, w_init)
+                    new = _new_weight(state[_w_index(s, j)], jf, best, r, one_minus_a, alpha,
+                                      w_init)
                     total += new
                     w_best += new if jf == best else _ZERO  # the match's new weight, exactly
                 scale = _ONE if matched else _ONE / total
@@ -462,7 +467,8 @@ def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: i
                     jf = np.float32(j)
                     hit_j = jf == best
                     replaced = (best < _ZERO) & (jf == r)
-                    new = _new_weight(state[_w_index(s, j)], jf, best, r, one_minus_a, alpha, w_init)
+                    new = _new_weight(state[_w_index(s, j)], jf, best, r, one_minus_a, alpha,
+                                      w_init)
                     state[_w_index(s, j)] = _q16(_w_code(new * scale))
                     for c in range(nc):
                         at = _mu_index(s, j, c, k, nc)
@@ -476,8 +482,9 @@ def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: i
                 mask[p] = _FG if fg else _BG
 
 
-    signature = (types.Array(types.uint8, 1, "C"), types.Array(types.uint16, 1, "C"),
-                 types.Array(types.uint8, 1, "C"), types.int64) + (types.float32,) * 7
+    signature = ((types.Array(types.uint8, 1, "C"), types.Array(types.uint16, 1, "C"),
+                  types.Array(types.uint8, 1, "C"), types.int64) + (types.float32,) * 7
+                 + (types.int64,) * 2)
     with _vector_width(8):
         kernel.compile(signature)  # from Numba's disk cache when it is there
     return kernel

@@ -15,6 +15,7 @@ import numpy as np
 from . import kernels
 from .config import ModelConfig, load_config, replace_model
 from .em import fit_mixtures
+from .tiles import shared_runner
 
 __all__ = ["MixtureMasker", "FrameSizeError", "absorption_frames"]
 
@@ -220,6 +221,10 @@ class MixtureMasker:
         if self._config.init != "first-frame":
             self._bootstrap = np.empty((n, self._config.init_frames, channels), np.uint8)
 
+    def _run(self, kernel, args: tuple) -> None:
+        n = self._dims[3]
+        shared_runner().run(kernel, args, -(-n // kernels.BLOCK))
+
     def _var_range(self) -> tuple[np.float32, np.float32]:
         return np.float32(self._config.min_variance), np.float32(self._config.max_variance)
 
@@ -303,10 +308,10 @@ class MixtureMasker:
                                                 max(1, (h * w) // _LL_SAMPLES))
                     if self._t > 0 else math.nan)
         if learning_rate == 0.0:
-            self._classify_kernel(
+            self._run(self._classify_kernel, (
                 x, self._state, flat, h * w, np.float32(0.0), lam2,
                 np.float32(cfg.background_ratio), np.float32(0.0), np.float32(0.0), var_min,
-                var_max)
+                var_max))
             return out
         self._t += 1
         self._boosted = learning_rate is None and self._recovering()
@@ -316,10 +321,10 @@ class MixtureMasker:
                 alpha = max(alpha, cfg.recovery_rate)
         else:
             alpha = learning_rate
-        self._learn_kernel(
+        self._run(self._learn_kernel, (
             x, self._state, flat, h * w, np.float32(alpha), lam2,
             np.float32(cfg.background_ratio), np.float32(cfg.init_weight),
-            np.float32(cfg.init_variance), var_min, var_max)
+            np.float32(cfg.init_variance), var_min, var_max))
         if self._t == 1:
             out.fill(0)  # the first frame *is* the model: nothing can be moving yet
         if self._bootstrap is not None:
