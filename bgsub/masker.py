@@ -13,7 +13,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from . import kernels
+from . import kernels, shadows
 from .config import ModelConfig, load_config, replace_model
 from .em import fit_mixtures
 
@@ -133,6 +133,19 @@ class MixtureMasker:
     and :attr:`log_likelihood` its fit, whose sudden drops make the model
     learn faster for a while (``recovery_drop``).
 
+    **Shadows.**  After the update, a foreground pixel of a colour frame that
+    is a darker copy of one of its background components is relabelled
+    ``shadow_value`` (127 by default, as OpenCV's MOG2 does; 0 folds shadows
+    into the background): its brightness ratio to the component,
+    ``a = <x, mu> / |mu|^2`` (each channel weighed by its precision for the
+    diagonal model), lies in ``[shadow_ratio_min, 1]`` and its colour lies
+    within ``shadow_threshold`` standard deviations, scaled by a, of the
+    darkened ``a mu``.  Components whose colour is too close to grey for that
+    test to tell a shadow from a grey object are skipped, so grey frames have
+    no shadows, and so is the component the frame itself matched or created
+    (with k = 1 nothing is left).  127 is never foreground: the display, the
+    statistics and the evaluation count only 255.  See :mod:`bgsub.shadows`.
+
     Parameters
     ----------
     config : ModelConfig, optional
@@ -140,7 +153,8 @@ class MixtureMasker:
     **params
         Single parameters overriding ``config`` (``k``, ``learning_rate``,
         ``match_threshold``, ``background_ratio``, ``init_weight``,
-        ``init_variance``, ``min_variance``, ``max_variance``, ``rho``); see
+        ``init_variance``, ``min_variance``, ``max_variance``, ``rho``,
+        ``shadows``, ``shadow_value``, ...); see
         :class:`bgsub.config.ModelConfig`.
 
     Examples
@@ -192,6 +206,7 @@ class MixtureMasker:
         self._bootstrap: np.ndarray | None = None  # frames collected for the EM fit
         self._shape: tuple[int, ...] | None = None
         self._w = self._mu = self._var = self._scratch = self._above64 = None
+        self._shadow_scratch: np.ndarray | None = None
 
     def _allocate(self, shape: tuple[int, ...]) -> None:
         k = self._config.k
@@ -209,6 +224,8 @@ class MixtureMasker:
         fshape, dshape = kernels.scratch_shapes(channels, n_chunks, k)
         self._scratch = np.zeros(fshape, np.float32)
         self._above64 = np.zeros(dshape, np.float64)
+        if self._config.shadows and channels > 1:  # grey frames have no shadows
+            self._shadow_scratch = shadows.allocate_scratch(n_chunks)
 
     def _check_frame(self, frame) -> np.ndarray:
         if not isinstance(frame, np.ndarray):
@@ -251,8 +268,8 @@ class MixtureMasker:
         Returns
         -------
         mask : ndarray
-            uint8 (H, W): 0 background, 255 foreground (127 is reserved for
-            shadows).
+            uint8 (H, W): 0 background, 255 foreground, ``shadow_value``
+            (127 by default) a moving cast shadow.
 
         Raises
         ------
@@ -293,6 +310,7 @@ class MixtureMasker:
                 x, self._w, self._mu, self._var, flat, self._scratch, self._above64,
                 np.float32(0.0), lam2, np.float32(cfg.background_ratio), np.float32(0.0),
                 np.float32(0.0), np.float32(0.0), np.float32(0.0), 0)
+            self._mark_shadows(x, flat)
             return out
         self._t += 1
         self._boosted = learning_rate is None and self._recovering()
@@ -310,9 +328,22 @@ class MixtureMasker:
             np.float32(cfg.max_variance), _RHO_CODES[cfg.rho])
         if self._t == 1:
             out.fill(0)  # the first frame *is* the model: nothing can be moving yet
+        else:
+            self._mark_shadows(x, flat)
         if self._bootstrap is not None:
             self._collect(x)
         return out
+
+    def _mark_shadows(self, x: np.ndarray, flat: np.ndarray) -> None:
+        """Relabel the foreground pixels of a colour frame that are cast shadows."""
+        cfg = self._config
+        if self._shadow_scratch is None:
+            return  # shadows off, or a grey frame: nothing but grey, never a shadow
+        shadows.mark_shadows(x, self._w, self._mu, self._var, flat, self._shadow_scratch,
+                             np.float32(cfg.background_ratio),
+                             np.float32(cfg.match_threshold ** 2),
+                             np.float32(cfg.shadow_ratio_min),
+                             np.float32(cfg.shadow_threshold ** 2), np.uint8(cfg.shadow_value))
 
     def _collect(self, x: np.ndarray) -> None:
         """Keep a bootstrap frame, and refit every pixel by batch EM now and then.

@@ -51,6 +51,8 @@ class NaiveMixture:
         self.var_min = f32(min_variance)
         self.var_max = f32(max_variance)
         self.rho = rho
+        self.shadow = (p["shadows"], p["shadow_value"], p["shadow_ratio_min"],
+                       p["shadow_threshold"], match_threshold)
         self.eps = p["outlier_weight"]
         self.recovery = (p["recovery_drop"], p["recovery_rate"], p["recovery_frames"])
         self.ll = math.nan
@@ -91,6 +93,11 @@ class NaiveMixture:
             mask[p] = self._pixel(p, value, f32(alpha) if learn else None)
         if learn and self.t == 1:
             mask[:] = 0
+        elif self.shadow[0]:
+            # on the model as it is now, after learning from the frame
+            _, value, ratio_min, tau, lam = self.shadow
+            mask = naive_shadows(x, self.w, self.mu, self.var, mask, self.T, lam, ratio_min,
+                                 tau, value)
         return mask.reshape(h, wd)
 
     @property

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from naive import naive_shadows  # tests/naive.py, the plain reference
 
-from bgsub import shadows
+from bgsub import MixtureMasker, shadows
 from bgsub.config import ModelConfig
 
 DEFAULTS = ModelConfig()
@@ -120,3 +120,125 @@ def test_kernel_leaves_grey_frames_alone():
     mask = np.full(n, 255, np.uint8)
     np.testing.assert_array_equal(run_kernel(x, w, mu, var, mask), mask)
     np.testing.assert_array_equal(run_reference(x, w, mu, var, mask), mask)
+
+
+# --- behaviour through MixtureMasker -----------------------------------------------------
+
+H, W = 40, 60
+
+
+def coloured_background(rng):
+    return rng.integers(30, 220, (H, W, 3)).astype(np.float64)
+
+
+def noisy(rng, image, sigma=3.0):
+    return np.clip(np.rint(image + rng.normal(0, sigma, image.shape)), 0, 255).astype(np.uint8)
+
+
+SHADOW = (slice(10, 20), slice(10, 30))
+OBJECT = (slice(25, 35), slice(30, 50))
+
+
+def shadow_and_object(rng, bg, params=None, channels=3, frames=100):
+    """Learn the background, then show a cast shadow and a dark object of another colour.
+
+    Both darken the background by 0.6; the object also turns its colour (its
+    channels rotated), which is all that tells it from a shadow.
+    """
+    m = MixtureMasker(**(params or {}))
+    to_frame = (lambda f: f) if channels == 3 else (lambda f: f.mean(axis=2))
+    for _ in range(frames):
+        m.apply(noisy(rng, to_frame(bg)))
+    scene = bg.copy()
+    scene[SHADOW] *= 0.6
+    scene[OBJECT] = 0.6 * bg[OBJECT][:, :, [1, 2, 0]]
+    return m, m.apply(noisy(rng, to_frame(scene)))
+
+
+def fraction(mask, region, value):
+    return np.mean(mask[region] == value)
+
+
+def test_cast_shadow_is_127_and_a_dark_object_255():
+    rng = np.random.default_rng(20)
+    bg = coloured_background(rng)
+    _, mask = shadow_and_object(rng, bg)
+    assert fraction(mask, SHADOW, 127) > 0.9
+    assert fraction(mask, OBJECT, 255) == 1.0
+    rest = np.ones((H, W), bool)
+    rest[SHADOW] = rest[OBJECT] = False
+    assert np.mean(mask[rest] == 0) > 0.995
+    assert set(np.unique(mask)) <= {0, 127, 255}
+
+
+@pytest.mark.parametrize("covariance", ["spherical", "diagonal"])
+def test_shadow_value_zero_folds_shadows_into_the_background(covariance):
+    rng = np.random.default_rng(21)
+    bg = coloured_background(rng)
+    _, mask = shadow_and_object(rng, bg, {"shadow_value": 0, "covariance": covariance})
+    assert fraction(mask, SHADOW, 0) > 0.9
+    assert fraction(mask, OBJECT, 255) == 1.0
+    assert not np.any(mask == 127)
+
+
+def test_shadows_off_gives_only_foreground_and_background():
+    rng = np.random.default_rng(22)
+    bg = coloured_background(rng)
+    _, mask = shadow_and_object(rng, bg, {"shadows": False})
+    assert set(np.unique(mask)) <= {0, 255}
+    assert fraction(mask, SHADOW, 255) > 0.9
+
+
+def test_no_shadows_on_grey_frames_or_a_grey_background():
+    """Without colour a shadow and a darker grey object look alike: no guessing."""
+    rng = np.random.default_rng(23)
+    bg = coloured_background(rng)
+    _, mask = shadow_and_object(rng, bg, channels=1)
+    assert set(np.unique(mask)) <= {0, 255}
+    assert fraction(mask, SHADOW, 255) > 0.9
+    grey_bg = np.repeat(bg.mean(axis=2, keepdims=True), 3, axis=2)
+    _, mask = shadow_and_object(rng, grey_bg)
+    assert fraction(mask, SHADOW, 255) > 0.9
+
+
+def test_one_component_has_nothing_left_to_compare_with():
+    """k = 1: a foreground pixel replaced its only component, so no shadows."""
+    rng = np.random.default_rng(24)
+    _, mask = shadow_and_object(rng, coloured_background(rng), {"k": 1})
+    assert fraction(mask, SHADOW, 255) > 0.9
+
+
+def test_first_frame_and_classify_only_paths():
+    rng = np.random.default_rng(25)
+    bg = coloured_background(rng)
+    scene = bg.copy()
+    scene[SHADOW] *= 0.6
+    m = MixtureMasker()
+    assert not np.any(m.apply(noisy(rng, scene), learning_rate=0.0))  # no model yet
+    assert not np.any(m.apply(noisy(rng, bg)))  # the first frame is the model
+    for _ in range(60):
+        m.apply(noisy(rng, bg))
+    frame = noisy(rng, scene)
+    before = m.state()
+    classified = m.apply(frame, learning_rate=0.0)
+    for name, plane in m.state().items():
+        np.testing.assert_array_equal(plane, before[name])
+    assert fraction(classified, SHADOW, 127) > 0.9
+    # the learning apply classifies the same frame alike, shadows included
+    np.testing.assert_array_equal(m.apply(frame), classified)
+
+
+def test_a_shadow_that_stays_becomes_background():
+    """A stopped shadow is absorbed like any stopped object, then is background (0)."""
+    rng = np.random.default_rng(26)
+    bg = coloured_background(rng)
+    m = MixtureMasker(learning_rate=0.02)
+    for _ in range(150):
+        m.apply(noisy(rng, bg))
+    scene = bg.copy()
+    scene[SHADOW] *= 0.6
+    masks = [m.apply(noisy(rng, scene)) for _ in range(150)]
+    assert fraction(masks[0], SHADOW, 127) > 0.9
+    assert fraction(masks[-1], SHADOW, 0) > 0.95
+    # never foreground on the way: it goes from shadow to background
+    assert max(fraction(mask, SHADOW, 255) for mask in masks) < 0.1
