@@ -44,15 +44,17 @@ foreground pixel has replaced its only component and nothing is left to
 compare with: no shadows.  OpenCV's MOG2 also tests the updated model, without
 that exclusion.
 
-Layout as in :mod:`bgsub.kernels`: each thread walks its share of the pixels
-in blocks of ``BLOCK``.  A block without foreground costs one vectorised OR of
-its mask bytes.  A block mostly foreground is tested whole, component by
-component, in one branch-free pass over contiguous planes that LLVM
-vectorises; only the few candidates that pass get their rank worked out.  The
-other blocks, most of them holding a few noise pixels, test those pixels one
-by one.  Those take most of the time left: about a microsecond a block, for
-touching a page of each of the k (1 + C + V) planes for a handful of pixels
-(benchmarks/shadow_cost.py measures the whole).
+Layout as in :mod:`bgsub.kernels`, pixels in blocks of ``BLOCK``, except
+that the threads take spans of blocks in turn rather than one share each,
+since the foreground crowds where the objects are.  A block without
+foreground costs one vectorised OR of its mask bytes.  A block mostly
+foreground is tested whole, component by component, in one branch-free pass
+over contiguous planes that LLVM vectorises; only the few candidates that
+pass get their rank worked out.  The other blocks, most of them holding a few
+noise pixels, test those pixels one by one.  Those take most of the time
+left: about a microsecond a block, for touching a page of each of the
+k (1 + C + V) planes for a handful of pixels (benchmarks/shadow_cost.py
+measures the whole).
 
 Every value is float32 and computed in the order of the plain reference
 ``naive_shadows`` in ``tests/naive.py``, so the two agree exactly; change both
@@ -67,6 +69,7 @@ from numba import njit, prange
 __all__ = ["BLOCK", "allocate_scratch", "mark_shadows"]
 
 BLOCK = 256
+_SPAN = 8  # blocks a thread takes in a row (2048 pixels, a 1080p line)
 _FG = np.uint8(255)
 _ZERO = np.float32(0.0)
 _ONE = np.float32(1.0)
@@ -329,11 +332,15 @@ def mark_shadows(x, w, mu, var, mask, scratch, bg_ratio, lam2, ratio_min, tau2, 
     inv_c = _ONE / np.float32(nc)
     t64 = np.float64(bg_ratio)
     n_chunks = scratch.shape[0]
+    span = _SPAN * BLOCK
+    n_spans = (n + span - 1) // span
     for ch in prange(n_chunks):
         rows = scratch[ch]
-        stop = (ch + 1) * n // n_chunks
-        for p0 in range(ch * n // n_chunks, stop, BLOCK):
-            nb = min(BLOCK, stop - p0)
-            if _may_hold_foreground(mask, p0, nb):
-                _shadow_block(x, p0, nb, w, mu, var, mask, rows, inv_c, t64, lam2, ratio_min,
-                              tau2, value)
+        # every n_chunks-th span: the foreground gathers where the objects are,
+        # and contiguous shares would leave one thread with most of it
+        for s in range(ch, n_spans, n_chunks):
+            for p0 in range(s * span, min(n, (s + 1) * span), BLOCK):
+                nb = min(BLOCK, n - p0)
+                if _may_hold_foreground(mask, p0, nb):
+                    _shadow_block(x, p0, nb, w, mu, var, mask, rows, inv_c, t64, lam2,
+                                  ratio_min, tau2, value)
