@@ -41,6 +41,8 @@ def score(seq, make, grey=False):
 
 
 def parse_value(text):
+    if text in ("true", "false"):  # as TOML writes booleans (shadows=false)
+        return text == "true"
     for cast in (int, float):
         try:
             return cast(text)

@@ -83,6 +83,20 @@ class ModelConfig:
         Most EM iterations of the bootstrap.
     em_tol : float
         The bootstrap's EM stops when a pixel's mean log-likelihood gains less.
+    shadows : bool
+        Mark moving cast shadows among the foreground pixels of colour frames
+        (see :mod:`bgsub.shadows`).
+    shadow_value : int
+        Mask value of a shadow pixel, 0..254: 127 by default (OpenCV's
+        convention), 0 folds shadows into the background.
+    shadow_ratio_min : float
+        The darkest shadow, in (0, 1): a shadow keeps at least this fraction
+        of a background component's light (and at most all of it).
+    shadow_threshold : float
+        tau_c > 0: a shadow's colour lies within this many standard
+        deviations (of one channel, scaled by the brightness ratio) of the
+        darkened background colour; a background colour closer than that to
+        grey gets no shadows.
     """
 
     k: int = 3
@@ -103,6 +117,10 @@ class ModelConfig:
     init_frames: int = 50
     em_max_iter: int = 30
     em_tol: float = 1e-3
+    shadows: bool = True
+    shadow_value: int = 127
+    shadow_ratio_min: float = 0.5
+    shadow_threshold: float = 2.5
 
     def __post_init__(self) -> None:
         _check_types(self, "model")
@@ -144,6 +162,11 @@ class ModelConfig:
         if self.rho not in RHO_MODES:
             raise ConfigError(
                 f"model.rho must be one of {', '.join(map(repr, RHO_MODES))}, got {self.rho!r}")
+        if not 0 <= self.shadow_value <= 254:
+            # 255 is foreground: a shadow must stay distinguishable from it
+            raise ConfigError(f"model.shadow_value must be in 0..254, got {self.shadow_value}")
+        _check_range("model.shadow_ratio_min", self.shadow_ratio_min, 0.0, 1.0, "(0, 1)")
+        _check_range("model.shadow_threshold", self.shadow_threshold, 0.0, math.inf, "> 0")
 
 
 @dataclass(frozen=True)

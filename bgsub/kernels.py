@@ -66,6 +66,8 @@ import llvmlite.binding as llvm
 import numpy as np
 from numba import njit, prange, types
 
+from .shadows import darker_diagonal, darker_spherical
+
 __all__ = ["frame_kernel", "state_size", "plane_count", "encode_state", "decode_state",
            "background_means", "mean_log_likelihood", "foreground_probability",
            "RHO_ALPHA_OVER_W", "RHO_GAUSSIAN", "BLOCK", "W_ONE", "MU_ONE"]
@@ -286,17 +288,95 @@ def _rank_var(state, s, j, k, nc, nv, var_min, step):
     return v * (_ONE / np.float32(nc))
 
 
+@njit(inline="always", cache=True, error_model="numpy")
+def _above(state, s, j, k, nc, nv, var_min, step):
+    """The stored weight ranked above component j (integer codes: an exact float32 sum)."""
+    wj = _dec_w(state[_w_index(s, j)])
+    key_j = wj * wj / _rank_var(state, s, j, k, nc, nv, var_min, step)
+    above = _ZERO
+    for q in range(k):
+        code = state[_w_index(s, q)]
+        wq = _dec_w(code)
+        key_q = wq * wq / _rank_var(state, s, q, k, nc, nv, var_min, step)
+        higher = (key_q > key_j) | ((key_q == key_j) & (q < j))
+        above += np.float32(code) if higher & (q != j) else _ZERO
+    return above
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _shadow_tile(x, state, mask, t, nb, k, nc, nv, var_min, step, t_q, lam2, ratio_min, tau2,
+                 value):
+    """Relabel tile t's foreground pixels that are cast shadows (see :mod:`bgsub.shadows`).
+
+    One pixel at a time, and only foreground ones: a scalar loop over the few
+    pixels that need it, on a tile whose state the frame kernel just touched.
+    """
+    planes = k * (1 + nc + nv)
+    base = np.uint64(t) * np.uint64(planes * BLOCK)
+    first = np.uint64(t) * _UB
+    inv_c = _ONE / np.float32(nc)
+    for ii in range(nb):
+        i = np.uint64(ii)
+        p = first + i
+        if mask[p] != _FG:
+            continue
+        s = base + i
+        px = p * np.uint64(3)
+        a0 = np.float32(x[px])
+        a1 = np.float32(x[px + np.uint64(1)])
+        a2 = np.float32(x[px + np.uint64(2)])
+        for j in range(k):
+            ww = _dec_w(state[_w_index(s, j)])
+            b0 = _dec_mu(state[_mu_index(s, j, 0, k, nc)])
+            b1 = _dec_mu(state[_mu_index(s, j, 1, k, nc)])
+            b2 = _dec_mu(state[_mu_index(s, j, 2, k, nc)])
+            v0 = _dec_var(state[_var_index(s, j, 0, k, nc, nv)], var_min, step)
+            if nv == 1:
+                darker = darker_spherical(a0, a1, a2, ww, b0, b1, b2, v0, inv_c, lam2,
+                                          ratio_min, tau2)
+            else:
+                v1 = _dec_var(state[_var_index(s, j, 1, k, nc, nv)], var_min, step)
+                v2 = _dec_var(state[_var_index(s, j, 2, k, nc, nv)], var_min, step)
+                darker = darker_diagonal(a0, a1, a2, ww, b0, b1, b2, v0, v1, v2, inv_c, lam2,
+                                         ratio_min, tau2)
+            if darker and _above(state, s, j, k, nc, nv, var_min, step) <= t_q:
+                mask[p] = value
+                break
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def mark_shadows(x, state, mask, n, k, nc, nv, var_min, var_max, bg_ratio, lam2, ratio_min,
+                 tau2, value, t_start, t_stop):
+    """Relabel the cast shadows among a mask's foreground pixels, tiles t_start..t_stop-1.
+
+    Runs after the frame kernel, on the updated state (see
+    :mod:`bgsub.shadows`), without the GIL, shared out by tiles like it.
+    ``x`` is the frame (N*C,; a grey frame has no shadows: nothing changes),
+    ``state`` the flat state of the model, ``mask`` (N,) with 255 for
+    foreground; shadows get ``value``.  ``lam2``, ``tau2``: the match and
+    colour-distortion thresholds squared; ``ratio_min``: the darkest
+    shadow's brightness ratio.
+    """
+    if nc != 3:
+        return  # grey frames have no shadows
+    step = (var_max - var_min) / _Q_MAX
+    t_q = bg_ratio * W_ONE
+    for t in range(t_start, t_stop):
+        _shadow_tile(x, state, mask, t, min(BLOCK, n - t * BLOCK), k, nc, nv, var_min, step,
+                     t_q, lam2, ratio_min, tau2, value)
+
+
 @functools.lru_cache(maxsize=None)
 def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: int):
     """The kernel that classifies one frame and (if ``learn``) learns from it.
 
-    Built once per model shape: ``k``, the channel and variance counts, and the
+    Built once per model shape: ``k``, the channel and variance counts and the
     mode are frozen into it as compile-time constants (and, being plain
     numbers, let Numba's disk cache find it again in the next process).  The
     kernel is called as ``kernel(x, state, mask, n, alpha, lam2, bg_ratio,
-    w_init, var_init, var_min, var_max, t_start, t_stop)`` and works on the
-    tiles ``t_start <= t < t_stop`` without the GIL: threads share a frame
-    out by tiles (see :mod:`bgsub.tiles`).
+    w_init, var_init, var_min, var_max, t_start, t_stop)`` and
+    works on the tiles ``t_start <= t < t_stop`` without the GIL: threads
+    share a frame out by tiles (see :mod:`bgsub.tiles`).
 
     Parameters
     ----------
@@ -480,7 +560,6 @@ def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: i
                                             _opaque(state[at], zero), hit_j, replaced)
                 # stored last: the state's values are not reloaded after it
                 mask[p] = _FG if fg else _BG
-
 
     signature = ((types.Array(types.uint8, 1, "C"), types.Array(types.uint16, 1, "C"),
                   types.Array(types.uint8, 1, "C"), types.int64) + (types.float32,) * 7

@@ -133,6 +133,19 @@ class MixtureMasker:
     and :attr:`log_likelihood` its fit, whose sudden drops make the model
     learn faster for a while (``recovery_drop``).
 
+    **Shadows.**  After the update, a foreground pixel of a colour frame that
+    is a darker copy of one of its background components is relabelled
+    ``shadow_value`` (127 by default, as OpenCV's MOG2 does; 0 folds shadows
+    into the background): its brightness ratio to the component,
+    ``a = <x, mu> / |mu|^2`` (each channel weighed by its precision for the
+    diagonal model), lies in ``[shadow_ratio_min, 1]`` and its colour lies
+    within ``shadow_threshold`` standard deviations, scaled by a, of the
+    darkened ``a mu``.  Components whose colour is too close to grey for that
+    test to tell a shadow from a grey object are skipped, so grey frames have
+    no shadows, and so is the component the frame itself matched or created
+    (with k = 1 nothing is left).  127 is never foreground: the display, the
+    statistics and the evaluation count only 255.  See :mod:`bgsub.shadows`.
+
     Parameters
     ----------
     config : ModelConfig, optional
@@ -140,7 +153,8 @@ class MixtureMasker:
     **params
         Single parameters overriding ``config`` (``k``, ``learning_rate``,
         ``match_threshold``, ``background_ratio``, ``init_weight``,
-        ``init_variance``, ``min_variance``, ``max_variance``, ``rho``); see
+        ``init_variance``, ``min_variance``, ``max_variance``, ``rho``,
+        ``shadows``, ``shadow_value``, ...); see
         :class:`bgsub.config.ModelConfig`.
 
     Examples
@@ -225,6 +239,17 @@ class MixtureMasker:
         n = self._dims[3]
         shared_runner().run(kernel, args, -(-n // kernels.BLOCK))
 
+    def _mark_shadows(self, x: np.ndarray, flat: np.ndarray, lam2: np.float32) -> None:
+        """Relabel the cast shadows among the mask's foreground (colour frames only)."""
+        cfg = self._config
+        k, channels, variances, n = self._dims
+        if not cfg.shadows or channels != 3:  # grey frames have no shadows
+            return
+        self._run(kernels.mark_shadows, (
+            x, self._state, flat, n, k, channels, variances, *self._var_range(),
+            np.float32(cfg.background_ratio), lam2, np.float32(cfg.shadow_ratio_min),
+            np.float32(cfg.shadow_threshold ** 2), np.uint8(cfg.shadow_value)))
+
     def _var_range(self) -> tuple[np.float32, np.float32]:
         return np.float32(self._config.min_variance), np.float32(self._config.max_variance)
 
@@ -269,8 +294,8 @@ class MixtureMasker:
         Returns
         -------
         mask : ndarray
-            uint8 (H, W): 0 background, 255 foreground (127 is reserved for
-            shadows).
+            uint8 (H, W): 0 background, 255 foreground, ``shadow_value``
+            (127 by default) a moving cast shadow.
 
         Raises
         ------
@@ -312,6 +337,7 @@ class MixtureMasker:
                 x, self._state, flat, h * w, np.float32(0.0), lam2,
                 np.float32(cfg.background_ratio), np.float32(0.0), np.float32(0.0), var_min,
                 var_max))
+            self._mark_shadows(x, flat, lam2)
             return out
         self._t += 1
         self._boosted = learning_rate is None and self._recovering()
@@ -325,6 +351,7 @@ class MixtureMasker:
             x, self._state, flat, h * w, np.float32(alpha), lam2,
             np.float32(cfg.background_ratio), np.float32(cfg.init_weight),
             np.float32(cfg.init_variance), var_min, var_max))
+        self._mark_shadows(x, flat, lam2)
         if self._t == 1:
             out.fill(0)  # the first frame *is* the model: nothing can be moving yet
         if self._bootstrap is not None:

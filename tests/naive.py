@@ -20,6 +20,9 @@ exact rather than approximate:
 
 ``quantize=False`` keeps float32 state instead (no codes): the model as it was
 before 16-bit storage, to measure what the storage changes.
+
+``naive_shadows`` is the reference of ``bgsub.shadows``: the same equations,
+pixel by pixel and component by component in rank order.
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ class NaiveMixture:
         self.inv_step = f32(1.0) / self.step if self.step > 0 else f32(0.0)
         self.T_codes = self.T * W_ONE  # T in weight codes
         self.rho = rho
+        self.shadow = (p["shadows"], p["shadow_value"], p["shadow_ratio_min"],
+                       p["shadow_threshold"], match_threshold)
         self.eps = p["outlier_weight"]
         self.recovery = (p["recovery_drop"], p["recovery_rate"], p["recovery_frames"])
         self.ll = math.nan
@@ -104,6 +109,11 @@ class NaiveMixture:
             mask[p] = self._pixel(p, value, f32(alpha) if learn else None)
         if learn and self.t == 1:
             mask[:] = 0
+        elif self.shadow[0]:
+            # on the model as it is now, after learning from the frame
+            _, value, ratio_min, tau, lam = self.shadow
+            mask = naive_shadows(x, self.w, self.mu, self.var, mask, self.T, lam, ratio_min,
+                                 tau, value)
         return mask.reshape(h, wd)
 
     @property
@@ -323,6 +333,116 @@ class NaiveMixture:
 
     def state(self):
         return {"w": self.w.copy(), "mu": self.mu.copy(), "var": self.var.copy()}
+
+
+def naive_shadows(x, w, mu, var, mask, background_ratio, match_threshold, ratio_min, tau, value):
+    """Relabel the foreground pixels that are cast shadows of a background component.
+
+    x (N, C) uint8, w (k, N), mu (k, C, N), var (k, V, N) float32, mask (N,)
+    uint8; returns a new mask.  Pixel p, at 255, becomes ``value`` when some
+    component j among the first B in rank order (the background) has w > 0
+    and, with sigma_c^2 its variances (all equal when V = 1):
+
+    * brightness ratio a = sum_c x_c mu_c / sigma_c^2 / sum_c mu_c^2 / sigma_c^2
+      (> 0 denominator) in [ratio_min, 1];
+    * mu's distance from the grey axis, mean over channels of
+      (mu_c - g)^2 / sigma_c^2 with g the precision-weighted mean of mu, at
+      least tau^2 (a grey background cannot tell a shadow from a grey object);
+    * colour distortion, mean over channels of (x_c - a mu_c)^2 / sigma_c^2,
+      below tau^2 a^2;
+    * x does not match j (mean over channels of (x_c - mu_c)^2 / sigma_c^2
+      below lambda^2): that would be the component this frame matched or
+      created.
+
+    Spherical sums run over squared differences and compare with tau^2
+    sigma^2 (lambda^2 sigma^2), in the kernel's order of operations.
+    """
+    k, c, n = mu.shape
+    per_channel = var.shape[1] > 1
+    inv_c = f32(1.0) / f32(c)
+    lam2 = f32(match_threshold ** 2)
+    tau2 = f32(tau ** 2)
+    ratio_min = f32(ratio_min)
+    out = mask.copy()
+    for p in range(n):
+        if mask[p] != 255:
+            continue
+        keys = []
+        for j in range(k):
+            if per_channel:
+                s = f32(0.0)
+                for ch in range(c):
+                    s = s + var[j, ch, p]
+                rank_var = s * inv_c
+            else:
+                rank_var = var[j, 0, p]
+            keys.append(w[j, p] * w[j, p] / rank_var)
+        order = sorted(range(k), key=lambda j: -keys[j])  # stable: ties to the lower slot
+        # the background: until the cumulative weight exceeds T, summed as the
+        # stored integer codes (w = code / 65535) like the classification
+        cumulative = 0
+        limit = float(f32(background_ratio) * W_ONE)
+        for j in order:
+            if w[j, p] > 0 and _naive_darker_copy(x[p], mu[:, :, p], var[:, :, p], j,
+                                                  per_channel, inv_c, lam2, ratio_min, tau2):
+                out[p] = value
+                break
+            cumulative += round(float(w[j, p]) * 65535)
+            if cumulative > limit:
+                break
+    return out
+
+
+def _naive_darker_copy(xp, mu, var, j, per_channel, inv_c, lam2, ratio_min, tau2):
+    c = mu.shape[1]
+    xs = [f32(xp[ch]) for ch in range(c)]
+    sig2 = [var[j, ch if per_channel else 0] for ch in range(c)]
+    num = den = f32(0.0)
+    for ch in range(c):
+        m = mu[j, ch]
+        if per_channel:
+            num = num + xs[ch] * m / sig2[ch]
+            den = den + m * m / sig2[ch]
+        else:
+            num = num + xs[ch] * m
+            den = den + m * m
+    if not (den > 0 and ratio_min * den <= num <= den):
+        return False
+    a = num / den
+    scale = f32(1.0) if per_channel else sig2[0]
+    if per_channel:
+        g_num = g_den = f32(0.0)
+        for ch in range(c):
+            g_num = g_num + mu[j, ch] / sig2[ch]
+            g_den = g_den + f32(1.0) / sig2[ch]
+        grey = g_num / g_den
+    else:
+        total = f32(0.0)
+        for ch in range(c):
+            total = total + mu[j, ch]
+        grey = total * inv_c
+    chroma = dist = match = f32(0.0)
+    for ch in range(c):
+        g = mu[j, ch] - grey
+        d = xs[ch] - a * mu[j, ch]
+        e = xs[ch] - mu[j, ch]
+        if per_channel:
+            chroma = chroma + g * g / sig2[ch]
+            dist = dist + d * d / sig2[ch]
+            match = match + e * e / sig2[ch]
+        else:
+            chroma = chroma + g * g
+            dist = dist + d * d
+            match = match + e * e
+    if per_channel:
+        coloured = chroma * inv_c >= tau2
+        close = dist * inv_c < tau2 * a * a
+        matches = match * inv_c < lam2
+    else:
+        coloured = chroma * inv_c >= tau2 * scale
+        close = dist * inv_c < tau2 * a * a * scale
+        matches = match * inv_c < lam2 * scale
+    return bool(coloured and close and not matches)
 
 
 def naive_em(x, weights, means, variances, iterations, var_min, var_max):

@@ -62,6 +62,14 @@ def test_keyword_parameters_and_from_config(tmp_path):
     ({"init": "kmeans"}, "model.init must be one of"),
     ({"covariance": "full"}, "model.covariance must be one of"),
     ({"learning_rate": "0.1"}, "model.learning_rate must be float"),
+    ({"shadows": "yes"}, "model.shadows must be bool"),
+    ({"shadow_value": 255}, "model.shadow_value must be in 0..254"),
+    ({"shadow_value": -1}, "model.shadow_value must be in 0..254"),
+    ({"shadow_value": 127.0}, "model.shadow_value must be int"),
+    ({"shadow_ratio_min": 1.0}, "model.shadow_ratio_min must be in (0, 1)"),
+    ({"shadow_ratio_min": 0.0}, "model.shadow_ratio_min must be in (0, 1)"),
+    ({"shadow_threshold": 0.0}, "model.shadow_threshold"),
+    ({"shadow_threshold": float("nan")}, "model.shadow_threshold"),
 ])
 def test_invalid_parameters_raise(params, needle):
     with pytest.raises(ConfigError) as err:

@@ -1,0 +1,132 @@
+"""Moving cast shadow detection on the mixture's foreground (Numba kernel).
+
+A cast shadow darkens the background without changing its colour much, so a
+foreground pixel is relabelled a shadow when it is a darker copy of one of its
+pixel's background components.  The test follows OpenCV MOG2's
+``detectShadowGMM``, written in the per-channel Mahalanobis terms of
+:mod:`bgsub.kernels` (the brightness and chromaticity distortion of Horprasert
+et al., 1999).  For a component j (mean mu, variances sigma_c^2) and the
+pixel's value x, x is a shadow on j when:
+
+* j is a background component (the match rule's: rank by ``w**2 / s2``, ties
+  to the lower slot, s2 the variance or the mean of the channel variances;
+  background when at most T of weight ranks above it, summed over the stored
+  integer weights as the frame kernel's classification does);
+* the brightness ratio ``a = sum_c (x_c mu_c / sigma_c^2) / sum_c (mu_c^2 /
+  sigma_c^2)``, the scale that brings ``a mu`` closest to x in j's own metric,
+  lies in ``[ratio_min, 1]``.  For the spherical model the variance cancels
+  and ``a = <x, mu> / |mu|^2`` as in MOG2; the diagonal model weighs each
+  channel by its precision, as its match does;
+* the colour distortion is small: ``(1/C) sum_c (x_c - a mu_c)^2 /
+  sigma_c^2 < tau_c^2 a^2``.  x lies within tau_c standard deviations (of one
+  channel, like ``match_threshold``) of the darkened colour ``a mu``, whose
+  spread shrinks with it (MOG2's ``a^2``);
+* j is coloured: its mean lies at least tau_c sigma from the grey axis (see
+  :func:`darker_spherical`).  On a grey background the colour test cannot tell a
+  shadow from a grey object of the right brightness (a grey car on grey
+  asphalt), so it does not guess.  A grey frame (C = 1) is all grey: never a
+  shadow, and the kernel returns at once;
+* x does not match j (see below).
+
+The test runs inside the frame kernel (:func:`bgsub.kernels.frame_kernel`),
+on each tile right after the tile's pixels were classified and learned, while
+the tile's state is still in cache, and sees the state *after* the frame's
+update, which is what it needs.  No background component matched a
+foreground pixel, so none of them moved: their means and variances are those
+the frame was classified against, and their weights all decayed by the same
+factor, which keeps their order (the background set, recomputed from the new
+weights, differs only through the one component that gained weight).  That
+component, the one the frame matched or created, is no reference: it could
+rank among the background now (always with k = 1; on a stopped object's
+absorption frame), and compared with itself x would pass as a shadow of ratio
+1.  It is the only one that matches x after the update (the update moves a
+match's mean and variance towards x, which keeps it matching; a new component
+is centred on x), so components that match x are skipped.  With k = 1 a
+foreground pixel has replaced its only component and nothing is left to
+compare with: no shadows.  OpenCV's MOG2 also tests the updated model, without
+that exclusion.
+
+Only foreground pixels are tested, one by one: on real footage they are a few
+percent of a frame (benchmarks/shadow_cost.py measures the cost).
+
+Every value is float32 and computed in the order of the plain reference
+``naive_shadows`` in ``tests/naive.py``, so the two agree exactly; change both
+together.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["darker_spherical", "darker_diagonal"]
+
+_ZERO = np.float32(0.0)
+_ONE = np.float32(1.0)
+
+
+@njit(inline="always", cache=True, error_model="numpy")
+def darker_spherical(a0, a1, a2, ww, b0, b1, b2, v, inv_c, lam2, ratio_min, tau2):
+    """Whether value (a0, a1, a2) is a darker copy of a component (w, mean b, variance v).
+
+    The tests run cheapest and most often failing first, each ending the
+    test when it fails: most foreground pixels are not shadows.
+
+    The test of colour against grey: the colour test accepts the ball of
+    radius tau_c a sigma around ``a b``; when that ball reaches the grey axis
+    (B = G = R), every grey value of the right brightness passes as a shadow,
+    a grey car on grey asphalt, a person in black on a concrete floor.
+    Scaling by a moves ``a b`` and shrinks the ball alike, so whether it
+    reaches grey does not depend on a: b must lie at least tau_c sigma from
+    the axis.
+    """
+    num = a0 * b0 + a1 * b1 + a2 * b2
+    den = b0 * b0 + b1 * b1 + b2 * b2
+    # products rather than the ratio keep the band's ends exact; a black mean
+    # (den 0) has no darker copy
+    if not ((ww > _ZERO) & (den > _ZERO) & (ratio_min * den <= num) & (num <= den)):
+        return False
+    grey = (b0 + b1 + b2) * inv_c
+    g0 = b0 - grey
+    g1 = b1 - grey
+    g2 = b2 - grey
+    if not (g0 * g0 + g1 * g1 + g2 * g2) * inv_c >= tau2 * v:
+        return False  # too close to grey to tell
+    a = num / den
+    d0 = a0 - a * b0
+    d1 = a1 - a * b1
+    d2 = a2 - a * b2
+    if not (d0 * d0 + d1 * d1 + d2 * d2) * inv_c < tau2 * a * a * v:
+        return False
+    e0 = a0 - b0
+    e1 = a1 - b1
+    e2 = a2 - b2
+    return (e0 * e0 + e1 * e1 + e2 * e2) * inv_c >= lam2 * v  # x does not match it
+
+
+@njit(inline="always", cache=True, error_model="numpy")
+def darker_diagonal(a0, a1, a2, ww, b0, b1, b2, v0, v1, v2, inv_c, lam2, ratio_min, tau2):
+    """:func:`darker_spherical` for a variance per channel: every sum weighs by precision.
+
+    (The nearest grey, too, is the precision-weighted mean of the channels.)
+    """
+    num = a0 * b0 / v0 + a1 * b1 / v1 + a2 * b2 / v2
+    den = b0 * b0 / v0 + b1 * b1 / v1 + b2 * b2 / v2
+    if not ((ww > _ZERO) & (den > _ZERO) & (ratio_min * den <= num) & (num <= den)):
+        return False
+    grey = (b0 / v0 + b1 / v1 + b2 / v2) / (_ONE / v0 + _ONE / v1 + _ONE / v2)
+    g0 = b0 - grey
+    g1 = b1 - grey
+    g2 = b2 - grey
+    if not (g0 * g0 / v0 + g1 * g1 / v1 + g2 * g2 / v2) * inv_c >= tau2:
+        return False
+    a = num / den
+    d0 = a0 - a * b0
+    d1 = a1 - a * b1
+    d2 = a2 - a * b2
+    if not (d0 * d0 / v0 + d1 * d1 / v1 + d2 * d2 / v2) * inv_c < tau2 * a * a:
+        return False
+    e0 = a0 - b0
+    e1 = a1 - b1
+    e2 = a2 - b2
+    return (e0 * e0 / v0 + e1 * e1 / v1 + e2 * e2 / v2) * inv_c >= lam2
