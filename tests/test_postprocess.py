@@ -338,3 +338,72 @@ def test_postprocess_overrides_from_the_command_line_syntax():
     with pytest.raises(ConfigError, match="unknown key postprocess.median; valid keys in "
                                           r"\[postprocess\]: median_size"):
         apply_overrides(Config(), ["postprocess.median=3"])
+
+
+# ---------------------------------------------------------------- in the pipeline
+
+
+def test_the_command_writes_post_processed_masks(tmp_path):
+    """--mask-dir gets the cleaned mask: a 2x2 blob goes with min_blob_area, a big one stays."""
+    import os
+    import subprocess
+    import sys
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(6):
+        frame = np.full((40, 48, 3), 100, np.uint8)
+        if i >= 3:  # after the model settled on the empty scene
+            frame[5:15, 5:15] = 250  # 100 pixels
+            frame[30:32, 40:42] = 250  # 4 pixels
+        cv2.imwrite(str(folder / f"{i:02d}.png"), frame)
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+
+    def masks(*settings):
+        out = tmp_path / ("masks" + "".join(settings).replace("=", "").replace(".", ""))
+        r = subprocess.run([sys.executable, "-m", "bgsub", str(folder), "--no-display",
+                            "--quiet", "--mask-dir", str(out), *settings], cwd=tmp_path,
+                           env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert r.returncode == 0, r.stderr
+        return cv2.imread(str(out / "000004.png"), cv2.IMREAD_UNCHANGED)
+
+    raw = masks()
+    assert raw[10, 10] == 255 and raw[31, 41] == 255
+    cleaned = masks("--set", "postprocess.min_blob_area=10")
+    assert cleaned[10, 10] == 255 and cleaned[31, 41] == 0
+    assert np.array_equal(cleaned[:20, :20], raw[:20, :20])
+
+
+def test_run_pipeline_uses_the_configured_postprocessor():
+    from bgsub import MixtureMasker
+    from bgsub.pipeline import run_pipeline
+    from bgsub.sinks import SinkWriter
+
+    frames = [np.full((12, 12), 100, np.uint8) for _ in range(3)]
+    frames[2] = frames[2].copy()
+    frames[2][2:4, 2:4] = 240  # 4 pixels
+    frames[2][6:11, 6:11] = 240  # 25 pixels
+
+    class Reader:
+        def __init__(self):
+            self.items = list(enumerate(frames))
+
+        def get(self, timeout=0.1):
+            return self.items.pop(0) if self.items else None
+
+    class Writer(SinkWriter):
+        def __init__(self):
+            super().__init__()
+            self.masks = []
+
+        def put(self, index, frame, mask, *rest):
+            self.masks.append(mask.copy())
+
+    config = apply_overrides(Config(), ["postprocess.min_blob_area=5"])
+    writer = Writer()
+    summary = run_pipeline(Reader(), MixtureMasker(), config, writer)
+    writer.close()
+    last = writer.masks[-1]
+    assert last[3, 3] == 0 and last[8, 8] == 255
+    # the summary counts the cleaned mask: 25 of 144 pixels on the last frame
+    assert summary.mean_foreground == pytest.approx(25 / 144 / 3)
