@@ -166,6 +166,12 @@ def _mask_dirs(sequences: list[CdnetSequence], root: str) -> list[Path]:
         if names.count(name) > 1:
             raise UsageError(f"--save-masks: two sequences are named {name!r}; their masks "
                              f"would share DIR/{name} (give folders with distinct names)")
+    for seq in sequences:
+        target = (Path(root) / seq.name).resolve()
+        source = seq.root.resolve()
+        if target == source or source in target.parents:
+            raise UsageError(f"--save-masks {root}: would write into the sequence folder "
+                             f"{seq.root} (give a folder outside the data set)")
     check_output_dir(root, "--save-masks")
     return [check_output_dir(Path(root) / name, "--save-masks") for name in names]
 

@@ -269,6 +269,7 @@ def test_a_broken_sequence_gets_one_line_and_exit_2(sequences, tmp_path, case):
     (["SEQ", "--json", "afolder"], "--json afolder: is a folder"),
     (["SEQ", "--save-masks", "afile"], "--save-masks afile: exists and is not a folder"),
     (["SEQ", "SEQ", "--save-masks", "m"], "--save-masks: two sequences are named 'beta'"),
+    (["SEQ", "--save-masks", "SEQPARENT"], "would write into the sequence folder"),
     (["SEQ", "--set", "postprocess.median_size=4"], "postprocess.median_size must be 0 or 1"),
     (["SEQ", "--set", "model.k=0"], "model.k must be an integer in 1..8"),
     (["SEQ", "--config", "nothere.toml"], "config file not found: nothere.toml"),
@@ -276,13 +277,15 @@ def test_a_broken_sequence_gets_one_line_and_exit_2(sequences, tmp_path, case):
 def test_bad_arguments_get_one_line_and_exit_2(sequences, tmp_path, args, message):
     (tmp_path / "afolder").mkdir()
     (tmp_path / "afile").write_text("x")
-    args = [str(sequences[1]) if a == "SEQ" else a for a in args]
+    places = {"SEQ": str(sequences[1]), "SEQPARENT": str(sequences[1].parent)}
+    args = [places.get(a, a) for a in args]
     r = bgsub("eval", *args, "--quiet", cwd=tmp_path)
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2, r.stderr
     assert len(lines) == 1 and lines[0].startswith("bgsub: error: "), r.stderr
     assert message in lines[0], lines[0]
     assert not (tmp_path / "m").exists()  # nothing written before the checks pass
+    assert not list(sequences[1].glob("bin*.png"))
 
 
 def test_debug_shows_the_traceback(tmp_path):
