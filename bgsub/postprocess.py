@@ -5,7 +5,7 @@ The steps run in a fixed order, each one optional (``[postprocess]`` in
 
 1. **median filter** (``median_size``): each pixel takes the majority of its
    square window; removes salt-and-pepper noise and smooths outlines.  The
-   frame's edge is extended by replication (OpenCV's ``medianBlur``).
+   frame's edge is extended by replication, as by OpenCV's ``medianBlur``.
 2. **opening** (``open_size``): erosion then dilation; removes specks and
    threads thinner than the structuring element.
 3. **closing** (``close_size``): dilation then erosion; bridges gaps and
@@ -61,14 +61,16 @@ class Postprocessor:
     Parameters
     ----------
     config : PostprocessConfig, optional
-        The steps; the default turns every step off.
+        The steps; the defaults are those of the shipped ``config.toml``.
+        ``PostprocessConfig.off()`` turns every step off.
     **params
         Overrides of single fields, e.g. ``Postprocessor(min_blob_area=20)``.
 
     Examples
     --------
     >>> import numpy as np
-    >>> post = Postprocessor(min_blob_area=3)
+    >>> from bgsub import PostprocessConfig
+    >>> post = Postprocessor(PostprocessConfig.off(), min_blob_area=3)
     >>> mask = np.zeros((5, 5), np.uint8)
     >>> mask[0, 0] = 255
     >>> mask[2:5, 2:5] = 255
@@ -105,7 +107,10 @@ class Postprocessor:
         self._fg = np.empty(size, np.uint8)
         self._tmp = np.empty(size, np.uint8)
         self._shadow = np.empty(size, np.uint8)
-        self._labels = np.empty(size, np.int32)
+        # box sums of the median: up to n*n, beyond uint8 from n = 17 on
+        self._count = np.empty(size, np.uint8 if self._config.median_size <= 15 else np.uint16)
+        # a few runs per row is typical; _blobs_and_holes grows this when needed
+        self._runs = _RunBuffers(size[0], 8 * size[0])
         if self._close is not None:
             r = self._close.shape[0] // 2
             padded = (size[0] + 2 * r, size[1] + 2 * r)
@@ -151,7 +156,7 @@ class Postprocessor:
         cv2.bitwise_and(self._shadow, SHADOW, dst=self._shadow)
         cv2.compare(mask, FOREGROUND - 1, cv2.CMP_GT, dst=fg)
         if c.median_size > 1:
-            cv2.medianBlur(fg, c.median_size, dst=tmp)
+            self._median(fg, tmp, c.median_size)
             fg, tmp = tmp, fg
         if self._open is not None:
             cv2.morphologyEx(fg, cv2.MORPH_OPEN, self._open, dst=tmp)
@@ -159,13 +164,28 @@ class Postprocessor:
         if self._close is not None:
             self._closing(fg, tmp)
             fg, tmp = tmp, fg
-        if c.min_blob_area > 0:
-            self._remove_small_blobs(fg, c.min_blob_area)
-        if c.fill_holes:
-            self._fill_holes(fg, tmp, c.max_hole_area)
+        if c.min_blob_area > 0 or c.fill_holes:
+            self._blobs_and_holes(fg, c.min_blob_area, c.fill_holes, c.max_hole_area)
         if out is None:
             out = np.empty_like(mask)
         return cv2.max(fg, self._shadow, dst=out)
+
+    def _median(self, src: np.ndarray, dst: np.ndarray, n: int) -> None:
+        """Median of an n x n window of a 0/255 image into *dst*, edges replicated.
+
+        On two values the median is the majority: a box sum of the 0/1 image
+        against n*n/2 gives the same pixels as cv2.medianBlur in time
+        independent of n (medianBlur takes 2 ms at 1920x1080 for n = 5 and 60
+        ms for n = 7).  medianBlur stays for n = 3, where it is faster.
+        """
+        if n == 3:
+            cv2.medianBlur(src, 3, dst=dst)
+            return
+        cv2.threshold(src, FOREGROUND - 1, 1, cv2.THRESH_BINARY, dst=dst)
+        depth = cv2.CV_16U if self._count.dtype == np.uint16 else -1
+        cv2.boxFilter(dst, depth, (n, n), dst=self._count, normalize=False,
+                      borderType=cv2.BORDER_REPLICATE)
+        cv2.compare(self._count, n * n // 2, cv2.CMP_GT, dst=dst)
 
     def _closing(self, src: np.ndarray, dst: np.ndarray) -> None:
         """Close *src* into *dst* with background beyond the edge.
@@ -180,71 +200,161 @@ class Postprocessor:
         cv2.morphologyEx(self._pad_in, cv2.MORPH_CLOSE, self._close, dst=self._pad_out)
         np.copyto(dst, self._pad_out[r:-r, r:-r])
 
-    def _remove_small_blobs(self, fg: np.ndarray, min_area: int) -> None:
-        """Clear, in place, the 8-connected blobs of *fg* under *min_area* pixels."""
-        # labels only: OpenCV's WithStats variant costs several times more than
-        # the labelling itself, and the areas are one pass in _drop_small
-        n, labels = cv2.connectedComponents(fg, labels=self._labels, connectivity=8,
-                                            ltype=cv2.CV_32S)
-        if n > 1:
-            _drop_small(labels, n, min_area, fg)
+    def _blobs_and_holes(self, fg: np.ndarray, min_area: int, fill: bool,
+                         max_hole: int) -> None:
+        """Remove small blobs, then fill holes, in place, on runs of pixels.
 
-    def _fill_holes(self, fg: np.ndarray, tmp: np.ndarray, max_area: int) -> None:
-        """Set, in place, the background regions of *fg* enclosed by foreground."""
-        cv2.bitwise_not(fg, dst=tmp)
-        n, labels = cv2.connectedComponents(tmp, labels=self._labels, connectivity=4,
-                                            ltype=cv2.CV_32S)
-        if n > 2:  # the foreground, the outer background and at least one more region
-            _fill_enclosed(labels, n, max_area, fg)
-
-
-@njit(cache=True, nogil=True)
-def _drop_small(labels, n, min_area, fg):
-    """Set fg to 0 on every pixel whose label (not 0) has fewer than min_area pixels."""
-    h, w = labels.shape
-    area = np.zeros(n, np.int64)
-    for y in range(h):
-        for x in range(w):
-            area[labels[y, x]] += 1
-    small = False
-    for i in range(1, n):
-        if area[i] < min_area:
-            small = True
-            break
-    if not small:
-        return
-    for y in range(h):
-        for x in range(w):
-            label = labels[y, x]
-            if label != 0 and area[label] < min_area:
-                fg[y, x] = 0
+        Each row of a mask is a few runs of foreground and the gaps between
+        them, so both steps label runs, not pixels: one scan of the image,
+        then work in proportion to the runs.  That is several times faster
+        than labelling pixels (cv2.connectedComponents) at 1920x1080, where
+        most of the frame is one background region.
+        """
+        runs = self._runs
+        count = _scan_runs(fg, runs.first, runs.start, runs.end)
+        if count > runs.capacity:  # a busier mask than any before: grow, scan again
+            self._runs = runs = _RunBuffers(fg.shape[0], 2 * count)
+            _scan_runs(fg, runs.first, runs.start, runs.end)
+        _edit_runs(fg, runs.first, runs.start, runs.end, runs.parent, runs.area, runs.gap_first,
+                   runs.gap_start, runs.gap_end, runs.gap_parent, runs.gap_area, min_area, fill,
+                   max_hole)
 
 
-@njit(cache=True, nogil=True)
-def _fill_enclosed(labels, n, max_area, fg):
-    """Set fg to 255 on background regions (labels of the inverse, not 0) off the edge.
+class _RunBuffers:
+    """Run arrays for _scan_runs and _edit_runs, kept between frames.
 
-    A region touching the frame's edge is open to the outside, not a hole;
-    with max_area > 0 only holes of at most max_area pixels are filled.
+    Gaps (background runs) number at most one more per row than foreground
+    runs, hence ``capacity + rows``.
     """
-    h, w = labels.shape
-    area = np.zeros(n, np.int64)
+
+    def __init__(self, rows: int, capacity: int) -> None:
+        self.capacity = capacity
+        self.first = np.empty(rows + 1, np.int32)
+        self.start = np.empty(capacity, np.int32)
+        self.end = np.empty(capacity, np.int32)
+        self.parent = np.empty(capacity, np.int32)
+        self.area = np.empty(capacity, np.int64)
+        gaps = capacity + rows
+        self.gap_first = np.empty(rows + 1, np.int32)
+        self.gap_start = np.empty(gaps, np.int32)
+        self.gap_end = np.empty(gaps, np.int32)
+        self.gap_parent = np.empty(gaps, np.int32)
+        self.gap_area = np.empty(gaps, np.int64)
+
+
+@njit(cache=True, nogil=True)
+def _scan_runs(fg, first, start, end):
+    """Record the foreground runs of each row: [start, end) columns.
+
+    Runs of row y are ``first[y] .. first[y + 1] - 1``.  Returns the number
+    of runs; when it exceeds the arrays' capacity only the count is right
+    (the caller grows the arrays and scans again).
+    """
+    h, w = fg.shape
+    capacity = start.shape[0]
+    n = 0
     for y in range(h):
-        for x in range(w):
-            area[labels[y, x]] += 1
-    hole = np.ones(n, np.bool_)
-    hole[0] = False  # the foreground itself
-    for x in range(w):
-        hole[labels[0, x]] = False
-        hole[labels[h - 1, x]] = False
+        first[y] = n
+        x = 0
+        while x < w:
+            if fg[y, x] == 0:
+                x += 1
+                continue
+            x0 = x
+            while x < w and fg[y, x] != 0:
+                x += 1
+            if n < capacity:
+                start[n] = x0
+                end[n] = x
+            n += 1
+    first[h] = n
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _root(parent, i):
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]  # path halving keeps the trees flat
+        i = parent[i]
+    return i
+
+
+@njit(cache=True, nogil=True)
+def _label_runs(first, start, end, parent, area, rows, diagonal):
+    """Union-find over runs; afterwards ``area[_root(parent, i)]`` is i's component size.
+
+    Runs of consecutive rows join when their columns overlap, or also when
+    they touch diagonally (*diagonal*: 8-connectivity; else 4-connectivity).
+    """
+    n = first[rows]
+    for i in range(n):
+        parent[i] = i
+        area[i] = 0
+    reach = 1 if diagonal else 0
+    for y in range(1, rows):
+        a, a_stop = first[y - 1], first[y]
+        b, b_stop = first[y], first[y + 1]
+        while a < a_stop and b < b_stop:
+            if start[a] < end[b] + reach and start[b] < end[a] + reach:
+                ra, rb = _root(parent, a), _root(parent, b)
+                if ra != rb:
+                    parent[max(ra, rb)] = min(ra, rb)
+            # the run that ends first cannot meet anything further on the other row
+            if end[a] < end[b]:
+                a += 1
+            else:
+                b += 1
+    for i in range(n):
+        area[_root(parent, i)] += end[i] - start[i]
+
+
+@njit(cache=True, nogil=True)
+def _edit_runs(fg, first, start, end, parent, area, gap_first, gap_start, gap_end, gap_parent,
+               gap_area, min_area, fill, max_hole):
+    """Clear blobs under min_area (8-connected), then fill holes (4-connected gaps).
+
+    A removed run's pixels are cleared in fg and the run is emptied, so the
+    gaps are computed from the runs that stay.  A gap component is a hole
+    when none of its runs touches the frame's edge.
+    """
+    h, w = fg.shape
+    if min_area > 0:
+        _label_runs(first, start, end, parent, area, h, True)
+        for y in range(h):
+            for i in range(first[y], first[y + 1]):
+                if area[_root(parent, i)] < min_area:
+                    for x in range(start[i], end[i]):
+                        fg[y, x] = 0
+                    end[i] = start[i]
+    if not fill:
+        return
+    g = 0
     for y in range(h):
-        hole[labels[y, 0]] = False
-        hole[labels[y, w - 1]] = False
-    if max_area > 0:
-        for i in range(1, n):
-            if area[i] > max_area:
-                hole[i] = False
+        gap_first[y] = g
+        x = 0
+        for i in range(first[y], first[y + 1]):
+            if end[i] == start[i]:
+                continue  # removed above
+            if start[i] > x:
+                gap_start[g] = x
+                gap_end[g] = start[i]
+                g += 1
+            x = end[i]
+        if x < w:
+            gap_start[g] = x
+            gap_end[g] = w
+            g += 1
+    gap_first[h] = g
+    _label_runs(gap_first, gap_start, gap_end, gap_parent, gap_area, h, False)
+    # the outside: every component with a run on the edge (gap_area reused as a flag)
     for y in range(h):
-        for x in range(w):
-            if hole[labels[y, x]]:
-                fg[y, x] = 255
+        for i in range(gap_first[y], gap_first[y + 1]):
+            if y == 0 or y == h - 1 or gap_start[i] == 0 or gap_end[i] == w:
+                root = _root(gap_parent, i)
+                gap_area[root] = -abs(gap_area[root])
+    for y in range(h):
+        for i in range(gap_first[y], gap_first[y + 1]):
+            size = gap_area[_root(gap_parent, i)]
+            if size > 0 and (max_hole == 0 or size <= max_hole):
+                for x in range(gap_start[i], gap_end[i]):
+                    fg[y, x] = 255
