@@ -191,6 +191,10 @@ class PostprocessConfig:
     (127) stay 127 unless a step makes them foreground (see
     :mod:`bgsub.postprocess`).
 
+    The defaults were chosen on CDnet highway and four synthetic scenes
+    (small and noisy, shaking, rippling water; ``benchmarks/``); see
+    ``config.toml`` for the figures behind each.
+
     Parameters
     ----------
     median_size : int
@@ -210,12 +214,12 @@ class PostprocessConfig:
         Only holes of at most this many pixels are filled; 0 fills every hole.
     """
 
-    median_size: int = 0
-    open_size: int = 0
-    close_size: int = 0
+    median_size: int = 5
+    open_size: int = 3
+    close_size: int = 7
     kernel_shape: str = "ellipse"
     min_blob_area: int = 0
-    fill_holes: bool = False
+    fill_holes: bool = True
     max_hole_area: int = 0
 
     def __post_init__(self) -> None:
@@ -232,6 +236,11 @@ class PostprocessConfig:
             if getattr(self, name) < 0:
                 raise ConfigError(f"postprocess.{name} must be >= 0 (0 = off), got "
                                   f"{getattr(self, name)}")
+
+    @classmethod
+    def off(cls) -> "PostprocessConfig":
+        """Every step off: masks pass through as the model made them."""
+        return cls(median_size=0, open_size=0, close_size=0, min_blob_area=0, fill_holes=False)
 
     @property
     def active(self) -> bool:
