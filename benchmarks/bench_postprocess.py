@@ -52,8 +52,8 @@ def main(argv=None):
         post = Postprocessor(config.postprocess)
         out = np.empty_like(big_mask)
         post.apply(big_mask, out=out)  # compile and allocate outside the timing
-        t_mask = best_ms(lambda: model.apply(big), number=5)
-        t_post = best_ms(lambda: post.apply(big_mask, out=out))
+        t_mask = best_ms(lambda m=model, f=big: m.apply(f), number=5)
+        t_post = best_ms(lambda p=post, m=big_mask, o=out: p.apply(m, out=o))
         print(f"{w:>5}x{h:<4} {t_mask:14.2f} {t_post:8.2f} {t_post / t_mask:12.2f}")
 
 

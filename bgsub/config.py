@@ -238,7 +238,7 @@ class PostprocessConfig:
                                   f"{getattr(self, name)}")
 
     @classmethod
-    def off(cls) -> "PostprocessConfig":
+    def off(cls) -> PostprocessConfig:
         """Every step off: masks pass through as the model made them."""
         return cls(median_size=0, open_size=0, close_size=0, min_blob_area=0, fill_holes=False)
 

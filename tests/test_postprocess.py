@@ -12,7 +12,6 @@ from bgsub.config import Config, PostprocessConfig, apply_overrides
 from bgsub.postprocess import Postprocessor
 
 
-
 def only(**steps):
     """A Postprocessor with just these steps on (the shipped defaults turn several on)."""
     return Postprocessor(PostprocessConfig.off(), **steps)
