@@ -147,7 +147,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         scores = score_sequence(seq, process, on_frame)
         progress.clear()
         results.append((seq, scores, seconds))
-        print(_heading(seq))
+        print(("\n" if i else "") + _heading(seq))
         print(_table({m: scores[m].metrics() for m in methods}))
         sys.stdout.flush()
     if len(sequences) > 1:
