@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "the model, s save a snapshot.",
         epilog="Video outputs take their codec from the extension: .mp4 .m4v .mov .mkv "
                "(mp4v), .avi (MJPG).  Exit status: 0 done, 2 bad input, 130 SIGINT, "
-               "143 SIGTERM.")
+               "143 SIGTERM.  'bgsub eval SEQ_DIR ...' scores against CDnet ground truth "
+               "(bgsub eval --help).")
     p.add_argument("source", nargs="?",
                    help="video file, image folder (jpg/png/bmp/tif, sorted by name) or "
                         "stream URL (rtsp://, http://)")
@@ -79,22 +80,42 @@ def resolve_config(args: argparse.Namespace) -> Config:
     else:
         config = Config()
     overrides = list(args.set)
-    for name in ("width", "height", "fps"):
-        value = getattr(args, name)
+    for name in ("width", "height", "fps"):  # the camera's options, where the command has them
+        value = getattr(args, name, None)
         if value is not None:
             overrides.append(f"source.{name}={value}")
     return apply_overrides(config, overrides) if overrides else config
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; return its exit status.
+
+    ``bgsub eval ...`` is the evaluation command (:mod:`bgsub.evaluate_cli`)
+    unless a file or folder named ``eval`` exists in the current folder: a
+    path that exists is a source, as it always was.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "eval" and not Path("eval").exists():
+        from .evaluate_cli import main as evaluate_main
+
+        return evaluate_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not args.debug:
+    return guarded(lambda: _run(args), args.debug)
+
+
+def guarded(run, debug: bool, user_errors: tuple[type[BaseException], ...] = ()) -> int:
+    """Call *run* and turn its errors into one line on stderr and an exit status.
+
+    User errors (bad input: these, and *user_errors*) exit with 2, anything
+    else is a bug and exits with 1; ``--debug`` (*debug*) shows the traceback.
+    """
+    if not debug:
         _quiet_opencv()
     try:
-        return _run(args)
-    except (ConfigError, SourceError, SinkError, UsageError) as exc:
-        if args.debug:
+        return run()
+    except (ConfigError, SourceError, SinkError, UsageError, *user_errors) as exc:
+        if debug:
             traceback.print_exc()
         print(f"bgsub: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -102,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         print("bgsub: interrupted", file=sys.stderr)
         return 128 + signal.SIGINT
     except Exception as exc:  # a bug, not a user error: still one line unless --debug
-        if args.debug:
+        if debug:
             raise
         print(f"bgsub: internal error: {type(exc).__name__}: {exc} "
               "(run with --debug for the traceback)", file=sys.stderr)

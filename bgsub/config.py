@@ -25,6 +25,7 @@ class ConfigError(ValueError):
 RHO_MODES = ("alpha_over_weight", "gaussian")
 COVARIANCE_TYPES = ("spherical", "diagonal")
 INIT_MODES = ("first-frame", "em", "random")
+KERNEL_SHAPES = ("ellipse", "rect", "cross")
 
 
 @dataclass(frozen=True)
@@ -206,10 +207,69 @@ class SourceConfig:
 
 @dataclass(frozen=True)
 class PostprocessConfig:
-    """Mask post-processing (none yet: the raw mask is used)."""
+    """Clean-up of the foreground mask, applied in this order (each step optional).
+
+    1. median filter, 2. opening, 3. closing, 4. removal of small blobs,
+    5. hole filling.  The steps act on the foreground (255); shadow pixels
+    (127) stay 127 unless a step makes them foreground (see
+    :mod:`bgsub.postprocess`).
+
+    The defaults were chosen on CDnet highway and four synthetic scenes
+    (small and noisy, shaking, rippling water; ``benchmarks/``); see
+    ``config.toml`` for the figures behind each.
+
+    Parameters
+    ----------
+    median_size : int
+        Side of the square median window: 0 or 1 off, else odd in 3..99.
+    open_size, close_size : int
+        Side of the structuring element of the opening (erosion then dilation:
+        removes specks thinner than it) and of the closing (dilation then
+        erosion: bridges gaps narrower than it): 0 or 1 off, else odd in 3..99.
+    kernel_shape : {"ellipse", "rect", "cross"}
+        Shape of both structuring elements.
+    min_blob_area : int
+        Foreground blobs (8-connected) of fewer pixels are removed; 0 off.
+    fill_holes : bool
+        Turn background regions fully enclosed by foreground (4-connected, not
+        touching the frame's edge) into foreground.
+    max_hole_area : int
+        Only holes of at most this many pixels are filled; 0 fills every hole.
+    """
+
+    median_size: int = 5
+    open_size: int = 3
+    close_size: int = 7
+    kernel_shape: str = "ellipse"
+    min_blob_area: int = 0
+    fill_holes: bool = True
+    max_hole_area: int = 0
 
     def __post_init__(self) -> None:
         _check_types(self, "postprocess")
+        for name in ("median_size", "open_size", "close_size"):
+            size = getattr(self, name)
+            if not (size in (0, 1) or 3 <= size <= 99 and size % 2 == 1):
+                raise ConfigError(f"postprocess.{name} must be 0 or 1 (off) or an odd integer "
+                                  f"in 3..99, got {size}")
+        if self.kernel_shape not in KERNEL_SHAPES:
+            raise ConfigError(f"postprocess.kernel_shape must be one of "
+                              f"{', '.join(map(repr, KERNEL_SHAPES))}, got {self.kernel_shape!r}")
+        for name in ("min_blob_area", "max_hole_area"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"postprocess.{name} must be >= 0 (0 = off), got "
+                                  f"{getattr(self, name)}")
+
+    @classmethod
+    def off(cls) -> PostprocessConfig:
+        """Every step off: masks pass through as the model made them."""
+        return cls(median_size=0, open_size=0, close_size=0, min_blob_area=0, fill_holes=False)
+
+    @property
+    def active(self) -> bool:
+        """Whether any step is on (otherwise the mask passes through unchanged)."""
+        return (self.median_size > 1 or self.open_size > 1 or self.close_size > 1
+                or self.min_blob_area > 0 or self.fill_holes)
 
 
 @dataclass(frozen=True)

@@ -3,20 +3,51 @@
 Ground-truth labels: 0 static, 50 hard shadow, 85 outside the region of
 interest, 170 unknown motion, 255 moving.  85 and 170 are not scored, 50 counts
 as background (negative) and 255 as foreground (positive).  A mask pixel is
-positive only when it is 255: 127 (a shadow) and 0 are negatives.  Only frames
-inside ``temporalROI.txt`` are scored.
+positive only when it is 255: 127 (a shadow) and 0 are negatives.  Pixels
+outside the sequence's ``ROI.bmp`` are not scored either, and only frames
+inside ``temporalROI.txt`` are.  A sequence's confusion counts are summed over
+its scored frames before the metrics are taken; several sequences are
+summarised by the mean of their metrics, as CDnet does for its categories.
+
+A CDnet sequence folder holds ``input/in000001.jpg ...`` (every frame, from
+1 without gaps), ``groundtruth/gt000001.png ...``, ``temporalROI.txt`` (the
+first and last scored frame numbers, 1-based) and optionally ``ROI.bmp``
+(non-zero = scored; without it the whole frame is).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
+import cv2
 import numpy as np
 
-__all__ = ["Confusion", "confusion", "CdnetSequence", "load_cdnet_sequence"]
+__all__ = [
+    "METRICS",
+    "CdnetError",
+    "CdnetSequence",
+    "Confusion",
+    "GroundTruth",
+    "confusion",
+    "load_cdnet_sequence",
+    "mean_metrics",
+    "score_sequence",
+]
 
 GT_STATIC, GT_SHADOW, GT_OUTSIDE, GT_UNKNOWN, GT_MOVING = 0, 50, 85, 170, 255
+
+#: The CDnet metrics, as (attribute of Confusion, name in tables and files).
+METRICS = (("recall", "Recall"), ("specificity", "Specificity"), ("fpr", "FPR"),
+           ("fnr", "FNR"), ("pwc", "PWC"), ("precision", "Precision"),
+           ("f_measure", "F-measure"))
+
+
+class CdnetError(ValueError):
+    """A folder that is not a usable CDnet sequence (a user error)."""
 
 
 @dataclass
@@ -28,7 +59,7 @@ class Confusion:
     fn: int = 0
     tn: int = 0
 
-    def __iadd__(self, other: "Confusion") -> "Confusion":
+    def __iadd__(self, other: Confusion) -> Self:
         self.tp += other.tp
         self.fp += other.fp
         self.fn += other.fn
@@ -65,9 +96,66 @@ class Confusion:
         p, r = self.precision, self.recall
         return _ratio(2.0 * p * r, p + r)
 
+    def metrics(self) -> dict[str, float]:
+        """The seven CDnet metrics by attribute name (``recall`` ... ``f_measure``)."""
+        return {name: getattr(self, name) for name, _ in METRICS}
+
+    def as_dict(self) -> dict[str, float]:
+        """The counts and the metrics, for a JSON file."""
+        return {"tp": self.tp, "fp": self.fp, "fn": self.fn, "tn": self.tn, **self.metrics()}
+
 
 def _ratio(num: float, den: float) -> float:
     return float(num) / den if den else 0.0
+
+
+def mean_metrics(confusions: Iterable[Confusion]) -> dict[str, float]:
+    """The mean of each metric over several sequences (CDnet's category average).
+
+    Averaging metrics, not counts, gives each sequence the same say whatever
+    its size.
+    """
+    rows = [c.metrics() for c in confusions]
+    if not rows:
+        raise ValueError("mean_metrics needs at least one Confusion")
+    return {name: sum(r[name] for r in rows) / len(rows) for name, _ in METRICS}
+
+
+class GroundTruth:
+    """One ground-truth frame prepared for scoring any number of masks.
+
+    The scored positives and negatives are worked out once; each mask then
+    costs two counts.
+
+    Parameters
+    ----------
+    gt : ndarray
+        uint8 (H, W) with CDnet labels.
+    roi : ndarray, optional
+        bool (H, W); pixels outside it are not scored.
+    """
+
+    def __init__(self, gt: np.ndarray, roi: np.ndarray | None = None) -> None:
+        if roi is not None and roi.shape != gt.shape:
+            raise ValueError(f"ROI shape {roi.shape} differs from ground truth {gt.shape}")
+        scored = (gt != GT_OUTSIDE) & (gt != GT_UNKNOWN)
+        if roi is not None:
+            scored &= roi
+        truth = gt == GT_MOVING
+        self.shape = gt.shape
+        self._positive = scored & truth
+        self._negative = scored & ~truth
+        self._n_positive = int(np.count_nonzero(self._positive))
+        self._n_negative = int(np.count_nonzero(self._negative))
+
+    def score(self, mask: np.ndarray) -> Confusion:
+        """TP/FP/FN/TN of *mask* (uint8 (H, W); only 255 is foreground)."""
+        if mask.shape != self.shape:
+            raise ValueError(f"mask shape {mask.shape} differs from ground truth {self.shape}")
+        detected = mask == 255
+        tp = int(np.count_nonzero(detected & self._positive))
+        fp = int(np.count_nonzero(detected & self._negative))
+        return Confusion(tp, fp, self._n_positive - tp, self._n_negative - fp)
 
 
 def confusion(mask: np.ndarray, gt: np.ndarray, roi: np.ndarray | None = None) -> Confusion:
@@ -84,40 +172,189 @@ def confusion(mask: np.ndarray, gt: np.ndarray, roi: np.ndarray | None = None) -
     """
     if mask.shape != gt.shape:
         raise ValueError(f"mask shape {mask.shape} differs from ground truth {gt.shape}")
-    scored = (gt != GT_OUTSIDE) & (gt != GT_UNKNOWN)
-    if roi is not None:
-        scored &= roi
-    positive = mask == 255
-    truth = gt == GT_MOVING
-    tp = int(np.count_nonzero(positive & truth & scored))
-    fp = int(np.count_nonzero(positive & ~truth & scored))
-    fn = int(np.count_nonzero(~positive & truth & scored))
-    tn = int(np.count_nonzero(scored)) - tp - fp - fn
-    return Confusion(tp, fp, fn, tn)
+    return GroundTruth(gt, roi).score(mask)
+
+
+_INPUT_NAME = re.compile(r"in(\d+)\.jpg")
+_LAYOUT = ("a CDnet sequence folder holds input/in000001.jpg..., groundtruth/gt000001.png..., "
+           "temporalROI.txt and optionally ROI.bmp")
 
 
 @dataclass
 class CdnetSequence:
-    """Paths of a CDnet 2014 sequence folder."""
+    """A CDnet 2014 sequence folder, checked by :func:`load_cdnet_sequence`.
+
+    Attributes
+    ----------
+    root : Path
+        The folder.
+    inputs : list of Path
+        ``input/in000001.jpg`` ... in frame order; frame ``i`` (1-based) is
+        ``inputs[i - 1]``.
+    first_scored, last_scored : int
+        The temporal ROI: the 1-based frame numbers scored, both included.
+    roi : ndarray or None
+        bool (H, W) from ``ROI.bmp`` (non-zero = scored), None without one.
+    shape : tuple of int
+        Shape of the frames, (H, W, 3).
+    """
 
     root: Path
     inputs: list[Path]
     first_scored: int
     last_scored: int
+    roi: np.ndarray | None = None
+    shape: tuple[int, ...] | None = None
+
+    @property
+    def name(self) -> str:
+        """The folder's name (``highway``)."""
+        return self.root.resolve().name
+
+    @property
+    def scored_frames(self) -> int:
+        return self.last_scored - self.first_scored + 1
+
+    def is_scored(self, index: int) -> bool:
+        """Whether the 1-based frame *index* is inside the temporal ROI."""
+        return self.first_scored <= index <= self.last_scored
 
     def groundtruth(self, index: int) -> Path:
         """Ground-truth path of the 1-based frame *index*."""
         return self.root / "groundtruth" / f"gt{index:06d}.png"
 
+    def read_frame(self, index: int) -> np.ndarray:
+        """The 1-based frame *index* as a BGR array; CdnetError if it cannot be read."""
+        path = self.inputs[index - 1]
+        frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if frame is None:
+            raise CdnetError(f"{path}: not a readable image (every input frame is needed)")
+        if self.shape is not None and frame.shape != self.shape:
+            raise CdnetError(f"{path}: size {frame.shape[1]}x{frame.shape[0]} differs from "
+                             f"the first frame's {self.shape[1]}x{self.shape[0]}")
+        return frame
+
+    def read_groundtruth(self, index: int) -> np.ndarray:
+        """The ground truth of the 1-based frame *index*; CdnetError if it cannot be read."""
+        path = self.groundtruth(index)
+        gt = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if gt is None:
+            raise CdnetError(f"{path}: not a readable image (expected a grey PNG of CDnet "
+                             "labels)")
+        if self.shape is not None and gt.shape != self.shape[:2]:
+            raise CdnetError(f"{path}: size {gt.shape[1]}x{gt.shape[0]} differs from the "
+                             f"frames' {self.shape[1]}x{self.shape[0]}")
+        return gt
+
 
 def load_cdnet_sequence(root: str | Path) -> CdnetSequence:
-    """Describe a CDnet sequence folder (``input/``, ``groundtruth/``, ``temporalROI.txt``)."""
+    """Check and describe a CDnet sequence folder.
+
+    Reads the file listings, ``temporalROI.txt``, ``ROI.bmp`` and the first
+    frame; the other frames are read while scoring.
+
+    Raises
+    ------
+    CdnetError
+        For a missing folder, ``input/`` or ``groundtruth/``, frames not
+        numbered from 1 without gaps, a missing or garbled
+        ``temporalROI.txt``, a temporal ROI outside the frames, a missing
+        ground-truth file for a scored frame, or an unreadable or mis-sized
+        ``ROI.bmp`` or first frame.  The message names the problem and the
+        layout expected.
+    """
     root = Path(root)
-    inputs = sorted((root / "input").glob("in*.jpg"))
-    if not inputs:
-        raise FileNotFoundError(f"no input/in*.jpg frames under {root}")
+    if not root.is_dir():
+        raise CdnetError(f"{root}: no such folder ({_LAYOUT})")
+    for sub in ("input", "groundtruth"):
+        if not (root / sub).is_dir():
+            raise CdnetError(f"{root}: no {sub}/ folder ({_LAYOUT})")
+    numbered = {}
+    for path in (root / "input").iterdir():
+        match = _INPUT_NAME.fullmatch(path.name)
+        if match:
+            numbered[int(match.group(1))] = path
+    if not numbered:
+        raise CdnetError(f"{root}: no input/in*.jpg frames ({_LAYOUT})")
+    count = len(numbered)
+    for i in range(1, count + 1):
+        if i not in numbered:
+            raise CdnetError(f"{root}: input/in{i:06d}.jpg is missing (frames must be numbered "
+                             f"from in000001.jpg without gaps; found {count} frames up to "
+                             f"in{max(numbered):06d}.jpg)")
+    inputs = [numbered[i] for i in range(1, count + 1)]
+    first, last = _read_temporal_roi(root / "temporalROI.txt", count)
+    present = {p.name for p in (root / "groundtruth").iterdir()}
+    for i in range(first, last + 1):
+        if f"gt{i:06d}.png" not in present:
+            raise CdnetError(f"{root}: groundtruth/gt{i:06d}.png is missing (every frame in "
+                             f"temporalROI.txt, {first}..{last}, needs its ground truth)")
+    seq = CdnetSequence(root, inputs, first, last)
+    seq.shape = seq.read_frame(1).shape
+    roi_path = root / "ROI.bmp"
+    if roi_path.exists():
+        roi = cv2.imread(str(roi_path), cv2.IMREAD_GRAYSCALE)
+        if roi is None:
+            raise CdnetError(f"{roi_path}: not a readable image (expected a mask, non-zero = "
+                             "scored, or no ROI.bmp to score the whole frame)")
+        if roi.shape != seq.shape[:2]:
+            raise CdnetError(f"{roi_path}: size {roi.shape[1]}x{roi.shape[0]} differs from "
+                             f"the frames' {seq.shape[1]}x{seq.shape[0]}")
+        seq.roi = roi > 0
+        if not seq.roi.any():
+            raise CdnetError(f"{roi_path}: selects no pixel (non-zero pixels are scored)")
+    return seq
+
+
+def _read_temporal_roi(path: Path, count: int) -> tuple[int, int]:
+    expect = "expected two frame numbers 'first last', 1-based"
     try:
-        first, last = (int(v) for v in (root / "temporalROI.txt").read_text().split()[:2])
-    except (OSError, ValueError) as exc:
-        raise FileNotFoundError(f"cannot read {root / 'temporalROI.txt'}: {exc}") from None
-    return CdnetSequence(root, inputs, first, last)
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        raise CdnetError(f"{path}: missing ({expect})") from None
+    except OSError as exc:
+        raise CdnetError(f"{path}: cannot be read ({exc.strerror})") from None
+    parts = text.split()
+    try:
+        first, last = (int(v) for v in parts)
+    except ValueError:
+        shown = text.strip()[:40]
+        raise CdnetError(f"{path}: holds {shown!r}, {expect}") from None
+    if not 1 <= first <= last <= count:
+        raise CdnetError(f"{path}: frames {first}..{last} are not within the {count} input "
+                         f"frames ({expect}, first <= last)")
+    return first, last
+
+
+def score_sequence(seq: CdnetSequence,
+                   process: Callable[[int, np.ndarray], Mapping[str, np.ndarray]],
+                   on_frame: Callable[[int], None] | None = None) -> dict[str, Confusion]:
+    """Feed every frame of *seq* to *process* in order and score what it returns.
+
+    Parameters
+    ----------
+    seq : CdnetSequence
+        The sequence.
+    process : callable
+        ``process(index, frame) -> {method: mask}`` for every frame, 1-based
+        *index*, BGR *frame*; each mask uint8 (H, W).  Every method must
+        return a mask for every frame.
+    on_frame : callable, optional
+        Called with the frame number after each frame (progress).
+
+    Returns
+    -------
+    dict
+        The summed :class:`Confusion` over the scored frames, by method.
+    """
+    totals: dict[str, Confusion] = {}
+    for index in range(1, len(seq.inputs) + 1):
+        masks = process(index, seq.read_frame(index))
+        if seq.is_scored(index):
+            truth = GroundTruth(seq.read_groundtruth(index), seq.roi)
+            for method, mask in masks.items():
+                totals.setdefault(method, Confusion())
+                totals[method] += truth.score(mask)
+        if on_frame is not None:
+            on_frame(index)
+    return totals

@@ -1,10 +1,12 @@
-"""The processing loop: source -> masker -> sinks and display.
+"""The processing loop: source -> masker -> post-processing -> sinks and display.
 
 The reader and the writer run in their own threads with bounded queues, so
-decoding, masking and encoding overlap; this loop only masks, draws and
-dispatches.  It stops at the end of the source, on q/Esc in the window, or when
-``stop`` is set (the CLI sets it from SIGINT and SIGTERM); every way out goes
-through the same shutdown, which closes every output file.
+decoding, masking and encoding overlap; this loop only masks, cleans the
+mask up, draws and dispatches.  Everything downstream of the post-processing
+(files, window, statistics) sees the post-processed mask.  It stops at the end
+of the source, on q/Esc in the window, or when ``stop`` is set (the CLI sets
+it from SIGINT and SIGTERM); every way out goes through the same shutdown,
+which closes every output file.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 from .config import Config
 from .display import KEY_PAUSE, KEY_QUIT, KEY_RESET, KEY_SNAPSHOT, Display, annotate, compose
 from .masker import FrameSizeError, MixtureMasker
+from .postprocess import Postprocessor
 from .sinks import SinkWriter
 from .sources import CorruptFrame, FrameReader
 
@@ -113,11 +116,15 @@ class Progress:
 
 def run_pipeline(reader: FrameReader, masker: MixtureMasker, config: Config, writer: SinkWriter,
                  display: Display | None = None, progress: Progress | None = None,
-                 stop: threading.Event | None = None, warn=None) -> Summary:
+                 stop: threading.Event | None = None, warn=None,
+                 postprocessor: Postprocessor | None = None) -> Summary:
     """Mask every frame of *reader* until its end, a quit key or *stop*.
 
-    Returns the :class:`Summary`; the caller closes the reader and the writer.
+    Each mask goes through *postprocessor* (default: one built from
+    ``config.postprocess``) before it is written, shown or counted.  Returns
+    the :class:`Summary`; the caller closes the reader and the writer.
     """
+    postprocessor = postprocessor or Postprocessor(config.postprocess)
     stop = stop or threading.Event()
     progress = progress or Progress(None, quiet=True)
     warn = warn or (lambda message: print(f"bgsub: warning: {message}", file=sys.stderr))
@@ -153,6 +160,9 @@ def run_pipeline(reader: FrameReader, masker: MixtureMasker, config: Config, wri
             masker.reset()
             summary.resets += 1
             mask = masker.apply(frame)
+        # in place: the masker hands out a new array per frame, which the writer
+        # thread may still hold later, so it is never reused
+        mask = postprocessor.apply(mask, out=mask)
         summary.processed += 1
         fraction = cv2.countNonZero(cv2.compare(mask, 254, cv2.CMP_GT)) / mask.size
         summary.foreground_sum += fraction

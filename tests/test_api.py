@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_public_names():
     for name in ("MixtureMasker", "ModelConfig", "load_config", "ConfigError",
-                 "FrameSizeError", "absorption_frames"):
+                 "FrameSizeError", "absorption_frames", "Postprocessor", "PostprocessConfig"):
         assert hasattr(bgsub, name)
 
 

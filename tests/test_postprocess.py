@@ -1,0 +1,431 @@
+"""Post-processing steps against plain Python references, shadows, buffers and config."""
+
+import dataclasses
+from collections import deque
+
+import cv2
+import numpy as np
+import pytest
+
+from bgsub import ConfigError
+from bgsub.config import Config, PostprocessConfig, apply_overrides
+from bgsub.postprocess import Postprocessor
+
+
+def only(**steps):
+    """A Postprocessor with just these steps on (the shipped defaults turn several on)."""
+    return Postprocessor(PostprocessConfig.off(), **steps)
+
+
+# ---------------------------------------------------------------- plain references
+
+
+def offsets(kernel):
+    """(dy, dx) of the kernel's set cells, relative to its centre."""
+    r = kernel.shape[0] // 2
+    return [(y - r, x - r) for y, x in zip(*np.nonzero(kernel))]
+
+
+def rect(n):
+    return np.ones((n, n), np.uint8)
+
+
+def cross(n):
+    k = np.zeros((n, n), np.uint8)
+    k[n // 2, :] = 1
+    k[:, n // 2] = 1
+    return k
+
+
+def naive_median(fg, n):
+    """Majority of the n x n window, the frame's edge replicated."""
+    h, w = fg.shape
+    out = np.zeros_like(fg)
+    r = n // 2
+    for y in range(h):
+        for x in range(w):
+            votes = 0
+            for dy in range(-r, r + 1):
+                for dx in range(-r, r + 1):
+                    yy, xx = min(max(y + dy, 0), h - 1), min(max(x + dx, 0), w - 1)
+                    votes += fg[yy, xx]
+            out[y, x] = votes > n * n // 2
+    return out
+
+
+def naive_erode(fg, kernel, outside):
+    h, w = fg.shape
+    out = np.zeros_like(fg)
+    for y in range(h):
+        for x in range(w):
+            out[y, x] = all(fg[y + dy, x + dx] if 0 <= y + dy < h and 0 <= x + dx < w
+                            else outside for dy, dx in offsets(kernel))
+    return out
+
+
+def naive_dilate(fg, kernel):
+    h, w = fg.shape
+    out = np.zeros_like(fg)
+    for y in range(h):
+        for x in range(w):
+            out[y, x] = any(fg[y - dy, x - dx] for dy, dx in offsets(kernel)
+                            if 0 <= y - dy < h and 0 <= x - dx < w)
+    return out
+
+
+def naive_opening(fg, kernel):
+    """Erosion ignores the outside (an object cut by the edge is not eaten there)."""
+    return naive_dilate(naive_erode(fg, kernel, outside=True), kernel)
+
+
+def naive_closing(fg, kernel):
+    """Closing on the unbounded plane, background beyond the frame.
+
+    p is kept when every q in p + K lies in the dilation of the set, and the
+    dilation is evaluated at q even where q is outside the frame.
+    """
+    h, w = fg.shape
+    ks = offsets(kernel)
+
+    def dilated(qy, qx):
+        return any(fg[qy - dy, qx - dx] for dy, dx in ks
+                   if 0 <= qy - dy < h and 0 <= qx - dx < w)
+
+    out = np.zeros_like(fg)
+    for y in range(h):
+        for x in range(w):
+            out[y, x] = all(dilated(y + dy, x + dx) for dy, dx in ks)
+    return out
+
+
+def components(cells, neighbours):
+    """Connected components of a set of (y, x) cells, as lists of cells."""
+    cells = set(cells)
+    seen, result = set(), []
+    for start in sorted(cells):
+        if start in seen:
+            continue
+        seen.add(start)
+        comp, todo = [], deque([start])
+        while todo:
+            y, x = todo.popleft()
+            comp.append((y, x))
+            for dy, dx in neighbours:
+                nb = (y + dy, x + dx)
+                if nb in cells and nb not in seen:
+                    seen.add(nb)
+                    todo.append(nb)
+        result.append(comp)
+    return result
+
+
+N8 = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+N4 = [(-1, 0), (1, 0), (0, -1), (0, 1)]
+
+
+def naive_remove_small(fg, min_area):
+    out = fg.copy()
+    for comp in components(zip(*np.nonzero(fg)), N8):
+        if len(comp) < min_area:
+            for y, x in comp:
+                out[y, x] = False
+    return out
+
+
+def naive_fill_holes(fg, max_area=0):
+    h, w = fg.shape
+    out = fg.copy()
+    for comp in components(zip(*np.nonzero(~fg)), N4):
+        touches_edge = any(y in (0, h - 1) or x in (0, w - 1) for y, x in comp)
+        if not touches_edge and (max_area == 0 or len(comp) <= max_area):
+            for y, x in comp:
+                out[y, x] = True
+    return out
+
+
+def random_mask(seed, shape=(23, 29), shadows=True):
+    """Blobs of several sizes with holes, specks, and (optionally) shadow pixels."""
+    rng = np.random.default_rng(seed)
+    h, w = shape
+    mask = np.zeros(shape, np.uint8)
+    for _ in range(5):
+        y, x = rng.integers(-3, h), rng.integers(-3, w)
+        mask[max(y, 0):y + rng.integers(2, 10), max(x, 0):x + rng.integers(2, 10)] = 255
+    mask[rng.random(shape) < 0.08] = 255  # specks
+    mask[rng.random(shape) < 0.08] = 0  # pinholes
+    if shadows:
+        mask[(rng.random(shape) < 0.1) & (mask == 0)] = 127
+    return mask
+
+
+def expected_output(mask, fg_after):
+    """The documented shadow rule: 255 where foreground after, else 127 where shadow before."""
+    return np.where(fg_after, 255, np.where(mask == 127, 127, 0)).astype(np.uint8)
+
+
+# ---------------------------------------------------------------- each step
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("n", [3, 5, 7, 17])  # 17: box sums beyond 8 bits
+def test_median_matches_a_plain_majority(seed, n):
+    mask = random_mask(seed)
+    out = only(median_size=n).apply(mask)
+    assert np.array_equal(out, expected_output(mask, naive_median(mask == 255, n)))
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("shape,n", [("rect", 3), ("cross", 5), ("ellipse", 5), ("rect", 5)])
+def test_opening_and_closing_match_plain_references(seed, shape, n):
+    mask = random_mask(seed + 10)
+    kernel = {"rect": rect(n), "cross": cross(n),
+              # the ellipse is OpenCV's digital disc: its shape is the definition
+              "ellipse": cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (n, n))}[shape]
+    fg = mask == 255
+    opened = only(open_size=n, kernel_shape=shape).apply(mask)
+    assert np.array_equal(opened, expected_output(mask, naive_opening(fg, kernel)))
+    closed = only(close_size=n, kernel_shape=shape).apply(mask)
+    assert np.array_equal(closed, expected_output(mask, naive_closing(fg, kernel)))
+    both = only(open_size=n, close_size=n, kernel_shape=shape).apply(mask)
+    assert np.array_equal(both, expected_output(mask, naive_closing(naive_opening(fg, kernel),
+                                                                     kernel)))
+
+
+def test_closing_does_not_glue_objects_to_the_edge_nor_eat_them():
+    mask = np.zeros((12, 12), np.uint8)
+    mask[2:8, 3:9] = 255  # two pixels from the top edge
+    mask[9:12, 0:2] = 255  # cut by the bottom-left corner
+    out = only(close_size=5, kernel_shape="rect").apply(mask)
+    assert not out[:2].any()  # the strip above the object stays background
+    assert (out[mask == 255] == 255).all()  # a closing only adds
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("min_area", [1, 3, 8])
+def test_small_blob_removal_matches_a_plain_flood_fill(seed, min_area):
+    mask = random_mask(seed + 20)
+    out = only(min_blob_area=min_area).apply(mask)
+    assert np.array_equal(out, expected_output(mask, naive_remove_small(mask == 255, min_area)))
+
+
+def test_blobs_are_eight_connected():
+    mask = np.zeros((6, 6), np.uint8)
+    mask[1, 1] = mask[2, 2] = mask[3, 3] = 255  # one diagonal blob of 3
+    mask[1, 4] = 255  # alone
+    out = only(min_blob_area=2).apply(mask)
+    assert out[1, 1] == out[2, 2] == out[3, 3] == 255 and out[1, 4] == 0
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("max_area", [0, 1, 4])
+def test_hole_filling_matches_a_plain_flood_fill(seed, max_area):
+    mask = random_mask(seed + 30, shape=(26, 31))
+    out = only(fill_holes=True, max_hole_area=max_area).apply(mask)
+    assert np.array_equal(out, expected_output(mask, naive_fill_holes(mask == 255, max_area)))
+
+
+def test_a_diagonally_closed_ring_encloses_its_hole_but_an_open_one_does_not():
+    mask = np.zeros((7, 7), np.uint8)
+    for y, x in [(1, 3), (2, 2), (2, 4), (3, 1), (3, 5), (4, 2), (4, 4), (5, 3)]:
+        mask[y, x] = 255  # a diamond: 8-connected ring, its inside 4-connected
+    out = only(fill_holes=True).apply(mask)
+    assert (out[2:5, 3] == 255).all() and out[3, 2] == 255 and out[3, 4] == 255
+    assert out[0, 0] == 0
+    mask[5, 3] = 0  # opened at the bottom: the inside reaches the edge
+    mask[6, 3] = 0
+    out = only(fill_holes=True).apply(mask)
+    assert out[3, 3] == 0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_all_steps_in_their_documented_order(seed):
+    mask = random_mask(seed + 40, shape=(25, 27))
+    fg = mask == 255
+    kernel = rect(3)
+    fg = naive_median(fg, 3)
+    fg = naive_opening(fg, kernel)
+    fg = naive_closing(fg, kernel)
+    fg = naive_remove_small(fg, 4)
+    fg = naive_fill_holes(fg, 6)
+    post = only(median_size=3, open_size=3, close_size=3, kernel_shape="rect",
+                         min_blob_area=4, fill_holes=True, max_hole_area=6)
+    assert np.array_equal(post.apply(mask), expected_output(mask, fg))
+
+
+# ---------------------------------------------------------------- shadows
+
+
+def test_shadows_stay_unless_a_step_makes_them_foreground():
+    mask = np.zeros((9, 9), np.uint8)
+    mask[1:7, 1:7] = 255
+    mask[3, 3] = 127  # a shadow pixel in a hole: filling makes it foreground
+    mask[0, 8] = 127  # a lone shadow pixel: no step touches shadows
+    mask[8, 0] = 255  # a lone foreground pixel removed: background, not shadow
+    out = only(min_blob_area=2, fill_holes=True).apply(mask)
+    assert out[3, 3] == 255 and out[0, 8] == 127 and out[8, 0] == 0
+    assert set(np.unique(out)) <= {0, 127, 255}
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_shadows_count_as_background_for_every_step(seed):
+    """A mask with shadows gives the foreground of the same mask with shadows set to 0."""
+    mask = random_mask(seed + 50)
+    no_shadow = np.where(mask == 127, 0, mask).astype(np.uint8)
+    post = only(median_size=3, close_size=3, min_blob_area=3, fill_holes=True)
+    out, ref = post.apply(mask), post.apply(no_shadow)
+    assert np.array_equal(out == 255, ref == 255)
+    assert np.array_equal(out == 127, (mask == 127) & (ref != 255))
+
+
+# ---------------------------------------------------------------- API and buffers
+
+
+def test_identity_when_every_step_is_off():
+    mask = random_mask(1)
+    post = only()
+    assert not post.active and Postprocessor().active  # the shipped defaults do something
+    assert post.apply(mask) is mask
+    out = np.empty_like(mask)
+    assert post.apply(mask, out=out) is out and np.array_equal(out, mask)
+
+
+def test_in_place_and_out_and_size_changes():
+    post = only(median_size=3, close_size=5, min_blob_area=3, fill_holes=True)
+    for shape in [(20, 30), (41, 17), (20, 30)]:  # buffers follow the frame size
+        mask = random_mask(7, shape)
+        expected = post.apply(mask.copy())
+        out = np.empty_like(mask)
+        assert post.apply(mask, out=out) is out and np.array_equal(out, expected)
+        same = mask.copy()
+        assert post.apply(same, out=same) is same and np.array_equal(same, expected)
+        assert post.apply(mask) is not mask
+
+
+def test_bad_arguments():
+    post = only(median_size=3)
+    with pytest.raises(ValueError, match="mask must be a uint8 array of shape"):
+        post.apply(np.zeros((4, 4), np.float32))
+    with pytest.raises(ValueError, match="mask must be a uint8"):
+        post.apply(np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(ValueError, match="out must be a C-contiguous uint8 array"):
+        post.apply(np.zeros((4, 4), np.uint8), out=np.zeros((4, 5), np.uint8))
+    with pytest.raises(TypeError, match="config must be a PostprocessConfig"):
+        Postprocessor({"median_size": 3})
+
+
+# ---------------------------------------------------------------- configuration
+
+
+@pytest.mark.parametrize("params,needle", [
+    ({"median_size": 4}, ("postprocess.median_size must be 0 or 1 (off) or an odd integer in "
+                          "3..99, got 4")),
+    ({"median_size": -1}, "postprocess.median_size"),
+    ({"open_size": 101}, "postprocess.open_size must be 0 or 1 (off) or an odd integer"),
+    ({"close_size": 2}, "postprocess.close_size"),
+    ({"close_size": 3.0}, "postprocess.close_size must be int"),
+    ({"kernel_shape": "disc"}, ("postprocess.kernel_shape must be one of 'ellipse', 'rect', "
+                                "'cross', got 'disc'")),
+    ({"min_blob_area": -5}, "postprocess.min_blob_area must be >= 0 (0 = off), got -5"),
+    ({"max_hole_area": -1}, "postprocess.max_hole_area must be >= 0"),
+    ({"fill_holes": 1}, "postprocess.fill_holes must be bool"),
+])
+def test_invalid_postprocess_settings(params, needle):
+    with pytest.raises(ConfigError) as err:
+        PostprocessConfig(**params)
+    assert needle in str(err.value)
+    with pytest.raises(ConfigError):
+        Postprocessor(**params)
+
+
+def test_postprocess_overrides_from_the_command_line_syntax():
+    c = apply_overrides(Config(), ["postprocess.median_size=7", "postprocess.kernel_shape=rect",
+                                   "postprocess.fill_holes=true"])
+    assert (c.postprocess.median_size, c.postprocess.kernel_shape,
+            c.postprocess.fill_holes) == (7, "rect", True)
+    with pytest.raises(ConfigError, match="unknown key postprocess.median; valid keys in "
+                                          r"\[postprocess\]: median_size"):
+        apply_overrides(Config(), ["postprocess.median=3"])
+
+
+# ---------------------------------------------------------------- in the pipeline
+
+
+def test_the_command_writes_post_processed_masks(tmp_path):
+    """--mask-dir gets the cleaned mask: a 2x2 blob goes with min_blob_area, a big one stays."""
+    import os
+    import subprocess
+    import sys
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(6):
+        frame = np.full((40, 48, 3), 100, np.uint8)
+        if i >= 3:  # after the model settled on the empty scene
+            frame[5:15, 5:15] = 250  # 100 pixels
+            frame[30:32, 40:42] = 250  # 4 pixels
+        cv2.imwrite(str(folder / f"{i:02d}.png"), frame)
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+
+    def masks(*settings):
+        out = tmp_path / f"masks{len(list(tmp_path.glob('masks*')))}"
+        r = subprocess.run([sys.executable, "-m", "bgsub", str(folder), "--no-display",
+                            "--quiet", "--mask-dir", str(out), *settings], cwd=tmp_path,
+                           env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert r.returncode == 0, r.stderr
+        return cv2.imread(str(out / "000004.png"), cv2.IMREAD_UNCHANGED)
+
+    off = ["--set", "postprocess.median_size=0", "--set", "postprocess.open_size=0",
+           "--set", "postprocess.close_size=0", "--set", "postprocess.fill_holes=false"]
+    raw = masks(*off, "--set", "postprocess.min_blob_area=0")
+    assert raw[10, 10] == 255 and raw[31, 41] == 255
+    cleaned = masks(*off, "--set", "postprocess.min_blob_area=10")
+    assert cleaned[10, 10] == 255 and cleaned[31, 41] == 0
+    assert np.array_equal(cleaned[:20, :20], raw[:20, :20])
+
+
+def test_run_pipeline_uses_the_configured_postprocessor():
+    from bgsub import MixtureMasker
+    from bgsub.pipeline import run_pipeline
+    from bgsub.sinks import SinkWriter
+
+    frames = [np.full((12, 12), 100, np.uint8) for _ in range(3)]
+    frames[2] = frames[2].copy()
+    frames[2][2:4, 2:4] = 240  # 4 pixels
+    frames[2][6:11, 6:11] = 240  # 25 pixels
+
+    class Reader:
+        def __init__(self):
+            self.items = list(enumerate(frames))
+
+        def get(self, timeout=0.1):
+            return self.items.pop(0) if self.items else None
+
+    class Writer(SinkWriter):
+        def __init__(self):
+            super().__init__()
+            self.masks = []
+
+        def put(self, index, frame, mask, *rest):
+            self.masks.append(mask.copy())
+
+    config = dataclasses.replace(Config(), postprocess=PostprocessConfig.off())
+    config = apply_overrides(config, ["postprocess.min_blob_area=5"])
+    writer = Writer()
+    summary = run_pipeline(Reader(), MixtureMasker(), config, writer)
+    writer.close()
+    last = writer.masks[-1]
+    assert last[3, 3] == 0 and last[8, 8] == 255
+    # the summary counts the cleaned mask: 25 of 144 pixels on the last frame
+    assert summary.mean_foreground == pytest.approx(25 / 144 / 3)
+
+
+def test_masks_with_many_runs_per_row():
+    """A speckled mask has more runs than the buffers first hold: they grow, results stay right."""
+    rng = np.random.default_rng(3)
+    mask = np.where(rng.random((20, 60)) < 0.5, 255, 0).astype(np.uint8)
+    post = only(min_blob_area=4, fill_holes=True)
+    small = only(min_blob_area=4, fill_holes=True).apply(mask[:4, :8])  # tiny buffers
+    assert small.shape == (4, 8)
+    for m in (mask, mask[:, ::-1].copy()):
+        fg = naive_fill_holes(naive_remove_small(m == 255, 4))
+        assert np.array_equal(post.apply(m), expected_output(m, fg))
