@@ -101,12 +101,12 @@ class ModelConfig:
     """
 
     k: int = 3
-    learning_rate: float = 0.005
-    match_threshold: float = 3.0
+    learning_rate: float = 0.002
+    match_threshold: float = 2.5
     background_ratio: float = 0.6
-    init_weight: float = 0.05
+    init_weight: float = 0.02
     init_variance: float = 100.0
-    min_variance: float = 16.0
+    min_variance: float = 81.0
     max_variance: float = 1600.0
     rho: str = "alpha_over_weight"
     covariance: str = "spherical"

@@ -50,8 +50,8 @@ def absorption_frames(learning_rate: float, background_ratio: float, init_weight
 
     frames (at least 1; for T < 1/2 the crossing must be strict, so an exact
     integer ratio counts one more) and background from frame F + 1 on.  With
-    the defaults (alpha = 0.005, T = 0.6, w_init = 0.05) that is 94 frames,
-    about 3 s at 30 fps.
+    the defaults (alpha = 0.002, T = 0.6, w_init = 0.02) that is 247 frames,
+    about 8 s at 30 fps.
 
     The derivation assumes the warm-up is over (alpha, not 1/t, is in force),
     the pixel's old background carried all the weight, and the object is as

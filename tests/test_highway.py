@@ -42,4 +42,4 @@ def test_bgsub_beats_opencv_on_highway_and_post_processing_pays():
     assert f["raw"] > 0.84
     # the shipped post-processing: a floor under today's figure
     assert f["bgsub"] > f["raw"] + 0.03
-    assert f["bgsub"] > 0.92
+    assert f["bgsub"] >= 0.94  # the accuracy issue's target for the shipped defaults
