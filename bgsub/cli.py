@@ -29,6 +29,15 @@ class UsageError(Exception):
     """A command-line mistake."""
 
 
+def add_config_arguments(p: argparse.ArgumentParser, example: str) -> None:
+    """--config and --set, the same for every bgsub command."""
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help="configuration file (default: ./config.toml if present, else built-in "
+                        "defaults)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help=f"override one setting, e.g. --set {example} (repeatable)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="bgsub",
@@ -47,11 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=int, help="camera frame width to request")
     p.add_argument("--height", type=int, help="camera frame height to request")
     p.add_argument("--fps", type=float, help="camera frame rate to request")
-    p.add_argument("--config", type=Path, metavar="FILE",
-                   help="configuration file (default: ./config.toml if present, else built-in "
-                        "defaults)")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override one setting, e.g. --set model.k=5 (repeatable)")
+    add_config_arguments(p, "model.k=5")
     p.add_argument("--no-display", action="store_true", help="run without a window")
     p.add_argument("--output", metavar="FILE", help="write the annotated video")
     p.add_argument("--mask-output", metavar="FILE", help="write the mask video")

@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from . import __version__
-from .cli import UsageError, guarded, resolve_config
+from .cli import UsageError, add_config_arguments, guarded, resolve_config
 from .config import Config
 from .evaluation import (
     METRICS,
@@ -84,12 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-masks", metavar="DIR",
                    help="keep bgsub's masks as DIR/<sequence>/binNNNNNN.png (CDnet's result "
                         "format)")
-    p.add_argument("--config", type=Path, metavar="FILE",
-                   help="configuration file (default: ./config.toml if present, else built-in "
-                        "defaults)")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override one setting, e.g. --set postprocess.median_size=5 "
-                        "(repeatable)")
+    add_config_arguments(p, "postprocess.median_size=5")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     p.add_argument("--version", action="version", version=f"bgsub {__version__}")

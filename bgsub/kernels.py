@@ -146,22 +146,27 @@ def _var_step(var_min: float, var_max: float) -> tuple[np.float32, np.float32]:
     return np.float32(step), (_ONE / step if step > 0 else _ZERO)
 
 
+@njit(inline="always", cache=True, error_model="numpy")
+def _index(p, planes, plane):
+    """Where a plane's value for pixel p sits in the flat state (see the module docstring)."""
+    return ((p // BLOCK) * planes + plane) * BLOCK + p % BLOCK
+
+
 @njit(cache=True, error_model="numpy")
 def _encode(w, mu, var, out, var_min, var_max, inv_step):
     k, nc, n = mu.shape
     nv = var.shape[1]
     planes = k * (1 + nc + nv)
     for p in range(n):
-        base = ((p // BLOCK) * planes) * BLOCK + p % BLOCK
         for j in range(k):
             wj = min(max(np.float32(w[j, p]), _ZERO), _ONE)
-            out[base + j * BLOCK] = _q16(_w_code(wj))
+            out[_index(p, planes, j)] = _q16(_w_code(wj))
             for c in range(nc):
                 m = min(max(np.float32(mu[j, c, p]), _ZERO), np.float32(255.0))
-                out[base + (k + j * nc + c) * BLOCK] = _q16(_mu_code(m))
+                out[_index(p, planes, k + j * nc + c)] = _q16(_mu_code(m))
             for c in range(nv):
                 v = min(max(np.float32(var[j, c, p]), var_min), var_max)
-                out[base + (k + k * nc + j * nv + c) * BLOCK] = _q16(
+                out[_index(p, planes, k + k * nc + j * nv + c)] = _q16(
                     _var_code(v, var_min, inv_step))
 
 
@@ -171,13 +176,12 @@ def _decode(state, w, mu, var, var_min, step):
     nv = var.shape[1]
     planes = k * (1 + nc + nv)
     for p in range(n):
-        base = ((p // BLOCK) * planes) * BLOCK + p % BLOCK
         for j in range(k):
-            w[j, p] = _dec_w(state[base + j * BLOCK])
+            w[j, p] = _dec_w(state[_index(p, planes, j)])
             for c in range(nc):
-                mu[j, c, p] = _dec_mu(state[base + (k + j * nc + c) * BLOCK])
+                mu[j, c, p] = _dec_mu(state[_index(p, planes, k + j * nc + c)])
             for c in range(nv):
-                var[j, c, p] = _dec_var(state[base + (k + k * nc + j * nv + c) * BLOCK],
+                var[j, c, p] = _dec_var(state[_index(p, planes, k + k * nc + j * nv + c)],
                                         var_min, step)
 
 
@@ -617,7 +621,7 @@ def _vector_width(width: int):
 
 @njit(inline="always", cache=True, error_model="numpy")
 def _at(state, p, planes, plane):
-    return state[((p // BLOCK) * planes + plane) * BLOCK + p % BLOCK]
+    return state[_index(p, planes, plane)]
 
 
 @njit(inline="always", cache=True, error_model="numpy")
