@@ -33,21 +33,29 @@ The model
 ---------
 With d_c = x_c - mu_c, a value matches a component when ``m2 < lambda^2``
 with ``m2 = (1/C) sum_c d_c^2 / sigma_c^2`` (spherical: evaluated as ``(1/C)
-||d||^2 < lambda^2 sigma^2``).  Components are not kept in rank order: a
-component's rank is derived from its key ``w**2 / s2`` (s2 its variance, or
-the mean of its channel variances), "key descending, ties to the lower
-slot"; the top-ranked component comes first, the least probable last.  A
-slot with weight 0 is empty: it never matches and is replaced first.
+||d||^2 < lambda^2 sigma^2``).  A component's rank key is ``w**2 / s2`` (s2
+its variance, or the mean of its channel variances), and each pixel's slots
+are *stored in rank order*, key descending: slot 0 is the top-ranked
+component, slot k-1 the least probable.  Matching takes the first slot
+within lambda sigma, the background test sums the weights of the slots
+before it, and a miss replaces slot k-1.  After learning, a pixel's slots
+are stable-sorted by the keys of their stored values again (a bubble sort
+with fixed comparisons); since every weight but the matched one decays by
+the same factor, that sort almost never moves anything.  A slot with weight
+0 is empty: it never matches, and sorts last.
 
 The kernel
 ----------
-One pass per frame: for each pixel, match, classify and learn with every
-component in registers.  The component and channel loops have compile-time
+One pass per frame.  The component and channel loops have compile-time
 trip counts (the kernel is built per ``k``, channel count, variance count and
 rho mode by :func:`frame_kernel`), so LLVM unrolls them and vectorises the
-loop over the pixels of a tile.  Indices are unsigned: Numba then emits no
-negative-index wraparound, which would hide the addresses' linearity from the
-vectoriser.
+loops over the pixels of a tile.  Most pixels match their top-ranked slot and
+stay in order; for groups of 8 such pixels (one AVX2 vector) a short path
+updates slot 0 and decays the other weights, and reads and writes nothing of
+the other slots' means and variances.  Every other group takes the general
+path: match, classify, learn with every slot in registers, re-rank.  Indices
+are unsigned: Numba then emits no negative-index wraparound, which would hide
+the addresses' linearity from the vectoriser.
 
 Every kernel works in float32, in the same operation order as the plain
 reference implementation in ``tests/naive.py``; change both together.
@@ -88,6 +96,7 @@ _NO_KEY = np.float32(-1.0)
 _FG = np.uint8(255)
 _BG = np.uint8(0)
 _UB = np.uint64(BLOCK)
+_GROUP = 8  # pixels that take the short path together: one AVX2 vector
 
 
 def plane_count(k: int, channels: int, variances: int) -> int:
@@ -190,15 +199,37 @@ def encode_state(w, mu, var, var_min: float, var_max: float) -> np.ndarray:
 
     Weights are clipped to [0, 1] and truncated to multiples of 1/65535; means
     clipped to [0, 255] and rounded to 1/256; variances clipped to [var_min,
-    var_max] and rounded to ``(var_max - var_min) / 65535``.  Lanes past N in
-    the last tile are 0 (empty slots).
+    var_max] and rounded to ``(var_max - var_min) / 65535``.  Each pixel's
+    components are stored in rank order (see the module docstring), whatever
+    order they come in.  Lanes past N in the last tile are 0 (empty slots).
     """
     w, mu, var = (np.ascontiguousarray(a, np.float32) for a in (w, mu, var))
     k, nc, n = mu.shape
-    out = np.zeros(state_size(n, k, nc, var.shape[1]), np.uint16)
+    nv = var.shape[1]
+    out = np.zeros(state_size(n, k, nc, nv), np.uint16)
     _, inv_step = _var_step(var_min, var_max)
-    _encode(w, mu, var, out, np.float32(var_min), np.float32(var_max), inv_step)
+    args = (np.float32(var_min), np.float32(var_max), inv_step)
+    _encode(w, mu, var, out, *args)
+    order = np.argsort(-_stored_keys(out, k, nc, nv, n, var_min, var_max), axis=0, kind="stable")
+    if (order != np.arange(k)[:, None]).any():
+        w, mu, var = (np.take_along_axis(a, order.reshape(k, *[1] * (a.ndim - 2), n), 0)
+                      for a in (w, mu, var))
+        _encode(np.ascontiguousarray(w), np.ascontiguousarray(mu), np.ascontiguousarray(var),
+                out, *args)
     return out
+
+
+def _stored_keys(state, k, nc, nv, n, var_min, var_max) -> np.ndarray:
+    """The rank keys w^2 / sigma^2 (k, N) of a state's stored values, as the kernels do."""
+    w, _, var = decode_state(state, k, nc, nv, n, var_min, var_max)
+    rank_var = var[:, 0]
+    if nv > 1:
+        rank_var = np.zeros_like(rank_var)
+        for c in range(nv):
+            rank_var = rank_var + var[:, c]
+        rank_var = rank_var * (_ONE / np.float32(nc))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return w * w / rank_var
 
 
 def decode_state(state, k: int, channels: int, variances: int, n: int, var_min: float,
@@ -293,18 +324,173 @@ def _rank_var(state, s, j, k, nc, nv, var_min, step):
 
 
 @njit(inline="always", cache=True, error_model="numpy")
-def _above(state, s, j, k, nc, nv, var_min, step):
-    """The stored weight ranked above component j (integer codes: an exact float32 sum)."""
-    wj = _dec_w(state[_w_index(s, j)])
-    key_j = wj * wj / _rank_var(state, s, j, k, nc, nv, var_min, step)
+def _pick(other, keep, swap, zero):
+    """other if swap, else keep: integer arithmetic through an opaque keep (see _opaque)."""
+    kept = _opaque(keep, zero)
+    return np.uint16(kept + np.int32(swap) * (np.int32(other) - kept))
+
+
+@njit(inline="always", cache=True, error_model="numpy")
+def _stored_key(state, s, j, k, nc, nv, var_min, step):
+    """Slot j's rank key w^2 / sigma^2, from the values stored in the state."""
+    w = _dec_w(state[_w_index(s, j)])
+    return w * w / _rank_var(state, s, j, k, nc, nv, var_min, step)
+
+
+@njit(inline="always", cache=True, error_model="numpy")
+def _rerank(state, s, k, nc, nv, var_min, step, zero):
+    """Stable-sort a pixel's slots by key, descending: a bubble sort in the state.
+
+    Every comparison and exchange has a fixed position, so the pixel loop stays
+    one vector loop; the slots were in order before the frame changed them,
+    so most exchanges exchange nothing.
+    """
+    for sweep in range(k - 1):
+        for j in range(k - 1):  # a constant trip count, so that LLVM unrolls both loops
+            if j >= k - 1 - sweep:
+                continue  # already in place after this many sweeps
+            swap = _stored_key(state, s, j + 1, k, nc, nv, var_min, step) > _stored_key(
+                state, s, j, k, nc, nv, var_min, step)
+            a = state[_w_index(s, j)]
+            b = state[_w_index(s, j + 1)]
+            state[_w_index(s, j)] = _pick(b, a, swap, zero)
+            state[_w_index(s, j + 1)] = _pick(a, b, swap, zero)
+            for c in range(nc):
+                a = state[_mu_index(s, j, c, k, nc)]
+                b = state[_mu_index(s, j + 1, c, k, nc)]
+                state[_mu_index(s, j, c, k, nc)] = _pick(b, a, swap, zero)
+                state[_mu_index(s, j + 1, c, k, nc)] = _pick(a, b, swap, zero)
+            for c in range(nv):
+                a = state[_var_index(s, j, c, k, nc, nv)]
+                b = state[_var_index(s, j + 1, c, k, nc, nv)]
+                state[_var_index(s, j, c, k, nc, nv)] = _pick(b, a, swap, zero)
+                state[_var_index(s, j + 1, c, k, nc, nv)] = _pick(a, b, swap, zero)
+
+
+@njit(inline="always", cache=True, error_model="numpy")
+def _rho(rho_mode, alpha, w_new, m2, var, v0, v1, v2, nc, nv):
+    """The matched component's learning rate: alpha / w (w its new weight), or alpha eta.
+
+    The density eta(x | mu, Sigma) is computed in float64 with libm's pow and
+    exp as the reference calls them; ``m2`` is the mean over channels of the
+    squared Mahalanobis terms, so the exponent -1/2 (x-mu)' Sigma^-1 (x-mu)
+    is -(C/2) m2 (spherical: m2 is the plain squared distance, over var).
+    """
+    if rho_mode == RHO_ALPHA_OVER_W:
+        return alpha / w_new
+    half_c = nc / 2.0
+    if nv == 1:
+        vb = np.float64(var)
+        eta = (2.0 * math.pi * vb) ** (-half_c) * math.exp(-half_c * np.float64(m2) / vb)
+    else:
+        det = 1.0
+        for c in range(nc):
+            det *= 2.0 * math.pi * np.float64(_channel(c, v0, v1, v2))
+        eta = det ** -0.5 * math.exp(-half_c * np.float64(m2))
+    return np.float32(min(np.float64(alpha) * eta, 1.0))
+
+
+@njit(inline="always", cache=True, error_model="numpy")
+def _top(state, s, x0, x1, x2, k, nc, nv, inv_c, lam2, var_min, step):
+    """Whether the pixel matches slot 0 (the top-ranked), with m2, sigma^2 and the means."""
+    w0 = _dec_w(state[_w_index(s, 0)])
+    v = _rank_var(state, s, 0, k, nc, nv, var_min, step)
+    m0 = _dec_mu(state[_mu_index(s, 0, 0, k, nc)])
+    m1 = _dec_mu(state[_mu_index(s, 0, 1 if nc > 1 else 0, k, nc)])
+    m2_ = _dec_mu(state[_mu_index(s, 0, 2 if nc > 2 else 0, k, nc)])
+    d2 = _ZERO
+    for c in range(nc):
+        a = _channel(c, x0, x1, x2) - _channel(c, m0, m1, m2_)
+        if nv == 1:
+            d2 += a * a
+        else:
+            d2 += a * a / _dec_var(state[_var_index(s, 0, c, k, nc, nv)], var_min, step)
+    dd = d2 * inv_c
+    limit = lam2 * v if nv == 1 else lam2
+    return (w0 > _ZERO) & (dd < limit), w0, dd, v, m0, m1, m2_
+
+
+@njit(inline="always", cache=True, error_model="numpy")
+def _top_update(state, s, x0, x1, x2, k, nc, nv, inv_c, lam2, alpha, one_minus_a, var_min,
+                var_max, step, inv_step, rho_mode):
+    """Slot 0 matched: its new weight code, mean codes and variance codes.
+
+    The same operations as the general path gives a pixel matched by slot 0.
+    """
+    _, w0, dd, v, m0, m1, m2_ = _top(state, s, x0, x1, x2, k, nc, nv, inv_c, lam2, var_min,
+                                     step)
+    w_new = one_minus_a * w0 + alpha
+    vb0 = _dec_var(state[_var_index(s, 0, 0, k, nc, nv)], var_min, step)
+    vb1 = _dec_var(state[_var_index(s, 0, 1 if nv > 1 else 0, k, nc, nv)], var_min, step)
+    vb2 = _dec_var(state[_var_index(s, 0, 2 if nv > 2 else 0, k, nc, nv)], var_min, step)
+    rho = _rho(rho_mode, alpha, w_new, dd, v, vb0, vb1, vb2, nc, nv)
+    a0 = x0 - m0
+    a1 = x1 - m1
+    a2 = x2 - m2_
+    mv0 = np.int32(_mu_code(m0 + rho * a0))
+    mv1 = np.int32(_mu_code(m1 + rho * a1))
+    mv2 = np.int32(_mu_code(m2_ + rho * a2))
+    if nv == 1:
+        vv0 = vv1 = vv2 = _moved_var(v, dd, rho, var_min, var_max, inv_step)
+    else:
+        vv0 = _moved_var(vb0, a0 * a0, rho, var_min, var_max, inv_step)
+        vv1 = _moved_var(vb1, a1 * a1, rho, var_min, var_max, inv_step)
+        vv2 = _moved_var(vb2, a2 * a2, rho, var_min, var_max, inv_step)
+    return np.int32(_w_code(w_new)), mv0, mv1, mv2, vv0, vv1, vv2
+
+
+@njit(inline="always", cache=True, error_model="numpy")
+def _code_rank_var(c0, c1, c2, nc, nv, var_min, step):
+    """sigma^2 for ranking from variance codes, as _rank_var computes it from the state."""
+    if nv == 1:
+        return _dec_var(c0, var_min, step)
+    v = _ZERO
+    for c in range(nc):
+        v += _dec_var(_channel(c, c0, c1, c2), var_min, step)
+    return v * (_ONE / np.float32(nc))
+
+
+@njit(inline="always", cache=True, error_model="numpy")
+def _flags(mask, first, start, stop):
+    """The OR of a tile's mask over lanes start..stop-1 (flags before the labels)."""
+    flags = np.uint8(0)
+    for ii in range(start, stop):
+        flags |= mask[first + np.uint64(ii)]
+    return flags
+
+
+@njit(inline="always", cache=True, error_model="numpy")
+def _match(state, s, x0, x1, x2, k, nc, nv, inv_c, lam2, var_min, step):
+    """The first slot (in rank order) within lambda sigma, and the weight ranked above it.
+
+    Returns the slot as a float (-1: none), m2 and sigma^2 of the match, and
+    the sum of the weight codes ranked above it.  The stored integer codes
+    (at most 5 * 65535 < 2**24) sum exactly in float32.
+    """
+    best = _NO_KEY
+    best_d2 = _ZERO
+    best_var = _ONE
     above = _ZERO
-    for q in range(k):
-        code = state[_w_index(s, q)]
-        wq = _dec_w(code)
-        key_q = wq * wq / _rank_var(state, s, q, k, nc, nv, var_min, step)
-        higher = (key_q > key_j) | ((key_q == key_j) & (q < j))
-        above += np.float32(code) if higher & (q != j) else _ZERO
-    return above
+    cumulative = _ZERO
+    for j in range(k):
+        q = state[_w_index(s, j)]
+        v = _rank_var(state, s, j, k, nc, nv, var_min, step)
+        d2 = _ZERO
+        for c in range(nc):
+            a = _channel(c, x0, x1, x2) - _dec_mu(state[_mu_index(s, j, c, k, nc)])
+            if nv == 1:
+                d2 += a * a
+            else:
+                d2 += a * a / _dec_var(state[_var_index(s, j, c, k, nc, nv)], var_min, step)
+        dd = d2 * inv_c
+        limit = lam2 * v if nv == 1 else lam2
+        hit = (_dec_w(q) > _ZERO) & (dd < limit) & (best < _ZERO)
+        best = np.float32(j) if hit else best
+        best_d2 = dd if hit else best_d2
+        best_var = v if hit else best_var
+        above = cumulative if hit else above
+        cumulative += np.float32(q)
+    return best, best_d2, best_var, above
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -319,6 +505,13 @@ def _shadow_tile(x, state, mask, t, nb, k, nc, nv, var_min, step, t_q, lam2, rat
     base = np.uint64(t) * np.uint64(planes * BLOCK)
     first = np.uint64(t) * _UB
     inv_c = _ONE / np.float32(nc)
+    # most tiles have no foreground: an OR over the tile's mask (a vector
+    # loop) rules them out at a fraction of a per-pixel test's cost
+    seen = np.uint8(0)
+    for ii in range(nb):
+        seen |= mask[first + np.uint64(ii)]
+    if seen != _FG:
+        return
     for ii in range(nb):
         i = np.uint64(ii)
         p = first + i
@@ -329,8 +522,12 @@ def _shadow_tile(x, state, mask, t, nb, k, nc, nv, var_min, step, t_q, lam2, rat
         a0 = np.float32(x[px])
         a1 = np.float32(x[px + np.uint64(1)])
         a2 = np.float32(x[px + np.uint64(2)])
+        above = _ZERO  # the weight codes ranked above slot j (the slots are in rank order)
         for j in range(k):
-            ww = _dec_w(state[_w_index(s, j)])
+            if above > t_q:
+                break  # j and the slots after it are not background
+            q = state[_w_index(s, j)]
+            ww = _dec_w(q)
             b0 = _dec_mu(state[_mu_index(s, j, 0, k, nc)])
             b1 = _dec_mu(state[_mu_index(s, j, 1, k, nc)])
             b2 = _dec_mu(state[_mu_index(s, j, 2, k, nc)])
@@ -343,9 +540,10 @@ def _shadow_tile(x, state, mask, t, nb, k, nc, nv, var_min, step, t_q, lam2, rat
                 v2 = _dec_var(state[_var_index(s, j, 2, k, nc, nv)], var_min, step)
                 darker = darker_diagonal(a0, a1, a2, ww, b0, b1, b2, v0, v1, v2, inv_c, lam2,
                                          ratio_min, tau2)
-            if darker and _above(state, s, j, k, nc, nv, var_min, step) <= t_q:
+            if darker:
                 mask[p] = value
                 break
+            above += np.float32(q)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -406,8 +604,9 @@ def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: i
     inv_c = _ONE / np.float32(nc)
     u_nc = np.uint64(nc)
     u_tile = np.uint64(planes * BLOCK)
-    half_c = nc / 2.0
-    two_pi = 2.0 * math.pi
+    last = np.float32(k - 1)  # the least probable slot, replaced when nothing matches
+    c1 = np.uint64(1 if nc > 1 else 0)
+    c2 = np.uint64(2 if nc > 2 else 0)
 
     @njit(cache=True, nogil=True, error_model="numpy")
     def kernel(x, state, mask, n, alpha, lam2, bg_ratio, w_init, var_init, var_min, var_max,
@@ -422,148 +621,160 @@ def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: i
             nb = min(BLOCK, n - t * BLOCK)
             base = np.uint64(t) * u_tile
             first = np.uint64(t) * _UB
+            if not learn:
+                for ii in range(nb):
+                    p = first + np.uint64(ii)
+                    px = p * u_nc
+                    best, _, _, above = _match(
+                        state, base + np.uint64(ii), np.float32(x[px]), np.float32(x[px + c1]),
+                        np.float32(x[px + c2]), k, nc, nv, inv_c, lam2, var_min, step)
+                    mask[p] = _FG if (best < _ZERO) | (above > t_q) else _BG
+                continue
+
+            # Most pixels match their top-ranked slot, which stays on top: they
+            # take a short path that touches only slot 0 and the weights.  It
+            # goes by groups of _GROUP pixels (one vector), so that the vector
+            # loops stay full; a group with any other pixel takes the general
+            # path.  The mask holds the per-pixel flags until it gets the labels.
             for ii in range(nb):
-                i = np.uint64(ii)
-                p = first + i
-                s = base + i
-                # the pixel's channels, loaded once: a load after a store to the
-                # state is repeated, LLVM not knowing the frame is another array
+                p = first + np.uint64(ii)
                 px = p * u_nc
-                x0 = np.float32(x[px])
-                x1 = np.float32(x[px + np.uint64(1 if nc > 1 else 0)])
-                x2 = np.float32(x[px + np.uint64(2 if nc > 2 else 0)])
-
-                # match: the highest-ranked component within lambda sigma, and the
-                # least probable slot (lowest key, ties to the higher slot)
-                best = _NO_KEY
-                best_key = _NO_KEY
-                best_d2 = _ZERO
-                best_var = _ONE
-                r = _ZERO
-                r_key = np.float32(np.inf)
-                for j in range(k):
-                    jf = np.float32(j)
-                    ww = _dec_w(state[_w_index(s, j)])
-                    v = _rank_var(state, s, j, k, nc, nv, var_min, step)
-                    d2 = _ZERO
+                mask[p] = np.uint8(1) - np.uint8(_top(
+                    state, base + np.uint64(ii), np.float32(x[px]), np.float32(x[px + c1]),
+                    np.float32(x[px + c2]), k, nc, nv, inv_c, lam2, var_min, step)[0])
+            g = 0
+            while g < nb:
+                # a run of short-path groups, then a run of general ones: one
+                # vector loop per run rather than per group
+                e = g
+                while e < nb and _flags(mask, first, e, min(nb, e + _GROUP)) == 0:
+                    e += _GROUP
+                e = min(e, nb)
+                for ii in range(g, e):
+                    s = base + np.uint64(ii)
+                    p = first + np.uint64(ii)
+                    px = p * u_nc
+                    wq, mv0, mv1, mv2, vv0, vv1, vv2 = _top_update(
+                        state, s, np.float32(x[px]), np.float32(x[px + c1]),
+                        np.float32(x[px + c2]), k, nc, nv, inv_c, lam2, alpha, one_minus_a,
+                        var_min, var_max, step, inv_step, rho_mode)
+                    for j in range(1, k):
+                        state[_w_index(s, j)] = _q16(_w_code(
+                            one_minus_a * _dec_w(state[_w_index(s, j)])))
+                    state[_w_index(s, 0)] = np.uint16(wq)
                     for c in range(nc):
-                        a = _channel(c, x0, x1, x2) - _dec_mu(state[_mu_index(s, j, c, k, nc)])
-                        if nv == 1:
-                            d2 += a * a
-                        else:
-                            vc = _dec_var(state[_var_index(s, j, c, k, nc, nv)], var_min, step)
-                            d2 += a * a / vc
-                    dd = d2 * inv_c
-                    limit = lam2 * v if nv == 1 else lam2
-                    key = ww * ww / v
-                    # key > best_key also keeps the lower slot on equal keys (rank ties)
-                    hit = (ww > _ZERO) & (dd < limit) & (key > best_key)
-                    best = jf if hit else best
-                    best_key = key if hit else best_key
-                    best_d2 = dd if hit else best_d2
-                    best_var = v if hit else best_var
-                    low = key <= r_key
-                    r = jf if low else r
-                    r_key = key if low else r_key
-
-                # classify: background when the weight ranked above the match is at
-                # most T.  The stored integer weights (at most 5 * 65535 < 2**24)
-                # sum exactly in float32 in any order.
-                above = _ZERO
-                for j in range(k):
-                    jf = np.float32(j)
-                    q = state[_w_index(s, j)]
-                    ww = _dec_w(q)
-                    key = ww * ww / _rank_var(state, s, j, k, nc, nv, var_min, step)
-                    higher = (key > best_key) | ((key == best_key) & (jf < best))
-                    above += np.float32(q) if (higher & (jf != best)) else _ZERO
-                fg = (best < _ZERO) | (above > t_q)
-                if not learn:
-                    mask[p] = _FG if fg else _BG
-                    continue
-
-                # learn the weights: decay every weight, add alpha to the match; an
-                # unmatched pixel's least probable slot gets w_init, and its
-                # weights are renormalised
-                matched = best >= _ZERO
-                total = _ZERO
-                w_best = _ZERO
-                for j in range(k):
-                    jf = np.float32(j)
-                    new = _new_weight(state[_w_index(s, j)], jf, best, r, one_minus_a, alpha,
-                                      w_init)
-                    total += new
-                    w_best += new if jf == best else _ZERO  # the match's new weight, exactly
-                scale = _ONE if matched else _ONE / total
-
-                # the matched component's mean and variances (any, when none matched)
-                mb0 = mb1 = mb2 = _ZERO
-                vb0 = vb1 = vb2 = _ZERO
-                for j in range(k):
-                    hit_j = np.float32(j) == best
-                    for c in range(nc):
-                        m = _dec_mu(state[_mu_index(s, j, c, k, nc)])
-                        mb0 = m if hit_j & (c == 0) else mb0
-                        mb1 = m if hit_j & (c == 1) else mb1
-                        mb2 = m if hit_j & (c == 2) else mb2
-                        v = _dec_var(state[_var_index(s, j, c, k, nc, nv)], var_min, step)
-                        vb0 = v if hit_j & (c == 0) else vb0
-                        vb1 = v if hit_j & (c == 1) else vb1
-                        vb2 = v if hit_j & (c == 2) else vb2
-
-                if rho_mode == RHO_ALPHA_OVER_W:
-                    rho = alpha / (w_best if matched else _ONE)
-                else:
-                    # the density eta(x | mu, Sigma), in float64 with libm's pow and
-                    # exp as the reference calls them; best_d2 holds m2, so the
-                    # exponent -1/2 (x-mu)' Sigma^-1 (x-mu) is -(C/2) m2
-                    m2 = np.float64(best_d2)
-                    if nv == 1:
-                        vb = np.float64(best_var)
-                        eta = (two_pi * vb) ** (-half_c) * math.exp(-half_c * m2 / vb)
-                    else:
-                        det = 1.0
-                        for c in range(nc):
-                            det *= two_pi * np.float64(_channel(c, vb0, vb1, vb2))
-                        eta = det ** -0.5 * math.exp(-half_c * m2)
-                    rho = np.float32(min(np.float64(alpha) * eta, 1.0))
-
-                # the match's new mean and variance, computed once (a pixel has one
-                # match), then blended into every slot with the replacement's values
-                a0 = x0 - mb0
-                a1 = x1 - mb1
-                a2 = x2 - mb2
-                mv0 = np.int32(_mu_code(mb0 + rho * a0))
-                mv1 = np.int32(_mu_code(mb1 + rho * a1))
-                mv2 = np.int32(_mu_code(mb2 + rho * a2))
-                nx0 = np.int32(_mu_code(x0))
-                nx1 = np.int32(_mu_code(x1))
-                nx2 = np.int32(_mu_code(x2))
-                if nv == 1:
-                    # spherical: the variance follows m2
-                    vv0 = vv1 = vv2 = _moved_var(best_var, best_d2, rho, var_min, var_max, inv_step)
-                else:
-                    # diagonal: each channel's variance follows its own squared distance
-                    vv0 = _moved_var(vb0, a0 * a0, rho, var_min, var_max, inv_step)
-                    vv1 = _moved_var(vb1, a1 * a1, rho, var_min, var_max, inv_step)
-                    vv2 = _moved_var(vb2, a2 * a2, rho, var_min, var_max, inv_step)
-                for j in range(k):
-                    jf = np.float32(j)
-                    hit_j = jf == best
-                    replaced = (best < _ZERO) & (jf == r)
-                    new = _new_weight(state[_w_index(s, j)], jf, best, r, one_minus_a, alpha,
-                                      w_init)
-                    state[_w_index(s, j)] = _q16(_w_code(new * scale))
-                    for c in range(nc):
-                        at = _mu_index(s, j, c, k, nc)
-                        state[at] = _choose(_channel(c, mv0, mv1, mv2), _channel(c, nx0, nx1, nx2),
-                                            _opaque(state[at], zero), hit_j, replaced)
+                        state[_mu_index(s, 0, c, k, nc)] = np.uint16(_channel(c, mv0, mv1, mv2))
                     for c in range(nv):
-                        at = _var_index(s, j, c, k, nc, nv)
-                        state[at] = _choose(_channel(c, vv0, vv1, vv2), q_init,
-                                            _opaque(state[at], zero), hit_j, replaced)
-                # stored last: the state's values are not reloaded after it
-                mask[p] = _FG if fg else _BG
+                        state[_var_index(s, 0, c, k, nc, nv)] = np.uint16(
+                            _channel(c, vv0, vv1, vv2))
+                    # slot 0 can drop below slot 1 (its variance grew more than
+                    # its weight), and truncating the decayed weights can swap
+                    # two others: flag the pixel for re-ranking
+                    w = _dec_w(np.int32(wq))
+                    prev = w * w / _code_rank_var(vv0, vv1, vv2, nc, nv, var_min, step)
+                    moved = np.uint8(0)
+                    for j in range(1, k):
+                        key = _stored_key(state, s, j, k, nc, nv, var_min, step)
+                        moved |= np.uint8(key > prev)
+                        prev = key
+                    mask[p] = moved
+                if _flags(mask, first, g, e) != 0:
+                    for ii in range(g, e):
+                        if mask[first + np.uint64(ii)] != 0:
+                            _rerank(state, base + np.uint64(ii), k, nc, nv, var_min, step, zero)
+                for ii in range(g, e):
+                    mask[first + np.uint64(ii)] = _BG  # no weight ranks above slot 0
+
+                g = e
+                while e < nb and _flags(mask, first, e, min(nb, e + _GROUP)) != 0:
+                    e += _GROUP
+                e = min(e, nb)
+                for ii in range(g, e):
+                    s = base + np.uint64(ii)
+                    p = first + np.uint64(ii)
+                    # the pixel's channels, loaded once: a load after a store to
+                    # the state is repeated, LLVM not knowing the frame is
+                    # another array
+                    px = p * u_nc
+                    x0 = np.float32(x[px])
+                    x1 = np.float32(x[px + c1])
+                    x2 = np.float32(x[px + c2])
+                    best, best_d2, best_var, above = _match(state, s, x0, x1, x2, k, nc, nv,
+                                                            inv_c, lam2, var_min, step)
+                    fg = (best < _ZERO) | (above > t_q)
+
+                    # the weights: decay every weight, add alpha to the match; an
+                    # unmatched pixel's least probable slot gets w_init, and its
+                    # weights are renormalised
+                    matched = best >= _ZERO
+                    total = _ZERO
+                    w_best = _ZERO
+                    for j in range(k):
+                        jf = np.float32(j)
+                        new = _new_weight(state[_w_index(s, j)], jf, best, last, one_minus_a,
+                                          alpha, w_init)
+                        total += new
+                        w_best += new if jf == best else _ZERO  # the match's new weight
+                    scale = _ONE if matched else _ONE / total
+
+                    # the matched component's mean and variances (any, when none matched)
+                    mb0 = mb1 = mb2 = _ZERO
+                    vb0 = vb1 = vb2 = _ZERO
+                    for j in range(k):
+                        hit_j = np.float32(j) == best
+                        for c in range(nc):
+                            m = _dec_mu(state[_mu_index(s, j, c, k, nc)])
+                            mb0 = m if hit_j & (c == 0) else mb0
+                            mb1 = m if hit_j & (c == 1) else mb1
+                            mb2 = m if hit_j & (c == 2) else mb2
+                            v = _dec_var(state[_var_index(s, j, c, k, nc, nv)], var_min, step)
+                            vb0 = v if hit_j & (c == 0) else vb0
+                            vb1 = v if hit_j & (c == 1) else vb1
+                            vb2 = v if hit_j & (c == 2) else vb2
+                    rho = _rho(rho_mode, alpha, w_best if matched else _ONE, best_d2, best_var,
+                               vb0, vb1, vb2, nc, nv)
+
+                    # the match's new mean and variance, computed once (a pixel has
+                    # one match), then blended into every slot with the
+                    # replacement's values
+                    a0 = x0 - mb0
+                    a1 = x1 - mb1
+                    a2 = x2 - mb2
+                    mv0 = np.int32(_mu_code(mb0 + rho * a0))
+                    mv1 = np.int32(_mu_code(mb1 + rho * a1))
+                    mv2 = np.int32(_mu_code(mb2 + rho * a2))
+                    nx0 = np.int32(_mu_code(x0))
+                    nx1 = np.int32(_mu_code(x1))
+                    nx2 = np.int32(_mu_code(x2))
+                    if nv == 1:
+                        # spherical: the variance follows m2
+                        vv0 = vv1 = vv2 = _moved_var(best_var, best_d2, rho, var_min, var_max,
+                                                     inv_step)
+                    else:
+                        # diagonal: each channel's variance follows its own squared distance
+                        vv0 = _moved_var(vb0, a0 * a0, rho, var_min, var_max, inv_step)
+                        vv1 = _moved_var(vb1, a1 * a1, rho, var_min, var_max, inv_step)
+                        vv2 = _moved_var(vb2, a2 * a2, rho, var_min, var_max, inv_step)
+                    for j in range(k):
+                        jf = np.float32(j)
+                        hit_j = jf == best
+                        replaced = (best < _ZERO) & (jf == last)
+                        new = _new_weight(state[_w_index(s, j)], jf, best, last, one_minus_a,
+                                          alpha, w_init)
+                        state[_w_index(s, j)] = _q16(_w_code(new * scale))
+                        for c in range(nc):
+                            at = _mu_index(s, j, c, k, nc)
+                            state[at] = _choose(_channel(c, mv0, mv1, mv2),
+                                                _channel(c, nx0, nx1, nx2),
+                                                _opaque(state[at], zero), hit_j, replaced)
+                        for c in range(nv):
+                            at = _var_index(s, j, c, k, nc, nv)
+                            state[at] = _choose(_channel(c, vv0, vv1, vv2), q_init,
+                                                _opaque(state[at], zero), hit_j, replaced)
+                    _rerank(state, s, k, nc, nv, var_min, step, zero)
+                    # stored last: the state's values are not reloaded after it
+                    mask[p] = _FG if fg else _BG
+                g = e
 
     signature = ((types.Array(types.uint8, 1, "C"), types.Array(types.uint16, 1, "C"),
                   types.Array(types.uint8, 1, "C"), types.int64) + (types.float32,) * 7
@@ -631,34 +842,14 @@ def _var_at(state, p, k, nc, nv, j, c, var_min, step):
                     var_min, step)
 
 
-@njit(inline="always", cache=True, error_model="numpy")
-def _rank_variance_at(state, p, k, nc, nv, j, var_min, step):
-    """One pixel's ranking variance, computed as the frame kernel does."""
-    if nv == 1:
-        return _var_at(state, p, k, nc, nv, j, 0, var_min, step)
-    v = _ZERO
-    for c in range(nc):
-        v += _var_at(state, p, k, nc, nv, j, c, var_min, step)
-    return v * (_ONE / np.float32(nc))
-
-
 @njit(parallel=True, cache=True, nogil=True, error_model="numpy")
 def background_means(state, k, nc, nv, var_min, var_max, out):
     """Write each pixel's top-ranked mean, rounded to uint8, into ``out`` (N, C)."""
     n = out.shape[0]
     planes = k * (1 + nc + nv)
-    step = (var_max - var_min) / _Q_MAX
     for p in prange(n):
-        top = 0
-        top_key = _NO_KEY
-        for j in range(k):
-            wj = _dec_w(_at(state, p, planes, j))
-            key = wj * wj / _rank_variance_at(state, p, k, nc, nv, j, var_min, step)
-            if key > top_key:
-                top = j
-                top_key = key
-        for c in range(nc):
-            v = _dec_mu(_at(state, p, planes, k + top * nc + c)) + _HALF
+        for c in range(nc):  # slot 0 ranks first
+            v = _dec_mu(_at(state, p, planes, k + c)) + _HALF
             out[p, c] = np.uint8(min(max(v, _ZERO), np.float32(255.0)))
 
 
@@ -722,24 +913,16 @@ def foreground_probability(x, state, k, nc, nv, var_min, var_max, bg_ratio, outl
     for p in prange(n):
         mix = 0.0
         background = 0.0
+        above = 0.0  # the weight codes ranked above slot j (the slots are in rank order)
         for j in range(k):
             qj = _at(state, p, planes, j)
             wj = _dec_w(qj)
-            if wj <= _ZERO:
-                continue
-            dens = np.float64(wj) * math.exp(_log_density(x, p, state, k, nc, nv, j, var_min,
-                                                          step))
-            mix += dens
-            # j is background when the weight ranked above it is at most T
-            key_j = wj * wj / _rank_variance_at(state, p, k, nc, nv, j, var_min, step)
-            above = 0.0
-            for i in range(k):
-                qi = _at(state, p, planes, i)
-                wi = _dec_w(qi)
-                key_i = wi * wi / _rank_variance_at(state, p, k, nc, nv, i, var_min, step)
-                if i != j and (key_i > key_j or (key_i == key_j and i < j)):
-                    above += np.float64(qi)
-            if above <= t_q:
-                background += dens
+            if wj > _ZERO:
+                dens = np.float64(wj) * math.exp(_log_density(x, p, state, k, nc, nv, j, var_min,
+                                                              step))
+                mix += dens
+                if above <= t_q:  # j is background
+                    background += dens
+            above += np.float64(qj)
         total = (1.0 - outlier) * mix + uniform
         out[p] = np.float32(1.0 - (1.0 - outlier) * background / total)

@@ -79,6 +79,7 @@ class NaiveMixture:
         self.replacements = 0
         self.matches_below_top = 0
         self.prunes = 0
+        self.reranks = 0  # pixels whose slots changed rank order
 
     def apply(self, frame, learning_rate=None):
         h, wd = frame.shape[:2]
@@ -104,6 +105,8 @@ class NaiveMixture:
             else:
                 alpha = learning_rate
         mask = np.zeros(n, np.uint8)
+        self.last_match = np.full(n, -1)  # per pixel: the slot it matched, -1 none
+        self.last_reranked = np.zeros(n, bool)  # per pixel: its slots changed order
         for p in range(n):
             value = [f32(x[p, ch]) for ch in range(c)]
             mask[p] = self._pixel(p, value, f32(alpha) if learn else None)
@@ -263,9 +266,21 @@ class NaiveMixture:
         background = self._background_set(p, order)
         foreground = matched is None or matched not in background
 
+        self.last_match[p] = -1 if matched is None else matched
         if alpha is not None:
             self._learn(p, value, alpha, matched, d2_matched, order, keys)
+            self.last_reranked[p] = self._store_in_rank_order(p)
         return 255 if foreground else 0
+
+    def _store_in_rank_order(self, p):
+        """Keep the slots in rank order: the kernels' state is always stored sorted."""
+        order, _ = self._rank_order(p)
+        if order == list(range(self.k)):
+            return False
+        self.reranks += 1
+        for a in (self.w, self.wq, self.mu, self.var):
+            a[:, ..., p] = a[order, ..., p]
+        return True
 
     def _learn(self, p, value, alpha, matched, d2, order, keys):
         k, c = self.k, len(value)
