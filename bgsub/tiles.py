@@ -23,7 +23,7 @@ import numba
 
 __all__ = ["TileRunner", "shared_runner"]
 
-CHUNKS_PER_THREAD = 4  # enough chunks to even out threads that run at different speeds
+CHUNKS_PER_THREAD = 2  # a thread's chunk: this fraction of the tiles left per thread
 MIN_TILES_PER_CHUNK = 16  # below this, a chunk costs more in handing out than it saves
 
 
@@ -45,30 +45,29 @@ class TileRunner:
         self._finished = threading.Condition(self._lock)
         self._job = None
         self._generation = 0
-        self._next = self._done = self._chunks = 0
+        self._next = self._active = 0
         self._error: BaseException | None = None
         self._helpers: list[threading.Thread] = []
 
     def run(self, kernel, args: tuple, n_tiles: int) -> None:
         """Process tiles ``0 .. n_tiles - 1`` with ``kernel(*args, t_start, t_stop)``."""
-        chunk = max(MIN_TILES_PER_CHUNK, -(-n_tiles // (CHUNKS_PER_THREAD * self.threads)))
-        chunks = -(-n_tiles // chunk)
-        # alone, or another thread's frame is in progress: no sharing
-        if self.threads == 1 or chunks == 1 or not self._busy.acquire(blocking=False):
+        # alone, too small to share, or another thread's frame is in progress
+        if (self.threads == 1 or n_tiles < 2 * MIN_TILES_PER_CHUNK
+                or not self._busy.acquire(blocking=False)):
             kernel(*args, 0, n_tiles)
             return
         try:
             self._start_helpers()
             with self._lock:
-                self._job = (kernel, args, chunk, n_tiles)
-                self._next = self._done = 0
-                self._chunks = chunks
+                self._job = (kernel, args, n_tiles)
+                self._next = 0
+                self._active = 0
                 self._error = None
                 self._generation += 1
                 self._wake.notify_all()
             self._work()
             with self._lock:
-                while self._done < self._chunks:
+                while self._next < n_tiles or self._active:
                     self._finished.wait()
                 self._job = None
                 error = self._error
@@ -78,22 +77,34 @@ class TileRunner:
             self._busy.release()
 
     def _work(self) -> None:
-        """Take chunks until none are left."""
+        """Take chunks until none are left.
+
+        Chunks shrink as the frame runs out (guided scheduling): a thread
+        takes 1 / (CHUNKS_PER_THREAD * threads) of the tiles left, at least
+        MIN_TILES_PER_CHUNK.  Large chunks first keep the handing out cheap;
+        small ones last keep a thread from waiting long for the other's
+        final chunk.
+        """
         while True:
             with self._lock:
-                if self._job is None or self._next >= self._chunks:
+                if self._job is None:
                     return
-                kernel, args, chunk, n_tiles = self._job
-                i = self._next
-                self._next += 1
+                kernel, args, n_tiles = self._job
+                start = self._next
+                if start >= n_tiles:
+                    return
+                left = n_tiles - start
+                size = max(MIN_TILES_PER_CHUNK, -(-left // (CHUNKS_PER_THREAD * self.threads)))
+                self._next = stop = min(n_tiles, start + size)
+                self._active += 1
             try:
-                kernel(*args, i * chunk, min(n_tiles, (i + 1) * chunk))
+                kernel(*args, start, stop)
             except BaseException as exc:  # re-raised in the calling thread
                 with self._lock:
                     self._error = self._error or exc
             with self._lock:
-                self._done += 1
-                if self._done == self._chunks:
+                self._active -= 1
+                if self._active == 0 and self._next >= n_tiles:
                     self._finished.notify_all()
 
     def _helper(self) -> None:
