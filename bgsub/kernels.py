@@ -854,12 +854,13 @@ def background_means(state, k, nc, nv, var_min, var_max, out):
 
 
 @njit(inline="always", cache=True, error_model="numpy")
-def _log_density(x, p, state, k, nc, nv, j, var_min, step):
-    """ln N(x_p | mu_j, Sigma_j), float64, for the spherical or diagonal model.
+def _density(x, p, state, k, nc, nv, j, var_min, step):
+    """N(x_p | mu_j, Sigma_j), float64, for the spherical or diagonal model.
 
-    One logarithm per component (of |2 pi Sigma|), not one per channel: the
-    log-likelihood is computed every frame, and its logarithms and
-    exponentials cost as much as the frame kernel at small sizes.
+    ``exp(-m / 2) / sqrt(|2 pi Sigma|)`` (m the Mahalanobis distance): one
+    exponential and one square root per component, no logarithm.  The
+    log-likelihood is computed every frame, and at small sizes its
+    transcendental functions cost a sizeable part of the frame kernel.
     """
     planes = k * (1 + nc + nv)
     det = 1.0  # |2 pi Sigma|
@@ -870,30 +871,33 @@ def _log_density(x, p, state, k, nc, nv, j, var_min, step):
                                                                k + j * nc + c)))
         det *= 2.0 * math.pi * v
         s += d * d / v
-    return -0.5 * (math.log(det) + s)
+    return math.exp(-0.5 * s) / math.sqrt(det)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def mean_log_likelihood(x, state, k, nc, nv, n, var_min, var_max, outlier, stride):
-    """Mean of ln p(x) over every ``stride``-th pixel (float64).
+def mean_log_likelihood(x, state, k, nc, nv, n, var_min, var_max, outlier, stride, run):
+    """Mean of ln p(x) (float64) over the pixels p with ``p % stride < run``.
 
     ``p(x) = (1 - outlier) sum_j w_j N(x | mu_j, Sigma_j) + outlier / 256**C``:
     the uniform term keeps one unexplained pixel from sending the mean to
-    minus infinity.
+    minus infinity.  Runs of consecutive pixels rather than single pixels
+    spread out: a pixel's values lie in as many cache lines as the state has
+    planes, and a run shares them.
     """
     planes = k * (1 + nc + nv)
     step = (var_max - var_min) / _Q_MAX
-    count = (n + stride - 1) // stride
     uniform = outlier * 256.0 ** -nc
     total = 0.0
-    for q in range(count):  # a few thousand pixels: threads would cost more than they save
-        p = q * stride
-        mix = 0.0
-        for j in range(k):
-            wj = np.float64(_dec_w(_at(state, p, planes, j)))
-            if wj > 0.0:
-                mix += wj * math.exp(_log_density(x, p, state, k, nc, nv, j, var_min, step))
-        total += math.log((1.0 - outlier) * mix + uniform)
+    count = 0
+    for start in range(0, n, stride):  # a few thousand pixels: threads would cost more
+        for p in range(start, min(start + run, n)):
+            mix = 0.0
+            for j in range(k):
+                wj = np.float64(_dec_w(_at(state, p, planes, j)))
+                if wj > 0.0:
+                    mix += wj * _density(x, p, state, k, nc, nv, j, var_min, step)
+            total += math.log((1.0 - outlier) * mix + uniform)
+            count += 1
     return total / count
 
 
@@ -918,8 +922,7 @@ def foreground_probability(x, state, k, nc, nv, var_min, var_max, bg_ratio, outl
             qj = _at(state, p, planes, j)
             wj = _dec_w(qj)
             if wj > _ZERO:
-                dens = np.float64(wj) * math.exp(_log_density(x, p, state, k, nc, nv, j, var_min,
-                                                              step))
+                dens = np.float64(wj) * _density(x, p, state, k, nc, nv, j, var_min, step)
                 mix += dens
                 if above <= t_q:  # j is background
                     background += dens

@@ -19,7 +19,8 @@ from .tiles import shared_runner
 
 __all__ = ["MixtureMasker", "FrameSizeError", "absorption_frames"]
 
-_LL_SAMPLES = 2048  # pixels in the log-likelihood's subsample
+_LL_SAMPLES = 1024  # pixels in the log-likelihood's subsample, about
+_LL_RUN = 32  # ... in runs of this many consecutive pixels
 _RHO_CODES = {"alpha_over_weight": kernels.RHO_ALPHA_OVER_W, "gaussian": kernels.RHO_GAUSSIAN}
 
 
@@ -330,7 +331,8 @@ class MixtureMasker:
         var_min, var_max = self._var_range()
         self._ll = (kernels.mean_log_likelihood(x, self._state, *self._dims, var_min,
                                                 var_max, cfg.outlier_weight,
-                                                max(1, (h * w) // _LL_SAMPLES))
+                                                _LL_RUN * max(1, (h * w) // _LL_SAMPLES),
+                                                _LL_RUN)
                     if self._t > 0 else math.nan)
         if learning_rate == 0.0:
             self._run(self._classify_kernel, (
@@ -412,7 +414,8 @@ class MixtureMasker:
         """Mean per-pixel log-likelihood (nats) of the last frame under the model.
 
         Taken before the model learned from the frame, over a regular subsample
-        of at most about 2048 pixels, with the mixture ``p(x) = (1 - eps)
+        of about 1024 pixels (runs of 32 consecutive pixels spread evenly over
+        the frame), with the mixture ``p(x) = (1 - eps)
         sum_j w_j N(x | mu_j, Sigma_j) + eps / 256**C`` (eps =
         ``outlier_weight``; the uniform term keeps one unexplained pixel from
         dominating the mean).  NaN before the model has seen a frame.  A sudden

@@ -171,11 +171,16 @@ class NaiveMixture:
         return s * (f32(1.0) / f32(self.var.shape[1]))
 
     def _mean_log_likelihood(self, x):
-        """Mean of ln p(x) over every stride-th pixel, p(x) with a uniform outlier term."""
+        """Mean of ln p(x) over runs of 32 pixels, p(x) with a uniform outlier term.
+
+        The runs start every 32 * max(1, N // 1024) pixels.
+        """
         n, c = x.shape
-        stride = max(1, n // 2048)
+        stride = 32 * max(1, n // 1024)
         total, count = 0.0, 0
-        for p in range(0, n, stride):
+        for p in range(n):
+            if p % stride >= 32:
+                continue
             mix = 0.0
             for j in range(self.k):
                 if self.w[j, p] <= 0:
