@@ -493,12 +493,12 @@ def _match(state, s, x0, x1, x2, k, nc, nv, inv_c, lam2, var_min, step):
     return best, best_d2, best_var, above
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(inline="always", cache=True, error_model="numpy")
 def _shadow_tile(x, state, mask, t, nb, k, nc, nv, var_min, step, t_q, lam2, ratio_min, tau2,
                  value):
     """Relabel tile t's foreground pixels that are cast shadows (see :mod:`bgsub.shadows`).
 
-    One pixel at a time, and only foreground ones: a scalar loop over the few
+    One pixel at a time, and only foreground ones: scalar code for the few
     pixels that need it, on a tile whose state the frame kernel just touched.
     """
     planes = k * (1 + nc + nv)
@@ -512,11 +512,18 @@ def _shadow_tile(x, state, mask, t, nb, k, nc, nv, var_min, step, t_q, lam2, rat
         seen |= mask[first + np.uint64(ii)]
     if seen != _FG:
         return
-    for ii in range(nb):
+    ii = 0
+    while True:
+        # a search with a data-dependent exit: the vectoriser leaves it (and
+        # the test below) alone, where a counted loop over the tile would be
+        # turned into a predicated vector loop testing every pixel
+        while ii < nb and mask[first + np.uint64(ii)] != _FG:
+            ii += 1
+        if ii >= nb:
+            break
         i = np.uint64(ii)
+        ii += 1
         p = first + i
-        if mask[p] != _FG:
-            continue
         s = base + i
         px = p * np.uint64(3)
         a0 = np.float32(x[px])
@@ -569,16 +576,20 @@ def mark_shadows(x, state, mask, n, k, nc, nv, var_min, var_max, bg_ratio, lam2,
 
 
 @functools.lru_cache(maxsize=None)
-def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: int):
+def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: int,
+                 shadows: bool = False):
     """The kernel that classifies one frame and (if ``learn``) learns from it.
 
-    Built once per model shape: ``k``, the channel and variance counts and the
-    mode are frozen into it as compile-time constants (and, being plain
-    numbers, let Numba's disk cache find it again in the next process).  The
-    kernel is called as ``kernel(x, state, mask, n, alpha, lam2, bg_ratio,
-    w_init, var_init, var_min, var_max, t_start, t_stop)`` and
-    works on the tiles ``t_start <= t < t_stop`` without the GIL: threads
-    share a frame out by tiles (see :mod:`bgsub.tiles`).
+    Built once per model shape: ``k``, the channel and variance counts, the
+    mode and whether it marks shadows are frozen into it as compile-time
+    constants (and, being plain values, let Numba's disk cache find it again
+    in the next process).  The kernel is called as ``kernel(x, state, mask,
+    n, alpha, lam2, bg_ratio, w_init, var_init, var_min, var_max, ratio_min,
+    tau2, value, t_start, t_stop)`` and works on the tiles ``t_start <= t <
+    t_stop`` without the GIL: threads share a frame out by tiles (see
+    :mod:`bgsub.tiles`).  With ``shadows`` (colour only), each tile's cast
+    shadows are marked (see :func:`mark_shadows`) right after the tile is
+    classified and learned from, while its state is in the cache.
 
     Parameters
     ----------
@@ -595,11 +606,17 @@ def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: i
     lam2, bg_ratio, w_init, var_init, var_min, var_max : float32
         lambda squared, T, the replacement weight and variance, and the
         variance clamp (which also sets the variances' encoding).
+    ratio_min, tau2 : float32
+        The darkest shadow's brightness ratio, and the colour-distortion
+        threshold squared (ignored without ``shadows``).
+    value : uint8
+        The mask value of a shadow (ignored without ``shadows``).
     t_start, t_stop : int
         The tiles to process.
     """
     k, nc, nv = int(k), int(channels), int(variances)
     learn, rho_mode = bool(learn), int(rho_mode)
+    shadows = bool(shadows) and nc == 3  # grey frames have no shadows
     planes = k * (1 + nc + nv)
     inv_c = _ONE / np.float32(nc)
     u_nc = np.uint64(nc)
@@ -610,7 +627,7 @@ def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: i
 
     @njit(cache=True, nogil=True, error_model="numpy")
     def kernel(x, state, mask, n, alpha, lam2, bg_ratio, w_init, var_init, var_min, var_max,
-               t_start, t_stop):
+               ratio_min, tau2, value, t_start, t_stop):
         step = (var_max - var_min) / _Q_MAX
         inv_step = _ONE / step if step > _ZERO else _ZERO
         t_q = bg_ratio * W_ONE
@@ -629,6 +646,9 @@ def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: i
                         state, base + np.uint64(ii), np.float32(x[px]), np.float32(x[px + c1]),
                         np.float32(x[px + c2]), k, nc, nv, inv_c, lam2, var_min, step)
                     mask[p] = _FG if (best < _ZERO) | (above > t_q) else _BG
+                if shadows:
+                    _shadow_tile(x, state, mask, t, nb, k, nc, nv, var_min, step, t_q, lam2,
+                                 ratio_min, tau2, value)
                 continue
 
             # Most pixels match their top-ranked slot, which stays on top: they
@@ -775,10 +795,14 @@ def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: i
                     # stored last: the state's values are not reloaded after it
                     mask[p] = _FG if fg else _BG
                 g = e
+            if shadows:
+                # while the tile's state is still in the cache
+                _shadow_tile(x, state, mask, t, nb, k, nc, nv, var_min, step, t_q, lam2,
+                             ratio_min, tau2, value)
 
     signature = ((types.Array(types.uint8, 1, "C"), types.Array(types.uint16, 1, "C"),
-                  types.Array(types.uint8, 1, "C"), types.int64) + (types.float32,) * 7
-                 + (types.int64,) * 2)
+                  types.Array(types.uint8, 1, "C"), types.int64) + (types.float32,) * 9
+                 + (types.uint8,) + (types.int64,) * 2)
     with _vector_width(8):
         kernel.compile(signature)  # from Numba's disk cache when it is there
     return kernel

@@ -230,26 +230,27 @@ class MixtureMasker:
             np.full((k, variances, kernels.BLOCK), self._config.init_variance),
             *self._var_range())
         self._state = np.tile(one_tile, -(-n // kernels.BLOCK))
-        rho = _RHO_CODES[self._config.rho]
-        self._learn_kernel = kernels.frame_kernel(k, channels, variances, True, rho)
-        self._classify_kernel = kernels.frame_kernel(k, channels, variances, False, rho)
+        self._learn_kernel = self._kernel(learn=True)
+        self._classify_kernel = None  # built on first use: most callers never classify alone
         if self._config.init != "first-frame":
             self._bootstrap = np.empty((n, self._config.init_frames, channels), np.uint8)
 
-    def _run(self, kernel, args: tuple) -> None:
-        n = self._dims[3]
-        shared_runner().run(kernel, args, -(-n // kernels.BLOCK))
+    def _kernel(self, learn: bool):
+        k, channels, variances, _ = self._dims
+        return kernels.frame_kernel(k, channels, variances, learn, _RHO_CODES[self._config.rho],
+                                    self._config.shadows)
 
-    def _mark_shadows(self, x: np.ndarray, flat: np.ndarray, lam2: np.float32) -> None:
-        """Relabel the cast shadows among the mask's foreground (colour frames only)."""
+    def _run(self, kernel, x: np.ndarray, mask: np.ndarray, alpha: float, w_init: float,
+             var_init: float) -> None:
+        """Classify (and learn from) a frame with a frame kernel, its tiles shared out."""
         cfg = self._config
-        k, channels, variances, n = self._dims
-        if not cfg.shadows or channels != 3:  # grey frames have no shadows
-            return
-        self._run(kernels.mark_shadows, (
-            x, self._state, flat, n, k, channels, variances, *self._var_range(),
-            np.float32(cfg.background_ratio), lam2, np.float32(cfg.shadow_ratio_min),
-            np.float32(cfg.shadow_threshold ** 2), np.uint8(cfg.shadow_value)))
+        n = self._dims[3]
+        shared_runner().run(kernel, (
+            x, self._state, mask, n, np.float32(alpha), np.float32(cfg.match_threshold ** 2),
+            np.float32(cfg.background_ratio), np.float32(w_init), np.float32(var_init),
+            *self._var_range(), np.float32(cfg.shadow_ratio_min),
+            np.float32(cfg.shadow_threshold ** 2), np.uint8(cfg.shadow_value)),
+            -(-n // kernels.BLOCK))
 
     def _var_range(self) -> tuple[np.float32, np.float32]:
         return np.float32(self._config.min_variance), np.float32(self._config.max_variance)
@@ -325,7 +326,6 @@ class MixtureMasker:
         x = frame.reshape(-1)
         flat = out.reshape(-1)
         cfg = self._config
-        lam2 = np.float32(cfg.match_threshold ** 2)
         self._last_x = x
         # the likelihood of the frame under the model *before* it learns from it
         var_min, var_max = self._var_range()
@@ -335,11 +335,9 @@ class MixtureMasker:
                                                 _LL_RUN)
                     if self._t > 0 else math.nan)
         if learning_rate == 0.0:
-            self._run(self._classify_kernel, (
-                x, self._state, flat, h * w, np.float32(0.0), lam2,
-                np.float32(cfg.background_ratio), np.float32(0.0), np.float32(0.0), var_min,
-                var_max))
-            self._mark_shadows(x, flat, lam2)
+            if self._classify_kernel is None:
+                self._classify_kernel = self._kernel(learn=False)
+            self._run(self._classify_kernel, x, flat, 0.0, 0.0, 0.0)
             return out
         self._t += 1
         self._boosted = learning_rate is None and self._recovering()
@@ -349,11 +347,7 @@ class MixtureMasker:
                 alpha = max(alpha, cfg.recovery_rate)
         else:
             alpha = learning_rate
-        self._run(self._learn_kernel, (
-            x, self._state, flat, h * w, np.float32(alpha), lam2,
-            np.float32(cfg.background_ratio), np.float32(cfg.init_weight),
-            np.float32(cfg.init_variance), var_min, var_max))
-        self._mark_shadows(x, flat, lam2)
+        self._run(self._learn_kernel, x, flat, alpha, cfg.init_weight, cfg.init_variance)
         if self._t == 1:
             out.fill(0)  # the first frame *is* the model: nothing can be moving yet
         if self._bootstrap is not None:

@@ -201,7 +201,7 @@ def test_short_path_reranks_like_the_general_path(k, channels, covariance):
     kernel = kernels.frame_kernel(k, channels, nv, True, 0)
     got = np.empty(n, np.uint8)
     kernel(x.reshape(-1), state, got, n, alpha, slow.lam2, slow.T, slow.w_init, slow.var_init,
-           vmin, vmax, 0, -(-n // kernels.BLOCK))
+           vmin, vmax, np.float32(0.5), np.float32(1.0), np.uint8(127), 0, -(-n // kernels.BLOCK))
     np.testing.assert_array_equal(got, expected)
     for name, a, b in zip(("w", "mu", "var"),
                           kernels.decode_state(state, k, channels, nv, n, vmin, vmax),
