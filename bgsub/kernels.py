@@ -97,6 +97,7 @@ _FG = np.uint8(255)
 _BG = np.uint8(0)
 _UB = np.uint64(BLOCK)
 _GROUP = 8  # pixels that take the short path together: one AVX2 vector
+_SAFE = np.float32(1.0 - 2.0 ** -12)  # see the short path's re-ranking flag
 
 
 def plane_count(k: int, channels: int, variances: int) -> int:
@@ -689,14 +690,22 @@ def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: i
                             _channel(c, vv0, vv1, vv2))
                     # slot 0 can drop below slot 1 (its variance grew more than
                     # its weight), and truncating the decayed weights can swap
-                    # two others: flag the pixel for re-ranking
+                    # two others: flag the pixel for re-ranking.  The flag
+                    # compares w_j^2 sigma_j-1^2 with w_j-1^2 sigma_j^2, without
+                    # divisions, and with a margin far above their rounding:
+                    # it may flag a pixel the exact keys keep in order (the
+                    # re-ranking then moves nothing), never the other way round
                     w = _dec_w(np.int32(wq))
-                    prev = w * w / _code_rank_var(vv0, vv1, vv2, nc, nv, var_min, step)
+                    w2_prev = w * w
+                    v_prev = _code_rank_var(vv0, vv1, vv2, nc, nv, var_min, step)
                     moved = np.uint8(0)
                     for j in range(1, k):
-                        key = _stored_key(state, s, j, k, nc, nv, var_min, step)
-                        moved |= np.uint8(key > prev)
-                        prev = key
+                        wj = _dec_w(state[_w_index(s, j)])
+                        w2 = wj * wj
+                        v = _rank_var(state, s, j, k, nc, nv, var_min, step)
+                        moved |= np.uint8(w2 * v_prev > w2_prev * v * _SAFE)
+                        w2_prev = w2
+                        v_prev = v
                     mask[p] = moved
                 if _flags(mask, first, g, e) != 0:
                     for ii in range(g, e):
