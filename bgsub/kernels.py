@@ -249,7 +249,7 @@ def decode_state(state, k: int, channels: int, variances: int, n: int, var_min: 
 # The helpers below compute every candidate first and only then choose: an
 # expression inside a conditional is evaluated in a branch of its own, which
 # LLVM vectorises as masked, lane-by-lane code; a choice between ready values
-# is a single blend.  The unchanged value is re-derived through ``zero`` (0.0,
+# is a single blend.  The unchanged value is re-derived through ``zero`` (0,
 # but opaque to the compiler): seeing that a store writes back the value just
 # loaded, LLVM would otherwise make the store conditional, and conditional
 # stores are again lane by lane.
@@ -274,8 +274,8 @@ def _choose(moved, new, old, hit, replaced):
 
 @njit(inline="always", cache=True, error_model="numpy")
 def _opaque(q, zero):
-    """q as int32, through an addition of 0.0 the compiler cannot see through."""
-    return np.int32(np.float32(q) + zero)
+    """q as int32, plus ``zero``: an int32 0 the compiler cannot see through."""
+    return np.int32(q) + zero
 
 
 @njit(inline="always", cache=True, error_model="numpy")
@@ -634,7 +634,8 @@ def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: i
         t_q = bg_ratio * W_ONE
         q_init = np.int32(_var_code(var_init, var_min, inv_step))
         one_minus_a = _ONE - alpha
-        zero = alpha - alpha  # 0.0 for any finite alpha, unknown to LLVM (see _opaque)
+        # 0 for any finite alpha, but not known to LLVM to be 0 (see _opaque)
+        zero = np.int32(alpha - alpha)
         for t in range(t_start, t_stop):
             nb = min(BLOCK, n - t * BLOCK)
             base = np.uint64(t) * u_tile
