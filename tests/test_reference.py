@@ -6,7 +6,7 @@ import pytest
 from bgsub import MixtureMasker
 from bgsub.synthetic import SceneSpec, render
 
-from naive import NaiveMixture
+from naive import NaiveMixture, naive_shadows
 
 # 23 x 29 = 667 pixels: several 256-pixel blocks and a partial last one
 H, W = 23, 29
@@ -198,10 +198,16 @@ def test_short_path_reranks_like_the_general_path(k, channels, covariance):
     slow.last_reranked = np.zeros(n, bool)
     expected = np.array([slow._pixel(p, [np.float32(v) for v in x[p]], alpha)
                          for p in range(n)], np.uint8)
-    kernel = kernels.frame_kernel(k, channels, nv, True, 0)
+    # the product's kernel, shadows and all (the tests above have compiled it)
+    kernel = kernels.frame_kernel(k, channels, nv, True, 0, True)
     got = np.empty(n, np.uint8)
+    _, value, ratio_min, tau, lam = slow.shadow
     kernel(x.reshape(-1), state, got, n, alpha, slow.lam2, slow.T, slow.w_init, slow.var_init,
-           vmin, vmax, np.float32(0.5), np.float32(1.0), np.uint8(127), 0, -(-n // kernels.BLOCK))
+           vmin, vmax, np.float32(ratio_min), np.float32(tau ** 2), np.uint8(value), 0,
+           -(-n // kernels.BLOCK))
+    if channels == 3:
+        expected = naive_shadows(x, slow.w, slow.mu, slow.var, expected, slow.T, lam, ratio_min,
+                                 tau, value)
     np.testing.assert_array_equal(got, expected)
     for name, a, b in zip(("w", "mu", "var"),
                           kernels.decode_state(state, k, channels, nv, n, vmin, vmax),
