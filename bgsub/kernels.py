@@ -559,8 +559,9 @@ def mark_shadows(x, state, mask, n, k, nc, nv, var_min, var_max, bg_ratio, lam2,
                  tau2, value, t_start, t_stop):
     """Relabel the cast shadows among a mask's foreground pixels, tiles t_start..t_stop-1.
 
-    Runs after the frame kernel, on the updated state (see
-    :mod:`bgsub.shadows`), without the GIL, shared out by tiles like it.
+    The pass a frame kernel built with ``shadows`` makes over each tile it
+    has just learned from (see :mod:`bgsub.shadows`), on its own: on a given
+    state and mask, for tests and for callers with a mask of their own.
     ``x`` is the frame (N*C,; a grey frame has no shadows: nothing changes),
     ``state`` the flat state of the model, ``mask`` (N,) with 255 for
     foreground; shadows get ``value``.  ``lam2``, ``tau2``: the match and

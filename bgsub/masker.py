@@ -473,7 +473,9 @@ class MixtureMasker:
 
         float32 copies decoded from the stored 16-bit planes (see
         :mod:`bgsub.kernels` for the resolution); V is 1 for the spherical model
-        and C for the diagonal one.
+        and C for the diagonal one.  Each pixel's components come in rank
+        order: index 0 is the top-ranked (largest w / sigma), empty slots
+        (w = 0) last.
         """
         if self._shape is None:
             raise RuntimeError("state() needs a model: apply a frame first")

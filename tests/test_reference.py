@@ -219,3 +219,15 @@ def test_short_path_reranks_like_the_general_path(k, channels, covariance):
     short = on_top.all(axis=1)
     assert 0.2 < short.mean() < 0.95
     assert slow.last_reranked[:whole].reshape(-1, 8)[short].sum() > 20
+
+
+def test_state_is_kept_in_rank_order():
+    """After every frame each pixel's slots are sorted by w^2 / sigma^2, descending."""
+    rng = np.random.default_rng(4)
+    fast = MixtureMasker(k=4)
+    for t, frame in enumerate(multimodal_frames(rng, 30, 3)):
+        fast.apply(frame, learning_rate=RATES[t % len(RATES)])
+        state = fast.state()
+        keys = state["w"] ** 2 / state["var"][:, 0]
+        assert np.all(np.diff(keys, axis=0) <= 0), t
+        assert np.any(np.diff(keys, axis=0) < 0)  # not all ties: the order has content
