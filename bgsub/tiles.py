@@ -24,7 +24,7 @@ import numba
 __all__ = ["TileRunner", "shared_runner"]
 
 CHUNKS_PER_THREAD = 2  # a thread's chunk: this fraction of the tiles left per thread
-MIN_TILES_PER_CHUNK = 16  # below this, a chunk costs more in handing out than it saves
+MIN_TILES_PER_CHUNK = 4  # below this (4096 pixels), a chunk costs more to hand out than it saves
 
 
 class TileRunner:

@@ -8,7 +8,7 @@ from bgsub.synthetic import SceneSpec, render
 
 from naive import NaiveMixture, naive_shadows
 
-# 23 x 29 = 667 pixels: several 256-pixel blocks and a partial last one
+# 23 x 29 = 667 pixels: one partial tile (the tests below with larger frames cross tiles)
 H, W = 23, 29
 # explicit rates, the default warm-up schedule (None) and classify-only (0)
 RATES = [None, None, 0.05, 0.0, None, 0.3, 0.01, 1.0]
@@ -186,7 +186,7 @@ def test_short_path_reranks_like_the_general_path(k, channels, covariance):
     rng = np.random.default_rng(k * 10 + channels)
     cfg = dict(k=k, covariance=covariance, learning_rate=0.05)
     slow = NaiveMixture(**cfg)
-    n = 16 * 256 + 77  # a partial last tile
+    n = 4 * kernels.BLOCK + 77  # whole tiles and a partial last one
     alpha = np.float32(0.05)
     w, mu, var, x = _near_ties(rng, n, k, channels, covariance)
     vmin, vmax = np.float32(slow.var_min), np.float32(slow.var_max)
