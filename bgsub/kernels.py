@@ -429,6 +429,18 @@ def _top_update(state, s, x0, x1, x2, k, nc, nv, inv_c, lam2, alpha, one_minus_a
     vb1 = _dec_var(state[_var_index(s, 0, 1 if nv > 1 else 0, k, nc, nv)], var_min, step)
     vb2 = _dec_var(state[_var_index(s, 0, 2 if nv > 2 else 0, k, nc, nv)], var_min, step)
     rho = _rho(rho_mode, alpha, w_new, dd, v, vb0, vb1, vb2, nc, nv)
+    mv0, mv1, mv2, vv0, vv1, vv2 = _moved(x0, x1, x2, m0, m1, m2_, v, vb0, vb1, vb2, dd, rho,
+                                          nv, var_min, var_max, inv_step)
+    return np.int32(_w_code(w_new)), mv0, mv1, mv2, vv0, vv1, vv2
+
+
+@njit(inline="always", cache=True, error_model="numpy")
+def _moved(x0, x1, x2, m0, m1, m2_, v, vb0, vb1, vb2, m2, rho, nv, var_min, var_max, inv_step):
+    """The codes of a matched component's mean and variances after it learned from x.
+
+    Spherical (nv 1): the variance v follows m2; diagonal: each channel's
+    variance vb_c follows its own squared distance.
+    """
     a0 = x0 - m0
     a1 = x1 - m1
     a2 = x2 - m2_
@@ -436,12 +448,12 @@ def _top_update(state, s, x0, x1, x2, k, nc, nv, inv_c, lam2, alpha, one_minus_a
     mv1 = np.int32(_mu_code(m1 + rho * a1))
     mv2 = np.int32(_mu_code(m2_ + rho * a2))
     if nv == 1:
-        vv0 = vv1 = vv2 = _moved_var(v, dd, rho, var_min, var_max, inv_step)
+        vv0 = vv1 = vv2 = _moved_var(v, m2, rho, var_min, var_max, inv_step)
     else:
         vv0 = _moved_var(vb0, a0 * a0, rho, var_min, var_max, inv_step)
         vv1 = _moved_var(vb1, a1 * a1, rho, var_min, var_max, inv_step)
         vv2 = _moved_var(vb2, a2 * a2, rho, var_min, var_max, inv_step)
-    return np.int32(_w_code(w_new)), mv0, mv1, mv2, vv0, vv1, vv2
+    return mv0, mv1, mv2, vv0, vv1, vv2
 
 
 @njit(inline="always", cache=True, error_model="numpy")
@@ -772,24 +784,12 @@ def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: i
                     # the match's new mean and variance, computed once (a pixel has
                     # one match), then blended into every slot with the
                     # replacement's values
-                    a0 = x0 - mb0
-                    a1 = x1 - mb1
-                    a2 = x2 - mb2
-                    mv0 = np.int32(_mu_code(mb0 + rho * a0))
-                    mv1 = np.int32(_mu_code(mb1 + rho * a1))
-                    mv2 = np.int32(_mu_code(mb2 + rho * a2))
+                    mv0, mv1, mv2, vv0, vv1, vv2 = _moved(
+                        x0, x1, x2, mb0, mb1, mb2, best_var, vb0, vb1, vb2, best_d2, rho, nv,
+                        var_min, var_max, inv_step)
                     nx0 = np.int32(_mu_code(x0))
                     nx1 = np.int32(_mu_code(x1))
                     nx2 = np.int32(_mu_code(x2))
-                    if nv == 1:
-                        # spherical: the variance follows m2
-                        vv0 = vv1 = vv2 = _moved_var(best_var, best_d2, rho, var_min, var_max,
-                                                     inv_step)
-                    else:
-                        # diagonal: each channel's variance follows its own squared distance
-                        vv0 = _moved_var(vb0, a0 * a0, rho, var_min, var_max, inv_step)
-                        vv1 = _moved_var(vb1, a1 * a1, rho, var_min, var_max, inv_step)
-                        vv2 = _moved_var(vb2, a2 * a2, rho, var_min, var_max, inv_step)
                     for j in range(k):
                         jf = np.float32(j)
                         hit_j = jf == best
