@@ -477,6 +477,15 @@ def _flags(mask, first, start, stop):
 
 
 @njit(inline="always", cache=True, error_model="numpy")
+def _run_end(mask, first, g, nb, flagged):
+    """Where the run of groups from lane g ends: groups with a flag (or none) in a row."""
+    e = g
+    while e < nb and (_flags(mask, first, e, min(nb, e + _GROUP)) != 0) == flagged:
+        e += _GROUP
+    return min(e, nb)
+
+
+@njit(inline="always", cache=True, error_model="numpy")
 def _match(state, s, x0, x1, x2, k, nc, nv, inv_c, lam2, var_min, step):
     """The first slot (in rank order) within lambda sigma, and the weight ranked above it.
 
@@ -685,10 +694,7 @@ def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: i
             while g < nb:
                 # a run of short-path groups, then a run of general ones: one
                 # vector loop per run rather than per group
-                e = g
-                while e < nb and _flags(mask, first, e, min(nb, e + _GROUP)) == 0:
-                    e += _GROUP
-                e = min(e, nb)
+                e = _run_end(mask, first, g, nb, False)
                 for ii in range(g, e):
                     s = base + np.uint64(ii)
                     p = first + np.uint64(ii)
@@ -733,9 +739,7 @@ def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: i
                     mask[first + np.uint64(ii)] = _BG  # no weight ranks above slot 0
 
                 g = e
-                while e < nb and _flags(mask, first, e, min(nb, e + _GROUP)) != 0:
-                    e += _GROUP
-                e = min(e, nb)
+                e = _run_end(mask, first, g, nb, True)
                 for ii in range(g, e):
                     s = base + np.uint64(ii)
                     p = first + np.uint64(ii)
