@@ -61,6 +61,12 @@ _OPENCV_FACTORIES: dict[str, Callable[[], object]] = {
     "mog": lambda: cv2.bgsegm.createBackgroundSubtractorMOG(),
 }
 
+#: Seed of OpenCV's random generator at the start of each sequence.  KNN draws
+#: from it (on the calling thread) as it learns, so without a fixed seed its
+#: scores would depend on whatever drew from it before: earlier sequences,
+#: or earlier code in the same process.
+OPENCV_SEED = 12345
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -176,6 +182,7 @@ def _processor(config: Config, compare: list[str], mask_dir: Path | None):
     masker = MixtureMasker(config.model)
     post = Postprocessor(config.postprocess)
     opencv = {name: _OPENCV_FACTORIES[name]() for name in compare if name in _OPENCV_FACTORIES}
+    cv2.setRNGSeed(OPENCV_SEED)
     keep_raw = "raw" in compare and post.active
     seconds = {name: 0.0 for name in ["bgsub", *compare]}
 

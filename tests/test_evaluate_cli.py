@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from bgsub import MixtureMasker
+from bgsub.evaluate_cli import OPENCV_SEED
 from bgsub.config import PostprocessConfig
 from bgsub.postprocess import Postprocessor
 from bgsub.synthetic import SceneSpec, render
@@ -84,6 +85,7 @@ def independent_scores(seq, make):
     roi_path = seq / "ROI.bmp"
     roi = cv2.imread(str(roi_path), cv2.IMREAD_GRAYSCALE) > 0 if roi_path.exists() else True
     sub = make()
+    cv2.setRNGSeed(OPENCV_SEED)  # as bgsub eval does for each sequence: KNN draws from it
     total = {"tp": 0, "fp": 0, "fn": 0, "tn": 0}
     masks = []
     for i in range(1, FRAMES + 1):
