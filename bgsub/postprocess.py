@@ -14,7 +14,8 @@ The steps run in a fixed order, each one optional (``[postprocess]`` in
    Both see the world beyond the frame's edge as background, except the
    opening's erosion, which ignores it: an object cut by the edge is not
    eaten there, and the closing does not glue an object to a nearby edge (it
-   is computed on a copy padded with background, then cropped).
+   is computed with its dilation kept beyond the edge, then cropped).  The
+   elements are OpenCV's (``getStructuringElement``).
 4. **small-blob removal** (``min_blob_area``): 8-connected foreground blobs
    of fewer pixels are removed.
 5. **hole filling** (``fill_holes``, ``max_hole_area``): 4-connected
@@ -37,6 +38,14 @@ foreground pixel a step removes becomes background, never shadow.
 
 The class keeps its buffers between frames (reallocated only when the frame
 size changes) and builds its structuring elements once.
+
+Every step is a Numba kernel of this module, not OpenCV's: a mask is mostly
+empty rows, which decide their output rows without any pixel work, and the
+rest runs in vectorised loops along rows.  Single-threaded, the shipped
+steps take 0.42 ms at 640x480 and 1.0 ms at 1280x720 on the synthetic
+scene, against 0.83 and 2.3 ms with OpenCV's filters, and they leave
+OpenCV's thread pool alone (in the pipeline it spun on the other core,
+taking CPU time from the reader and writer threads).
 """
 
 from __future__ import annotations
@@ -90,6 +99,8 @@ class Postprocessor:
                       if c.open_size > 1 else None)
         self._close = (cv2.getStructuringElement(shape, (c.close_size, c.close_size))
                        if c.close_size > 1 else None)
+        self._open_half = _half_widths(self._open) if self._open is not None else None
+        self._close_half = _half_widths(self._close) if self._close is not None else None
         self._size: tuple[int, int] | None = None
 
     @property
@@ -103,19 +114,20 @@ class Postprocessor:
         return self._config.active
 
     def _allocate(self, size: tuple[int, int]) -> None:
+        h, w = size
         self._size = size
-        self._fg = np.empty(size, np.uint8)
-        self._tmp = np.empty(size, np.uint8)
-        self._shadow = np.empty(size, np.uint8)
-        # box sums of the median: up to n*n, beyond uint8 from n = 17 on
-        self._count = np.empty(size, np.uint8 if self._config.median_size <= 15 else np.uint16)
-        # a few runs per row is typical; _blobs_and_holes grows this when needed
-        self._runs = _RunBuffers(size[0], 8 * size[0])
+        # rows padded to whole 8-byte words, the padding kept background:
+        # the run scan reads 8 pixels at a time
+        wp = -(-w // 8) * 8
+        self._fg = np.zeros((h, wp), np.uint8)
+        self._tmp = np.zeros((h, wp), np.uint8)
+        self._row = _RowBuffers(self._config, h, w)
         if self._close is not None:
-            r = self._close.shape[0] // 2
-            padded = (size[0] + 2 * r, size[1] + 2 * r)
-            self._pad_in = np.empty(padded, np.uint8)
-            self._pad_out = np.empty(padded, np.uint8)
+            r = self._close_half.shape[0] // 2
+            # the closing's dilation, on the frame and a margin of r beyond it
+            self._pad = np.empty((h + 2 * r, w + 2 * r), np.uint8)
+        # a few runs per row is typical; _blobs_and_holes grows this when needed
+        self._runs = _RunBuffers(h, 8 * h)
 
     def apply(self, mask: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Run the configured steps over one mask.
@@ -150,57 +162,37 @@ class Postprocessor:
         if mask.shape != self._size:
             self._allocate(mask.shape)
         c = self._config
-        fg, tmp = self._fg, self._tmp
-        # the shadows are read now: *out* may be *mask*
-        cv2.compare(mask, SHADOW, cv2.CMP_EQ, dst=self._shadow)
-        cv2.bitwise_and(self._shadow, SHADOW, dst=self._shadow)
-        cv2.compare(mask, FOREGROUND - 1, cv2.CMP_GT, dst=fg)
+        h, w = mask.shape
+        fg, tmp, row = self._fg, self._tmp, self._row
+        mask = np.ascontiguousarray(mask)
         if c.median_size > 1:
-            self._median(fg, tmp, c.median_size)
-            fg, tmp = tmp, fg
+            _majority(mask, fg, c.median_size, row.padded, row.total, row.rows)
+        else:
+            _foreground(mask, fg)
         if self._open is not None:
-            cv2.morphologyEx(fg, cv2.MORPH_OPEN, self._open, dst=tmp)
-            fg, tmp = tmp, fg
+            # the erosion sees foreground beyond the edge (it is ignored), the
+            # dilation background
+            _morph(fg, h, w, tmp, 0, 0, h, w, self._open_half, False, row.ring_open,
+                   row.slots, row.empty)
+            _morph(tmp, h, w, fg, 0, 0, h, w, self._open_half, True, row.ring_open,
+                   row.slots, row.empty)
         if self._close is not None:
-            self._closing(fg, tmp)
-            fg, tmp = tmp, fg
+            # the dilation is kept r pixels beyond the edge, where the erosion
+            # finds it: background beyond the edge, not foreground, for the closing
+            r = self._close_half.shape[0] // 2
+            pad = self._pad
+            _morph(fg, h, w, pad, -r, -r, h + 2 * r, w + 2 * r, self._close_half, True,
+                   row.ring_close, row.slots, row.empty)
+            _morph(pad, h + 2 * r, w + 2 * r, fg, r, r, h, w, self._close_half, False,
+                   row.ring_close, row.slots, row.empty)
         if c.min_blob_area > 0 or c.fill_holes:
-            self._blobs_and_holes(fg, c.min_blob_area, c.fill_holes, c.max_hole_area)
+            self._blobs_and_holes(fg, w, c.min_blob_area, c.fill_holes, c.max_hole_area)
         if out is None:
             out = np.empty_like(mask)
-        return cv2.max(fg, self._shadow, dst=out)
+        _finish(mask, fg, out)
+        return out
 
-    def _median(self, src: np.ndarray, dst: np.ndarray, n: int) -> None:
-        """Median of an n x n window of a 0/255 image into *dst*, edges replicated.
-
-        On two values the median is the majority: a box sum of the 0/1 image
-        against n*n/2 gives the same pixels as cv2.medianBlur in time
-        independent of n (medianBlur takes 2 ms at 1920x1080 for n = 5 and 60
-        ms for n = 7).  medianBlur stays for n = 3, where it is faster.
-        """
-        if n == 3:
-            cv2.medianBlur(src, 3, dst=dst)
-            return
-        cv2.threshold(src, FOREGROUND - 1, 1, cv2.THRESH_BINARY, dst=dst)
-        depth = cv2.CV_16U if self._count.dtype == np.uint16 else -1
-        cv2.boxFilter(dst, depth, (n, n), dst=self._count, normalize=False,
-                      borderType=cv2.BORDER_REPLICATE)
-        cv2.compare(self._count, n * n // 2, cv2.CMP_GT, dst=dst)
-
-    def _closing(self, src: np.ndarray, dst: np.ndarray) -> None:
-        """Close *src* into *dst* with background beyond the edge.
-
-        OpenCV's closing erodes as if the outside were foreground, which fills
-        a strip narrower than the element between an object and the edge.
-        Padding by the element's radius with background keeps the dilation's
-        spill beyond the edge, where the erosion then finds it.
-        """
-        r = self._close.shape[0] // 2
-        cv2.copyMakeBorder(src, r, r, r, r, cv2.BORDER_CONSTANT, dst=self._pad_in, value=0)
-        cv2.morphologyEx(self._pad_in, cv2.MORPH_CLOSE, self._close, dst=self._pad_out)
-        np.copyto(dst, self._pad_out[r:-r, r:-r])
-
-    def _blobs_and_holes(self, fg: np.ndarray, min_area: int, fill: bool,
+    def _blobs_and_holes(self, fg: np.ndarray, w: int, min_area: int, fill: bool,
                          max_hole: int) -> None:
         """Remove small blobs, then fill holes, in place, on runs of pixels.
 
@@ -211,13 +203,59 @@ class Postprocessor:
         most of the frame is one background region.
         """
         runs = self._runs
-        count = _scan_runs(fg, runs.first, runs.start, runs.end)
+        words = fg.view(np.uint64)
+        count = _scan_runs(fg, words, runs.first, runs.start, runs.end)
         if count > runs.capacity:  # a busier mask than any before: grow, scan again
             self._runs = runs = _RunBuffers(fg.shape[0], 2 * count)
-            _scan_runs(fg, runs.first, runs.start, runs.end)
-        _edit_runs(fg, runs.first, runs.start, runs.end, runs.parent, runs.area, runs.gap_first,
-                   runs.gap_start, runs.gap_end, runs.gap_parent, runs.gap_area, min_area, fill,
-                   max_hole)
+            _scan_runs(fg, words, runs.first, runs.start, runs.end)
+        _edit_runs(fg, w, runs.first, runs.start, runs.end, runs.parent, runs.area,
+                   runs.gap_first, runs.gap_start, runs.gap_end, runs.gap_parent, runs.gap_area,
+                   min_area, fill, max_hole)
+
+
+def _half_widths(element: np.ndarray) -> np.ndarray:
+    """Row half-widths of a structuring element whose rows are centred runs.
+
+    OpenCV's rect, cross and ellipse elements all are: row i holds the
+    columns ``r - a[i] .. r + a[i]``.  That is what lets :func:`_morph` work
+    row by row on running widths instead of cell by cell.
+    """
+    r = element.shape[1] // 2
+    halves = []
+    for row in element:
+        cols = np.flatnonzero(row)
+        a = r - cols[0]
+        if not (len(cols) == 2 * a + 1 and cols[-1] == r + a):
+            raise ValueError("structuring element rows must be centred runs")
+        halves.append(a)
+    return np.array(halves, np.int64)
+
+
+class _RowBuffers:
+    """Per-row work arrays of the numba steps, kept between frames."""
+
+    def __init__(self, config: PostprocessConfig, h: int, w: int) -> None:
+        n = max(config.median_size, 1)
+        r = n // 2
+        self.padded = np.zeros(w + 2 * r, np.uint8)
+        # window sums up to n*n: beyond 8 bits from n = 17 on
+        self.total = np.zeros(w, np.uint8 if n * n <= 255 else np.uint16)
+        margin = config.close_size // 2  # the closing's dilation goes beyond the edge
+        self.rows = np.zeros(h, np.int64)  # foreground pixels per mask row
+        self.slots = np.zeros(max(config.open_size, config.close_size, 1), np.int64)
+        self.empty = np.zeros(h + 2 * margin, np.bool_)
+        self.ring_open = _ring(config.open_size, w)
+        self.ring_close = _ring(config.close_size, w + 2 * margin)
+
+
+def _ring(n: int, width: int) -> np.ndarray:
+    """The rows of running widths that _morph keeps, for an n x n element and
+    source rows of up to *width* pixels."""
+    if n <= 1:
+        return np.zeros((1, 1, 1), np.uint8)
+    r = n // 2
+    # _morph pads a row by the element's radius plus at most the radius again
+    return np.zeros((n, r + 1, width + 4 * r), np.uint8)
 
 
 class _RunBuffers:
@@ -242,30 +280,268 @@ class _RunBuffers:
         self.gap_area = np.empty(gaps, np.int64)
 
 
+# The kernels below work on 0/255 planes.  Their inner loops run along a row
+# over contiguous bytes, with no branches, so that LLVM vectorises them (32
+# pixels an instruction with AVX2).  Indices are unsigned: a signed index
+# makes Numba check it for negative (wrap-around) values, and the check
+# keeps the loop scalar.
+
+_u = np.uint64
+
+
 @njit(cache=True, nogil=True)
-def _scan_runs(fg, first, start, end):
+def _foreground(mask, fg):
+    """fg = 255 where mask is 255 (shadows count as background), else 0."""
+    h, w = mask.shape
+    for y in range(h):
+        m, f = mask[y], fg[y]
+        for x in range(w):
+            i = _u(x)
+            f[i] = 255 if m[i] == 255 else 0
+
+
+@njit(cache=True, nogil=True)
+def _majority(mask, fg, n, padded, total, rows):
+    """fg = 255 where more than half the n x n window is foreground, edges replicated.
+
+    On two values the median is the majority.  padded[r + x] holds the
+    foreground of column x in the window's rows (clamped to the frame),
+    updated by one row in and one out per output row; the window's sum is
+    then n shifted adds of it.  rows[y] counts row y's foreground: rows
+    with none leave the column counts alone, and a window with none is
+    background without summing.
+    """
+    h, w = mask.shape
+    r = n // 2
+    half = n * n // 2
+    for y in range(h):
+        m = mask[y]
+        c = 0
+        for x in range(w):
+            c += 1 if m[_u(x)] == 255 else 0
+        rows[y] = c
+    count = padded[r:r + w]  # the column counts, with r replicas of the edge ones around
+    for x in range(w):
+        count[_u(x)] = 0
+    in_window = 0
+    for dy in range(-r, r + 1):
+        yy = min(max(dy, 0), h - 1)
+        in_window += rows[yy]
+        if rows[yy]:
+            m = mask[yy]
+            for x in range(w):
+                i = _u(x)
+                count[i] += 1 if m[i] == 255 else 0
+    for y in range(h):
+        if y > 0:
+            y_in, y_out = min(y + r, h - 1), max(y - r - 1, 0)
+            in_window += rows[y_in] - rows[y_out]
+            if rows[y_in] or rows[y_out]:
+                m_in, m_out = mask[y_in], mask[y_out]
+                for x in range(w):
+                    i = _u(x)
+                    count[i] += (1 if m_in[i] == 255 else 0) - (1 if m_out[i] == 255 else 0)
+        f = fg[y]
+        if in_window == 0:
+            for x in range(w):
+                f[_u(x)] = 0
+            continue
+        for j in range(r):
+            padded[_u(j)] = count[0]
+            padded[_u(r + w + j)] = count[w - 1]
+        for x in range(w):
+            i = _u(x)
+            total[i] = padded[i]
+        for dx in range(1, n - 1):
+            ud = _u(dx)
+            for x in range(w):
+                i = _u(x)
+                total[i] += padded[ud + i]
+        last = _u(n - 1)
+        for x in range(w):
+            i = _u(x)
+            f[i] = 255 if total[i] + padded[last + i] > half else 0
+
+
+@njit(cache=True, nogil=True)
+def _widths(planes, length, amax, dilate):
+    """planes[a][i] = OR (dilate) or AND of planes[0][i - a .. i + a], i in [a, length - a)."""
+    for a in range(1, amax + 1):
+        prev, cur = planes[a - 1], planes[a]
+        if a == 1:
+            if dilate:
+                for j in range(1, length - 1):
+                    i = _u(j)
+                    cur[i] = prev[i - _u(1)] | prev[i] | prev[i + _u(1)]
+            else:
+                for j in range(1, length - 1):
+                    i = _u(j)
+                    cur[i] = prev[i - _u(1)] & prev[i] & prev[i + _u(1)]
+        else:  # [i-a, i+a] is the union of the windows of a - 1 around i - 1 and i + 1
+            if dilate:
+                for j in range(a, length - a):
+                    i = _u(j)
+                    cur[i] = prev[i - _u(1)] | prev[i + _u(1)]
+            else:
+                for j in range(a, length - a):
+                    i = _u(j)
+                    cur[i] = prev[i - _u(1)] & prev[i + _u(1)]
+
+
+@njit(cache=True, nogil=True)
+def _load_row(src, yin, planes, sw, pad, length, amax, ident, dilate):
+    """Row yin of src, padded with the identity, and its running widths, into planes."""
+    p = planes[0]
+    s = src[yin]
+    for j in range(pad):
+        p[_u(j)] = ident
+        p[_u(pad + sw + j)] = ident
+    up = _u(pad)
+    for x in range(sw):
+        i = _u(x)
+        p[up + i] = s[i]
+    _widths(planes, length, amax, dilate)
+
+
+@njit(cache=True, nogil=True)
+def _morph(src, sh, sw, dst, oy, ox, dh, dw, halves, dilate, ring, slots, empty):
+    """Dilate (OR) or erode (AND) src[:sh, :sw] into dst[:dh, :dw].
+
+    dst[y, x] combines src[y + oy + dy, x + ox + dx] over the element's cells:
+    row dy + r of the element spans dx in [-halves[dy + r], halves[dy + r]]
+    (never empty).  Beyond src the op's identity is assumed: background for
+    a dilation, foreground for an erosion.
+
+    Masks are mostly empty rows, which decide an output row alone: a
+    dilation skips them (they add nothing) and an erosion with one in reach
+    is background.  The other src rows, with their running ORs/ANDs over
+    every half-width, are computed once, when first needed, and kept in
+    *ring* (``slots`` says which row each ring entry holds) while the
+    output rows in reach use them.
+    """
+    n = halves.shape[0]
+    r = n // 2
+    amax = 0
+    for a in halves:
+        amax = max(amax, a)
+    ident = 0 if dilate else 255
+    pad = amax + max(0, max(-ox, dw + ox - sw))
+    length = sw + 2 * pad
+    base = _u(pad + ox)  # >= amax >= 0
+    for yin in range(sh):
+        seen = np.uint8(0)
+        row = src[yin]
+        for x in range(sw):
+            seen |= row[_u(x)]
+        empty[yin] = seen == 0
+    for j in range(n):
+        slots[j] = -1
+    for y in range(dh):
+        d = dst[y]
+        lo, hi = max(y + oy - r, 0), min(y + oy + r + 1, sh)
+        blank = True  # whether the output row is background throughout
+        if dilate:
+            for yy in range(lo, hi):
+                blank = blank and empty[yy]
+        else:
+            blank = False
+            for yy in range(lo, hi):
+                blank = blank or empty[yy]
+        if blank:
+            for x in range(dw):
+                d[_u(x)] = 0
+            continue
+        first = True
+        for yy in range(lo, hi):
+            if dilate and empty[yy]:
+                continue  # adds nothing
+            slot = yy % n
+            if slots[slot] != yy:
+                _load_row(src, yy, ring[slot], sw, pad, length, amax, ident, dilate)
+                slots[slot] = yy
+            plane = ring[slot, halves[yy - (y + oy) + r]]
+            if first:
+                for x in range(dw):
+                    i = _u(x)
+                    d[i] = plane[base + i]
+                first = False
+            elif dilate:
+                for x in range(dw):
+                    i = _u(x)
+                    d[i] |= plane[base + i]
+            else:
+                for x in range(dw):
+                    i = _u(x)
+                    d[i] &= plane[base + i]
+        if first:  # an erosion with every src row out of reach: the identity
+            for x in range(dw):
+                d[_u(x)] = ident
+
+
+@njit(cache=True, nogil=True)
+def _finish(mask, fg, out):
+    """out = 255 where fg, else 127 where mask was a shadow, else 0 (out may be mask)."""
+    h, w = mask.shape
+    for y in range(h):
+        m, f, o = mask[y], fg[y], out[y]
+        for x in range(w):
+            i = _u(x)
+            # both loaded unconditionally: a load under a condition stays scalar
+            shadow = np.uint8(SHADOW) if m[i] == SHADOW else np.uint8(0)
+            o[i] = f[i] | shadow
+
+
+_FULL = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+@njit(cache=True, nogil=True)
+def _scan_runs(fg, words, first, start, end):
     """Record the foreground runs of each row: [start, end) columns.
 
-    Runs of row y are ``first[y] .. first[y + 1] - 1``.  Returns the number
-    of runs; when it exceeds the arrays' capacity only the count is right
-    (the caller grows the arrays and scans again).
+    *words* is fg seen as 8-byte words: words of 8 background or 8
+    foreground pixels, most of a mask, are passed in one step.  Runs of row
+    y are ``first[y] .. first[y + 1] - 1``.  Returns the number of runs;
+    when it exceeds the arrays' capacity only the count is right (the caller
+    grows the arrays and scans again).
     """
-    h, w = fg.shape
+    h = fg.shape[0]
+    nw = words.shape[1]
     capacity = start.shape[0]
     n = 0
     for y in range(h):
         first[y] = n
-        x = 0
-        while x < w:
-            if fg[y, x] == 0:
-                x += 1
+        inside = False
+        x0 = 0
+        for j in range(nw):
+            word = words[y, j]
+            if word == 0:
+                if inside:
+                    if n < capacity:
+                        start[n] = x0
+                        end[n] = 8 * j
+                    n += 1
+                    inside = False
                 continue
-            x0 = x
-            while x < w and fg[y, x] != 0:
-                x += 1
+            if word == _FULL:
+                if not inside:
+                    x0 = 8 * j
+                    inside = True
+                continue
+            for x in range(8 * j, 8 * j + 8):
+                if fg[y, x] != 0:
+                    if not inside:
+                        x0 = x
+                        inside = True
+                elif inside:
+                    if n < capacity:
+                        start[n] = x0
+                        end[n] = x
+                    n += 1
+                    inside = False
+        if inside:  # the padding is background: only a row of whole words ends inside
             if n < capacity:
                 start[n] = x0
-                end[n] = x
+                end[n] = 8 * nw
             n += 1
     first[h] = n
     return n
@@ -309,15 +585,15 @@ def _label_runs(first, start, end, parent, area, rows, diagonal):
 
 
 @njit(cache=True, nogil=True)
-def _edit_runs(fg, first, start, end, parent, area, gap_first, gap_start, gap_end, gap_parent,
-               gap_area, min_area, fill, max_hole):
+def _edit_runs(fg, w, first, start, end, parent, area, gap_first, gap_start, gap_end,
+               gap_parent, gap_area, min_area, fill, max_hole):
     """Clear blobs under min_area (8-connected), then fill holes (4-connected gaps).
 
     A removed run's pixels are cleared in fg and the run is emptied, so the
     gaps are computed from the runs that stay.  A gap component is a hole
-    when none of its runs touches the frame's edge.
+    when none of its runs touches the frame's edge (fg may be wider than w).
     """
-    h, w = fg.shape
+    h = fg.shape[0]
     if min_area > 0:
         _label_runs(first, start, end, parent, area, h, True)
         for y in range(h):

@@ -429,3 +429,36 @@ def test_masks_with_many_runs_per_row():
     for m in (mask, mask[:, ::-1].copy()):
         fg = naive_fill_holes(naive_remove_small(m == 255, 4))
         assert np.array_equal(post.apply(m), expected_output(m, fg))
+
+
+def sparse_mask(seed, shape):
+    """A few blobs, one cut by an edge, and specks, with many empty rows between them."""
+    rng = np.random.default_rng(seed)
+    h, w = shape
+    mask = np.zeros(shape, np.uint8)
+    for y, x, bh, bw in ((2, 3, 5, 7), (h // 2, w - 4, 6, 9), (h - 3, w // 3, 8, 4)):
+        mask[max(y, 0):y + bh, max(x, 0):x + bw] = 255
+    if h > 20:
+        mask[h // 2 + 1, w - 2] = 0  # a pinhole
+    specks = rng.random(shape) < 0.01
+    specks[h // 4:h // 2] = False  # rows with nothing at all
+    mask[specks] = 255
+    mask[(rng.random(shape) < 0.05) & (mask == 0)] = 127
+    return mask
+
+
+@pytest.mark.parametrize("seed", range(2))
+@pytest.mark.parametrize("shape", [(26, 31), (3, 2), (1, 1)])  # widths not whole words
+@pytest.mark.parametrize("n", [3, 9])  # 9: an element larger than the small frames
+def test_sparse_masks_large_elements_and_tiny_frames(seed, shape, n):
+    """Empty rows decide rows alone (the fast paths); elements may exceed the frame."""
+    mask = sparse_mask(seed, shape)
+    fg = mask == 255
+    ellipse = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (n, n))
+    assert np.array_equal(only(median_size=n).apply(mask),
+                          expected_output(mask, naive_median(fg, n)))
+    opened = naive_opening(fg, ellipse)
+    assert np.array_equal(only(open_size=n).apply(mask), expected_output(mask, opened))
+    both = only(open_size=n, close_size=n, fill_holes=True).apply(mask)
+    assert np.array_equal(both, expected_output(
+        mask, naive_fill_holes(naive_closing(opened, ellipse))))
