@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 from typing import Callable
 
 import cv2
 import numpy as np
+from numba import njit
 
 __all__ = ["annotate", "compose", "display_unavailable_reason", "Display", "KEY_QUIT",
            "KEY_PAUSE", "KEY_RESET", "KEY_SNAPSHOT"]
@@ -19,13 +19,26 @@ KEY_RESET = ord("r")
 KEY_SNAPSHOT = ord("s")
 
 
-@functools.lru_cache(maxsize=4)
-def _solid_red(shape: tuple[int, ...]) -> np.ndarray:
-    # filling an image with a colour costs more than all the drawing: do it once
-    red = np.empty(shape, np.uint8)
-    red[:] = (0, 0, 255)
-    red.flags.writeable = False
-    return red
+@njit(cache=True, nogil=True)
+def _tint_foreground(out, fg, fg_words, keep, add):
+    """Blend the BGR pixels of *out* (flat) where *fg* (flat) is set toward red.
+
+    Each channel becomes ``(v * keep + add[c]) >> 8``: the blend in 8-bit
+    fixed point.  *fg_words* is fg's first whole 8-byte words: a mask is
+    mostly background, passed 8 pixels at a time.
+    """
+    whole = fg_words.shape[0]
+    for j in range(whole):
+        if fg_words[j] == 0:
+            continue
+        for i in range(8 * j, 8 * j + 8):
+            if fg[i]:
+                for c in range(3):
+                    out[3 * i + c] = (np.int32(out[3 * i + c]) * keep + add[c]) >> 8
+    for i in range(8 * whole, fg.shape[0]):
+        if fg[i]:
+            for c in range(3):
+                out[3 * i + c] = (np.int32(out[3 * i + c]) * keep + add[c]) >> 8
 
 
 def annotate(frame: np.ndarray, mask: np.ndarray, tint: float = 0.5,
@@ -33,14 +46,17 @@ def annotate(frame: np.ndarray, mask: np.ndarray, tint: float = 0.5,
     """The frame with foreground pixels tinted red and boxes around blobs.
 
     A blob gets a box when the area inside its outline is at least
-    *min_blob_area* pixels.  OpenCV does the pixel work (blend, masked copy,
-    contours): this runs once per frame in the main loop.
+    *min_blob_area* pixels.  The tint is laid over the foreground pixels
+    only (a mask is mostly background); OpenCV finds the outlines.
     """
     out = frame.copy() if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
     fg = cv2.compare(mask, 254, cv2.CMP_GT)  # 255 only: 127 (shadows) is not foreground
     if tint > 0:
-        blended = cv2.addWeighted(out, 1.0 - tint, _solid_red(out.shape), tint, 0.0)
-        cv2.copyTo(blended, fg, out)
+        keep = round(256 * (1.0 - tint))
+        red = np.array([0, 0, 255 * (256 - keep)], np.int32) + 128  # + 128: rounds
+        flat = fg.reshape(-1)
+        _tint_foreground(out.reshape(-1), flat, flat[:flat.size // 8 * 8].view(np.uint64),
+                         np.int32(keep), red)
     contours, _ = cv2.findContours(fg, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     for contour in contours:
         if cv2.contourArea(contour) >= min_blob_area:

@@ -84,6 +84,20 @@ def test_annotate_tints_foreground_and_boxes_blobs():
     assert np.array_equal(frame, np.full((40, 60, 3), 100, np.uint8))  # input kept
 
 
+@pytest.mark.parametrize("shape", [(37, 45, 3), (16, 24), (3, 3, 3)])  # widths not whole words
+@pytest.mark.parametrize("tint", [0.25, 0.5, 1.0])
+def test_tint_is_the_blend_toward_red_on_foreground_only(shape, tint):
+    rng = np.random.default_rng(len(shape) + int(4 * tint))
+    frame = rng.integers(0, 256, shape, dtype=np.uint8)
+    mask = rng.choice(np.array([0, 127, 255], np.uint8), shape[:2])
+    out = annotate(frame, mask, tint=tint, min_blob_area=10 ** 6)  # no boxes
+    bgr = frame if frame.ndim == 3 else np.repeat(frame[:, :, None], 3, axis=2)
+    fg = mask == 255
+    assert np.array_equal(out[~fg], bgr[~fg])  # background and shadows untouched
+    expected = np.rint(bgr * (1 - tint) + np.array([0, 0, 255]) * tint)
+    assert np.abs(out[fg].astype(int) - expected[fg]).max() <= 1
+
+
 def test_compose_scales_to_fit():
     panes = [np.zeros((100, 200, 3), np.uint8), np.zeros((100, 200), np.uint8)]
     assert compose(panes, 1000).shape == (100, 400, 3)
