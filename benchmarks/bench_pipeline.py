@@ -6,7 +6,8 @@ For each size a synthetic clip (bgsub.synthetic) is written to a temporary
 folder, then measured four ways in this process:
 
 * decode only: read every frame with OpenCV;
-* mask only: MixtureMasker.apply on frames already in memory (the main loop);
+* mask only: MixtureMasker.apply then Postprocessor.apply on frames already
+  in memory (the main loop's work);
 * encode only: draw the annotated frames and write them with OpenCV's mp4v
   writer (the writer thread's work);
 * end to end: the bgsub command (cli.main) with --no-display --output.
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import cv2
 
-from bgsub import MixtureMasker
+from bgsub import MixtureMasker, Postprocessor
 from bgsub.cli import main as bgsub_main
 from bgsub.display import annotate
 from bgsub.synthetic import SceneSpec, write_video
@@ -76,14 +77,15 @@ def main(argv=None):
                 while c.read()[0]:
                     pass
 
-            masker = MixtureMasker()
+            masker, post = MixtureMasker(), Postprocessor()
             masks = []
 
             def mask():
                 masker.reset()
                 masks.clear()
                 for f in frames:
-                    masks.append(masker.apply(f))
+                    m = masker.apply(f)
+                    masks.append(post.apply(m, out=m))
 
             def encode():
                 out = cv2.VideoWriter(str(Path(tmp) / "enc.mp4"),

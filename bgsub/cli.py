@@ -232,8 +232,17 @@ def _process(args: argparse.Namespace, stop: threading.Event, received: list[int
                 print(f"bgsub: {reason}; running headless", file=sys.stderr)
                 display = None
         progress = Progress(source.info.frame_count, quiet=args.quiet)
-        summary = run_pipeline(reader, MixtureMasker(config.model), config, writer, display,
-                               progress, stop)
+        # The reader, masker and writer threads are the run's parallelism.
+        # OpenCV's own pool would add none (its calls here are short) and its
+        # idle workers spin, taking CPU from those threads: on 2 cores the
+        # pipeline ran 10% faster at 640x480 without it.
+        opencv_threads = cv2.getNumThreads()
+        cv2.setNumThreads(1)
+        try:
+            summary = run_pipeline(reader, MixtureMasker(config.model), config, writer,
+                                   display, progress, stop)
+        finally:
+            cv2.setNumThreads(opencv_threads)
     except BaseException:
         # the first error is the one to report: close quietly, then re-raise it
         _close(reader, source, writer, display, quiet=True)
