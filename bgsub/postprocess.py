@@ -41,11 +41,11 @@ size changes) and builds its structuring elements once.
 
 Every step is a Numba kernel of this module, not OpenCV's: a mask is mostly
 empty rows, which decide their output rows without any pixel work, and the
-rest runs in vectorised loops along rows.  Single-threaded, the shipped
-steps take 0.42 ms at 640x480 and 1.0 ms at 1280x720 on the synthetic
-scene, against 0.83 and 2.3 ms with OpenCV's filters, and they leave
-OpenCV's thread pool alone (in the pipeline it spun on the other core,
-taking CPU time from the reader and writer threads).
+rest runs in vectorised loops along rows.  On one core the shipped steps
+take 0.56 ms at 640x480 and 4.1 ms at 1920x1080 (``python
+benchmarks/bench_postprocess.py``), where OpenCV's filters took 0.87 and 4.9
+ms on two; and they leave OpenCV's thread pool alone, whose idle workers
+spin on the core that the pipeline's reader and writer threads need.
 """
 
 from __future__ import annotations
