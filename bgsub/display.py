@@ -19,6 +19,12 @@ KEY_RESET = ord("r")
 KEY_SNAPSHOT = ord("s")
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _blend(out, i, keep, add):
+    for c in range(3):
+        out[3 * i + c] = (np.int32(out[3 * i + c]) * keep + add[c]) >> 8
+
+
 @njit(cache=True, nogil=True)
 def _tint_foreground(out, fg, fg_words, keep, add):
     """Blend the BGR pixels of *out* (flat) where *fg* (flat) is set toward red.
@@ -29,16 +35,13 @@ def _tint_foreground(out, fg, fg_words, keep, add):
     """
     whole = fg_words.shape[0]
     for j in range(whole):
-        if fg_words[j] == 0:
-            continue
-        for i in range(8 * j, 8 * j + 8):
-            if fg[i]:
-                for c in range(3):
-                    out[3 * i + c] = (np.int32(out[3 * i + c]) * keep + add[c]) >> 8
+        if fg_words[j] != 0:
+            for i in range(8 * j, 8 * j + 8):
+                if fg[i]:
+                    _blend(out, i, keep, add)
     for i in range(8 * whole, fg.shape[0]):
         if fg[i]:
-            for c in range(3):
-                out[3 * i + c] = (np.int32(out[3 * i + c]) * keep + add[c]) >> 8
+            _blend(out, i, keep, add)
 
 
 def annotate(frame: np.ndarray, mask: np.ndarray, tint: float = 0.5,
