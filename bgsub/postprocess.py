@@ -289,6 +289,12 @@ class _RunBuffers:
 _u = np.uint64
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _is_fg(v):
+    """1 for a foreground value (255), else 0: shadows count as background."""
+    return 1 if v == FOREGROUND else 0
+
+
 @njit(cache=True, nogil=True)
 def _foreground(mask, fg):
     """fg = 255 where mask is 255 (shadows count as background), else 0."""
@@ -297,7 +303,7 @@ def _foreground(mask, fg):
         m, f = mask[y], fg[y]
         for x in range(w):
             i = _u(x)
-            f[i] = 255 if m[i] == 255 else 0
+            f[i] = FOREGROUND if m[i] == FOREGROUND else 0
 
 
 @njit(cache=True, nogil=True)
@@ -318,7 +324,7 @@ def _majority(mask, fg, n, padded, total, rows):
         m = mask[y]
         c = 0
         for x in range(w):
-            c += 1 if m[_u(x)] == 255 else 0
+            c += _is_fg(m[_u(x)])
         rows[y] = c
     count = padded[r:r + w]  # the column counts, with r replicas of the edge ones around
     for x in range(w):
@@ -331,7 +337,7 @@ def _majority(mask, fg, n, padded, total, rows):
             m = mask[yy]
             for x in range(w):
                 i = _u(x)
-                count[i] += 1 if m[i] == 255 else 0
+                count[i] += _is_fg(m[i])
     for y in range(h):
         if y > 0:
             y_in, y_out = min(y + r, h - 1), max(y - r - 1, 0)
@@ -340,7 +346,7 @@ def _majority(mask, fg, n, padded, total, rows):
                 m_in, m_out = mask[y_in], mask[y_out]
                 for x in range(w):
                     i = _u(x)
-                    count[i] += (1 if m_in[i] == 255 else 0) - (1 if m_out[i] == 255 else 0)
+                    count[i] += _is_fg(m_in[i]) - _is_fg(m_out[i])
         f = fg[y]
         if in_window == 0:
             for x in range(w):
@@ -360,7 +366,7 @@ def _majority(mask, fg, n, padded, total, rows):
         last = _u(n - 1)
         for x in range(w):
             i = _u(x)
-            f[i] = 255 if total[i] + padded[last + i] > half else 0
+            f[i] = FOREGROUND if total[i] + padded[last + i] > half else 0
 
 
 @njit(cache=True, nogil=True)
