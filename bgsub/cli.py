@@ -16,7 +16,7 @@ from . import __version__
 from .config import Config, ConfigError, apply_overrides, load_config
 from .display import Display
 from .masker import MixtureMasker
-from .pipeline import Progress, run_pipeline
+from .pipeline import Progress, masker_threads, run_pipeline
 from .sinks import (MaskDirSink, SinkError, SinkWriter, StatsSink, VideoSink,
                     check_output_dir, check_output_file, check_writable_file)
 from .sources import FrameReader, SourceError, open_source
@@ -239,8 +239,9 @@ def _process(args: argparse.Namespace, stop: threading.Event, received: list[int
         opencv_threads = cv2.getNumThreads()
         cv2.setNumThreads(1)
         try:
-            summary = run_pipeline(reader, MixtureMasker(config.model), config, writer,
-                                   display, progress, stop)
+            masker = MixtureMasker(config.model, threads=masker_threads(
+                config.pipeline.masker_threads, writes=writer.active))
+            summary = run_pipeline(reader, masker, config, writer, display, progress, stop)
         finally:
             cv2.setNumThreads(opencv_threads)
     except BaseException:

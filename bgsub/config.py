@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 __all__ = ["ConfigError", "ModelConfig", "SourceConfig", "PostprocessConfig", "DisplayConfig",
-           "OutputConfig", "Config", "load_config", "apply_overrides"]
+           "OutputConfig", "PipelineConfig", "Config", "load_config", "apply_overrides"]
 
 
 class ConfigError(ValueError):
@@ -325,6 +325,28 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
+class PipelineConfig:
+    """How the ``bgsub`` command shares the CPU between its stages.
+
+    Parameters
+    ----------
+    masker_threads : int
+        Threads that share out each frame's pixels in the masker.  0 (auto):
+        every CPU but one when the run writes outputs, whose writer thread
+        (annotation, encoding) and the reader thread (decoding) take about a
+        core between them; every CPU otherwise; at least 1.
+    """
+
+    masker_threads: int = 0
+
+    def __post_init__(self) -> None:
+        _check_types(self, "pipeline")
+        if self.masker_threads < 0:
+            raise ConfigError(f"pipeline.masker_threads must be >= 0 (0 = auto), got "
+                              f"{self.masker_threads}")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration, one field per ``config.toml`` section."""
 
@@ -333,6 +355,7 @@ class Config:
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     display: DisplayConfig = field(default_factory=DisplayConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
 
 def _check_types(obj: Any, section: str) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 import cv2
+import numba
 import numpy as np
 
 from .config import Config
@@ -28,7 +29,7 @@ from .postprocess import Postprocessor
 from .sinks import SinkWriter
 from .sources import CorruptFrame, FrameReader
 
-__all__ = ["Summary", "Progress", "run_pipeline"]
+__all__ = ["Summary", "Progress", "run_pipeline", "masker_threads"]
 
 
 @dataclass
@@ -112,6 +113,21 @@ class Progress:
             self.stream.write("\n")
             self.stream.flush()
             self._shown = False
+
+
+def masker_threads(setting: int, writes: bool, cpus: int | None = None) -> int:
+    """The masker's thread count for ``pipeline.masker_threads`` = *setting*.
+
+    0 is auto: every CPU but one when the run *writes* outputs (the writer's
+    annotation and encoding and the reader's decoding take about a core
+    between them), every CPU otherwise; never fewer than one.  *cpus*
+    defaults to the threads a masker uses by default (``NUMBA_NUM_THREADS``,
+    by default the number of CPUs).
+    """
+    if setting > 0:
+        return setting
+    cpus = cpus if cpus is not None else numba.config.NUMBA_NUM_THREADS
+    return max(1, cpus - (1 if writes else 0))
 
 
 def run_pipeline(reader: FrameReader, masker: MixtureMasker, config: Config, writer: SinkWriter,

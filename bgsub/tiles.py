@@ -123,14 +123,17 @@ class TileRunner:
             self._helpers.append(helper)
 
 
-_shared: TileRunner | None = None
+_shared: dict[int | None, TileRunner] = {}
 _shared_lock = threading.Lock()
 
 
-def shared_runner() -> TileRunner:
-    """The process's runner, made on first use: maskers share its helper threads."""
-    global _shared
+def shared_runner(threads: int | None = None) -> TileRunner:
+    """The process's runner for *threads* threads (None: Numba's count), made on first use.
+
+    Maskers that ask for the same count share its helper threads.
+    """
     with _shared_lock:
-        if _shared is None:
-            _shared = TileRunner()
-        return _shared
+        runner = _shared.get(threads)
+        if runner is None:
+            runner = _shared[threads] = TileRunner(threads)
+        return runner

@@ -149,6 +149,30 @@ def test_out_parameter_and_non_contiguous_frames():
     assert c.background_image().shape == (5, 5)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_masks_and_state_do_not_depend_on_the_thread_count(threads):
+    """Each thread count shares the frame out differently; the results are the same bits."""
+    rng = np.random.default_rng(5)
+    base = rng.integers(0, 256, (96, 160, 3)).astype(np.uint8)  # 15 tiles of 1024 pixels
+    default, counted = MixtureMasker(), MixtureMasker(threads=threads)
+    assert counted.threads == threads
+    for t in range(12):
+        frame = base.copy()
+        frame[20:60, 10 * t:10 * t + 40] = 255 - frame[20:60, 10 * t:10 * t + 40]  # a mover
+        noise = rng.integers(-6, 7, frame.shape)
+        frame = np.clip(frame + noise, 0, 255).astype(np.uint8)
+        np.testing.assert_array_equal(counted.apply(frame), default.apply(frame))
+    for name, value in default.state().items():
+        np.testing.assert_array_equal(counted.state()[name], value)
+    assert np.count_nonzero(default.apply(frame) == 255) > 0  # the mover is found
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True, "2"])
+def test_invalid_thread_counts_raise(threads):
+    with pytest.raises(ValueError, match="threads must be an integer >= 1 or None"):
+        MixtureMasker(threads=threads)
+
+
 def test_learning_rate_zero_before_any_frame_builds_nothing():
     m = MixtureMasker()
     assert np.count_nonzero(m.apply(np.zeros((3, 3), np.uint8), learning_rate=0)) == 0

@@ -124,6 +124,8 @@ def test_config_file_and_overrides(clip, tmp_path):
     (["CLIP", "--set", "model.learning_rate=1.5"], "model.learning_rate must be in [0, 1]"),
     (["CLIP", "--set", "model.T=0.5"], "unknown key model.T; valid keys in [model]: k,"),
     (["CLIP", "--set", "model.k"], "--set expects section.key=value"),
+    (["CLIP", "--set", "pipeline.masker_threads=-1"],
+     "pipeline.masker_threads must be >= 0 (0 = auto), got -1"),
     (["CLIP", "--config", "bad.toml"], "bad.toml: invalid TOML: Invalid value (at line 2"),
     (["CLIP", "--config", "unknown.toml"], "unknown key display.colour; valid keys"),
     (["CLIP", "--config", "nothere.toml"], "config file not found: nothere.toml"),
@@ -226,3 +228,36 @@ def test_pipeline_takes_single_channel_frames_as_grey():
 
     summary = run_pipeline(Reader(), MixtureMasker(), Config(), SinkWriter())
     assert summary.processed == 5 and summary.resets == 0
+
+
+@pytest.mark.parametrize("setting,writes,cpus,expected", [
+    (0, True, 2, 1),  # the writer and the reader take about a core
+    (0, True, 8, 7),
+    (0, False, 2, 2),  # only the reader: the masker takes every core
+    (0, True, 1, 1),  # never fewer than one
+    (3, True, 8, 3),  # a set count is kept
+    (4, False, 2, 4),
+])
+def test_masker_threads_auto_leaves_a_core_to_the_writer(setting, writes, cpus, expected):
+    from bgsub.pipeline import masker_threads
+
+    assert masker_threads(setting, writes, cpus) == expected
+
+
+def test_masker_threads_setting_runs_and_gives_the_same_masks(tmp_path):
+    """One thread or two: the command writes the same masks."""
+    spec = SceneSpec(width=192, height=128, frames=20, seed=3)  # 24 tiles: two threads share
+    write_video(str(tmp_path / "c.mp4"), spec)
+    for threads in (1, 2):
+        r = bgsub("c.mp4", "--no-display", "--quiet", "--set",
+                  f"pipeline.masker_threads={threads}", "--mask-dir", f"m{threads}", cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+    names = sorted(p.name for p in (tmp_path / "m1").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "m2").iterdir())
+    assert len(names) == spec.frames
+    foreground = 0
+    for name in names:
+        one = cv2.imread(str(tmp_path / "m1" / name), 0)
+        np.testing.assert_array_equal(one, cv2.imread(str(tmp_path / "m2" / name), 0))
+        foreground += np.count_nonzero(one == 255)
+    assert foreground > 0  # the scene's movers were found, so the masks say something
