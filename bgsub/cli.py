@@ -223,8 +223,9 @@ def _process(args: argparse.Namespace, stop: threading.Event, received: list[int
                             probability_output=video("--probability-output"),
                             stats=StatsSink(outputs["--stats"]) if "--stats" in outputs
                             else None,
-                            queue_size=config.output.queue_size)
-        reader = FrameReader(source, config.source.queue_size)
+                            queue_size=config.output.queue_size,
+                            nice=config.pipeline.io_nice)
+        reader = FrameReader(source, config.source.queue_size, nice=config.pipeline.io_nice)
         if not args.no_display:
             display = Display()
             reason = display.open()

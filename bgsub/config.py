@@ -335,15 +335,22 @@ class PipelineConfig:
         every CPU but one when the run writes outputs, whose writer thread
         (annotation, encoding) and the reader thread (decoding) take about a
         core between them; every CPU otherwise; at least 1.
+    io_nice : int
+        Nice steps, 0..19, that the reader and writer threads run below the
+        process's priority (Linux), so that they yield to the masker when they
+        share its core; 0 leaves them at the process's priority.
     """
 
     masker_threads: int = 0
+    io_nice: int = 10
 
     def __post_init__(self) -> None:
         _check_types(self, "pipeline")
         if self.masker_threads < 0:
             raise ConfigError(f"pipeline.masker_threads must be >= 0 (0 = auto), got "
                               f"{self.masker_threads}")
+        if not 0 <= self.io_nice <= 19:
+            raise ConfigError(f"pipeline.io_nice must be in 0..19, got {self.io_nice}")
 
 
 @dataclass(frozen=True)

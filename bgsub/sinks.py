@@ -25,6 +25,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .priority import lower_this_thread
+
 __all__ = ["SinkError", "VideoSink", "MaskDirSink", "StatsSink", "SinkWriter", "CODECS",
            "check_output_file", "check_writable_file",
            "check_output_dir"]
@@ -155,14 +157,16 @@ class SinkWriter:
     frame is wanted but not given, the thread draws it with ``draw(frame,
     mask)``, off the masking thread.  A full queue makes ``put`` wait (nothing
     is dropped).  An error in the thread is raised by the next ``put`` or by
-    ``close``.
+    ``close``.  The thread runs *nice* steps below normal priority (Linux;
+    see :mod:`bgsub.priority`).
     """
 
     def __init__(self, output: VideoSink | None = None, mask_output: VideoSink | None = None,
                  background_output: VideoSink | None = None, mask_dir: MaskDirSink | None = None,
                  queue_size: int = 32, draw=None, probability_output: VideoSink | None = None,
-                 stats: StatsSink | None = None) -> None:
+                 stats: StatsSink | None = None, nice: int = 0) -> None:
         self.draw = draw
+        self.nice = nice
         self.probability_output = probability_output
         self.stats = stats
         self.output = output
@@ -191,6 +195,7 @@ class SinkWriter:
         return any(s is not None for s in self._sinks())
 
     def _run(self) -> None:
+        lower_this_thread(self.nice)
         while True:
             item = self._queue.get()
             if item is _STOP:

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from .config import SourceConfig
+from .priority import lower_this_thread
 
 __all__ = ["SourceError", "CorruptFrame", "Source", "open_source", "FrameReader",
            "IMAGE_EXTENSIONS"]
@@ -216,11 +217,13 @@ class FrameReader:
     Iterating yields ``(index, frame)`` with index the frame's zero-based
     position in the source, or ``(index, CorruptFrame)`` for a frame that
     could not be decoded.  An error in the source is raised again in the
-    consumer.
+    consumer.  The thread runs *nice* steps below normal priority (Linux;
+    see :mod:`bgsub.priority`).
     """
 
-    def __init__(self, source: Source, queue_size: int = 8) -> None:
+    def __init__(self, source: Source, queue_size: int = 8, nice: int = 0) -> None:
         self.source = source
+        self.nice = nice
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bgsub-reader", daemon=True)
@@ -236,6 +239,7 @@ class FrameReader:
         return False
 
     def _run(self) -> None:
+        lower_this_thread(self.nice)
         try:
             self._read_all()
         finally:

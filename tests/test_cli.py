@@ -126,6 +126,7 @@ def test_config_file_and_overrides(clip, tmp_path):
     (["CLIP", "--set", "model.k"], "--set expects section.key=value"),
     (["CLIP", "--set", "pipeline.masker_threads=-1"],
      "pipeline.masker_threads must be >= 0 (0 = auto), got -1"),
+    (["CLIP", "--set", "pipeline.io_nice=20"], "pipeline.io_nice must be in 0..19, got 20"),
     (["CLIP", "--config", "bad.toml"], "bad.toml: invalid TOML: Invalid value (at line 2"),
     (["CLIP", "--config", "unknown.toml"], "unknown key display.colour; valid keys"),
     (["CLIP", "--config", "nothere.toml"], "config file not found: nothere.toml"),

@@ -1,0 +1,67 @@
+"""The reader and writer threads yield to the masker: their nice value, and only theirs."""
+
+import os
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+from bgsub.priority import lower_this_thread
+from bgsub.sinks import SinkWriter, StatsSink
+from bgsub.sources import FrameReader, Source, SourceInfo
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="per-thread nice values are Linux only")
+
+
+def own_nice():
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+def in_a_thread(fn):
+    result = []
+    t = threading.Thread(target=lambda: result.append(fn()))
+    t.start()
+    t.join()
+    return result[0]
+
+
+@linux_only
+def test_lowering_changes_the_calling_thread_alone():
+    before = own_nice()
+    done, nice = in_a_thread(lambda: (lower_this_thread(5), own_nice()))
+    assert done and nice == min(19, before + 5)
+    assert own_nice() == before  # this thread, and so the process's others, keep theirs
+    assert in_a_thread(lambda: (lower_this_thread(0), own_nice())) == (False, before)
+
+
+class RecordingSource(Source):
+    def __init__(self):
+        self.info = SourceInfo("file", "recording", 25.0, 2)
+        self.nice = []
+        self.left = 2
+
+    def read(self):
+        self.nice.append(own_nice())
+        self.left -= 1
+        return np.zeros((4, 4), np.uint8) if self.left >= 0 else None
+
+
+@linux_only
+def test_reader_and_writer_threads_run_at_the_given_nice(tmp_path):
+    base = own_nice()
+    source = RecordingSource()
+    reader = FrameReader(source, nice=7)
+    while reader.get(timeout=5) is not None:
+        pass
+    reader.close()
+    assert source.nice and set(source.nice) == {min(19, base + 7)}
+
+    seen = []
+    writer = SinkWriter(stats=StatsSink(tmp_path / "s.csv"), nice=3)
+    writer.stats.write_row = lambda index, stats: seen.append(own_nice())
+    writer.put(0, None, None, stats=(0.0, 0.0, False))
+    writer.close()
+    assert seen == [min(19, base + 3)]
+    assert own_nice() == base
