@@ -22,6 +22,13 @@ columns compare the pipeline with the slowest stage and with that bound, and
 give the share of the cores the pipeline kept busy ("busy"): where that is
 near 100%, only less CPU per frame makes the pipeline faster.
 
+The rounds take turns, and each row comes twice: "median" takes every
+column (ratios included) per round, from runs a few seconds apart, then the
+median over the rounds; "best" takes each stage's fastest round.  On a
+shared machine whose speed drifts by a third within minutes, the best rounds
+of different stages may come from different spells, so "best" compares
+unlike with unlike; "median" is the figure to quote.
+
 "mask, all" is the masker with every core, as a library caller gets it by
 default: what the mask stage would do with the machine to itself.  Where the
 command gives the masker fewer threads (auto: every CPU but one when it
@@ -33,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -47,17 +55,28 @@ from bgsub.pipeline import masker_threads
 from bgsub.synthetic import SceneSpec, write_video
 
 
-def best_of(rounds, fns):
-    """{name: (wall seconds, process CPU seconds)} of each function's fastest of *rounds* runs.
+def rounds_of(rounds, fns):
+    """{name: [(wall seconds, process CPU seconds) of each round]}.
 
-    The rounds take turns (every function once, then again), so that a slow
-    spell of a shared machine falls on all of them alike.
+    The rounds take turns (every function once, then again), so that each
+    round's figures are taken close together in time.
     """
     runs = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
             runs[name].append(_timed(fn))
-    return {name: min(times) for name, times in runs.items()}
+    return runs
+
+
+def figures(runs, n, cores):
+    """The table's columns from one set of (wall, CPU) seconds per stage."""
+    rates = {name: n / wall for name, (wall, _) in runs.items()}
+    bound = cores * n / sum(runs[name][1] for name in ("decode", "mask", "encode"))
+    slowest = min(rates["decode"], rates["mask"], rates["encode"])
+    wall, cpu = runs["pipeline"]
+    return [rates["decode"], rates["mask"], rates["encode"], rates["mask, all"], bound,
+            rates["pipeline"], rates["pipeline"] / slowest,
+            rates["pipeline"] / min(slowest, bound), cpu / wall / cores]
 
 
 def _timed(fn):
@@ -70,14 +89,15 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--sizes", default="640x480,1280x720")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args(argv)
     cores = os.cpu_count() or 1
     threads = masker_threads(Config().pipeline.masker_threads, writes=True)
-    print(f"# {args.frames} frames of a synthetic scene per size, best of {args.rounds} rounds")
+    print(f"# {args.frames} frames of a synthetic scene per size, {args.rounds} rounds: the "
+          "median of each round's figures, and the figures of each stage's best round")
     print(f"# {cores} CPU cores; the command's masker uses {threads} thread(s) when it writes "
           "a video; rates in frames per second")
-    print(f"{'size':>10s} {'decode':>8s} {'mask':>8s} {'encode':>8s} {'mask, all':>10s} "
+    print(f"{'size':>10s} {'':>6s} {'decode':>8s} {'mask':>8s} {'encode':>8s} {'mask, all':>10s} "
           f"{'CPU bound':>10s} {'pipeline':>9s} {'of slowest':>11s} {'of bound':>9s} {'busy':>5s}")
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes.split(","):
@@ -129,21 +149,21 @@ def main(argv=None):
             opencv_threads = cv2.getNumThreads()
             cv2.setNumThreads(1)  # as the command runs its stages
             try:
-                runs = best_of(args.rounds, {
+                runs = rounds_of(args.rounds, {
                     "decode": decode, "mask": mask_with(masker), "encode": encode,
                     "mask, all": mask_with(MixtureMasker()), "pipeline": pipeline})
             finally:
                 cv2.setNumThreads(opencv_threads)
-            rates = {name: n / wall for name, (wall, _) in runs.items()}
-            cpu = sum(runs[name][1] for name in ("decode", "mask", "encode")) / n
-            bound = cores / cpu
-            slowest = min(rates["decode"], rates["mask"], rates["encode"])
-            print(f"{size:>10s} {rates['decode']:8.1f} {rates['mask']:8.1f} "
-                  f"{rates['encode']:8.1f} {rates['mask, all']:10.1f} {bound:10.1f} "
-                  f"{rates['pipeline']:9.1f} {rates['pipeline'] / slowest:11.0%} "
-                  f"{rates['pipeline'] / min(slowest, bound):9.0%} "
-                  f"{runs['pipeline'][1] / runs['pipeline'][0] / cores:5.0%}", flush=True)
-
+            # each round's own figures, then their median: the ratios of one round
+            # compare runs a few seconds apart
+            per_round = [figures({name: times[r] for name, times in runs.items()}, n, cores)
+                         for r in range(args.rounds)]
+            median = [statistics.median(column) for column in zip(*per_round)]
+            best = figures({name: min(times) for name, times in runs.items()}, n, cores)
+            for label, row in (("median", median), ("best", best)):
+                print(f"{size:>10s} {label:>6s} " + " ".join(
+                    f"{v:{width}.1f}" for v, width in zip(row[:6], (8, 8, 8, 10, 10, 9)))
+                    + f" {row[6]:11.0%} {row[7]:9.0%} {row[8]:5.0%}", flush=True)
 
 if __name__ == "__main__":
     main()
