@@ -157,8 +157,8 @@ class SinkWriter:
     frame is wanted but not given, the thread draws it with ``draw(frame,
     mask)``, off the masking thread.  A full queue makes ``put`` wait (nothing
     is dropped).  An error in the thread is raised by the next ``put`` or by
-    ``close``.  The thread runs *nice* steps below normal priority (Linux;
-    see :mod:`bgsub.priority`).
+    ``close``.  The thread runs *nice* steps below the priority it
+    starts with (Linux; see :mod:`bgsub.priority`).
     """
 
     def __init__(self, output: VideoSink | None = None, mask_output: VideoSink | None = None,

@@ -217,8 +217,8 @@ class FrameReader:
     Iterating yields ``(index, frame)`` with index the frame's zero-based
     position in the source, or ``(index, CorruptFrame)`` for a frame that
     could not be decoded.  An error in the source is raised again in the
-    consumer.  The thread runs *nice* steps below normal priority (Linux;
-    see :mod:`bgsub.priority`).
+    consumer.  The thread runs *nice* steps below the priority it
+    starts with (Linux; see :mod:`bgsub.priority`).
     """
 
     def __init__(self, source: Source, queue_size: int = 8, nice: int = 0) -> None:
