@@ -216,41 +216,44 @@ def _process(args: argparse.Namespace, stop: threading.Event, received: list[int
 
     reader = writer = display = None
     summary = None
+    # The reader, masker and writer threads are the run's parallelism.
+    # OpenCV's own pool would add none (its calls here are short) and its
+    # idle workers spin, taking CPU from those threads: on 2 cores the
+    # pipeline ran 10% faster at 640x480 without it.  It stays off until the
+    # writer has drained its queue: a pool made by the niced writer thread
+    # would keep that thread's priority for the rest of the process.
+    opencv_threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
     try:
-        writer = SinkWriter(output=video("--output"), mask_output=video("--mask-output"),
-                            background_output=video("--background-output"),
-                            mask_dir=MaskDirSink(mask_dir) if mask_dir else None,
-                            probability_output=video("--probability-output"),
-                            stats=StatsSink(outputs["--stats"]) if "--stats" in outputs
-                            else None,
-                            queue_size=config.output.queue_size,
-                            nice=config.pipeline.io_nice)
-        reader = FrameReader(source, config.source.queue_size, nice=config.pipeline.io_nice)
-        if not args.no_display:
-            display = Display()
-            reason = display.open()
-            if reason is not None:
-                print(f"bgsub: {reason}; running headless", file=sys.stderr)
-                display = None
-        progress = Progress(source.info.frame_count, quiet=args.quiet)
-        # The reader, masker and writer threads are the run's parallelism.
-        # OpenCV's own pool would add none (its calls here are short) and its
-        # idle workers spin, taking CPU from those threads: on 2 cores the
-        # pipeline ran 10% faster at 640x480 without it.
-        opencv_threads = cv2.getNumThreads()
-        cv2.setNumThreads(1)
         try:
+            writer = SinkWriter(output=video("--output"), mask_output=video("--mask-output"),
+                                background_output=video("--background-output"),
+                                mask_dir=MaskDirSink(mask_dir) if mask_dir else None,
+                                probability_output=video("--probability-output"),
+                                stats=StatsSink(outputs["--stats"]) if "--stats" in outputs
+                                else None,
+                                queue_size=config.output.queue_size,
+                                nice=config.pipeline.io_nice)
+            reader = FrameReader(source, config.source.queue_size,
+                                 nice=config.pipeline.io_nice)
+            if not args.no_display:
+                display = Display()
+                reason = display.open()
+                if reason is not None:
+                    print(f"bgsub: {reason}; running headless", file=sys.stderr)
+                    display = None
+            progress = Progress(source.info.frame_count, quiet=args.quiet)
             masker = MixtureMasker(config.model, threads=masker_threads(
                 config.pipeline.masker_threads, writes=writer.active))
             summary = run_pipeline(reader, masker, config, writer, display, progress, stop)
-        finally:
-            cv2.setNumThreads(opencv_threads)
-    except BaseException:
-        # the first error is the one to report: close quietly, then re-raise it
-        _close(reader, source, writer, display, quiet=True)
-        raise
-    # the same way out for the end, q, Ctrl-C and SIGTERM: close everything
-    _close(reader, source, writer, display, quiet=False)
+        except BaseException:
+            # the first error is the one to report: close quietly, then re-raise it
+            _close(reader, source, writer, display, quiet=True)
+            raise
+        # the same way out for the end, q, Ctrl-C and SIGTERM: close everything
+        _close(reader, source, writer, display, quiet=False)
+    finally:
+        cv2.setNumThreads(opencv_threads)
     if not args.quiet:
         print(f"bgsub: {summary.line()}", file=sys.stderr)
         for name in summary.snapshots:

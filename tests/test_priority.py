@@ -1,6 +1,7 @@
 """The reader and writer threads yield to the masker: their nice value, and only theirs."""
 
 import os
+import subprocess
 import sys
 import threading
 
@@ -10,6 +11,7 @@ import pytest
 from bgsub.priority import lower_this_thread
 from bgsub.sinks import SinkWriter, StatsSink
 from bgsub.sources import FrameReader, Source, SourceInfo
+from bgsub.synthetic import SceneSpec, write_video
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="per-thread nice values are Linux only")
@@ -65,3 +67,38 @@ def test_reader_and_writer_threads_run_at_the_given_nice(tmp_path):
     writer.close()
     assert seen == [min(19, base + 3)]
     assert own_nice() == base
+
+
+RUN_THEN_LIST_PRIORITIES = r"""
+import os, sys, time
+import cv2, numpy as np
+from bgsub import cli
+from bgsub.sinks import VideoSink
+
+slow = VideoSink.write
+def write(self, image):  # a writer that falls behind, so its queue is full at the end
+    time.sleep(0.02)
+    slow(self, image)
+VideoSink.write = write
+before = cv2.getNumThreads()
+code = cli.main([sys.argv[1], "--no-display", "--quiet", "--output", sys.argv[2],
+                 "--mask-output", sys.argv[3]])
+assert code == 0 and cv2.getNumThreads() == before, (code, cv2.getNumThreads(), before)
+for _ in range(20):  # work for OpenCV's pool, from the main thread
+    cv2.GaussianBlur(np.zeros((480, 640), np.uint8), (7, 7), 0)
+print(sorted({os.getpriority(os.PRIO_PROCESS, int(t)) for t in os.listdir("/proc/self/task")}))
+"""
+
+
+@linux_only
+def test_no_thread_keeps_the_writer_priority_after_a_run(tmp_path):
+    """OpenCV's pool stays off until the niced writer is done, so it never inherits its nice."""
+    clip = tmp_path / "c.mp4"
+    write_video(str(clip), SceneSpec(width=640, height=480, frames=20, seed=2))
+    script = tmp_path / "run.py"
+    script.write_text(RUN_THEN_LIST_PRIORITIES)
+    r = subprocess.run([sys.executable, str(script), str(clip), str(tmp_path / "o.avi"),
+                        str(tmp_path / "m.avi")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str([own_nice()])  # every thread at the process's nice
