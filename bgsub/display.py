@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 from typing import Callable
@@ -85,10 +86,52 @@ def compose(panes: list[np.ndarray], max_width: int, text: str = "") -> np.ndarr
 
 
 def display_unavailable_reason() -> str | None:
-    """Why no window can be opened here, or None when one can be tried."""
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY")
-                                                 or os.environ.get("WAYLAND_DISPLAY")):
+    """Why no window can be opened here, or None when one can be tried.
+
+    On Linux, opencv-python's HighGUI is Qt on X11 (XWayland under Wayland),
+    and Qt aborts the whole process when it cannot reach the X server: no
+    exception to catch, no summary, buffered output lost.  So the X server
+    named by DISPLAY is asked first, the way Qt will (libxcb).  OpenCV builds
+    with another toolkit (GTK, which also speaks Wayland) fail with a
+    catchable error instead, and are left to try.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    display = os.environ.get("DISPLAY")
+    if not display:
+        if os.environ.get("WAYLAND_DISPLAY") and not _highgui_is_qt_xcb():
+            return None
         return "no display available (DISPLAY is not set)"
+    if _highgui_is_qt_xcb():
+        error = _x_connection_error(display)
+        if error is not None:
+            return f"no display available ({error})"
+    return None
+
+
+def _highgui_is_qt_xcb() -> bool:
+    """Whether this OpenCV's windows are Qt's X11 (xcb) ones, as in opencv-python's wheels."""
+    platforms = os.path.join(os.path.dirname(cv2.__file__), "qt", "plugins", "platforms")
+    return os.path.isdir(platforms) and any(name.startswith("libqxcb")
+                                            for name in os.listdir(platforms))
+
+
+def _x_connection_error(display: str) -> str | None:
+    """Why the X server *display* cannot be reached, or None when it can (libxcb)."""
+    try:
+        xcb = ctypes.CDLL("libxcb.so.1")
+    except OSError:
+        return "libxcb.so.1 is missing, which OpenCV's Qt windows need"
+    xcb.xcb_connect.restype = ctypes.c_void_p
+    xcb.xcb_connect.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+    xcb.xcb_connection_has_error.argtypes = [ctypes.c_void_p]
+    xcb.xcb_disconnect.argtypes = [ctypes.c_void_p]
+    connection = xcb.xcb_connect(display.encode(), None)
+    try:
+        if xcb.xcb_connection_has_error(connection):
+            return f"cannot connect to the X server DISPLAY={display}"
+    finally:
+        xcb.xcb_disconnect(connection)
     return None
 
 

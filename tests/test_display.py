@@ -3,6 +3,7 @@
 import os
 import shutil
 import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 
 from bgsub import MixtureMasker
 from bgsub.config import Config, DisplayConfig
-from bgsub.display import Display, annotate, compose
+from bgsub.display import Display, annotate, compose, display_unavailable_reason
 from bgsub.pipeline import run_pipeline
 from bgsub.sinks import SinkWriter
 from bgsub.sources import FrameReader, open_source
@@ -102,3 +103,22 @@ def test_compose_scales_to_fit():
     panes = [np.zeros((100, 200, 3), np.uint8), np.zeros((100, 200), np.uint8)]
     assert compose(panes, 1000).shape == (100, 400, 3)
     assert compose(panes, 200, "text").shape == (50, 200, 3)
+
+
+def test_an_unreachable_x_server_means_headless_not_a_crash(tmp_path):
+    """Qt aborts the process when DISPLAY names no server; bgsub must ask first."""
+    write_video(str(tmp_path / "clip.mp4"), SceneSpec(width=96, height=64, frames=10, seed=2))
+    env = dict(os.environ, DISPLAY=":917")  # no X server there
+    env.pop("WAYLAND_DISPLAY", None)
+    r = subprocess.run([sys.executable, "-m", "bgsub", "clip.mp4", "--stats", "s.csv"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "no display available (cannot connect to the X server DISPLAY=:917); running " \
+           "headless" in r.stderr
+    assert "10 frames processed" in r.stderr
+    assert len((tmp_path / "s.csv").read_text().splitlines()) == 11
+
+
+def test_a_running_x_server_is_reachable(xvfb, monkeypatch):
+    monkeypatch.setenv("DISPLAY", xvfb)
+    assert display_unavailable_reason() is None
