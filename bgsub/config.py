@@ -26,6 +26,7 @@ RHO_MODES = ("alpha_over_weight", "gaussian")
 COVARIANCE_TYPES = ("spherical", "diagonal")
 INIT_MODES = ("first-frame", "em", "random")
 KERNEL_SHAPES = ("ellipse", "rect", "cross")
+MAX_THREADS = 256  # a bound on thread counts asked for (pipeline.masker_threads, threads=)
 
 
 @dataclass(frozen=True)
@@ -331,10 +332,10 @@ class PipelineConfig:
     Parameters
     ----------
     masker_threads : int
-        Threads that share out each frame's pixels in the masker.  0 (auto):
-        every CPU but one when the run writes outputs, whose writer thread
-        (annotation, encoding) and the reader thread (decoding) take about a
-        core between them; every CPU otherwise; at least 1.
+        Threads, 0..256, that share out each frame's pixels in the masker.
+        0 (auto): every CPU but one when the run writes outputs, whose writer
+        thread (annotation, encoding) and the reader thread (decoding) take
+        about a core between them; every CPU otherwise; at least 1.
     io_nice : int
         Nice steps, 0..19, that the reader and writer threads run below the
         process's priority (Linux), so that they yield to the masker when they
@@ -346,9 +347,9 @@ class PipelineConfig:
 
     def __post_init__(self) -> None:
         _check_types(self, "pipeline")
-        if self.masker_threads < 0:
-            raise ConfigError(f"pipeline.masker_threads must be >= 0 (0 = auto), got "
-                              f"{self.masker_threads}")
+        if not 0 <= self.masker_threads <= MAX_THREADS:
+            raise ConfigError(f"pipeline.masker_threads must be in 0..{MAX_THREADS} (0 = auto), "
+                              f"got {self.masker_threads}")
         if not 0 <= self.io_nice <= 19:
             raise ConfigError(f"pipeline.io_nice must be in 0..19, got {self.io_nice}")
 

@@ -72,7 +72,7 @@ import tempfile
 
 import llvmlite.binding as llvm
 import numpy as np
-from numba import njit, prange, types
+from numba import njit, types
 
 from .shadows import darker_diagonal, darker_spherical
 
@@ -885,12 +885,16 @@ def _var_at(state, p, k, nc, nv, j, c, var_min, step):
                     var_min, step)
 
 
-@njit(parallel=True, cache=True, nogil=True, error_model="numpy")
-def background_means(state, k, nc, nv, var_min, var_max, out):
-    """Write each pixel's top-ranked mean, rounded to uint8, into ``out`` (N, C)."""
+@njit(cache=True, nogil=True, error_model="numpy")
+def background_means(state, k, nc, nv, var_min, var_max, out, t_start, t_stop):
+    """Write each pixel's top-ranked mean, rounded to uint8, into ``out`` (N, C).
+
+    For the pixels of tiles ``t_start .. t_stop - 1``: a tile runner
+    (:mod:`bgsub.tiles`) shares the tiles out.
+    """
     n = out.shape[0]
     planes = k * (1 + nc + nv)
-    for p in prange(n):
+    for p in range(t_start * BLOCK, min(t_stop * BLOCK, n)):
         for c in range(nc):  # slot 0 ranks first
             v = _dec_mu(_at(state, p, planes, k + c)) + _HALF
             out[p, c] = np.uint8(min(max(v, _ZERO), np.float32(255.0)))
@@ -944,20 +948,22 @@ def mean_log_likelihood(x, state, k, nc, nv, n, var_min, var_max, outlier, strid
     return total / count
 
 
-@njit(parallel=True, cache=True, nogil=True, error_model="numpy")
-def foreground_probability(x, state, k, nc, nv, var_min, var_max, bg_ratio, outlier, out):
+@njit(cache=True, nogil=True, error_model="numpy")
+def foreground_probability(x, state, k, nc, nv, var_min, var_max, bg_ratio, outlier, out,
+                           t_start, t_stop):
     """Posterior that each pixel is not explained by the background components.
 
     ``1 - (1 - outlier) sum_{j in B} w_j N_j(x) / p(x)`` with B the background
     components (those with at most T of weight ranked above them) and p(x) the
-    mixture with its uniform outlier term; written to ``out`` (N,) float32.
+    mixture with its uniform outlier term; written to ``out`` (N,) float32 for
+    the pixels of tiles ``t_start .. t_stop - 1`` (see :mod:`bgsub.tiles`).
     """
     n = out.shape[0]
     planes = k * (1 + nc + nv)
     step = (var_max - var_min) / _Q_MAX
     uniform = outlier * 256.0 ** -nc
     t_q = np.float64(bg_ratio * W_ONE)
-    for p in prange(n):
+    for p in range(t_start * BLOCK, min(t_stop * BLOCK, n)):
         mix = 0.0
         background = 0.0
         above = 0.0  # the weight codes ranked above slot j (the slots are in rank order)

@@ -10,10 +10,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numba
 import numpy as np
 
 from . import kernels
-from .config import ModelConfig, load_config, replace_model
+from .config import MAX_THREADS, ModelConfig, load_config, replace_model
 from .em import fit_mixtures
 from .tiles import shared_runner
 
@@ -152,9 +153,11 @@ class MixtureMasker:
     config : ModelConfig, optional
         Base parameters; the defaults are those of the shipped ``config.toml``.
     threads : int, optional
-        Threads that share out each frame's pixels, the calling one included
-        (default: as many as Numba has, ``NUMBA_NUM_THREADS``, by default the
-        number of CPUs).  The masks do not depend on it.  Splitting a frame
+        Threads that share out each frame's pixels, the calling one included,
+        in :meth:`apply`, :meth:`background_image`,
+        :meth:`foreground_probability` and the EM bootstrap (default: as many
+        as Numba has, ``NUMBA_NUM_THREADS``, by default the number of CPUs;
+        at most 256).  The masks do not depend on it.  Splitting a frame
         costs CPU of its own (handing out tiles, a second core's cache misses:
         up to about 10% more CPU a frame with two threads than with one, on 2
         cores), so where other work keeps every core busy anyway, as in the
@@ -183,8 +186,9 @@ class MixtureMasker:
         if not isinstance(base, ModelConfig):
             raise TypeError(f"config must be a ModelConfig, got {type(base).__name__}")
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
-                                    or threads < 1):
-            raise ValueError(f"threads must be an integer >= 1 or None, got {threads!r}")
+                                    or not 1 <= threads <= MAX_THREADS):
+            raise ValueError(f"threads must be an integer in 1..{MAX_THREADS} or None, "
+                             f"got {threads!r}")
         self._config = replace_model(base, **params) if params else base
         self._runner = shared_runner(threads)
         self.reset()
@@ -258,6 +262,9 @@ class MixtureMasker:
         return kernels.frame_kernel(k, channels, variances, learn, _RHO_CODES[self._config.rho],
                                     self._config.shadows)
 
+    def _tiles(self) -> int:
+        return -(-self._dims[3] // kernels.BLOCK)
+
     def _run(self, kernel, x: np.ndarray, mask: np.ndarray, alpha: float, w_init: float,
              var_init: float) -> None:
         """Classify (and learn from) a frame with a frame kernel, its tiles shared out."""
@@ -268,7 +275,7 @@ class MixtureMasker:
             np.float32(cfg.background_ratio), np.float32(w_init), np.float32(var_init),
             *self._var_range(), np.float32(cfg.shadow_ratio_min),
             np.float32(cfg.shadow_threshold ** 2), np.uint8(cfg.shadow_value)),
-            -(-n // kernels.BLOCK))
+            self._tiles())
 
     def _var_range(self) -> tuple[np.float32, np.float32]:
         return np.float32(self._config.min_variance), np.float32(self._config.max_variance)
@@ -388,10 +395,17 @@ class MixtureMasker:
         self._bootstrap[:, count - 1, :] = x.reshape(n, channels)
         if count & (count - 1) and count < cfg.init_frames:
             return  # not a power of two, not the last
-        fit = fit_mixtures(self._bootstrap[:, :count], cfg.k, covariance=cfg.covariance,
-                           init="kmeans" if cfg.init == "em" else "random",
-                           max_iter=cfg.em_max_iter, tol=cfg.em_tol, var_min=cfg.min_variance,
-                           var_max=cfg.max_variance, return_responsibilities=False)
+        # Numba's parallel loops (EM's) take their thread count per calling thread
+        previous = numba.get_num_threads()
+        numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
+        try:
+            fit = fit_mixtures(self._bootstrap[:, :count], cfg.k, covariance=cfg.covariance,
+                               init="kmeans" if cfg.init == "em" else "random",
+                               max_iter=cfg.em_max_iter, tol=cfg.em_tol,
+                               var_min=cfg.min_variance, var_max=cfg.max_variance,
+                               return_responsibilities=False)
+        finally:
+            numba.set_num_threads(previous)
         self._state[:] = kernels.encode_state(
             fit.weights.T, fit.means.transpose(1, 2, 0), fit.variances.transpose(1, 2, 0),
             *self._var_range())
@@ -460,10 +474,10 @@ class MixtureMasker:
             raise RuntimeError("foreground_probability() needs a frame: apply one first")
         h, w = self._shape[:2]
         out = np.empty(h * w, np.float32)
-        kernels.foreground_probability(self._last_x, self._state, *self._dims[:3],
-                                       *self._var_range(),
-                                       np.float32(self._config.background_ratio),
-                                       self._config.outlier_weight, out)
+        self._runner.run(kernels.foreground_probability, (
+            self._last_x, self._state, *self._dims[:3], *self._var_range(),
+            np.float32(self._config.background_ratio), self._config.outlier_weight, out),
+            self._tiles())
         return out.reshape(h, w)
 
     def background_image(self) -> np.ndarray:
@@ -483,7 +497,8 @@ class MixtureMasker:
             raise RuntimeError("background_image() needs a model: apply a frame first")
         h, w = self._shape[:2]
         out = np.empty((h * w, self._dims[1]), np.uint8)
-        kernels.background_means(self._state, *self._dims[:3], *self._var_range(), out)
+        self._runner.run(kernels.background_means,
+                         (self._state, *self._dims[:3], *self._var_range(), out), self._tiles())
         return out.reshape(self._shape)
 
     def state(self) -> dict[str, np.ndarray]:

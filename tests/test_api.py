@@ -164,12 +164,15 @@ def test_masks_and_state_do_not_depend_on_the_thread_count(threads):
         np.testing.assert_array_equal(counted.apply(frame), default.apply(frame))
     for name, value in default.state().items():
         np.testing.assert_array_equal(counted.state()[name], value)
+    np.testing.assert_array_equal(counted.background_image(), default.background_image())
+    np.testing.assert_array_equal(counted.foreground_probability(),
+                                  default.foreground_probability())
     assert np.count_nonzero(default.apply(frame) == 255) > 0  # the mover is found
 
 
-@pytest.mark.parametrize("threads", [0, -1, 1.5, True, "2"])
+@pytest.mark.parametrize("threads", [0, -1, 257, 1.5, True, "2"])
 def test_invalid_thread_counts_raise(threads):
-    with pytest.raises(ValueError, match="threads must be an integer >= 1 or None"):
+    with pytest.raises(ValueError, match=r"threads must be an integer in 1\.\.256 or None"):
         MixtureMasker(threads=threads)
 
 
@@ -177,3 +180,33 @@ def test_learning_rate_zero_before_any_frame_builds_nothing():
     m = MixtureMasker()
     assert np.count_nonzero(m.apply(np.zeros((3, 3), np.uint8), learning_rate=0)) == 0
     assert m.frame_shape is None
+
+
+ONE_THREAD_ONLY = r"""
+import os
+import numpy as np
+from bgsub import MixtureMasker
+before = len(os.listdir("/proc/self/task"))  # what the imports started (OpenBLAS, ...)
+m = MixtureMasker(threads=1, init="em", init_frames=4, em_max_iter=3)
+rng = np.random.default_rng(0)
+for _ in range(6):  # the EM bootstrap, then online learning
+    m.apply(rng.integers(0, 256, (96, 160, 3)).astype(np.uint8))
+m.background_image()
+m.foreground_probability()
+print(before, len(os.listdir("/proc/self/task")))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads in /proc")
+def test_one_thread_means_one_thread_for_every_method(tmp_path):
+    """threads=1 reaches every per-pixel method: no Numba or OpenMP worker is started."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "one.py"
+    script.write_text(ONE_THREAD_ONLY)
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    before, after = map(int, r.stdout.split())
+    assert after == before  # no tile helper, no Numba or OpenMP worker
