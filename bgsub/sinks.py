@@ -52,6 +52,9 @@ def check_writable_file(path: str | Path, option: str) -> Path:
     path = Path(path)
     if path.is_dir():
         raise SinkError(f"{option} {path}: is a folder (expected a file name)")
+    if path.is_symlink() and not path.exists():
+        raise SinkError(f"{option} {path}: is a link to {os.readlink(path)}, which does not "
+                        "exist (expected a file name)")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise SinkError(f"{option} {path}: the folder {parent} does not exist")
@@ -116,7 +119,10 @@ class StatsSink:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.frames = 0
-        self._file = open(path, "w", encoding="utf-8", newline="")
+        try:
+            self._file = open(path, "w", encoding="utf-8", newline="")
+        except OSError as exc:
+            raise SinkError(f"--stats {path}: cannot be written ({exc.strerror})") from None
         self._file.write(self.HEADER)
 
     def write_row(self, index: int, stats: tuple[float, float, bool]) -> None:

@@ -136,6 +136,11 @@ def test_config_file_and_overrides(clip, tmp_path):
     (["CLIP", "--mask-output", "out.xyz"], "unknown video extension '.xyz'"),
     (["CLIP", "--mask-dir", "text.mp4"], "exists and is not a folder"),
     (["CLIP", "--stats", "emptydir"], "--stats emptydir: is a folder"),
+    (["CLIP", "--stats", "dangling.csv"],
+     "--stats dangling.csv: is a link to nowhere/x.csv, which does not exist"),
+    (["CLIP", "--output", "dangling.csv.mp4"],
+     "--output dangling.csv.mp4: is a link to nowhere/x.mp4, which does not exist"),
+    (["CLIP", "--stats", "/proc/x.csv"], "--stats /proc/x.csv: cannot be written"),
     (["text.mp4", "--output", "text.mp4"], "--output text.mp4 is the source itself"),
     (["CLIP", "--output", "o.mp4", "--mask-output", "o.mp4"],
      "--mask-output o.mp4 is also given to --output"),
@@ -150,6 +155,8 @@ def test_bad_input_gets_one_line_and_exit_2(clip, tmp_path, args, message):
     cv2.imwrite(str(tmp_path / "imgs" / "000000.png"), np.zeros((8, 8, 3), np.uint8))
     (tmp_path / "bad.toml").write_text("[model]\nk = = 3\n")
     (tmp_path / "unknown.toml").write_text("[display]\ncolour = 1\n")
+    (tmp_path / "dangling.csv").symlink_to("nowhere/x.csv")
+    (tmp_path / "dangling.csv.mp4").symlink_to("nowhere/x.mp4")
     args = [str(clip) if a == "CLIP" else a for a in args]
     start = time.monotonic()
     r = bgsub(*args, "--no-display", cwd=tmp_path)
