@@ -49,7 +49,7 @@ import cv2
 
 from bgsub import MixtureMasker, Postprocessor
 from bgsub.cli import main as bgsub_main
-from bgsub.config import Config
+from bgsub.cli import resolve_config
 from bgsub.display import annotate
 from bgsub.pipeline import masker_threads
 from bgsub.synthetic import SceneSpec, write_video
@@ -91,8 +91,11 @@ def main(argv=None):
     ap.add_argument("--sizes", default="640x480,1280x720")
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args(argv)
-    cores = os.cpu_count() or 1
-    threads = masker_threads(Config().pipeline.masker_threads, writes=True)
+    # the CPUs this process may use, and the configuration the command will
+    # read (./config.toml when present), so that stages and pipeline agree
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    config = resolve_config(argparse.Namespace(config=None, set=[]))
+    threads = masker_threads(config.pipeline.masker_threads, writes=True)
     print(f"# {args.frames} frames of a synthetic scene per size, {args.rounds} rounds: the "
           "median of each round's figures, and the figures of each stage's best round")
     print(f"# {cores} CPU cores; the command's masker uses {threads} thread(s) when it writes "
@@ -118,7 +121,7 @@ def main(argv=None):
                 while c.read()[0]:
                     pass
 
-            post = Postprocessor()
+            post = Postprocessor(config.postprocess)
 
             def mask_with(masker):
                 def run():
@@ -129,14 +132,14 @@ def main(argv=None):
                 return run
 
             # the masks the writer thread gets, computed once
-            masker = MixtureMasker(threads=threads)
+            masker = MixtureMasker(config.model, threads=threads)
             masks = [post.apply(m, out=m) for m in map(masker.apply, frames)]
 
             def encode():
                 out = cv2.VideoWriter(str(Path(tmp) / "enc.mp4"),
                                       cv2.VideoWriter_fourcc(*"mp4v"), 25, (w, h))
                 for f, m in zip(frames, masks):
-                    out.write(annotate(f, m))
+                    out.write(annotate(f, m, config.display.tint, config.display.min_blob_area))
                 out.release()
 
             def pipeline():
@@ -144,14 +147,15 @@ def main(argv=None):
                                    str(Path(tmp) / "out.mp4")])
                 assert code == 0
 
-            mask_with(MixtureMasker())()  # compile / load the kernels
+            mask_with(MixtureMasker(config.model))()  # compile / load the kernels
             pipeline()
             opencv_threads = cv2.getNumThreads()
             cv2.setNumThreads(1)  # as the command runs its stages
             try:
                 runs = rounds_of(args.rounds, {
                     "decode": decode, "mask": mask_with(masker), "encode": encode,
-                    "mask, all": mask_with(MixtureMasker()), "pipeline": pipeline})
+                    "mask, all": mask_with(MixtureMasker(config.model)),
+                    "pipeline": pipeline})
             finally:
                 cv2.setNumThreads(opencv_threads)
             # each round's own figures, then their median: the ratios of one round
