@@ -29,6 +29,14 @@ class UsageError(Exception):
     """A command-line mistake."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """A second SIGINT or SIGTERM: stop waiting for the shutdown."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
 def add_config_arguments(p: argparse.ArgumentParser, example: str) -> None:
     """--config and --set, the same for every bgsub command."""
     p.add_argument("--config", type=Path, metavar="FILE",
@@ -84,12 +92,13 @@ def resolve_config(args: argparse.Namespace) -> Config:
         config = load_config("config.toml")
     else:
         config = Config()
-    overrides = list(args.set)
+    if args.set:
+        config = apply_overrides(config, list(args.set))
     for name in ("width", "height", "fps"):  # the camera's options, where the command has them
         value = getattr(args, name, None)
         if value is not None:
-            overrides.append(f"source.{name}={value}")
-    return apply_overrides(config, overrides) if overrides else config
+            config = apply_overrides(config, [f"source.{name}={value}"], f"--{name}")
+    return config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,9 +133,9 @@ def guarded(run, debug: bool, user_errors: tuple[type[BaseException], ...] = ())
             traceback.print_exc()
         print(f"bgsub: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:  # a second Ctrl-C during shutdown
+    except KeyboardInterrupt as exc:  # a second Ctrl-C or SIGTERM during shutdown
         print("bgsub: interrupted", file=sys.stderr)
-        return 128 + signal.SIGINT
+        return 128 + getattr(exc, "signum", signal.SIGINT)
     except Exception as exc:  # a bug, not a user error: still one line unless --debug
         if debug:
             raise
@@ -166,7 +175,7 @@ def _run(args: argparse.Namespace) -> int:
 
     def on_signal(signum, _frame):
         if received:  # a second signal while shutting down: give up waiting
-            raise KeyboardInterrupt
+            raise Interrupted(signum)
         received.append(signum)
         stop.set()
 

@@ -448,8 +448,10 @@ def replace_model(model: ModelConfig, **changes: Any) -> ModelConfig:
     return dataclasses.replace(model, **changes)
 
 
-def apply_overrides(config: Config, overrides: list[str]) -> Config:
+def apply_overrides(config: Config, overrides: list[str], option: str = "--set") -> Config:
     """Apply ``section.key=value`` overrides (the CLI's ``--set``) to *config*.
+
+    *option* names where the overrides came from in error messages.
 
     The value is read as a TOML value (``5``, ``0.01``, ``true``, ``"text"``);
     anything that is not one is taken as a bare string (``rho=gaussian``).
@@ -459,17 +461,17 @@ def apply_overrides(config: Config, overrides: list[str]) -> Config:
         key, sep, text = item.partition("=")
         section, dot, name = key.strip().partition(".")
         if not sep or not dot or not name:
-            raise ConfigError(f"--set expects section.key=value, got {item!r}")
+            raise ConfigError(f"{option} expects section.key=value, got {item!r}")
         if section not in data:
-            raise ConfigError(f"--set {item}: unknown section [{section}]; valid sections: "
+            raise ConfigError(f"{option} {item}: unknown section [{section}]; valid sections: "
                               f"{', '.join(data)}")
         if name not in data[section]:
             valid = ", ".join(data[section]) or "(none)"
-            raise ConfigError(f"--set {item}: unknown key {section}.{name}; valid keys in "
+            raise ConfigError(f"{option} {item}: unknown key {section}.{name}; valid keys in "
                               f"[{section}]: {valid}")
         try:
             value = tomllib.loads(f"v = {text.strip()}")["v"]
         except tomllib.TOMLDecodeError:
             value = text.strip()
         data[section][name] = value
-    return config_from_mapping(data, "--set")
+    return config_from_mapping(data, option)

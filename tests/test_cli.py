@@ -119,6 +119,7 @@ def test_config_file_and_overrides(clip, tmp_path):
     (["empty.mp4"], "empty.mp4: the file is empty"),
     (["emptydir"], "emptydir: the folder holds no images"),
     (["--camera", "7"], "camera 7 does not open"),
+    (["--camera", "0", "--width", "-5"], "--width: source.width must be >= 0, got -5"),
     (["rtsp://127.0.0.1:9/none", "--set", "source.open_timeout=2"],
      "the stream does not connect within 2 s"),
     (["CLIP", "--set", "model.learning_rate=1.5"], "model.learning_rate must be in [0, 1]"),
@@ -197,6 +198,17 @@ def test_interruption_leaves_playable_files(tmp_path, sig, code):
     frames, size = count_frames(tmp_path / "out.mp4")
     assert frames == written and size == (240, 320)
     assert f"{written} frames processed" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_second_signal_during_shutdown_keeps_its_exit_status(sig, capsys):
+    from bgsub.cli import Interrupted, guarded
+
+    def shutting_down():
+        raise Interrupted(sig)
+
+    assert guarded(shutting_down, debug=False) == 128 + sig
+    assert capsys.readouterr().err == "bgsub: interrupted\n"
 
 
 def test_a_stream_that_never_answers_times_out(tmp_path):
