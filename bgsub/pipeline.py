@@ -70,13 +70,14 @@ class Summary:
 class Progress:
     """A one-line progress report on stderr: a bar with ETA when the total is known."""
 
-    def __init__(self, total: int | None, stream: TextIO = sys.stderr, quiet: bool = False,
+    def __init__(self, total: int | None, stream: TextIO | None = None, quiet: bool = False,
                  interval: float | None = None) -> None:
         self.total = total
-        self.stream = stream
+        # looked up now, not at import: sys.stderr may have been replaced since
+        self.stream = stream if stream is not None else sys.stderr
         self.quiet = quiet
         # a terminal gets a live line; a log file a plain line now and then
-        self.live = bool(getattr(stream, "isatty", lambda: False)())
+        self.live = bool(getattr(self.stream, "isatty", lambda: False)())
         self.interval = interval if interval is not None else (0.25 if self.live else 10.0)
         self._start = time.perf_counter()
         # a log's first line waits one interval: frame 1 alone says nothing of the rate
