@@ -123,7 +123,7 @@ class TileRunner:
             self._helpers.append(helper)
 
 
-_shared: dict[int | None, TileRunner] = {}
+_shared: dict[int, TileRunner] = {}
 _shared_lock = threading.Lock()
 
 
@@ -132,8 +132,9 @@ def shared_runner(threads: int | None = None) -> TileRunner:
 
     Maskers that ask for the same count share its helper threads.
     """
+    count = max(1, int(threads or numba.config.NUMBA_NUM_THREADS))  # None and N alike
     with _shared_lock:
-        runner = _shared.get(threads)
+        runner = _shared.get(count)
         if runner is None:
-            runner = _shared[threads] = TileRunner(threads)
+            runner = _shared[count] = TileRunner(count)
         return runner
