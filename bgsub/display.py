@@ -98,15 +98,13 @@ def display_unavailable_reason() -> str | None:
     if not sys.platform.startswith("linux"):
         return None
     display = os.environ.get("DISPLAY")
+    qt_xcb = _highgui_is_qt_xcb()
     if not display:
-        if os.environ.get("WAYLAND_DISPLAY") and not _highgui_is_qt_xcb():
+        if os.environ.get("WAYLAND_DISPLAY") and not qt_xcb:
             return None
         return "no display available (DISPLAY is not set)"
-    if _highgui_is_qt_xcb():
-        error = _x_connection_error(display)
-        if error is not None:
-            return f"no display available ({error})"
-    return None
+    error = _x_connection_error(display) if qt_xcb else None
+    return None if error is None else f"no display available ({error})"
 
 
 def _highgui_is_qt_xcb() -> bool:
