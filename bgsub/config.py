@@ -87,7 +87,7 @@ class ModelConfig:
         The bootstrap's EM stops when a pixel's mean log-likelihood gains less.
     shadows : bool
         Mark moving cast shadows among the foreground pixels of colour frames
-        (see :mod:`bgsub.shadows`).
+        (see :mod:`bgsub.kernels.shadows`).
     shadow_value : int
         Mask value of a shadow pixel, 0..254: 127 by default (OpenCV's
         convention), 0 folds shadows into the background.

@@ -1,8 +1,9 @@
 """The public masker: a per-pixel Stauffer–Grimson Gaussian mixture.
 
 The masker knows frames (numpy arrays) and nothing else: no files, cameras or
-windows.  The per-pixel work is done by the Numba kernels in
-:mod:`bgsub.kernels`.
+windows.  It holds the model's parameters and schedule (learning rates,
+recovery, bootstrap); the per-pixel work is its backend's
+(:class:`bgsub.backend.CpuBackend`, the Numba kernels of :mod:`bgsub.kernels`).
 """
 
 from __future__ import annotations
@@ -13,16 +14,11 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from . import kernels
+from .backend import CpuBackend
 from .config import MAX_THREADS, ModelConfig, load_config, replace_model
 from .em import fit_mixtures
-from .tiles import shared_runner
 
 __all__ = ["MixtureMasker", "FrameSizeError", "absorption_frames"]
-
-_LL_SAMPLES = 1024  # pixels in the log-likelihood's subsample, about
-_LL_RUN = 32  # ... in runs of this many consecutive pixels
-_RHO_CODES = {"alpha_over_weight": kernels.RHO_ALPHA_OVER_W, "gaussian": kernels.RHO_GAUSSIAN}
 
 
 class FrameSizeError(ValueError):
@@ -146,7 +142,7 @@ class MixtureMasker:
     test to tell a shadow from a grey object are skipped, so grey frames have
     no shadows, and so is the component the frame itself matched or created
     (with k = 1 nothing is left).  127 is never foreground: the display, the
-    statistics and the evaluation count only 255.  See :mod:`bgsub.shadows`.
+    statistics and the evaluation count only 255.  See :mod:`bgsub.kernels.shadows`.
 
     Parameters
     ----------
@@ -190,7 +186,7 @@ class MixtureMasker:
             raise ValueError(f"threads must be an integer in 1..{MAX_THREADS} or None, "
                              f"got {threads!r}")
         self._config = replace_model(base, **params) if params else base
-        self._runner = shared_runner(threads)
+        self._backend = CpuBackend(self._config, threads)
         self.reset()
 
     @classmethod
@@ -206,7 +202,7 @@ class MixtureMasker:
     @property
     def threads(self) -> int:
         """Threads that share out each frame's pixels, the calling one included."""
-        return self._runner.threads
+        return self._backend.threads
 
     @property
     def frames_learned(self) -> int:
@@ -220,11 +216,12 @@ class MixtureMasker:
 
     @property
     def state_nbytes(self) -> int:
-        """Bytes of model state (16-bit codes, see :mod:`bgsub.kernels`); 0 before the first frame.
+        """Bytes of model state (16-bit codes, see :mod:`bgsub.kernels.layout`); 0 before the
+        first frame.
 
         Every frame reads and writes all of it once.
         """
-        return 0 if self._state is None else self._state.nbytes
+        return self._backend.nbytes
 
     def reset(self) -> None:
         """Forget everything: the next frame starts a new model, of any size."""
@@ -236,49 +233,15 @@ class MixtureMasker:
         self._last_x: np.ndarray | None = None
         self._bootstrap: np.ndarray | None = None  # frames collected for the EM fit
         self._shape: tuple[int, ...] | None = None
-        self._state = self._dims = self._learn_kernel = self._classify_kernel = None
+        self._backend.release()
 
     def _allocate(self, shape: tuple[int, ...]) -> None:
-        k = self._config.k
         channels = 1 if len(shape) == 2 else shape[2]
         n = shape[0] * shape[1]
         self._shape = shape
-        variances = channels if self._config.covariance == "diagonal" else 1
-        self._dims = (k, channels, variances, n)
-        # the 16-bit tiled state of bgsub.kernels: empty slots (w = 0, mu = 0)
-        # with the initial variance, as one tile repeated
-        one_tile = kernels.encode_state(
-            np.zeros((k, kernels.BLOCK)), np.zeros((k, channels, kernels.BLOCK)),
-            np.full((k, variances, kernels.BLOCK), self._config.init_variance),
-            *self._var_range())
-        self._state = np.tile(one_tile, -(-n // kernels.BLOCK))
-        self._learn_kernel = self._kernel(learn=True)
-        self._classify_kernel = None  # built on first use: most callers never classify alone
+        self._backend.allocate(n, channels)
         if self._config.init != "first-frame":
             self._bootstrap = np.empty((n, self._config.init_frames, channels), np.uint8)
-
-    def _kernel(self, learn: bool):
-        k, channels, variances, _ = self._dims
-        return kernels.frame_kernel(k, channels, variances, learn, _RHO_CODES[self._config.rho],
-                                    self._config.shadows)
-
-    def _tiles(self) -> int:
-        return -(-self._dims[3] // kernels.BLOCK)
-
-    def _run(self, kernel, x: np.ndarray, mask: np.ndarray, alpha: float, w_init: float,
-             var_init: float) -> None:
-        """Classify (and learn from) a frame with a frame kernel, its tiles shared out."""
-        cfg = self._config
-        n = self._dims[3]
-        self._runner.run(kernel, (
-            x, self._state, mask, n, np.float32(alpha), np.float32(cfg.match_threshold ** 2),
-            np.float32(cfg.background_ratio), np.float32(w_init), np.float32(var_init),
-            *self._var_range(), np.float32(cfg.shadow_ratio_min),
-            np.float32(cfg.shadow_threshold ** 2), np.uint8(cfg.shadow_value)),
-            self._tiles())
-
-    def _var_range(self) -> tuple[np.float32, np.float32]:
-        return np.float32(self._config.min_variance), np.float32(self._config.max_variance)
 
     def _check_frame(self, frame) -> np.ndarray:
         if not isinstance(frame, np.ndarray):
@@ -353,16 +316,9 @@ class MixtureMasker:
         cfg = self._config
         self._last_x = x
         # the likelihood of the frame under the model *before* it learns from it
-        var_min, var_max = self._var_range()
-        self._ll = (kernels.mean_log_likelihood(x, self._state, *self._dims, var_min,
-                                                var_max, cfg.outlier_weight,
-                                                _LL_RUN * max(1, (h * w) // _LL_SAMPLES),
-                                                _LL_RUN)
-                    if self._t > 0 else math.nan)
+        self._ll = self._backend.log_likelihood(x) if self._t > 0 else math.nan
         if learning_rate == 0.0:
-            if self._classify_kernel is None:
-                self._classify_kernel = self._kernel(learn=False)
-            self._run(self._classify_kernel, x, flat, 0.0, 0.0, 0.0)
+            self._backend.apply(x, flat, None)
             return out
         self._t += 1
         self._boosted = learning_rate is None and self._recovering()
@@ -372,7 +328,7 @@ class MixtureMasker:
                 alpha = max(alpha, cfg.recovery_rate)
         else:
             alpha = learning_rate
-        self._run(self._learn_kernel, x, flat, alpha, cfg.init_weight, cfg.init_variance)
+        self._backend.apply(x, flat, alpha)
         if self._t == 1:
             out.fill(0)  # the first frame *is* the model: nothing can be moving yet
         if self._bootstrap is not None:
@@ -406,9 +362,8 @@ class MixtureMasker:
                                return_responsibilities=False)
         finally:
             numba.set_num_threads(previous)
-        self._state[:] = kernels.encode_state(
-            fit.weights.T, fit.means.transpose(1, 2, 0), fit.variances.transpose(1, 2, 0),
-            *self._var_range())
+        self._backend.encode(fit.weights.T, fit.means.transpose(1, 2, 0),
+                             fit.variances.transpose(1, 2, 0))
         if count >= cfg.init_frames:
             self._bootstrap = None  # done: free the frames
 
@@ -472,13 +427,7 @@ class MixtureMasker:
         """
         if self._last_x is None:
             raise RuntimeError("foreground_probability() needs a frame: apply one first")
-        h, w = self._shape[:2]
-        out = np.empty(h * w, np.float32)
-        self._runner.run(kernels.foreground_probability, (
-            self._last_x, self._state, *self._dims[:3], *self._var_range(),
-            np.float32(self._config.background_ratio), self._config.outlier_weight, out),
-            self._tiles())
-        return out.reshape(h, w)
+        return self._backend.probability(self._last_x).reshape(self._shape[:2])
 
     def background_image(self) -> np.ndarray:
         """The mean of each pixel's top-ranked component.
@@ -495,24 +444,20 @@ class MixtureMasker:
         """
         if self._shape is None:
             raise RuntimeError("background_image() needs a model: apply a frame first")
-        h, w = self._shape[:2]
-        out = np.empty((h * w, self._dims[1]), np.uint8)
-        self._runner.run(kernels.background_means,
-                         (self._state, *self._dims[:3], *self._var_range(), out), self._tiles())
-        return out.reshape(self._shape)
+        return self._backend.background().reshape(self._shape)
 
     def state(self) -> dict[str, np.ndarray]:
         """The model's weights ``w`` (k, N), means ``mu`` (k, C, N) and variances ``var`` (k, V, N).
 
         float32 copies decoded from the stored 16-bit planes (see
-        :mod:`bgsub.kernels` for the resolution); V is 1 for the spherical model
+        :mod:`bgsub.kernels.layout` for the resolution); V is 1 for the spherical model
         and C for the diagonal one.  Each pixel's components come in rank
         order: index 0 is the top-ranked (largest w / sigma), empty slots
         (w = 0) last.
         """
         if self._shape is None:
             raise RuntimeError("state() needs a model: apply a frame first")
-        w, mu, var = kernels.decode_state(self._state, *self._dims, *self._var_range())
+        w, mu, var = self._backend.decode()
         return {"w": w, "mu": mu, "var": var}
 
     def __repr__(self) -> str:

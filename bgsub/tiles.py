@@ -1,6 +1,6 @@
 """Sharing a frame's tiles out between threads, without waiting for late ones.
 
-The frame kernel (:func:`bgsub.kernels.frame_kernel`) works on a range of
+The frame kernel (:func:`bgsub.kernels.frame.frame_kernel`) works on a range of
 tiles and releases the GIL.  :class:`TileRunner` cuts a frame into chunks of
 tiles; the calling thread and a few helper threads take chunks from a shared
 counter until none are left.  The call returns once every chunk is done.

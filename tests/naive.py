@@ -21,7 +21,7 @@ exact rather than approximate:
 ``quantize=False`` keeps float32 state instead (no codes): the model as it was
 before 16-bit storage, to measure what the storage changes.
 
-``naive_shadows`` is the reference of ``bgsub.shadows``: the same equations,
+``naive_shadows`` is the reference of ``bgsub.kernels.shadows``: the same equations,
 pixel by pixel and component by component in rank order.
 """
 

@@ -4,7 +4,7 @@ A cast shadow darkens the background without changing its colour much, so a
 foreground pixel is relabelled a shadow when it is a darker copy of one of its
 pixel's background components.  The test follows OpenCV MOG2's
 ``detectShadowGMM``, written in the per-channel Mahalanobis terms of
-:mod:`bgsub.kernels` (the brightness and chromaticity distortion of Horprasert
+:mod:`bgsub.kernels.layout` (the brightness and chromaticity distortion of Horprasert
 et al., 1999).  For a component j (mean mu, variances sigma_c^2) and the
 pixel's value x, x is a shadow on j when:
 
@@ -28,7 +28,7 @@ pixel's value x, x is a shadow on j when:
   shadow, and the kernel returns at once;
 * x does not match j (see below).
 
-The test runs inside the frame kernel (:func:`bgsub.kernels.frame_kernel`),
+The test runs inside the frame kernel (:func:`bgsub.kernels.frame.frame_kernel`),
 on each tile right after the tile's pixels were classified and learned, while
 the tile's state is still in cache, and sees the state *after* the frame's
 update, which is what it needs.  No background component matched a
@@ -59,10 +59,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["darker_spherical", "darker_diagonal"]
+from .layout import (BLOCK, Q_MAX, UBLOCK, W_ONE, dec_mu, dec_var, dec_w, mu_index, var_index,
+                     w_index)
+
+__all__ = ["darker_spherical", "darker_diagonal", "shadow_tile", "mark_shadows"]
 
 _ZERO = np.float32(0.0)
 _ONE = np.float32(1.0)
+_FG = np.uint8(255)
 
 
 @njit(inline="always", cache=True, error_model="numpy")
@@ -130,3 +134,85 @@ def darker_diagonal(a0, a1, a2, ww, b0, b1, b2, v0, v1, v2, inv_c, lam2, ratio_m
     e1 = a1 - b1
     e2 = a2 - b2
     return (e0 * e0 / v0 + e1 * e1 / v1 + e2 * e2 / v2) * inv_c >= lam2
+
+
+@njit(inline="always", cache=True, error_model="numpy")
+def shadow_tile(x, state, mask, t, nb, k, nc, nv, var_min, step, t_q, lam2, ratio_min, tau2,
+                value):
+    """Relabel tile t's foreground pixels that are cast shadows (the tests above).
+
+    One pixel at a time, and only foreground ones: scalar code for the few
+    pixels that need it, on a tile whose state the frame kernel just touched.
+    """
+    planes = k * (1 + nc + nv)
+    base = np.uint64(t) * np.uint64(planes * BLOCK)
+    first = np.uint64(t) * UBLOCK
+    inv_c = _ONE / np.float32(nc)
+    # most tiles have no foreground: an OR over the tile's mask (a vector
+    # loop) rules them out at a fraction of a per-pixel test's cost
+    seen = np.uint8(0)
+    for ii in range(nb):
+        seen |= mask[first + np.uint64(ii)]
+    if seen != _FG:
+        return
+    ii = 0
+    while True:
+        # a search with a data-dependent exit: the vectoriser leaves it (and
+        # the test below) alone, where a counted loop over the tile would be
+        # turned into a predicated vector loop testing every pixel
+        while ii < nb and mask[first + np.uint64(ii)] != _FG:
+            ii += 1
+        if ii >= nb:
+            break
+        i = np.uint64(ii)
+        ii += 1
+        p = first + i
+        s = base + i
+        px = p * np.uint64(3)
+        a0 = np.float32(x[px])
+        a1 = np.float32(x[px + np.uint64(1)])
+        a2 = np.float32(x[px + np.uint64(2)])
+        above = _ZERO  # the weight codes ranked above slot j (the slots are in rank order)
+        for j in range(k):
+            if above > t_q:
+                break  # j and the slots after it are not background
+            q = state[w_index(s, j)]
+            ww = dec_w(q)
+            b0 = dec_mu(state[mu_index(s, j, 0, k, nc)])
+            b1 = dec_mu(state[mu_index(s, j, 1, k, nc)])
+            b2 = dec_mu(state[mu_index(s, j, 2, k, nc)])
+            v0 = dec_var(state[var_index(s, j, 0, k, nc, nv)], var_min, step)
+            if nv == 1:
+                darker = darker_spherical(a0, a1, a2, ww, b0, b1, b2, v0, inv_c, lam2,
+                                          ratio_min, tau2)
+            else:
+                v1 = dec_var(state[var_index(s, j, 1, k, nc, nv)], var_min, step)
+                v2 = dec_var(state[var_index(s, j, 2, k, nc, nv)], var_min, step)
+                darker = darker_diagonal(a0, a1, a2, ww, b0, b1, b2, v0, v1, v2, inv_c, lam2,
+                                         ratio_min, tau2)
+            if darker:
+                mask[p] = value
+                break
+            above += np.float32(q)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def mark_shadows(x, state, mask, n, k, nc, nv, var_min, var_max, bg_ratio, lam2, ratio_min,
+                 tau2, value, t_start, t_stop):
+    """Relabel the cast shadows among a mask's foreground pixels, tiles t_start..t_stop-1.
+
+    The pass a frame kernel built with ``shadows`` makes over each tile it
+    has just learned from, on its own: on a given state and mask, for tests and for callers with a mask of their own.
+    ``x`` is the frame (N*C,; a grey frame has no shadows: nothing changes),
+    ``state`` the flat state of the model, ``mask`` (N,) with 255 for
+    foreground; shadows get ``value``.  ``lam2``, ``tau2``: the match and
+    colour-distortion thresholds squared; ``ratio_min``: the darkest
+    shadow's brightness ratio.
+    """
+    if nc != 3:
+        return  # grey frames have no shadows
+    step = (var_max - var_min) / Q_MAX
+    t_q = bg_ratio * W_ONE
+    for t in range(t_start, t_stop):
+        shadow_tile(x, state, mask, t, min(BLOCK, n - t * BLOCK), k, nc, nv, var_min, step,
+                    t_q, lam2, ratio_min, tau2, value)

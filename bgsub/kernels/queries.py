@@ -1,0 +1,125 @@
+"""Read-only queries of the model: background means, log-likelihood, soft probability.
+
+Each works on the flat state of :mod:`bgsub.kernels.layout`, in float32 (the
+densities in float64), in the same operation order as ``tests/naive.py``.
+The per-pixel ones take a range of tiles, shared out by a tile runner
+(:mod:`bgsub.tiles`); the log-likelihood reads a small subsample.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from .layout import BLOCK, HALF, Q_MAX, W_ONE, ZERO, dec_mu, dec_var, dec_w, index
+
+__all__ = ["background_means", "mean_log_likelihood", "foreground_probability"]
+
+
+@njit(inline="always", cache=True, error_model="numpy")
+def _at(state, p, planes, plane):
+    return state[index(p, planes, plane)]
+
+
+@njit(inline="always", cache=True, error_model="numpy")
+def _var_at(state, p, k, nc, nv, j, c, var_min, step):
+    planes = k * (1 + nc + nv)
+    return dec_var(_at(state, p, planes, k + k * nc + j * nv + (c if nv > 1 else 0)),
+                    var_min, step)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def background_means(state, k, nc, nv, var_min, var_max, out, t_start, t_stop):
+    """Write each pixel's top-ranked mean, rounded to uint8, into ``out`` (N, C).
+
+    For the pixels of tiles ``t_start .. t_stop - 1``: a tile runner
+    (:mod:`bgsub.tiles`) shares the tiles out.
+    """
+    n = out.shape[0]
+    planes = k * (1 + nc + nv)
+    for p in range(t_start * BLOCK, min(t_stop * BLOCK, n)):
+        for c in range(nc):  # slot 0 ranks first
+            v = dec_mu(_at(state, p, planes, k + c)) + HALF
+            out[p, c] = np.uint8(min(max(v, ZERO), np.float32(255.0)))
+
+
+@njit(inline="always", cache=True, error_model="numpy")
+def _density(x, p, state, k, nc, nv, j, var_min, step):
+    """N(x_p | mu_j, Sigma_j), float64, for the spherical or diagonal model.
+
+    ``exp(-m / 2) / sqrt(|2 pi Sigma|)`` (m the Mahalanobis distance): one
+    exponential and one square root per component, no logarithm.  The
+    log-likelihood is computed every frame, and at small sizes its
+    transcendental functions cost a sizeable part of the frame kernel.
+    """
+    planes = k * (1 + nc + nv)
+    det = 1.0  # |2 pi Sigma|
+    s = 0.0  # Mahalanobis distance
+    for c in range(nc):
+        v = np.float64(_var_at(state, p, k, nc, nv, j, c, var_min, step))
+        d = np.float64(x[p * nc + c]) - np.float64(dec_mu(_at(state, p, planes,
+                                                               k + j * nc + c)))
+        det *= 2.0 * math.pi * v
+        s += d * d / v
+    return math.exp(-0.5 * s) / math.sqrt(det)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def mean_log_likelihood(x, state, k, nc, nv, n, var_min, var_max, outlier, stride, run):
+    """Mean of ln p(x) (float64) over the pixels p with ``p % stride < run``.
+
+    ``p(x) = (1 - outlier) sum_j w_j N(x | mu_j, Sigma_j) + outlier / 256**C``:
+    the uniform term keeps one unexplained pixel from sending the mean to
+    minus infinity.  Runs of consecutive pixels rather than single pixels
+    spread out: a pixel's values lie in as many cache lines as the state has
+    planes, and a run shares them.
+    """
+    planes = k * (1 + nc + nv)
+    step = (var_max - var_min) / Q_MAX
+    uniform = outlier * 256.0 ** -nc
+    total = 0.0
+    count = 0
+    for start in range(0, n, stride):  # a few thousand pixels: threads would cost more
+        for p in range(start, min(start + run, n)):
+            mix = 0.0
+            for j in range(k):
+                wj = np.float64(dec_w(_at(state, p, planes, j)))
+                if wj > 0.0:
+                    mix += wj * _density(x, p, state, k, nc, nv, j, var_min, step)
+            total += math.log((1.0 - outlier) * mix + uniform)
+            count += 1
+    return total / count
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def foreground_probability(x, state, k, nc, nv, var_min, var_max, bg_ratio, outlier, out,
+                           t_start, t_stop):
+    """Posterior that each pixel is not explained by the background components.
+
+    ``1 - (1 - outlier) sum_{j in B} w_j N_j(x) / p(x)`` with B the background
+    components (those with at most T of weight ranked above them) and p(x) the
+    mixture with its uniform outlier term; written to ``out`` (N,) float32 for
+    the pixels of tiles ``t_start .. t_stop - 1`` (see :mod:`bgsub.tiles`).
+    """
+    n = out.shape[0]
+    planes = k * (1 + nc + nv)
+    step = (var_max - var_min) / Q_MAX
+    uniform = outlier * 256.0 ** -nc
+    t_q = np.float64(bg_ratio * W_ONE)
+    for p in range(t_start * BLOCK, min(t_stop * BLOCK, n)):
+        mix = 0.0
+        background = 0.0
+        above = 0.0  # the weight codes ranked above slot j (the slots are in rank order)
+        for j in range(k):
+            qj = _at(state, p, planes, j)
+            wj = dec_w(qj)
+            if wj > ZERO:
+                dens = np.float64(wj) * _density(x, p, state, k, nc, nv, j, var_min, step)
+                mix += dens
+                if above <= t_q:  # j is background
+                    background += dens
+            above += np.float64(qj)
+        total = (1.0 - outlier) * mix + uniform
+        out[p] = np.float32(1.0 - (1.0 - outlier) * background / total)
