@@ -8,14 +8,18 @@ the two in sync), and the command line overrides single values.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 __all__ = ["ConfigError", "ModelConfig", "SourceConfig", "PostprocessConfig", "DisplayConfig",
-           "OutputConfig", "PipelineConfig", "Config", "load_config", "apply_overrides"]
+           "OutputConfig", "PipelineConfig", "Config", "load_config", "apply_overrides",
+           "resolve_config", "replace_section"]
 
 
 class ConfigError(ValueError):
@@ -367,16 +371,75 @@ class Config:
 
 
 def _check_types(obj: Any, section: str) -> None:
+    """Check every field of a section against its annotation, converting where lossless.
+
+    Any annotation works: int, float, str, bool, Path, ``X | None``,
+    ``tuple[X, ...]`` (TOML arrays and lists become tuples: a section stays
+    hashable) and nestings of these.  An int is taken for a float, a string
+    for a Path.
+    """
     for f in fields(obj):
         value = getattr(obj, f.name)
-        expected = f.type if isinstance(f.type, type) else {"int": int, "float": float,
-                                                            "str": str, "bool": bool}[f.type]
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
-            object.__setattr__(obj, f.name, float(value))
-            continue
-        if isinstance(value, bool) and expected is not bool or not isinstance(value, expected):
-            raise ConfigError(f"{section}.{f.name} must be {expected.__name__}, "
-                              f"got {type(value).__name__} {value!r}")
+        converted = _conform(value, _hints(type(obj))[f.name], f"{section}.{f.name}")
+        if converted is not value:
+            object.__setattr__(obj, f.name, converted)
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _conform(value: Any, tp: Any, name: str) -> Any:
+    """*value* as an instance of *tp*; ConfigError naming *name* when it is none."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _conform(value, option, name)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{name} must be {_describe(tp)}, got {type(value).__name__} "
+                          f"{value!r}")
+    if origin in (tuple, list):
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{name} must be {_describe(tp)}, got {type(value).__name__} "
+                              f"{value!r}")
+        args = typing.get_args(tp)
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(args) != len(value):
+                raise ConfigError(f"{name} must be {_describe(tp)}, got {len(value)} values")
+            items = [_conform(v, a, f"{name}[{i}]") for i, (v, a) in enumerate(zip(args, value))]
+        else:
+            item_type = args[0] if args else Any
+            items = [_conform(v, item_type, f"{name}[{i}]") for i, v in enumerate(value)]
+        return tuple(items)
+    if tp is Any:
+        return value
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is Path and isinstance(value, str):
+        return Path(value)
+    if isinstance(value, bool) and tp is not bool or not isinstance(value, tp):
+        raise ConfigError(f"{name} must be {_describe(tp)}, got {type(value).__name__} "
+                          f"{value!r}")
+    return value
+
+
+def _describe(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join("None" if a is type(None) else _describe(a)
+                           for a in typing.get_args(tp))
+    if origin in (tuple, list):
+        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        return f"a list of {_describe(args[0])}" if args else "a list"
+    return getattr(tp, "__name__", str(tp))
 
 
 def _check_range(name: str, value: float, lo: float, hi: float, expect: str,
@@ -439,13 +502,38 @@ def load_config(path: str | Path) -> Config:
     return config_from_mapping(data, str(path))
 
 
-def replace_model(model: ModelConfig, **changes: Any) -> ModelConfig:
-    """Return a copy of *model* with *changes* applied and validated."""
-    valid = [f.name for f in fields(ModelConfig)]
+_SECTION_NAMES = {cls: name for name, cls in _SECTIONS.items()}
+
+
+def replace_section(section: Any, **changes: Any) -> Any:
+    """A copy of a configuration section (ModelConfig, PostprocessConfig, ...) with *changes*.
+
+    The copy is validated again; an unknown name raises :class:`ConfigError`
+    naming the valid ones, the same way for every section.
+    """
+    valid = [f.name for f in fields(section)]
     for key in changes:
         if key not in valid:
-            raise ConfigError(f"unknown model parameter {key!r}; valid: {', '.join(valid)}")
-    return dataclasses.replace(model, **changes)
+            name = _SECTION_NAMES.get(type(section), type(section).__name__)
+            raise ConfigError(f"unknown {name} parameter {key!r}; valid: {', '.join(valid)}")
+    return dataclasses.replace(section, **changes)
+
+
+def resolve_config(path: str | Path | None = None, overrides: Sequence[str] = (),
+                   option: str = "--set") -> Config:
+    """The configuration a command runs with: a file, then ``section.key=value`` overrides.
+
+    *path* None reads ``./config.toml`` when it exists, else takes the
+    built-in defaults; *option* names where the overrides came from in error
+    messages.  Every command and benchmark resolves its configuration here.
+    """
+    if path is not None:
+        config = load_config(path)
+    elif Path("config.toml").is_file():
+        config = load_config("config.toml")
+    else:
+        config = Config()
+    return apply_overrides(config, list(overrides), option) if overrides else config
 
 
 def apply_overrides(config: Config, overrides: list[str], option: str = "--set") -> Config:

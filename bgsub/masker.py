@@ -15,7 +15,7 @@ import numba
 import numpy as np
 
 from .backend import CpuBackend
-from .config import MAX_THREADS, ModelConfig, load_config, replace_model
+from .config import MAX_THREADS, ModelConfig, load_config, replace_section
 from .em import fit_mixtures
 
 __all__ = ["MixtureMasker", "FrameSizeError", "absorption_frames"]
@@ -185,7 +185,7 @@ class MixtureMasker:
                                     or not 1 <= threads <= MAX_THREADS):
             raise ValueError(f"threads must be an integer in 1..{MAX_THREADS} or None, "
                              f"got {threads!r}")
-        self._config = replace_model(base, **params) if params else base
+        self._config = replace_section(base, **params) if params else base
         self._backend = CpuBackend(self._config, threads)
         self.reset()
 

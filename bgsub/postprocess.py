@@ -50,13 +50,12 @@ spin on the core that the pipeline's reader and writer threads need.
 
 from __future__ import annotations
 
-import dataclasses
 
 import cv2
 import numpy as np
 from numba import njit
 
-from .config import PostprocessConfig
+from .config import PostprocessConfig, replace_section
 
 __all__ = ["Postprocessor"]
 
@@ -91,8 +90,7 @@ class Postprocessor:
         base = config if config is not None else PostprocessConfig()
         if not isinstance(base, PostprocessConfig):
             raise TypeError(f"config must be a PostprocessConfig, got {type(base).__name__}")
-        # dataclasses.replace validates the fields again (ConfigError on bad values)
-        self._config = dataclasses.replace(base, **params) if params else base
+        self._config = replace_section(base, **params) if params else base
         c = self._config
         shape = _SHAPES[c.kernel_shape]
         self._open = (cv2.getStructuringElement(shape, (c.open_size, c.open_size))
