@@ -8,10 +8,11 @@ command runs it (OpenCV's thread pool off, the masker with the command's
 thread count, ``pipeline.masker_threads``):
 
 * decode only: read every frame with OpenCV;
-* mask only: MixtureMasker.apply then Postprocessor.apply on frames already
-  in memory (the main loop's work);
-* encode only: draw the annotated frames and write them with OpenCV's mp4v
-  writer (the writer thread's work);
+* mask only: the frame step (bgsub.step.FrameStep: the masker, then the
+  post-processing) on frames already in memory (the main loop's work);
+* encode only: the --output sink (bgsub.sinks.AnnotatedVideoSink: draw the
+  annotated frames and write them with OpenCV's mp4v writer) on those
+  results (the writer thread's work);
 * end to end: the bgsub command (cli.main) with --no-display --output.
 
 The reader and writer threads let the three stages overlap, so the end-to-end
@@ -47,11 +48,12 @@ from pathlib import Path
 
 import cv2
 
-from bgsub import MixtureMasker, Postprocessor
 from bgsub.cli import main as bgsub_main
-from bgsub.cli import resolve_config
-from bgsub.display import annotate
+from bgsub.config import resolve_config
+from bgsub.display import drawer
 from bgsub.pipeline import masker_threads
+from bgsub.sinks import AnnotatedVideoSink
+from bgsub.step import FrameStep
 from bgsub.synthetic import SceneSpec, write_video
 
 
@@ -94,7 +96,7 @@ def main(argv=None):
     # the CPUs this process may use, and the configuration the command will
     # read (./config.toml when present), so that stages and pipeline agree
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    config = resolve_config(argparse.Namespace(config=None, set=[]))
+    config = resolve_config()
     threads = masker_threads(config.pipeline.masker_threads, writes=True)
     print(f"# {args.frames} frames of a synthetic scene per size, {args.rounds} rounds: the "
           "median of each round's figures, and the figures of each stage's best round")
@@ -121,40 +123,38 @@ def main(argv=None):
                 while c.read()[0]:
                     pass
 
-            post = Postprocessor(config.postprocess)
-
-            def mask_with(masker):
+            def mask_with(step):
                 def run():
-                    masker.reset()
-                    for f in frames:
-                        m = masker.apply(f)
-                        post.apply(m, out=m)  # not kept: the pipeline frees each mask
+                    step.reset()
+                    for i, f in enumerate(frames):
+                        step(i, f)  # not kept: the pipeline frees each result
                 return run
 
-            # the masks the writer thread gets, computed once
-            masker = MixtureMasker(config.model, threads=threads)
-            masks = [post.apply(m, out=m) for m in map(masker.apply, frames)]
+            # the results the writer thread gets, computed once
+            step = FrameStep.from_config(config, threads=threads)
+            results = [step(i, f) for i, f in enumerate(frames)]
+            draw = drawer(config.display)
 
             def encode():
-                out = cv2.VideoWriter(str(Path(tmp) / "enc.mp4"),
-                                      cv2.VideoWriter_fourcc(*"mp4v"), 25, (w, h))
-                for f, m in zip(frames, masks):
-                    out.write(annotate(f, m, config.display.tint, config.display.min_blob_area))
-                out.release()
+                sink = AnnotatedVideoSink(Path(tmp) / "enc.mp4", 25.0, "--output", draw)
+                for result in results:
+                    result.annotated = None  # drawn again every round, as the writer does
+                    sink.write(result)
+                sink.close()
 
             def pipeline():
                 code = bgsub_main([str(clip), "--no-display", "--quiet", "--output",
                                    str(Path(tmp) / "out.mp4")])
                 assert code == 0
 
-            mask_with(MixtureMasker(config.model))()  # compile / load the kernels
+            mask_with(FrameStep.from_config(config))()  # compile / load the kernels
             pipeline()
             opencv_threads = cv2.getNumThreads()
             cv2.setNumThreads(1)  # as the command runs its stages
             try:
                 runs = rounds_of(args.rounds, {
-                    "decode": decode, "mask": mask_with(masker), "encode": encode,
-                    "mask, all": mask_with(MixtureMasker(config.model)),
+                    "decode": decode, "mask": mask_with(step), "encode": encode,
+                    "mask, all": mask_with(FrameStep.from_config(config)),
                     "pipeline": pipeline})
             finally:
                 cv2.setNumThreads(opencv_threads)

@@ -25,16 +25,11 @@ import sys
 import time
 from pathlib import Path
 
-from bgsub.config import Config, ConfigError, apply_overrides, load_config
-from bgsub.evaluation import (
-    CdnetError,
-    Confusion,
-    load_cdnet_sequence,
-    mean_metrics,
-    score_sequence,
-)
-from bgsub.masker import MixtureMasker
+from bgsub.config import Config, ConfigError, PostprocessConfig, apply_overrides, resolve_config
+from bgsub.evaluation import (CdnetError, Confusion, evaluate_sequence, load_cdnet_sequence,
+                              mean_metrics)
 from bgsub.postprocess import Postprocessor
+from bgsub.step import FrameStep
 
 
 def parse_grid(items: list[str]) -> list[tuple[str, list[str]]]:
@@ -67,16 +62,14 @@ def run(sequences, points, quiet=False):
     start = time.perf_counter()
     for g, (model, members) in enumerate(by_model.items(), start=1):
         for seq in sequences:
-            masker = MixtureMasker(model)
+            # the model's raw masks, post-processed each member's way
+            step = FrameStep(model, PostprocessConfig.off())
             posts = {i: Postprocessor(points[i][1].postprocess) for i in members}
-
-            def process(_index, frame, masker=masker, posts=posts):
-                raw = masker.apply(frame)
-                return {i: post.apply(raw) for i, post in posts.items()}
-
-            result = score_sequence(seq, process)
+            methods = {i: (lambda result, post=post: post.apply(result.mask))
+                       for i, post in posts.items()}
+            result = evaluate_sequence(seq, step, methods=methods)
             for i in members:
-                scores[i].append(result[i])
+                scores[i].append(result.scores[i])
             if not quiet:
                 print(f"tune: model setting {g}/{len(by_model)}, {seq.name} done "
                       f"({time.perf_counter() - start:.0f} s)", file=sys.stderr)
@@ -97,13 +90,7 @@ def main(argv=None):
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     try:
-        if args.config is not None:
-            base = load_config(args.config)
-        elif Path("config.toml").is_file():
-            base = load_config("config.toml")
-        else:
-            base = Config()
-        base = apply_overrides(base, args.set) if args.set else base
+        base = resolve_config(args.config, args.set)
         points = combinations(base, parse_grid(args.grid))
         sequences = [load_cdnet_sequence(path) for path in args.sequences]
     except (ConfigError, CdnetError) as exc:

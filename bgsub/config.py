@@ -414,7 +414,7 @@ def _conform(value: Any, tp: Any, name: str) -> Any:
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(args) != len(value):
                 raise ConfigError(f"{name} must be {_describe(tp)}, got {len(value)} values")
-            items = [_conform(v, a, f"{name}[{i}]") for i, (v, a) in enumerate(zip(args, value))]
+            items = [_conform(v, a, f"{name}[{i}]") for i, (v, a) in enumerate(zip(value, args))]
         else:
             item_type = args[0] if args else Any
             items = [_conform(v, item_type, f"{name}[{i}]") for i, v in enumerate(value)]

@@ -1,18 +1,39 @@
-"""Drawing the results and showing them in an OpenCV HighGUI window."""
+"""Drawing the results and showing them in an OpenCV HighGUI window.
+
+:func:`annotate` draws a frame with its mask (the ``--output`` video and the
+window's first pane); :class:`Display` is the HighGUI window;
+:class:`Window` is the pipeline's consumer that shows each result in it and
+answers the keys.
+"""
 
 from __future__ import annotations
 
 import ctypes
+import functools
+import logging
 import os
 import sys
-from typing import Callable
+import threading
+import time
+from typing import TYPE_CHECKING, Callable
 
 import cv2
 import numpy as np
 from numba import njit
 
-__all__ = ["annotate", "compose", "display_unavailable_reason", "Display", "KEY_QUIT",
-           "KEY_PAUSE", "KEY_RESET", "KEY_SNAPSHOT"]
+from .labels import foreground
+
+if TYPE_CHECKING:
+    from .config import DisplayConfig
+    from .step import FrameResult
+
+__all__ = ["annotate", "annotated", "drawer", "compose", "display_unavailable_reason",
+           "Display", "Window", "DrawFn", "KEY_QUIT", "KEY_PAUSE", "KEY_RESET", "KEY_SNAPSHOT"]
+
+logger = logging.getLogger("bgsub")
+
+#: draw(frame, mask) -> the annotated BGR frame
+DrawFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 KEY_QUIT = (ord("q"), 27)  # q, Esc
 KEY_PAUSE = ord(" ")
@@ -54,7 +75,7 @@ def annotate(frame: np.ndarray, mask: np.ndarray, tint: float = 0.5,
     only (a mask is mostly background); OpenCV finds the outlines.
     """
     out = frame.copy() if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-    fg = cv2.compare(mask, 254, cv2.CMP_GT)  # 255 only: 127 (shadows) is not foreground
+    fg = foreground(mask)  # shadows are not foreground
     if tint > 0:
         keep = round(256 * (1.0 - tint))
         red = np.array([0, 0, 255 * (256 - keep)], np.int32) + 128  # + 128: rounds
@@ -68,6 +89,18 @@ def annotate(frame: np.ndarray, mask: np.ndarray, tint: float = 0.5,
             # one pixel outside the blob, so the tint of its edge stays visible
             cv2.rectangle(out, (x - 1, y - 1), (x + w, y + h), (0, 255, 0), 1)
     return out
+
+
+def drawer(config: DisplayConfig) -> DrawFn:
+    """:func:`annotate` with the tint and box size of a display configuration."""
+    return functools.partial(annotate, tint=config.tint, min_blob_area=config.min_blob_area)
+
+
+def annotated(result: FrameResult, draw: DrawFn) -> np.ndarray:
+    """The result's annotated frame, drawn with *draw* by the first consumer that needs it."""
+    if result.annotated is None:
+        result.annotated = draw(result.frame, result.mask)
+    return result.annotated
 
 
 def compose(panes: list[np.ndarray], max_width: int, text: str = "") -> np.ndarray:
@@ -191,3 +224,75 @@ class Display:
             except cv2.error:
                 pass
             self._open = False
+
+
+class Window:
+    """The pipeline's window: the drawn frame, the mask, the background and the probability.
+
+    A consumer (``write(result)`` per frame, ``close()``) that shows each
+    result in *display* with the frame number, the rate and the
+    log-likelihood, and answers the keys: q or Esc set *stop*, r calls
+    *on_reset*, s saves the shown image as ``bgsub-snapshot-NNNNNN.png`` in
+    the current folder, space pauses (keys keep working while paused; the
+    reader's queue fills and waits).  Put it before the file sinks: the frame
+    it draws is shared with them.
+    """
+
+    def __init__(self, display: Display, config: DisplayConfig, draw: DrawFn,
+                 stop: threading.Event, on_reset: Callable[[], None]) -> None:
+        self.display = display
+        self.config = config
+        self.draw = draw
+        self.stop = stop
+        self.on_reset = on_reset
+        self.snapshots: list[str] = []
+        self.quit_by_key = False
+        self._start: float | None = None
+        self._shown = 0
+
+    @property
+    def needs(self) -> frozenset[str]:
+        return frozenset(name for name, on in (("background", self.config.show_background),
+                                               ("probability", self.config.show_probability))
+                         if on)
+
+    def write(self, result: FrameResult) -> None:
+        now = time.perf_counter()
+        if self._start is None:
+            self._start = now
+        elapsed = now - self._start
+        fps = self._shown / elapsed if elapsed > 0 else 0.0
+        self._shown += 1
+        text = (f"frame {result.index}  {fps:.1f} fps  log-lik {result.log_likelihood:.2f}"
+                + ("  recovering" if result.recovering else ""))
+        panes = [annotated(result, self.draw), result.mask]
+        if self.config.show_background:
+            panes.append(result.background)
+        if self.config.show_probability:
+            panes.append(np.rint(result.probability * 255.0).astype(np.uint8))
+        key = self.display.show(compose(panes, self.config.max_width, text))
+        paused = False
+        while True:
+            if key in KEY_QUIT:
+                self.quit_by_key = True
+                self.stop.set()
+                return
+            if key == KEY_RESET:
+                self.on_reset()
+            elif key == KEY_SNAPSHOT and self.display.last_image is not None:
+                self._snapshot(result.index)
+            elif key == KEY_PAUSE:
+                paused = not paused
+            if not paused or self.stop.is_set():  # a signal ends a pause too
+                return
+            key = self.display.poll(50)
+
+    def _snapshot(self, index: int) -> None:
+        name = f"bgsub-snapshot-{index:06d}.png"
+        if not cv2.imwrite(name, self.display.last_image):
+            logger.warning("cannot write the snapshot %s in the current folder", name)
+        elif name not in self.snapshots:
+            self.snapshots.append(name)
+
+    def close(self) -> None:
+        self.display.close()

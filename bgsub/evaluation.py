@@ -18,24 +18,37 @@ first and last scored frame numbers, 1-based) and optionally ``ROI.bmp``
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
 import cv2
 import numpy as np
 
+from .labels import FOREGROUND
+from .pipeline import run_pipeline
+from .progress import Progress
+from .sinks import MaskDirSink
+from .sources import FrameReader, Source, SourceInfo
+from .step import FrameResult, FrameStep
+
 __all__ = [
     "METRICS",
+    "COMPARE_METHODS",
+    "OPENCV_SEED",
     "CdnetError",
     "CdnetSequence",
+    "CdnetSource",
     "Confusion",
     "GroundTruth",
+    "SequenceScores",
     "confusion",
+    "evaluate_sequence",
     "load_cdnet_sequence",
     "mean_metrics",
-    "score_sequence",
+    "opencv_method",
 ]
 
 GT_STATIC, GT_SHADOW, GT_OUTSIDE, GT_UNKNOWN, GT_MOVING = 0, 50, 85, 170, 255
@@ -152,7 +165,7 @@ class GroundTruth:
         """TP/FP/FN/TN of *mask* (uint8 (H, W); only 255 is foreground)."""
         if mask.shape != self.shape:
             raise ValueError(f"mask shape {mask.shape} differs from ground truth {self.shape}")
-        detected = mask == 255
+        detected = mask == FOREGROUND
         tp = int(np.count_nonzero(detected & self._positive))
         fp = int(np.count_nonzero(detected & self._negative))
         return Confusion(tp, fp, self._n_positive - tp, self._n_negative - fp)
@@ -326,35 +339,134 @@ def _read_temporal_roi(path: Path, count: int) -> tuple[int, int]:
     return first, last
 
 
-def score_sequence(seq: CdnetSequence,
-                   process: Callable[[int, np.ndarray], Mapping[str, np.ndarray]],
-                   on_frame: Callable[[int], None] | None = None) -> dict[str, Confusion]:
-    """Feed every frame of *seq* to *process* in order and score what it returns.
+class CdnetSource(Source):
+    """A sequence's input frames, in order, as a :class:`~bgsub.sources.Source`.
+
+    Every frame is needed: one that cannot be read raises :class:`CdnetError`.
+    """
+
+    def __init__(self, seq: CdnetSequence) -> None:
+        self.seq = seq
+        self._next = 1
+        self.info = SourceInfo("folder", str(seq.root), 25.0, len(seq.inputs))
+
+    def read(self) -> np.ndarray | None:
+        if self._next > len(self.seq.inputs):
+            return None
+        self._next += 1
+        return self.seq.read_frame(self._next - 1)
+
+
+#: What ``bgsub eval --compare`` accepts beside bgsub, and what each name runs.
+COMPARE_METHODS = {
+    "raw": "bgsub's mask before post-processing",
+    "mog2": "cv2.createBackgroundSubtractorMOG2()",
+    "knn": "cv2.createBackgroundSubtractorKNN()",
+    "mog": "cv2.bgsegm.createBackgroundSubtractorMOG()",
+}
+
+_OPENCV_FACTORIES: dict[str, Callable[[], object]] = {
+    "mog2": lambda: cv2.createBackgroundSubtractorMOG2(),
+    "knn": lambda: cv2.createBackgroundSubtractorKNN(),
+    "mog": lambda: cv2.bgsegm.createBackgroundSubtractorMOG(),
+}
+
+#: Seed of OpenCV's random generator at the start of each sequence.  KNN draws
+#: from it (on the calling thread) as it learns, so without a fixed seed its
+#: scores would depend on whatever drew from it before: earlier sequences,
+#: or earlier code in the same process.
+OPENCV_SEED = 12345
+
+
+def opencv_method(name: str) -> Callable[[FrameResult], np.ndarray]:
+    """A fresh OpenCV subtractor (``mog2``, ``knn``, ``mog``), as a method of a result."""
+    subtractor = _OPENCV_FACTORIES[name]()
+    return lambda result: subtractor.apply(result.frame)
+
+
+@dataclass
+class SequenceScores:
+    """The confusion counts of each method on one sequence, and the seconds each took."""
+
+    seq: CdnetSequence
+    scores: dict[str, Confusion] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class _Scorer:
+    """A pipeline consumer: each method's mask of each result, scored on the scored frames."""
+
+    def __init__(self, seq: CdnetSequence,
+                 methods: dict[str, Callable[[FrameResult], np.ndarray]]) -> None:
+        self.seq = seq
+        self.methods = methods
+        self.scores = {name: Confusion() for name in methods}
+        self.seconds = {name: 0.0 for name in methods}
+
+    def write(self, result: FrameResult) -> None:
+        number = result.index + 1  # CDnet numbers frames from 1
+        masks = {}
+        for name, method in self.methods.items():
+            t0 = time.perf_counter()
+            masks[name] = method(result)
+            self.seconds[name] += time.perf_counter() - t0
+        if self.seq.is_scored(number):
+            truth = GroundTruth(self.seq.read_groundtruth(number), self.seq.roi)
+            for name, mask in masks.items():
+                self.scores[name] += truth.score(mask)
+
+    def close(self) -> None:
+        pass
+
+
+def evaluate_sequence(seq: CdnetSequence, step: FrameStep, compare: Iterable[str] = (), *,
+                      methods: dict[str, Callable[[FrameResult], np.ndarray]] | None = None,
+                      mask_dir: Path | None = None,
+                      progress: Progress | None = None) -> SequenceScores:
+    """Put every frame of *seq* through *step* and score the masks with the CDnet rules.
 
     Parameters
     ----------
     seq : CdnetSequence
-        The sequence.
-    process : callable
-        ``process(index, frame) -> {method: mask}`` for every frame, 1-based
-        *index*, BGR *frame*; each mask uint8 (H, W).  Every method must
-        return a mask for every frame.
-    on_frame : callable, optional
-        Called with the frame number after each frame (progress).
+        The sequence; every input frame is processed, in order.
+    step : FrameStep
+        bgsub's frame step, scored as ``bgsub`` (the post-processed mask).
+        Give it ``keep_raw=True`` for ``raw`` in *compare*.
+    compare : iterable of str
+        Other methods of :data:`COMPARE_METHODS`, run on the same frames.
+    methods : dict, optional
+        More methods by name: ``method(result) -> mask`` for every result.
+    mask_dir : Path, optional
+        Keep bgsub's masks there as ``binNNNNNN.png`` (CDnet's result format).
+    progress : Progress, optional
+        Told the frames done.
 
     Returns
     -------
-    dict
-        The summed :class:`Confusion` over the scored frames, by method.
+    SequenceScores
+        The summed :class:`Confusion` over the scored frames by method, and
+        the seconds each method took.
     """
-    totals: dict[str, Confusion] = {}
-    for index in range(1, len(seq.inputs) + 1):
-        masks = process(index, seq.read_frame(index))
-        if seq.is_scored(index):
-            truth = GroundTruth(seq.read_groundtruth(index), seq.roi)
-            for method, mask in masks.items():
-                totals.setdefault(method, Confusion())
-                totals[method] += truth.score(mask)
-        if on_frame is not None:
-            on_frame(index)
-    return totals
+    cv2.setRNGSeed(OPENCV_SEED)
+    named: dict[str, Callable[[FrameResult], np.ndarray]] = {"bgsub": lambda r: r.mask}
+    for name in compare:
+        named[name] = (lambda r: r.raw_mask) if name == "raw" else opencv_method(name)
+    named.update(methods or {})
+    scorer = _Scorer(seq, named)
+    consumers: list = [scorer]
+    if mask_dir is not None:
+        consumers.append(MaskDirSink(mask_dir, "--save-masks", "bin{:06d}.png", first=1))
+    before = dict(step.seconds)
+    reader = FrameReader(CdnetSource(seq))
+    try:
+        run_pipeline(reader, step, consumers, progress=progress)
+    finally:
+        reader.close()
+    for consumer in consumers:
+        consumer.close()
+    seconds = dict(scorer.seconds)
+    spent = {k: step.seconds[k] - before[k] for k in before}
+    seconds["bgsub"] = spent["mask"] + spent["postprocess"]
+    if "raw" in seconds:
+        seconds["raw"] = spent["mask"]
+    return SequenceScores(seq, scorer.scores, seconds)

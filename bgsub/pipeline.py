@@ -1,51 +1,77 @@
-"""The processing loop: source -> masker -> post-processing -> sinks and display.
+"""The processing loop: a source's frames through the frame step to the consumers.
 
-The reader and the writer run in their own threads with bounded queues, so
-decoding, masking and encoding overlap; this loop only masks, cleans the
-mask up, draws and dispatches.  Everything downstream of the post-processing
-(files, window, statistics) sees the post-processed mask.  It stops at the end
-of the source, on q/Esc in the window, or when ``stop`` is set (the CLI sets
-it from SIGINT and SIGTERM); every way out goes through the same shutdown,
-which closes every output file.
+Data flows one way: a :class:`~bgsub.sources.FrameReader` decodes frames
+in its own thread; each frame goes through the :class:`~bgsub.step.FrameStep`
+(masker, then post-processing); each :class:`~bgsub.step.FrameResult` goes
+to every consumer in turn (a :class:`~bgsub.sinks.SinkWriter` that writes
+files in its own thread, a :class:`~bgsub.display.Window`, a scorer, an event
+detector), and to the run's :class:`Summary`.  The loop stops at the end of
+the source or when ``stop`` is set (a signal, q in the window); the caller
+closes the reader and the consumers, so every way out goes through the same
+shutdown.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import queue
-import sys
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import TextIO
+from dataclasses import dataclass
+from typing import Iterable, Protocol
 
-import cv2
 import numba
-import numpy as np
 
-from .config import Config
-from .display import KEY_PAUSE, KEY_QUIT, KEY_RESET, KEY_SNAPSHOT, Display, annotate, compose
-from .masker import FrameSizeError, MixtureMasker
-from .postprocess import Postprocessor
-from .sinks import SinkWriter
-from .sources import CorruptFrame, FrameReader
+from .progress import Progress
+from .sources import CorruptFrame
+from .step import FrameResult, FrameStep
 
-__all__ = ["Summary", "Progress", "run_pipeline", "masker_threads"]
+__all__ = ["Consumer", "Summary", "run_pipeline", "masker_threads", "needs_of"]
+
+logger = logging.getLogger("bgsub")
+
+
+class Consumer(Protocol):
+    """What the loop hands results to: ``write(result)`` per frame; ``close()`` at the end.
+
+    ``needs``, where present, names what the results must carry beyond the
+    mask (``"background"``, ``"probability"``).
+    """
+
+    def write(self, result: FrameResult) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def needs_of(consumers: Iterable[object]) -> frozenset[str]:
+    """Everything some consumer needs the results to carry."""
+    return frozenset().union(*(getattr(c, "needs", frozenset()) for c in consumers))
 
 
 @dataclass
 class Summary:
-    """What a run did."""
+    """What a run did: counts over the results, and the frames skipped."""
 
     processed: int = 0
     skipped: int = 0
     resets: int = 0
     seconds: float = 0.0
     foreground_sum: float = 0.0
-    snapshots: list[str] = field(default_factory=list)
-    quit_by_key: bool = False
     log_likelihood_sum: float = 0.0
     log_likelihood_frames: int = 0
     recoveries: int = 0
+    _recovering: bool = False
+
+    def add(self, result: FrameResult) -> None:
+        self.processed += 1
+        self.resets += result.reset
+        self.foreground_sum += result.foreground_fraction
+        if math.isfinite(result.log_likelihood):
+            self.log_likelihood_sum += result.log_likelihood
+            self.log_likelihood_frames += 1
+        self.recoveries += result.recovering and not self._recovering
+        self._recovering = result.recovering
 
     @property
     def fps(self) -> float:
@@ -67,55 +93,6 @@ class Summary:
                 f"{self.recoveries} recoveries")
 
 
-class Progress:
-    """A one-line progress report on stderr: a bar with ETA when the total is known."""
-
-    def __init__(self, total: int | None, stream: TextIO | None = None, quiet: bool = False,
-                 interval: float | None = None) -> None:
-        self.total = total
-        # looked up now, not at import: sys.stderr may have been replaced since
-        self.stream = stream if stream is not None else sys.stderr
-        self.quiet = quiet
-        # a terminal gets a live line; a log file a plain line now and then
-        self.live = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.interval = interval if interval is not None else (0.25 if self.live else 10.0)
-        self._start = time.perf_counter()
-        # a log's first line waits one interval: frame 1 alone says nothing of the rate
-        self._last = 0.0 if self.live else self._start
-        self._shown = False
-
-    def update(self, frames: int, force: bool = False) -> None:
-        if self.quiet:
-            return
-        now = time.perf_counter()
-        if not force and now - self._last < self.interval:
-            return
-        self._last = now
-        elapsed = now - self._start
-        fps = frames / elapsed if elapsed > 0 else 0.0
-        if self.total:
-            done = min(frames / self.total, 1.0)
-            bar = "#" * int(24 * done) + "-" * (24 - int(24 * done))
-            eta = (self.total - frames) / fps if fps > 0 else 0.0
-            text = (f"[{bar}] {frames}/{self.total} frames {fps:6.1f} fps "
-                    f"ETA {int(eta) // 60}:{int(eta) % 60:02d}")
-        else:
-            text = f"{frames} frames {fps:6.1f} fps"
-        if self.live:
-            self.stream.write("\r" + text + "\033[K")
-            self._shown = True
-        else:
-            self.stream.write(f"bgsub: {text}\n")
-        self.stream.flush()
-
-    def clear(self) -> None:
-        """End the progress line so that other messages start on their own."""
-        if self._shown and not self.quiet:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._shown = False
-
-
 def masker_threads(setting: int, writes: bool, cpus: int | None = None) -> int:
     """The masker's thread count for ``pipeline.masker_threads`` = *setting*.
 
@@ -131,29 +108,19 @@ def masker_threads(setting: int, writes: bool, cpus: int | None = None) -> int:
     return max(1, cpus - (1 if writes else 0))
 
 
-def run_pipeline(reader: FrameReader, masker: MixtureMasker, config: Config, writer: SinkWriter,
-                 display: Display | None = None, progress: Progress | None = None,
-                 stop: threading.Event | None = None, warn=None,
-                 postprocessor: Postprocessor | None = None) -> Summary:
-    """Mask every frame of *reader* until its end, a quit key or *stop*.
+def run_pipeline(reader, step: FrameStep, consumers: Iterable[Consumer] = (), *,
+                 progress: Progress | None = None,
+                 stop: threading.Event | None = None) -> Summary:
+    """Put every frame of *reader* through *step* and hand each result to *consumers*.
 
-    Each mask goes through *postprocessor* (default: one built from
-    ``config.postprocess``) before it is written, shown or counted.  Returns
-    the :class:`Summary`; the caller closes the reader and the writer.
+    *reader* offers ``get(timeout)``: ``(index, frame)``, ``(index,
+    CorruptFrame)`` for a frame that could not be decoded (skipped, counted
+    and logged), or None at the end (a :class:`~bgsub.sources.FrameReader`).
+    Stops at the end or when *stop* is set.  The consumers are written to in
+    order and not closed here.  Returns the run's :class:`Summary`.
     """
-    postprocessor = postprocessor or Postprocessor(config.postprocess)
+    consumers = list(consumers)
     stop = stop or threading.Event()
-    progress = progress or Progress(None, quiet=True)
-    warn = warn or (lambda message: print(f"bgsub: warning: {message}", file=sys.stderr))
-    show_background = display is not None and config.display.show_background
-    show_probability = display is not None and config.display.show_probability
-    was_recovering = False
-
-    def draw(frame, mask):
-        return annotate(frame, mask, config.display.tint, config.display.min_blob_area)
-
-    if writer.draw is None:
-        writer.draw = draw
     summary = Summary()
     start = time.perf_counter()
     while not stop.is_set():
@@ -165,70 +132,16 @@ def run_pipeline(reader: FrameReader, masker: MixtureMasker, config: Config, wri
             break
         index, frame = item
         if isinstance(frame, CorruptFrame):
-            progress.clear()
-            warn(f"{frame}; skipped")
+            logger.warning("%s; skipped", frame)
             summary.skipped += 1
             continue
-        try:
-            mask = masker.apply(frame)
-        except FrameSizeError as changed:  # a camera changing mode, a mixed folder
-            progress.clear()
-            warn(f"frame {index}: {str(changed).split('; ')[0]}: resetting the model")
-            masker.reset()
-            summary.resets += 1
-            mask = masker.apply(frame)
-        # in place: the masker hands out a new array per frame, which the writer
-        # thread may still hold later, so it is never reused
-        mask = postprocessor.apply(mask, out=mask)
-        summary.processed += 1
-        fraction = cv2.countNonZero(cv2.compare(mask, 254, cv2.CMP_GT)) / mask.size
-        summary.foreground_sum += fraction
-        log_likelihood = masker.log_likelihood
-        if np.isfinite(log_likelihood):
-            summary.log_likelihood_sum += log_likelihood
-            summary.log_likelihood_frames += 1
-        summary.recoveries += masker.recovering and not was_recovering
-        was_recovering = masker.recovering
-        background = (masker.background_image()
-                      if writer.wants_background or show_background else None)
-        # the soft probability costs an exp per pixel and component: only on request
-        probability = (masker.foreground_probability()
-                       if writer.wants_probability or show_probability else None)
-        # with a window the annotated frame is drawn here and shared; without
-        # one the writer thread draws it, off the masking thread
-        annotated = draw(frame, mask) if display is not None else None
-        writer.put(index, frame, mask, background, annotated, probability,
-                   (fraction, log_likelihood, masker.recovering))
-        progress.update(summary.processed + summary.skipped)
-        if display is not None:
-            elapsed = time.perf_counter() - start
-            text = (f"frame {index}  {summary.processed / elapsed if elapsed else 0:.1f} fps  "
-                    f"log-lik {log_likelihood:.2f}" + ("  recovering" if masker.recovering else ""))
-            panes = [annotated, mask] + ([background] if show_background else [])
-            if show_probability:
-                panes.append(np.rint(probability * 255.0).astype(np.uint8))
-            key = display.show(compose(panes, config.display.max_width, text))
-            paused = False
-            while True:  # while paused, keys keep working; the reader's queue fills and waits
-                if key in KEY_QUIT:
-                    summary.quit_by_key = True
-                    stop.set()
-                elif key == KEY_RESET:
-                    masker.reset()
-                    summary.resets += 1
-                elif key == KEY_SNAPSHOT and display.last_image is not None:
-                    name = f"bgsub-snapshot-{index:06d}.png"
-                    if not cv2.imwrite(name, display.last_image):
-                        warn(f"cannot write the snapshot {name} in the current folder")
-                    elif name not in summary.snapshots:
-                        summary.snapshots.append(name)
-                elif key == KEY_PAUSE:
-                    paused = not paused
-                if not paused or stop.is_set():
-                    break
-                key = display.poll(50)
+        result = step(index, frame)
+        summary.add(result)
+        for consumer in consumers:
+            consumer.write(result)
+        if progress is not None:
+            progress.update(summary.processed + summary.skipped)
     summary.seconds = time.perf_counter() - start
-    if progress.live:
-        progress.update(summary.processed + summary.skipped, force=True)
-    progress.clear()
+    if progress is not None:
+        progress.close()
     return summary

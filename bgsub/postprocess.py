@@ -56,10 +56,10 @@ import numpy as np
 from numba import njit
 
 from .config import PostprocessConfig, replace_section
+from .labels import FOREGROUND, is_foreground
 
 __all__ = ["Postprocessor"]
 
-FOREGROUND, SHADOW = 255, 127
 _SHAPES = {"ellipse": cv2.MORPH_ELLIPSE, "rect": cv2.MORPH_RECT, "cross": cv2.MORPH_CROSS}
 
 
@@ -289,8 +289,8 @@ _u = np.uint64
 
 @njit(cache=True, nogil=True, inline="always")
 def _is_fg(v):
-    """1 for a foreground value (255), else 0: shadows count as background."""
-    return 1 if v == FOREGROUND else 0
+    """1 for a foreground value, else 0: shadows count as background."""
+    return 1 if is_foreground(v) else 0
 
 
 @njit(cache=True, nogil=True)
@@ -301,7 +301,7 @@ def _foreground(mask, fg):
         m, f = mask[y], fg[y]
         for x in range(w):
             i = _u(x)
-            f[i] = FOREGROUND if m[i] == FOREGROUND else 0
+            f[i] = FOREGROUND if is_foreground(m[i]) else 0
 
 
 @njit(cache=True, nogil=True)
@@ -484,14 +484,17 @@ def _morph(src, sh, sw, dst, oy, ox, dh, dw, halves, dilate, ring, slots, empty)
 
 @njit(cache=True, nogil=True)
 def _finish(mask, fg, out):
-    """out = 255 where fg, else 127 where mask was a shadow, else 0 (out may be mask)."""
+    """out = 255 where fg, else the shadow's value where mask was a shadow, else 0.
+
+    (out may be mask.)
+    """
     h, w = mask.shape
     for y in range(h):
         m, f, o = mask[y], fg[y], out[y]
         for x in range(w):
             i = _u(x)
             # both loaded unconditionally: a load under a condition stays scalar
-            shadow = np.uint8(SHADOW) if m[i] == SHADOW else np.uint8(0)
+            shadow = np.uint8(0) if is_foreground(m[i]) else m[i]
             o[i] = f[i] | shadow
 
 

@@ -1,6 +1,11 @@
-"""Where results go: video files and a folder of mask PNGs, written by a thread.
+"""Where results go: video files, a folder of mask images, a CSV of statistics.
 
-The codec follows the file extension:
+Every output is a :class:`Sink`: ``write(result)`` takes one
+:class:`~bgsub.step.FrameResult`, ``close()`` finishes the file.  A new
+output is one new class.  :class:`SinkWriter` runs a list of sinks in a
+thread of its own, so encoding overlaps masking.
+
+The codec of a video follows the file extension:
 
 ========================  ========  ==========================================
 extension                 codec     note
@@ -10,7 +15,7 @@ extension                 codec     note
 ``.avi``                  MJPG      Motion JPEG: larger, every frame a key frame
 ========================  ========  ==========================================
 
-Every writer checks its path before processing starts (known extension,
+Every output's path is checked before processing starts (known extension,
 writable folder), and :class:`SinkWriter` closes every file on the way out,
 so a run that is interrupted leaves complete, playable files.
 """
@@ -21,14 +26,18 @@ import os
 import queue
 import threading
 from pathlib import Path
+from typing import Iterable
 
 import cv2
 import numpy as np
 
+from .display import DrawFn, annotated
 from .priority import lower_this_thread
+from .step import FrameResult
 
-__all__ = ["SinkError", "VideoSink", "MaskDirSink", "StatsSink", "SinkWriter", "CODECS",
-           "check_output_file", "check_writable_file",
+__all__ = ["SinkError", "Sink", "VideoSink", "AnnotatedVideoSink", "MaskVideoSink",
+           "BackgroundVideoSink", "ProbabilityVideoSink", "MaskDirSink", "StatsSink",
+           "SinkWriter", "CODECS", "check_output_file", "check_writable_file",
            "check_output_dir"]
 
 CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}
@@ -77,8 +86,29 @@ def check_output_dir(path: str | Path, option: str) -> Path:
     return path
 
 
-class VideoSink:
-    """A video file, opened on the first frame with that frame's size."""
+class Sink:
+    """An output: ``write(result)`` for each frame, then ``close()``.
+
+    ``needs`` names what the results must carry beyond the mask
+    (``"background"``, ``"probability"``): the frame step computes them only
+    when some sink needs them.  ``option`` names the output in messages.
+    """
+
+    needs: frozenset[str] = frozenset()
+    option = "output"
+
+    def write(self, result: FrameResult) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Finish the output; errors raise."""
+
+
+class VideoSink(Sink):
+    """A video file, opened on the first frame with that frame's size.
+
+    Subclasses say which image of a result goes in (:meth:`image`).
+    """
 
     def __init__(self, path: Path, fps: float, option: str) -> None:
         self.path = path
@@ -88,7 +118,13 @@ class VideoSink:
         self._writer: cv2.VideoWriter | None = None
         self._size: tuple[int, int] | None = None
 
-    def write(self, image: np.ndarray) -> None:
+    def image(self, result: FrameResult) -> np.ndarray:
+        raise NotImplementedError
+
+    def write(self, result: FrameResult) -> None:
+        self.write_image(self.image(result))
+
+    def write_image(self, image: np.ndarray) -> None:
         if image.ndim == 2:
             image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
         h, w = image.shape[:2]
@@ -111,23 +147,64 @@ class VideoSink:
             self._writer = None
 
 
-class StatsSink:
+class AnnotatedVideoSink(VideoSink):
+    """The frame with its foreground tinted and boxed (``--output``).
+
+    Drawn with *draw* (:func:`bgsub.display.annotate` with the display's
+    settings) in the writer's thread, unless a window drew it already.
+    """
+
+    def __init__(self, path: Path, fps: float, option: str, draw: DrawFn) -> None:
+        super().__init__(path, fps, option)
+        self.draw = draw
+
+    def image(self, result: FrameResult) -> np.ndarray:
+        return annotated(result, self.draw)
+
+
+class MaskVideoSink(VideoSink):
+    """The mask (``--mask-output``)."""
+
+    def image(self, result: FrameResult) -> np.ndarray:
+        return result.mask
+
+
+class BackgroundVideoSink(VideoSink):
+    """The background model's image (``--background-output``)."""
+
+    needs = frozenset({"background"})
+
+    def image(self, result: FrameResult) -> np.ndarray:
+        return result.background
+
+
+class ProbabilityVideoSink(VideoSink):
+    """The soft foreground probability, 255 = surely foreground (``--probability-output``)."""
+
+    needs = frozenset({"probability"})
+
+    def image(self, result: FrameResult) -> np.ndarray:
+        return np.rint(result.probability * 255.0).astype(np.uint8)
+
+
+class StatsSink(Sink):
     """A CSV file, one row per processed frame (written as frames come, flushed on close)."""
 
     HEADER = "frame,foreground_fraction,log_likelihood,recovering\n"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, option: str = "--stats") -> None:
         self.path = path
+        self.option = option
         self.frames = 0
         try:
             self._file = open(path, "w", encoding="utf-8", newline="")
         except OSError as exc:
-            raise SinkError(f"--stats {path}: cannot be written ({exc.strerror})") from None
+            raise SinkError(f"{option} {path}: cannot be written ({exc.strerror})") from None
         self._file.write(self.HEADER)
 
-    def write_row(self, index: int, stats: tuple[float, float, bool]) -> None:
-        fraction, log_likelihood, recovering = stats
-        self._file.write(f"{index},{fraction:.6f},{log_likelihood:.6f},{int(recovering)}\n")
+    def write(self, result: FrameResult) -> None:
+        self._file.write(f"{result.index},{result.foreground_fraction:.6f},"
+                         f"{result.log_likelihood:.6f},{int(result.recovering)}\n")
         self.frames += 1
 
     def close(self) -> None:
@@ -135,113 +212,85 @@ class StatsSink:
             self._file.close()
 
 
-class MaskDirSink:
-    """One PNG per frame, named by the frame's zero-based index in the source."""
+class MaskDirSink(Sink):
+    """One image per frame, named by the frame's position in the source.
 
-    def __init__(self, path: Path) -> None:
+    The name is ``template.format(result.index + first)``: ``000000.png`` ...
+    by default; CDnet's ``bin000001.png`` ... with ``template="bin{:06d}.png",
+    first=1``.
+    """
+
+    def __init__(self, path: Path, option: str = "--mask-dir", template: str = "{:06d}.png",
+                 first: int = 0) -> None:
         self.path = path
+        self.option = option
+        self.template = template
+        self.first = first
         self.frames = 0
 
-    def write_indexed(self, index: int, mask: np.ndarray) -> None:
-        target = self.path / f"{index:06d}.png"
-        if not cv2.imwrite(str(target), mask):
-            raise SinkError(f"--mask-dir {self.path}: cannot write {target.name}")
+    def write(self, result: FrameResult) -> None:
+        target = self.path / self.template.format(result.index + self.first)
+        if not cv2.imwrite(str(target), result.mask):
+            raise SinkError(f"{self.option} {self.path}: cannot write {target.name}")
         self.frames += 1
-
-    def close(self) -> None:
-        pass
 
 
 _STOP = object()
 
 
 class SinkWriter:
-    """Write results in a thread with a bounded queue; close every file at the end.
+    """Write results to *sinks* in a thread with a bounded queue; close every sink at the end.
 
-    ``put(index, frame, mask, background, annotated)`` hands one frame's
-    results over; each sink gets the image it asked for.  When the annotated
-    frame is wanted but not given, the thread draws it with ``draw(frame,
-    mask)``, off the masking thread.  A full queue makes ``put`` wait (nothing
-    is dropped).  An error in the thread is raised by the next ``put`` or by
-    ``close``.  The thread runs *nice* steps below the priority it
-    starts with (Linux; see :mod:`bgsub.priority`).
+    A consumer of the pipeline: ``write(result)`` queues a result (a full
+    queue makes it wait: nothing is dropped).  An error in the thread is
+    raised by the next ``write`` or by ``close``.  The thread runs *nice*
+    steps below the priority it starts with (Linux; see
+    :mod:`bgsub.priority`).
     """
 
-    def __init__(self, output: VideoSink | None = None, mask_output: VideoSink | None = None,
-                 background_output: VideoSink | None = None, mask_dir: MaskDirSink | None = None,
-                 queue_size: int = 32, draw=None, probability_output: VideoSink | None = None,
-                 stats: StatsSink | None = None, nice: int = 0) -> None:
-        self.draw = draw
+    def __init__(self, sinks: Iterable[Sink] = (), queue_size: int = 32, nice: int = 0) -> None:
+        self.sinks = [s for s in sinks if s is not None]
         self.nice = nice
-        self.probability_output = probability_output
-        self.stats = stats
-        self.output = output
-        self.mask_output = mask_output
-        self.background_output = background_output
-        self.mask_dir = mask_dir
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="bgsub-writer", daemon=True)
         self._thread.start()
 
     @property
-    def wants_background(self) -> bool:
-        return self.background_output is not None
-
-    @property
-    def wants_probability(self) -> bool:
-        return self.probability_output is not None
-
-    def _sinks(self):
-        return (self.output, self.mask_output, self.background_output, self.mask_dir,
-                self.probability_output, self.stats)
+    def needs(self) -> frozenset[str]:
+        return frozenset().union(*(s.needs for s in self.sinks))
 
     @property
     def active(self) -> bool:
-        return any(s is not None for s in self._sinks())
+        return bool(self.sinks)
 
     def _run(self) -> None:
         lower_this_thread(self.nice)
         while True:
-            item = self._queue.get()
-            if item is _STOP:
+            result = self._queue.get()
+            if result is _STOP:
                 return
             if self._error is not None:
                 continue  # drain: the error is reported by the main thread
-            index, frame, mask, background, annotated, probability, stats = item
             try:
-                if self.output is not None:
-                    self.output.write(annotated if annotated is not None
-                                      else self.draw(frame, mask))
-                if self.mask_output is not None:
-                    self.mask_output.write(mask)
-                if self.background_output is not None:
-                    self.background_output.write(background)
-                if self.mask_dir is not None:
-                    self.mask_dir.write_indexed(index, mask)
-                if self.probability_output is not None:
-                    self.probability_output.write(
-                        np.rint(probability * 255.0).astype(np.uint8))
-                if self.stats is not None:
-                    self.stats.write_row(index, stats)
+                for sink in self.sinks:
+                    sink.write(result)
             except OSError as exc:  # a full disk, a vanished folder: tell the user plainly
-                self._error = SinkError(f"writing frame {index} failed: {exc}")
+                self._error = SinkError(f"writing frame {result.index} failed: {exc}")
             except BaseException as exc:
                 self._error = exc
 
-    def put(self, index: int, frame, mask, background=None, annotated=None, probability=None,
-            stats=None) -> None:
+    def write(self, result: FrameResult) -> None:
         if self._error is not None:
             raise self._error
-        if self.active:
-            self._queue.put((index, frame, mask, background, annotated, probability, stats))
+        if self.sinks:
+            self._queue.put(result)
 
     def close(self) -> None:
-        """Write what is queued, then close every file (also after an error)."""
+        """Write what is queued, then close every sink (also after an error)."""
         self._queue.put(_STOP)
         self._thread.join()
-        for sink in self._sinks():
-            if sink is not None:
-                sink.close()
+        for sink in self.sinks:
+            sink.close()
         if self._error is not None:
             raise self._error

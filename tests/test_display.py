@@ -4,17 +4,17 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 
 import cv2
 import numpy as np
 import pytest
 
-from bgsub import MixtureMasker
 from bgsub.config import Config, DisplayConfig
-from bgsub.display import Display, annotate, compose, display_unavailable_reason
+from bgsub.display import Display, Window, annotate, compose, display_unavailable_reason, drawer
 from bgsub.pipeline import run_pipeline
-from bgsub.sinks import SinkWriter
 from bgsub.sources import FrameReader, open_source
+from bgsub.step import FrameStep
 from bgsub.synthetic import SceneSpec, write_video
 
 
@@ -57,17 +57,21 @@ def test_window_shows_frames_and_obeys_space_and_q(xvfb, tmp_path, monkeypatch):
     config = Config(display=DisplayConfig(max_width=640, show_probability=True))
     assert display.open() is None
     reader = FrameReader(open_source(str(clip)))
+    stop = threading.Event()
+    step = FrameStep.from_config(config, background=True, probability=True)
+    window = Window(display, config.display, drawer(config.display), stop, step.reset)
+    assert window.needs == {"background", "probability"}
     try:
-        summary = run_pipeline(reader, MixtureMasker(), config, SinkWriter(), display)
+        summary = run_pipeline(reader, step, [window], stop=stop)
     finally:
         reader.close()
-        display.close()
-    assert summary.quit_by_key
+        window.close()
+    assert window.quit_by_key and stop.is_set()
     assert summary.processed == 8
     assert seen["calls"] == 13 and script == []
     assert min(seen["visible"]) >= 1  # the window was really there
-    assert summary.snapshots == ["bgsub-snapshot-000004.png"]
-    snap = cv2.imread(str(tmp_path / summary.snapshots[0]))
+    assert window.snapshots == ["bgsub-snapshot-000004.png"]
+    snap = cv2.imread(str(tmp_path / window.snapshots[0]))
     assert snap.shape[1] == 640  # four 160-pixel panes: frame, mask, background, probability
     assert snap.shape == display.last_image.shape
 

@@ -9,10 +9,11 @@ from bgsub.evaluation import (
     Confusion,
     GroundTruth,
     confusion,
+    evaluate_sequence,
     load_cdnet_sequence,
     mean_metrics,
-    score_sequence,
 )
+from bgsub.step import FrameStep
 
 
 def test_confusion_follows_cdnet_labels():
@@ -75,7 +76,7 @@ def test_metrics_dict_and_mean_over_sequences():
         mean_metrics([])
 
 
-def test_score_sequence_counts_only_the_temporal_roi_and_the_roi(tmp_path):
+def test_evaluate_sequence_counts_only_the_temporal_roi_and_the_roi(tmp_path):
     (tmp_path / "input").mkdir()
     (tmp_path / "groundtruth").mkdir()
     gt = np.zeros((4, 6), np.uint8)
@@ -93,12 +94,12 @@ def test_score_sequence_counts_only_the_temporal_roi_and_the_roi(tmp_path):
     assert seq.roi.sum() == 20 and seq.shape == (4, 6, 3)
     seen = []
 
-    def process(index, frame):
-        seen.append((index, int(frame[0, 0, 0])))
-        everything = np.full((4, 6), 255, np.uint8)
-        return {"all": everything, "none": np.zeros((4, 6), np.uint8)}
+    def everything(result):
+        seen.append((result.index + 1, int(result.frame[0, 0, 0])))
+        return np.full((4, 6), 255, np.uint8)
 
-    scores = score_sequence(seq, process)
+    scores = evaluate_sequence(seq, FrameStep(threads=1), methods={
+        "all": everything, "none": lambda result: np.zeros((4, 6), np.uint8)}).scores
     assert [i for i, _ in seen] == [1, 2, 3, 4, 5]  # every frame, in order
     assert all(abs(value - i) <= 1 for i, value in seen)  # frame i is in00000i.jpg
     # 3 scored frames x (4 positives, 16 negatives inside the ROI)
@@ -114,7 +115,8 @@ def test_whole_frame_without_roi_bmp(tmp_path):
     (tmp_path / "temporalROI.txt").write_text("1 1\n")
     seq = load_cdnet_sequence(tmp_path)
     assert seq.roi is None
-    scores = score_sequence(seq, lambda i, f: {"m": np.zeros((3, 3), np.uint8)})
+    scores = evaluate_sequence(seq, FrameStep(threads=1),
+                               methods={"m": lambda result: np.zeros((3, 3), np.uint8)}).scores
     assert scores["m"] == Confusion(tn=9)
     with pytest.raises(CdnetError, match="no such folder"):
         load_cdnet_sequence(tmp_path / "nothere")

@@ -384,9 +384,8 @@ def test_the_command_writes_post_processed_masks(tmp_path):
 
 
 def test_run_pipeline_uses_the_configured_postprocessor():
-    from bgsub import MixtureMasker
     from bgsub.pipeline import run_pipeline
-    from bgsub.sinks import SinkWriter
+    from bgsub.step import FrameStep
 
     frames = [np.full((12, 12), 100, np.uint8) for _ in range(3)]
     frames[2] = frames[2].copy()
@@ -400,19 +399,17 @@ def test_run_pipeline_uses_the_configured_postprocessor():
         def get(self, timeout=0.1):
             return self.items.pop(0) if self.items else None
 
-    class Writer(SinkWriter):
+    class Writer:
         def __init__(self):
-            super().__init__()
             self.masks = []
 
-        def put(self, index, frame, mask, *rest):
-            self.masks.append(mask.copy())
+        def write(self, result):
+            self.masks.append(result.mask.copy())
 
     config = dataclasses.replace(Config(), postprocess=PostprocessConfig.off())
     config = apply_overrides(config, ["postprocess.min_blob_area=5"])
     writer = Writer()
-    summary = run_pipeline(Reader(), MixtureMasker(), config, writer)
-    writer.close()
+    summary = run_pipeline(Reader(), FrameStep.from_config(config), [writer])
     last = writer.masks[-1]
     assert last[3, 3] == 0 and last[8, 8] == 255
     # the summary counts the cleaned mask: 25 of 144 pixels on the last frame

@@ -45,6 +45,7 @@ import numpy as np
 from numba import njit, types
 
 from .build import compile_vectorized
+from ..labels import FOREGROUND
 from .layout import (BLOCK, ONE, Q_MAX, UBLOCK, W_ONE, ZERO, channel, dec_mu, dec_var,
                      dec_w, mu_code, mu_index, q16, rank_var, stored_key, var_code, var_index,
                      w_code, w_index)
@@ -56,7 +57,7 @@ RHO_ALPHA_OVER_W = 0
 RHO_GAUSSIAN = 1
 
 _NO_KEY = np.float32(-1.0)
-_FG = np.uint8(255)
+_FG = np.uint8(FOREGROUND)
 _BG = np.uint8(0)
 _GROUP = 8  # pixels that take the short path together: one AVX2 vector
 _SAFE = np.float32(1.0 - 2.0 ** -12)  # see the short path's re-ranking flag
@@ -454,7 +455,6 @@ _SIGNATURE = ((types.Array(types.uint8, 1, "C"), types.Array(types.uint16, 1, "C
               + (types.uint8,) + (types.int64,) * 2)
 
 
-@functools.lru_cache(maxsize=None)
 def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: int,
                  shadows: bool = False):
     """The kernel that classifies one frame and (if ``learn``) learns from it.
@@ -494,9 +494,13 @@ def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: i
     t_start, t_stop : int
         The tiles to process.
     """
-    k, nc, nv = int(k), int(channels), int(variances)
-    learn, rho_mode = bool(learn), int(rho_mode)
-    shadows = bool(shadows) and nc == 3  # grey frames have no shadows
+    # grey frames have no shadows: one kernel for both settings
+    return _build(int(k), int(channels), int(variances), bool(learn), int(rho_mode),
+                  bool(shadows) and int(channels) == 3)
+
+
+@functools.lru_cache(maxsize=None)
+def _build(k: int, nc: int, nv: int, learn: bool, rho_mode: int, shadows: bool):
     planes = k * (1 + nc + nv)
     inv_c = ONE / np.float32(nc)
     u_tile = np.uint64(planes * BLOCK)

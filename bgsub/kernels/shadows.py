@@ -59,6 +59,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..labels import FOREGROUND
 from .layout import (BLOCK, Q_MAX, UBLOCK, W_ONE, dec_mu, dec_var, dec_w, mu_index, var_index,
                      w_index)
 
@@ -66,7 +67,7 @@ __all__ = ["darker_spherical", "darker_diagonal", "shadow_tile", "mark_shadows"]
 
 _ZERO = np.float32(0.0)
 _ONE = np.float32(1.0)
-_FG = np.uint8(255)
+_FG = np.uint8(FOREGROUND)
 
 
 @njit(inline="always", cache=True, error_model="numpy")
@@ -202,7 +203,8 @@ def mark_shadows(x, state, mask, n, k, nc, nv, var_min, var_max, bg_ratio, lam2,
     """Relabel the cast shadows among a mask's foreground pixels, tiles t_start..t_stop-1.
 
     The pass a frame kernel built with ``shadows`` makes over each tile it
-    has just learned from, on its own: on a given state and mask, for tests and for callers with a mask of their own.
+    has just learned from, on its own: on a given state and mask, for tests
+    and for callers with a mask of their own.
     ``x`` is the frame (N*C,; a grey frame has no shadows: nothing changes),
     ``state`` the flat state of the model, ``mask`` (N,) with 255 for
     foreground; shadows get ``value``.  ``lam2``, ``tau2``: the match and

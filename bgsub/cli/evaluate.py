@@ -1,7 +1,7 @@
 """``bgsub eval``: score bgsub (and OpenCV's subtractors) on CDnet 2014 sequences.
 
 Every input frame of each sequence goes, in order, through the configured
-masker and post-processing (``[model]`` and ``[postprocess]``); the frames in
+frame step (``[model]`` and ``[postprocess]``); the frames in
 ``temporalROI.txt`` are scored with the CDnet rules (:mod:`bgsub.evaluation`).
 ``--compare`` adds other methods, run on the same frames in the same pass:
 
@@ -20,57 +20,29 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
-import numpy as np
 
-from . import __version__
-from .cli import UsageError, add_config_arguments, guarded, resolve_config
-from .config import Config
-from .evaluation import (
-    METRICS,
-    CdnetError,
-    CdnetSequence,
-    Confusion,
-    load_cdnet_sequence,
-    mean_metrics,
-    score_sequence,
-)
-from .masker import MixtureMasker
-from .pipeline import Progress
-from .postprocess import Postprocessor
-from .sinks import SinkError, check_output_dir, check_writable_file
+from .. import __version__
+from ..config import Config
+from ..evaluation import (COMPARE_METHODS, METRICS, CdnetError, CdnetSequence, SequenceScores,
+                          evaluate_sequence, load_cdnet_sequence, mean_metrics)
+from ..progress import Progress
+from ..sinks import SinkError, check_output_dir, check_writable_file
+from ..step import FrameStep
+from .common import UsageError, config_of, guarded, logging_to_stderr
 
-__all__ = ["COMPARE_METHODS", "main"]
+__all__ = ["add_parser", "main", "parse_compare"]
 
-#: What --compare accepts, and what each name runs.
-COMPARE_METHODS = {
-    "raw": "bgsub's mask before post-processing",
-    "mog2": "cv2.createBackgroundSubtractorMOG2()",
-    "knn": "cv2.createBackgroundSubtractorKNN()",
-    "mog": "cv2.bgsegm.createBackgroundSubtractorMOG()",
-}
-
-_OPENCV_FACTORIES: dict[str, Callable[[], object]] = {
-    "mog2": lambda: cv2.createBackgroundSubtractorMOG2(),
-    "knn": lambda: cv2.createBackgroundSubtractorKNN(),
-    "mog": lambda: cv2.bgsegm.createBackgroundSubtractorMOG(),
-}
-
-#: Seed of OpenCV's random generator at the start of each sequence.  KNN draws
-#: from it (on the calling thread) as it learns, so without a fixed seed its
-#: scores would depend on whatever drew from it before: earlier sequences,
-#: or earlier code in the same process.
-OPENCV_SEED = 12345
+logger = logging.getLogger("bgsub")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="bgsub eval",
+def add_parser(commands, parent: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p = commands.add_parser(
+        "eval", parents=[parent], help="score bgsub on CDnet 2014 sequences",
         description="Score bgsub's masks (the configured model and post-processing) on CDnet "
                     "2014 sequences with the CDnet rules, optionally beside OpenCV's "
                     "subtractors run on the same frames. Prints Recall, Specificity, FPR, "
@@ -90,17 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-masks", metavar="DIR",
                    help="keep bgsub's masks as DIR/<sequence>/binNNNNNN.png (CDnet's result "
                         "format)")
-    add_config_arguments(p, "postprocess.median_size=5")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--debug", action="store_true", help="show tracebacks of errors")
-    p.add_argument("--version", action="version", version=f"bgsub {__version__}")
+    p.set_defaults(run=main)
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run ``bgsub eval`` with *argv* (the arguments after ``eval``); return the exit status."""
-    args = build_parser().parse_args(argv)
-    return guarded(lambda: _evaluate(args), args.debug, (CdnetError,))
+def main(args: argparse.Namespace) -> int:
+    """Run the parsed ``bgsub eval`` arguments; return the exit status."""
+    with logging_to_stderr(args.quiet, args.debug):
+        return guarded(lambda: _evaluate(args), args.debug, (CdnetError,))
 
 
 def parse_compare(text: str) -> list[str]:
@@ -121,7 +90,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if not args.sequences:
         raise UsageError("no sequence given: expected one or more CDnet sequence folders "
                          "(see bgsub eval --help)")
-    config = resolve_config(args)
+    config = config_of(args)
     compare = parse_compare(args.compare)
     # every check before the first frame: a bad argument never costs a long run
     json_path = check_writable_file(args.json, "--json") if args.json else None
@@ -130,29 +99,23 @@ def _evaluate(args: argparse.Namespace) -> int:
     skipped = {}
     if "mog" in compare and not hasattr(cv2, "bgsegm"):
         skipped["mog"] = "cv2.bgsegm is missing (it comes with opencv-contrib-python)"
-        print(f"bgsub: note: mog skipped: {skipped['mog']}", file=sys.stderr)
+        logger.warning("mog skipped: %s", skipped["mog"])
         compare.remove("mog")
     methods = ["bgsub", *compare]
 
-    progress = Progress(sum(len(s.inputs) for s in sequences), quiet=args.quiet)
-    done = 0
     results = []
     for i, seq in enumerate(sequences):
-        def on_frame(_index: int) -> None:
-            nonlocal done
-            done += 1
-            progress.update(done)
-
-        process, seconds = _processor(config, compare,
-                                      mask_dirs[i] if mask_dirs is not None else None)
-        scores = score_sequence(seq, process, on_frame)
-        progress.clear()
-        results.append((seq, scores, seconds))
+        step = FrameStep.from_config(config, keep_raw="raw" in compare)
+        progress = Progress(len(seq.inputs), quiet=args.quiet, desc=seq.name)
+        result = evaluate_sequence(seq, step, compare,
+                                   mask_dir=mask_dirs[i] if mask_dirs is not None else None,
+                                   progress=progress)
+        results.append(result)
         print(("\n" if i else "") + _heading(seq))
-        print(_table({m: scores[m].metrics() for m in methods}))
+        print(_table({m: result.scores[m].metrics() for m in methods}))
         sys.stdout.flush()
     if len(sequences) > 1:
-        means = {m: mean_metrics(scores[m] for _, scores, _ in results) for m in methods}
+        means = {m: mean_metrics(r.scores[m] for r in results) for m in methods}
         print(f"\nmean over {len(sequences)} sequences")
         print(_table(means))
     if json_path is not None:
@@ -177,39 +140,6 @@ def _mask_dirs(sequences: list[CdnetSequence], root: str) -> list[Path]:
     return [check_output_dir(Path(root) / name, "--save-masks") for name in names]
 
 
-def _processor(config: Config, compare: list[str], mask_dir: Path | None):
-    """A fresh ``process(index, frame) -> {method: mask}`` for one sequence, and its timings."""
-    masker = MixtureMasker(config.model)
-    post = Postprocessor(config.postprocess)
-    opencv = {name: _OPENCV_FACTORIES[name]() for name in compare if name in _OPENCV_FACTORIES}
-    cv2.setRNGSeed(OPENCV_SEED)
-    keep_raw = "raw" in compare and post.active
-    seconds = {name: 0.0 for name in ["bgsub", *compare]}
-
-    def process(index: int, frame: np.ndarray) -> dict[str, np.ndarray]:
-        t0 = time.perf_counter()
-        raw = masker.apply(frame)
-        t1 = time.perf_counter()
-        mask = post.apply(raw, out=None if keep_raw else raw)
-        t2 = time.perf_counter()
-        seconds["bgsub"] += t2 - t0
-        masks = {"bgsub": mask}
-        if "raw" in compare:
-            masks["raw"] = raw
-            seconds["raw"] += t1 - t0
-        for name, subtractor in opencv.items():
-            t0 = time.perf_counter()
-            masks[name] = subtractor.apply(frame)
-            seconds[name] += time.perf_counter() - t0
-        if mask_dir is not None:
-            target = mask_dir / f"bin{index:06d}.png"
-            if not cv2.imwrite(str(target), mask):
-                raise SinkError(f"--save-masks {mask_dir}: cannot write {target.name}")
-        return masks
-
-    return process, seconds
-
-
 def _heading(seq: CdnetSequence) -> str:
     roi = "ROI.bmp" if seq.roi is not None else "no ROI.bmp: whole frame"
     return (f"{seq.name} ({seq.root}): {len(seq.inputs)} frames, {seq.scored_frames} scored "
@@ -227,8 +157,7 @@ def _table(rows: dict[str, dict[str, float]]) -> str:
 
 
 def _write_json(path: Path, config: Config, methods: list[str], skipped: dict[str, str],
-                results: list[tuple[CdnetSequence, dict[str, Confusion], dict[str, float]]]
-                ) -> None:
+                results: list[SequenceScores]) -> None:
     data = {
         "bgsub_version": __version__,
         "config": {"model": dataclasses.asdict(config.model),
@@ -237,20 +166,16 @@ def _write_json(path: Path, config: Config, methods: list[str], skipped: dict[st
                         if m == "bgsub" else COMPARE_METHODS[m]) for m in methods},
         "skipped": skipped,
         "sequences": [
-            {"name": seq.name, "path": str(seq.root), "frames": len(seq.inputs),
-             "temporal_roi": [seq.first_scored, seq.last_scored],
-             "scored_frames": seq.scored_frames, "roi_bmp": seq.roi is not None,
-             "results": {m: scores[m].as_dict() for m in methods},
-             "seconds": {m: round(seconds[m], 4) for m in methods}}
-            for seq, scores, seconds in results],
+            {"name": r.seq.name, "path": str(r.seq.root), "frames": len(r.seq.inputs),
+             "temporal_roi": [r.seq.first_scored, r.seq.last_scored],
+             "scored_frames": r.seq.scored_frames, "roi_bmp": r.seq.roi is not None,
+             "results": {m: r.scores[m].as_dict() for m in methods},
+             "seconds": {m: round(r.seconds[m], 4) for m in methods}}
+            for r in results],
         # CDnet's category figure: the mean of the per-sequence metrics
-        "mean": {m: mean_metrics(scores[m] for _, scores, _ in results) for m in methods},
+        "mean": {m: mean_metrics(r.scores[m] for r in results) for m in methods},
     }
     try:
         path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     except OSError as exc:
         raise SinkError(f"--json {path}: cannot be written ({exc.strerror})") from None
-
-
-if __name__ == "__main__":
-    sys.exit(main())

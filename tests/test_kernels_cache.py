@@ -13,7 +13,7 @@ import numpy as np
 from bgsub import MixtureMasker
 m = MixtureMasker()
 m.apply(np.zeros((48, 64, 3), np.uint8))
-stats = m._learn_kernel.stats
+stats = m._backend._kernels[True].stats
 print(sum(stats.cache_hits.values()), sum(stats.cache_misses.values()))
 """
 
@@ -28,8 +28,11 @@ def test_kernels_are_cached_in_the_user_cache_when_the_package_is_read_only(tmp_
     package = tmp_path / "site" / "bgsub"
     shutil.copytree(Path(bgsub.__file__).parent, package,
                     ignore=shutil.ignore_patterns("__pycache__"))
-    (package / "__pycache__").write_text("")
-    for path in [package, *package.iterdir()]:
+    tree = [package, *package.rglob("*")]
+    for folder in [p for p in tree if p.is_dir()]:
+        (folder / "__pycache__").write_text("")
+    tree = [package, *package.rglob("*")]
+    for path in tree:
         path.chmod(0o555 if path.is_dir() else 0o444)
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
     env.update(PYTHONPATH=str(package.parent), XDG_CACHE_HOME=str(tmp_path / "cache"),
@@ -38,7 +41,7 @@ def test_kernels_are_cached_in_the_user_cache_when_the_package_is_read_only(tmp_
         runs = [subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True,
                                text=True, timeout=300, cwd=tmp_path) for _ in range(2)]
     finally:
-        for path in [package, *package.iterdir()]:
+        for path in tree:
             path.chmod(0o755 if path.is_dir() else 0o644)
     for run in runs:
         assert run.returncode == 0, run.stderr

@@ -10,8 +10,8 @@ from pathlib import Path
 import cv2
 import pytest
 
-from bgsub import MixtureMasker, Postprocessor
-from bgsub.evaluation import load_cdnet_sequence, score_sequence
+from bgsub.evaluation import evaluate_sequence, load_cdnet_sequence
+from bgsub.step import FrameStep
 
 ROOT = Path(__file__).resolve().parents[1]
 SEQ = Path(os.environ.get("BGSUB_HIGHWAY", ROOT.parent / "shared" / "data" / "highway"))
@@ -23,20 +23,11 @@ pytestmark = pytest.mark.skipif(
 
 def test_bgsub_beats_opencv_on_highway_and_post_processing_pays():
     seq = load_cdnet_sequence(SEQ)
-    masker, post = MixtureMasker(), Postprocessor()  # the shipped defaults
-    opencv = {
-        "mog2": cv2.createBackgroundSubtractorMOG2(),
-        "mog2_no_shadows": cv2.createBackgroundSubtractorMOG2(detectShadows=False),
-        "knn": cv2.createBackgroundSubtractorKNN(),
-    }
-
-    def process(_index, frame):
-        raw = masker.apply(frame)
-        masks = {"raw": raw, "bgsub": post.apply(raw)}
-        masks.update({name: sub.apply(frame) for name, sub in opencv.items()})
-        return masks
-
-    f = {name: c.f_measure for name, c in score_sequence(seq, process).items()}
+    no_shadows = cv2.createBackgroundSubtractorMOG2(detectShadows=False)
+    scores = evaluate_sequence(  # the shipped defaults
+        seq, FrameStep(keep_raw=True), ["raw", "mog2", "knn"],
+        methods={"mog2_no_shadows": lambda result: no_shadows.apply(result.frame)}).scores
+    f = {name: c.f_measure for name, c in scores.items()}
     print("highway F:", {name: round(v, 4) for name, v in f.items()})
     assert f["raw"] > max(f["mog2"], f["mog2_no_shadows"], f["knn"])
     assert f["raw"] > 0.84

@@ -1,14 +1,12 @@
 """The public API: construction, configuration, input checks."""
 
-import dataclasses
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import bgsub
-from bgsub import Config, ConfigError, FrameSizeError, MixtureMasker, ModelConfig, load_config
+from bgsub import ConfigError, FrameSizeError, MixtureMasker, ModelConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -17,23 +15,6 @@ def test_public_names():
     for name in ("MixtureMasker", "ModelConfig", "load_config", "ConfigError",
                  "FrameSizeError", "absorption_frames", "Postprocessor", "PostprocessConfig"):
         assert hasattr(bgsub, name)
-
-
-def test_shipped_config_mirrors_the_dataclasses():
-    """config.toml holds exactly the dataclasses' sections, fields and defaults."""
-    data = tomllib.loads((ROOT / "config.toml").read_text())
-    assert data == dataclasses.asdict(Config())
-    assert list(data) == [f.name for f in dataclasses.fields(Config)]  # same order too
-    assert load_config(ROOT / "config.toml") == Config()
-
-
-def test_every_setting_is_explained_in_config_toml():
-    """Each key in config.toml has a comment block above it."""
-    lines = (ROOT / "config.toml").read_text().splitlines()
-    for i, line in enumerate(lines):
-        if "=" in line and not line.startswith("#"):
-            above = lines[i - 1] if i else ""
-            assert above.startswith("#") or "=" in above and not above.startswith("#"), line
 
 
 def test_keyword_parameters_and_from_config(tmp_path):
@@ -80,24 +61,6 @@ def test_invalid_parameters_raise(params, needle):
 def test_unknown_parameter_names_the_valid_ones():
     with pytest.raises(ConfigError, match="unknown model parameter 'alpha'; valid: k, "):
         MixtureMasker(alpha=0.1)
-
-
-def test_config_file_errors(tmp_path):
-    with pytest.raises(ConfigError, match="config file not found"):
-        load_config(tmp_path / "missing.toml")
-    bad = tmp_path / "bad.toml"
-    bad.write_text("[model]\nk = 3\nlearning_rate = = 2\n")
-    with pytest.raises(ConfigError, match="line 3"):
-        load_config(bad)
-    unknown = tmp_path / "unknown.toml"
-    unknown.write_text("[model]\nkk = 3\n")
-    with pytest.raises(ConfigError, match="unknown key model.kk; valid keys in \\[model\\]: k,"):
-        load_config(unknown)
-    section = tmp_path / "section.toml"
-    section.write_text("[modle]\nk = 3\n")
-    with pytest.raises(ConfigError,
-                       match="unknown section \\[modle\\]; valid sections: source, model, "):
-        load_config(section)
 
 
 def test_bad_frames_raise_clear_errors():

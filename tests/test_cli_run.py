@@ -202,12 +202,13 @@ def test_interruption_leaves_playable_files(tmp_path, sig, code):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_second_signal_during_shutdown_keeps_its_exit_status(sig, capsys):
-    from bgsub.cli import Interrupted, guarded
+    from bgsub.cli.common import Interrupted, guarded, logging_to_stderr
 
     def shutting_down():
         raise Interrupted(sig)
 
-    assert guarded(shutting_down, debug=False) == 128 + sig
+    with logging_to_stderr():
+        assert guarded(shutting_down, debug=False) == 128 + sig
     assert capsys.readouterr().err == "bgsub: interrupted\n"
 
 
@@ -236,10 +237,10 @@ def test_a_stream_that_never_answers_times_out(tmp_path):
 
 def test_pipeline_takes_single_channel_frames_as_grey():
     """(H, W, 1) frames from a custom reader are grey frames, not a size change each time."""
-    from bgsub import MixtureMasker
-    from bgsub.config import Config
+    from bgsub.display import drawer
+    from bgsub.config import DisplayConfig
     from bgsub.pipeline import run_pipeline
-    from bgsub.sinks import SinkWriter
+    from bgsub.step import FrameStep
 
     class Reader:
         def __init__(self):
@@ -248,8 +249,17 @@ def test_pipeline_takes_single_channel_frames_as_grey():
         def get(self, timeout=0.1):
             return self.items.pop(0) if self.items else None
 
-    summary = run_pipeline(Reader(), MixtureMasker(), Config(), SinkWriter())
+    class Drawn:
+        def __init__(self):
+            self.shapes = []
+
+        def write(self, result):
+            self.shapes.append(drawer(DisplayConfig())(result.frame, result.mask).shape)
+
+    drawn = Drawn()
+    summary = run_pipeline(Reader(), FrameStep(), [drawn])
     assert summary.processed == 5 and summary.resets == 0
+    assert drawn.shapes == [(6, 8, 3)] * 5
 
 
 @pytest.mark.parametrize("setting,writes,cpus,expected", [

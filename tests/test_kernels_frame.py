@@ -10,6 +10,16 @@ from naive import NaiveMixture, naive_shadows
 
 # 23 x 29 = 667 pixels: one partial tile (the tests below with larger frames cross tiles)
 H, W = 23, 29
+
+# Every kernel shape (k, channels, variances, rho) compiles for 10-20 s.  The default run
+# covers each code path with a few shapes; CI also runs the rest (pytest -m all_shapes).
+ALL_SHAPES = pytest.mark.all_shapes
+
+
+def shapes(names, cases, default):
+    """Parameters *cases* for *names*; those not in *default* only under -m all_shapes."""
+    return pytest.mark.parametrize(names, [
+        case if case in default else pytest.param(*case, marks=ALL_SHAPES) for case in cases])
 # explicit rates, the default warm-up schedule (None) and classify-only (0)
 RATES = [None, None, 0.05, 0.0, None, 0.3, 0.01, 1.0]
 
@@ -57,9 +67,11 @@ def run_both(k, channels, rho, seed, n_frames=40, **params):
     return events
 
 
-@pytest.mark.parametrize("covariance", ["spherical", "diagonal"])
-@pytest.mark.parametrize("k", [1, 2, 3, 5])
-@pytest.mark.parametrize("channels", [1, 3])
+@shapes("k,channels,covariance",
+        [(k, c, v) for c in (1, 3) for k in (1, 2, 3, 5) for v in ("spherical", "diagonal")],
+        default=[(1, 3, "spherical"), (2, 3, "spherical"), (3, 3, "spherical"),
+                 (5, 3, "spherical"), (3, 3, "diagonal"), (3, 1, "spherical"),
+                 (3, 1, "diagonal")])  # grey: diagonal is spherical, the same kernel
 def test_kernel_matches_reference(k, channels, covariance):
     events = run_both(k, channels, "alpha_over_weight", seed=10 * k + channels,
                       covariance=covariance)
@@ -70,15 +82,16 @@ def test_kernel_matches_reference(k, channels, covariance):
         assert events["matched_below_top"] > 100
 
 
-@pytest.mark.parametrize("covariance", ["spherical", "diagonal"])
-@pytest.mark.parametrize("channels", [1, 3])
+@shapes("channels,covariance", [(c, v) for c in (1, 3) for v in ("spherical", "diagonal")],
+        default=[(3, "spherical")])
 def test_kernel_matches_reference_paper_rho(channels, covariance):
     run_both(3, channels, "gaussian", seed=7 + channels, covariance=covariance)
 
 
-@pytest.mark.parametrize("covariance", ["spherical", "diagonal"])
-def test_kernel_matches_reference_other_parameters(covariance):
-    run_both(4, 3, "alpha_over_weight", seed=99, match_threshold=3.0, background_ratio=0.5,
+@shapes("k,covariance", [(5, "spherical"), (3, "diagonal"), (4, "spherical"), (4, "diagonal")],
+        default=[(5, "spherical"), (3, "diagonal")])
+def test_kernel_matches_reference_other_parameters(k, covariance):
+    run_both(k, 3, "alpha_over_weight", seed=99, match_threshold=3.0, background_ratio=0.5,
              init_weight=0.2, init_variance=100.0, min_variance=4.0, max_variance=400.0,
              covariance=covariance)
 
@@ -178,8 +191,11 @@ def _near_ties(rng, n, k, channels, covariance):
     return w, mu, var, x
 
 
-@pytest.mark.parametrize("covariance", ["spherical", "diagonal"])
-@pytest.mark.parametrize("k,channels", [(3, 3), (3, 1), (5, 3), (2, 3)])
+@shapes("k,channels,covariance",
+        [(k, c, v) for k, c in [(3, 3), (3, 1), (5, 3), (2, 3)]
+         for v in ("spherical", "diagonal")],
+        default=[(3, 3, "spherical"), (3, 3, "diagonal"), (3, 1, "spherical"),
+                 (5, 3, "spherical"), (2, 3, "spherical")])
 def test_short_path_reranks_like_the_general_path(k, channels, covariance):
     """Pixel groups that all match slot 0 take the kernel's short path; checked bit for bit."""
     from bgsub import kernels
@@ -224,7 +240,7 @@ def test_short_path_reranks_like_the_general_path(k, channels, covariance):
 def test_state_is_kept_in_rank_order():
     """After every frame each pixel's slots are sorted by w^2 / sigma^2, descending."""
     rng = np.random.default_rng(4)
-    fast = MixtureMasker(k=4)
+    fast = MixtureMasker(k=5)
     for t, frame in enumerate(multimodal_frames(rng, 30, 3)):
         fast.apply(frame, learning_rate=RATES[t % len(RATES)])
         state = fast.state()

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from bgsub import MixtureMasker
-from bgsub.evaluate_cli import OPENCV_SEED
 from bgsub.config import PostprocessConfig
+from bgsub.evaluation import OPENCV_SEED
 from bgsub.postprocess import Postprocessor
 from bgsub.synthetic import SceneSpec, render
 
@@ -179,7 +179,7 @@ def test_eval_one_sequence_prints_one_table_and_notes_a_missing_mog(sequences, t
     else:
         assert list(rows) == ["bgsub"]
         assert r.stderr.strip().splitlines() == [
-            ("bgsub: note: mog skipped: cv2.bgsegm is missing (it comes with "
+            ("bgsub: warning: mog skipped: cv2.bgsegm is missing (it comes with "
              "opencv-contrib-python)")]
 
 
@@ -196,13 +196,18 @@ def test_eval_reads_the_config_file(sequences, tmp_path):
         "min_blob_area"] == 2
 
 
-def test_a_source_named_eval_is_still_a_source(tmp_path):
+def test_eval_is_the_command_whatever_the_folder_holds(sequences, tmp_path):
+    """A folder named eval does not change what bgsub eval means; bgsub run eval reads it."""
     (tmp_path / "eval").mkdir()
     for i in range(3):
         cv2.imwrite(str(tmp_path / "eval" / f"{i}.png"), np.full((8, 8, 3), 90, np.uint8))
-    r = bgsub("eval", "--no-display", cwd=tmp_path)
+    r = bgsub("eval", sequences[1], "--quiet", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "3 frames processed" in r.stderr
+    assert table_rows(r.stdout, "beta (")
+    for source in (["run", "eval"], ["./eval"]):
+        r = bgsub(*source, "--no-display", cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert "3 frames processed" in r.stderr
 
 
 def _break(seq, tmp_path, how):

@@ -1,0 +1,194 @@
+"""What every bgsub command shares: exit statuses, errors, options, signals, logging.
+
+A command is a module of this package with ``add_parser(commands, parent)``
+and a function that runs the parsed arguments; :func:`bgsub.cli.main`
+dispatches.  The command decides what a person sees: library code logs to
+the ``bgsub`` logger, and :func:`logging_to_stderr` shows those records as
+``bgsub: ...`` lines, above a progress bar when one is live.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+import traceback
+from pathlib import Path
+from typing import Callable, Iterator
+
+import cv2
+from tqdm import tqdm
+
+from .. import __version__
+from ..config import ConfigError, apply_overrides, resolve_config
+from ..sinks import SinkError
+from ..sources import SourceError
+
+__all__ = ["EXIT_OK", "EXIT_INTERNAL", "EXIT_USAGE", "UsageError", "Interrupted", "Parser",
+           "common_options", "config_of", "guarded", "stop_on_signals", "logging_to_stderr"]
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_USAGE = 2
+
+logger = logging.getLogger("bgsub")
+
+
+class UsageError(Exception):
+    """A command-line mistake."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A second SIGINT or SIGTERM: stop waiting for the shutdown."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors as bgsub's one-line errors (exit status 2)."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def common_options(example: str) -> Parser:
+    """The options every command takes (a parent parser): --config, --set, --quiet, ..."""
+    p = Parser(add_help=False)
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help="configuration file (default: ./config.toml if present, else built-in "
+                        "defaults)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help=f"override one setting, e.g. --set {example} (repeatable)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    p.add_argument("--version", action="version", version=f"bgsub {__version__}")
+    return p
+
+
+def config_of(args: argparse.Namespace, options: tuple[str, ...] = ()):
+    """The configuration of a command: --config, --set, then *options* given as flags.
+
+    Each name in *options* is a ``source`` setting with a flag of its own
+    (``--width``), applied last and named by its flag in errors.
+    """
+    config = resolve_config(args.config, args.set)
+    for name in options:
+        value = getattr(args, name, None)
+        if value is not None:
+            config = apply_overrides(config, [f"source.{name}={value}"], f"--{name}")
+    return config
+
+
+def guarded(run: Callable[[], int], debug: bool,
+            user_errors: tuple[type[BaseException], ...] = ()) -> int:
+    """Call *run* and turn its errors into one line on stderr and an exit status.
+
+    User errors (bad input: these, and *user_errors*) exit with 2, anything
+    else is a bug and exits with 1; ``--debug`` (*debug*) shows the traceback.
+    """
+    if not debug:
+        _quiet_opencv()
+    try:
+        return run()
+    except (ConfigError, SourceError, SinkError, UsageError, *user_errors) as exc:
+        if debug:
+            traceback.print_exc()
+        logger.error("%s", exc)
+        return EXIT_USAGE
+    except KeyboardInterrupt as exc:  # a second Ctrl-C or SIGTERM during shutdown
+        logger.error("interrupted", extra={"plain": True})
+        return 128 + getattr(exc, "signum", signal.SIGINT)
+    except Exception as exc:  # a bug, not a user error: still one line unless --debug
+        if debug:
+            raise
+        logger.error("internal error: %s: %s (run with --debug for the traceback)",
+                     type(exc).__name__, exc)
+        return EXIT_INTERNAL
+
+
+def _quiet_opencv() -> None:
+    """Keep OpenCV's and FFmpeg's own log lines out of bgsub's one-line messages."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
+    cv_logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    if cv_logging is not None:
+        cv_logging.setLogLevel(cv_logging.LOG_LEVEL_SILENT)
+
+
+class StopRequest(threading.Event):
+    """Set by the first SIGINT or SIGTERM; ``signum`` says which."""
+
+    signum: int | None = None
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[StopRequest]:
+    """SIGINT and SIGTERM set the yielded event instead of raising, so that every way
+    out goes through the same shutdown and files are closed complete.
+
+    A second signal while shutting down raises :class:`Interrupted`.  The
+    previous handlers come back on exit.
+    """
+    stop = StopRequest()
+
+    def on_signal(signum, _frame):
+        if stop.is_set():  # a second signal while shutting down: give up waiting
+            raise Interrupted(signum)
+        stop.signum = signum
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if getattr(record, "plain", False):  # a message that is its own kind
+            return f"bgsub: {message}"
+        if record.levelno >= logging.ERROR:
+            return f"bgsub: error: {message}"
+        if record.levelno >= logging.WARNING:
+            return f"bgsub: warning: {message}"
+        return f"bgsub: {message}"
+
+
+class _TqdmHandler(logging.Handler):
+    """One line per record on stderr, written above a live progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # a closed or missing stderr must not stop the run
+            pass
+
+
+@contextlib.contextmanager
+def logging_to_stderr(quiet: bool = False, debug: bool = False) -> Iterator[None]:
+    """Show the ``bgsub`` logger's records on stderr as ``bgsub: ...`` lines.
+
+    Info lines (progress in a log file, the summary) only without *quiet*;
+    warnings and errors always.  The logger's former state comes back on exit.
+    """
+    handler = _TqdmHandler()
+    handler.setFormatter(_Formatter())
+    saved = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]

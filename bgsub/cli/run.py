@@ -1,0 +1,201 @@
+"""``bgsub [run]``: mask a camera, a video file, an image folder or a stream.
+
+The outputs are sinks (:mod:`bgsub.sinks`) written by one writer thread, the
+window is one more consumer (:class:`bgsub.display.Window`), and the frames
+go through the shared :class:`~bgsub.step.FrameStep` in
+:func:`bgsub.pipeline.run_pipeline`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+from pathlib import Path
+
+import cv2
+
+from ..display import Display, Window, drawer
+from ..pipeline import masker_threads, needs_of, run_pipeline
+from ..progress import Progress
+from ..sinks import (AnnotatedVideoSink, BackgroundVideoSink, MaskDirSink, MaskVideoSink,
+                     ProbabilityVideoSink, SinkWriter, StatsSink, check_output_dir,
+                     check_output_file, check_writable_file)
+from ..sources import FrameReader, open_source
+from ..step import FrameStep
+from .common import UsageError, config_of, guarded, logging_to_stderr, stop_on_signals
+
+__all__ = ["add_parser", "main"]
+
+logger = logging.getLogger("bgsub")
+
+DESCRIPTION = ("Real-time background subtraction with a per-pixel Gaussian mixture. Shows the "
+               "frame (foreground tinted, boxes around blobs), the mask and the background "
+               "model in a window; q or Esc quit, space pause, r reset the model, s save a "
+               "snapshot.")
+EPILOG = ("Video outputs take their codec from the extension: .mp4 .m4v .mov .mkv (mp4v), "
+          ".avi (MJPG).  Exit status: 0 done, 2 bad input, 130 SIGINT, 143 SIGTERM.")
+
+# the video outputs: option, sink class
+_VIDEOS = (("--output", AnnotatedVideoSink), ("--mask-output", MaskVideoSink),
+           ("--background-output", BackgroundVideoSink),
+           ("--probability-output", ProbabilityVideoSink))
+
+
+def add_parser(commands, parent: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p = commands.add_parser("run", parents=[parent], help="mask a camera, file, folder or "
+                            "stream (the default: bgsub SOURCE means bgsub run SOURCE)",
+                            description=DESCRIPTION, epilog=EPILOG)
+    p.add_argument("source", nargs="?",
+                   help="video file, image folder (jpg/png/bmp/tif, sorted by name) or "
+                        "stream URL (rtsp://, http://)")
+    p.add_argument("--camera", type=int, metavar="N", help="read OpenCV camera N instead")
+    p.add_argument("--width", type=int, help="camera frame width to request")
+    p.add_argument("--height", type=int, help="camera frame height to request")
+    p.add_argument("--fps", type=float, help="camera frame rate to request")
+    p.add_argument("--no-display", action="store_true", help="run without a window")
+    p.add_argument("--output", metavar="FILE", help="write the annotated video")
+    p.add_argument("--mask-output", metavar="FILE", help="write the mask video")
+    p.add_argument("--background-output", metavar="FILE", help="write the background video")
+    p.add_argument("--probability-output", metavar="FILE",
+                   help="write the soft foreground probability as a grey video (255 = surely "
+                        "foreground; costs time per frame)")
+    p.add_argument("--stats", metavar="FILE",
+                   help="write a CSV row per frame: frame, foreground_fraction, "
+                        "log_likelihood, recovering")
+    p.add_argument("--mask-dir", metavar="DIR",
+                   help="write one PNG mask per frame read, named by the frame's zero-based "
+                        "index (000000.png, ...)")
+    p.set_defaults(run=main)
+    return p
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the parsed ``bgsub run`` arguments; return the exit status."""
+    with logging_to_stderr(args.quiet, args.debug):
+        return guarded(lambda: _run(args), args.debug)
+
+
+def _check_distinct(source: str | None, outputs: dict[str, Path]) -> None:
+    """Refuse an output that would overwrite the source (file or image folder) or another output."""
+    src = Path(source).resolve() if source and Path(source).exists() else None
+    seen: dict[Path, str] = {}
+    for option, path in outputs.items():
+        resolved = path.resolve()
+        if resolved == src:
+            raise UsageError(f"{option} {path} is the source itself: refusing to overwrite it")
+        if resolved in seen:
+            raise UsageError(f"{option} {path} is also given to {seen[resolved]}: each output "
+                             "needs its own file")
+        seen[resolved] = option
+
+
+def _run(args: argparse.Namespace) -> int:
+    with stop_on_signals() as stop:
+        code = _process(args, stop)
+    if stop.signum is not None:
+        logger.info("stopped by %s; outputs are complete up to the last processed frame",
+                    signal.Signals(stop.signum).name)
+        return 128 + stop.signum
+    return code
+
+
+def _outputs(args: argparse.Namespace) -> dict[str, Path]:
+    """Every output option given, checked before the first frame is read."""
+    outputs = {opt: check_output_file(getattr(args, opt[2:].replace("-", "_")), opt)
+               for opt, _ in _VIDEOS if getattr(args, opt[2:].replace("-", "_"))}
+    if args.stats:
+        outputs["--stats"] = check_writable_file(args.stats, "--stats")
+    if args.mask_dir:
+        outputs["--mask-dir"] = Path(args.mask_dir)
+    _check_distinct(args.source, outputs)
+    if args.mask_dir:
+        check_output_dir(args.mask_dir, "--mask-dir")
+    return outputs
+
+
+def _process(args: argparse.Namespace, stop) -> int:
+    if args.source is None and args.camera is None:
+        raise UsageError("no source given: expected a video file, an image folder, a stream "
+                         "URL or --camera N (see bgsub --help)")
+    if args.source is not None and args.camera is not None:
+        raise UsageError("give either a source or --camera N, not both")
+    if args.camera is not None and args.camera < 0:
+        raise UsageError(f"--camera must be a camera index >= 0, got {args.camera}")
+    config = config_of(args, ("width", "height", "fps"))
+    outputs = _outputs(args)
+
+    source = open_source(args.source, args.camera, config.source)
+    if stop.is_set():
+        source.close()
+        return 0
+    fps = source.info.fps
+    draw = drawer(config.display)
+    reader = writer = window = None
+    summary = None
+    # The reader, masker and writer threads are the run's parallelism.
+    # OpenCV's own pool would add none (its calls here are short) and its
+    # idle workers spin, taking CPU from those threads: on 2 cores the
+    # pipeline ran 10% faster at 640x480 without it.  It stays off until the
+    # writer has drained its queue: a pool made by the niced writer thread
+    # would keep that thread's priority for the rest of the process.
+    opencv_threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        try:
+            sinks = [cls(outputs[opt], fps, opt, draw) if cls is AnnotatedVideoSink
+                     else cls(outputs[opt], fps, opt) for opt, cls in _VIDEOS if opt in outputs]
+            if "--mask-dir" in outputs:
+                sinks.append(MaskDirSink(outputs["--mask-dir"]))
+            if "--stats" in outputs:
+                sinks.append(StatsSink(outputs["--stats"]))
+            writer = SinkWriter(sinks, config.output.queue_size, nice=config.pipeline.io_nice)
+            reader = FrameReader(source, config.source.queue_size, nice=config.pipeline.io_nice)
+            step = FrameStep.from_config(config, threads=masker_threads(
+                config.pipeline.masker_threads, writes=writer.active))
+            consumers = []
+            if not args.no_display:
+                display = Display()
+                reason = display.open()
+                if reason is not None:
+                    logger.warning("%s; running headless", reason)
+                else:
+                    # first: the frame it draws is shared with the writer
+                    window = Window(display, config.display, draw, stop, step.reset)
+                    consumers.append(window)
+            consumers.append(writer)
+            needs = needs_of(consumers)
+            step.background = "background" in needs
+            step.probability = "probability" in needs
+            progress = Progress(source.info.frame_count, quiet=args.quiet)
+            summary = run_pipeline(reader, step, consumers, progress=progress, stop=stop)
+        except BaseException:
+            # the first error is the one to report: close quietly, then re-raise it
+            _close(reader, source, writer, window, quiet=True)
+            raise
+        # the same way out for the end, q, Ctrl-C and SIGTERM: close everything
+        _close(reader, source, writer, window, quiet=False)
+    finally:
+        cv2.setNumThreads(opencv_threads)
+    logger.info("%s", summary.line())
+    for name in (window.snapshots if window is not None else ()):
+        logger.info("saved snapshot %s", name)
+    return 0
+
+
+def _close(reader, source, writer, window, quiet: bool) -> None:
+    """Stop the threads and close every file; errors raise unless *quiet*."""
+    if reader is not None:
+        reader.close()
+    else:
+        source.close()
+    try:
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception:
+                if not quiet:
+                    raise
+    finally:
+        if window is not None:
+            window.close()

@@ -1,0 +1,82 @@
+"""The package's shape: data flows one way, no module imports one that imports it back."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "bgsub"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path) -> set[str]:
+    """The bgsub modules a module imports at import time (not under TYPE_CHECKING)."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
+            node.body = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("bgsub")}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                target = f"{base}.{node.module}" if node.module else base
+            else:
+                target = node.module or ""
+            if not target.startswith("bgsub"):
+                continue
+            found.add(target)
+            for alias in node.names:  # "from . import run" imports the module bgsub.cli.run
+                if (PACKAGE.parent / f"{target}.{alias.name}".replace(".", "/")).with_suffix(
+                        ".py").exists():
+                    found.add(f"{target}.{alias.name}")
+    return found - {name}
+
+
+def graph() -> dict[str, set[str]]:
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    return {name: {m for m in imports_of(path) if m in modules} for name, path in
+            modules.items()}
+
+
+def test_no_import_cycles():
+    g = graph()
+    # a package's __init__ re-exports its modules: importing a submodule runs it first,
+    # which is not a cycle of the modules themselves
+    edges = {m: {d for d in deps if not (m.startswith(d + ".") and d in g)} for m, deps in
+             g.items()}
+    state: dict[str, int] = {}
+    path: list[str] = []
+
+    def visit(m):
+        state[m] = 1
+        path.append(m)
+        for d in edges[m]:
+            if state.get(d) == 1:
+                raise AssertionError("import cycle: " + " -> ".join(path[path.index(d):] + [d]))
+            if d not in state:
+                visit(d)
+        path.pop()
+        state[m] = 2
+
+    for m in edges:
+        if m not in state:
+            visit(m)
+
+
+def test_the_masker_knows_no_files_windows_or_commands():
+    g = graph()
+    seen, todo = set(), ["bgsub.masker"]
+    while todo:
+        m = todo.pop()
+        if m not in seen:
+            seen.add(m)
+            todo.extend(g[m])
+    assert not seen & {"bgsub.sources", "bgsub.sinks", "bgsub.display", "bgsub.pipeline",
+                       "bgsub.cli", "bgsub.evaluation"}, seen
