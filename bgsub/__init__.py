@@ -1,10 +1,43 @@
-"""bgsub: real-time background subtraction with a per-pixel Gaussian mixture."""
+"""bgsub: real-time background subtraction with a per-pixel Gaussian mixture.
 
-from .config import Config, ConfigError, ModelConfig, PostprocessConfig, load_config
-from .masker import FrameSizeError, MixtureMasker, absorption_frames
-from .postprocess import Postprocessor
+The public names load on first use (PEP 562), so that ``import bgsub`` and
+the ``bgsub`` command start without loading Numba and OpenCV until they are
+needed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["MixtureMasker", "FrameSizeError", "absorption_frames", "ModelConfig", "Config",
-           "ConfigError", "load_config", "__version__", "Postprocessor", "PostprocessConfig"]
+# public name -> the module that defines it
+_EXPORTS = {
+    "MixtureMasker": "masker", "FrameSizeError": "masker", "absorption_frames": "masker",
+    "Config": "config", "ConfigError": "config", "ModelConfig": "config",
+    "PostprocessConfig": "config", "load_config": "config",
+    "Postprocessor": "postprocess",
+    "FrameStep": "step", "FrameResult": "step",
+}
+
+__all__ = [*_EXPORTS, "__version__"]
+
+if TYPE_CHECKING:
+    from .config import Config, ConfigError, ModelConfig, PostprocessConfig, load_config
+    from .masker import FrameSizeError, MixtureMasker, absorption_frames
+    from .postprocess import Postprocessor
+    from .step import FrameResult, FrameStep
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bgsub' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # looked up once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import numbers
 import tomllib
 import types
 import typing
@@ -421,8 +422,10 @@ def _conform(value: Any, tp: Any, name: str) -> Any:
         return tuple(items)
     if tp is Any:
         return value
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+    if tp is float and isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)  # an int, or a NumPy number
+    if tp is int and isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)  # a NumPy integer
     if tp is Path and isinstance(value, str):
         return Path(value)
     if isinstance(value, bool) and tp is not bool or not isinstance(value, tp):

@@ -147,8 +147,30 @@ def _highgui_is_qt_xcb() -> bool:
                                             for name in os.listdir(platforms))
 
 
+X_PROBE_TIMEOUT = 5.0  # seconds an X server has to answer before it counts as unreachable
+
+
 def _x_connection_error(display: str) -> str | None:
-    """Why the X server *display* cannot be reached, or None when it can (libxcb)."""
+    """Why the X server *display* cannot be reached, or None when it can.
+
+    libxcb's connect has no timeout: a server (or a port) that accepts the
+    connection and never answers would block it for ever, deaf to signals.
+    So it runs in a helper thread, and a server that has not answered within
+    :data:`X_PROBE_TIMEOUT` seconds is unreachable (the helper is left to
+    itself).
+    """
+    box: dict[str, str | None] = {}
+    helper = threading.Thread(target=lambda: box.setdefault("error", _xcb_connect(display)),
+                              name="bgsub-x-probe", daemon=True)
+    helper.start()
+    helper.join(X_PROBE_TIMEOUT)
+    if helper.is_alive():
+        return f"the X server DISPLAY={display} does not answer within {X_PROBE_TIMEOUT:g} s"
+    return box.get("error")
+
+
+def _xcb_connect(display: str) -> str | None:
+    """Connect to *display* with libxcb, as Qt will; why it failed, or None."""
     try:
         xcb = ctypes.CDLL("libxcb.so.1")
     except OSError:

@@ -72,7 +72,7 @@ class EMResult:
 def fit_mixtures(samples: np.ndarray, k: int, covariance: str = "spherical",
                  init: str = "kmeans", max_iter: int = 100, tol: float = 1e-4,
                  var_min: float = 1.0, var_max: float = 1e6, seed: int = 0,
-                 return_responsibilities: bool = True) -> EMResult:
+                 return_responsibilities: bool = True, threads: int | None = None) -> EMResult:
     """Fit a k-component Gaussian mixture to each of N independent sample sets.
 
     Parameters
@@ -96,6 +96,11 @@ def fit_mixtures(samples: np.ndarray, k: int, covariance: str = "spherical",
         Seed of the random initialisation.
     return_responsibilities : bool
         Also return the (N, S, k) responsibilities (memory: 4 N S k bytes).
+    threads : int, optional
+        Threads of Numba's pool to use (default: the calling thread's Numba
+        setting); 1 fits on the calling thread alone and never starts the
+        pool, whatever threading layer Numba has.  The fit does not depend
+        on it.
 
     Returns
     -------
@@ -121,15 +126,27 @@ def fit_mixtures(samples: np.ndarray, k: int, covariance: str = "spherical",
     means = np.zeros((n, k, c), np.float32)
     variances = np.zeros((n, k, v), np.float32)
     resp = np.zeros((n, s, k) if return_responsibilities else (0, 0, 0), np.float32)
-    chunks = max(1, min(4 * numba.config.NUMBA_NUM_THREADS, n))
+    chunks = max(1, min(4 * numba.config.NUMBA_NUM_THREADS, n))  # the fit does not depend on it
     scratch = np.zeros((chunks, s, k + 1), np.float64)
     params = np.zeros((chunks, k, 1 + c + v), np.float64)
     aux = np.zeros((chunks, k, 1 + v), np.float64)
     trace = np.zeros((chunks, max_iter + 1), np.float64)
     iterations = np.zeros(chunks, np.int64)
-    _fit(samples, k, v, INIT_KMEANS if init == "kmeans" else INIT_RANDOM, max_iter, tol,
-         var_min, var_max, seed, weights, means, variances, resp, scratch, params, aux, trace,
-         iterations)
+    args = (samples, k, v, INIT_KMEANS if init == "kmeans" else INIT_RANDOM, max_iter, tol,
+            var_min, var_max, seed, weights, means, variances, resp, scratch, params, aux, trace,
+            iterations)
+    if threads == 1:
+        _fit_serial(*args)
+    elif threads is None:
+        _fit(*args)
+    else:
+        # Numba's parallel loops take their thread count per calling thread
+        previous = numba.get_num_threads()
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        try:
+            _fit(*args)
+        finally:
+            numba.set_num_threads(previous)
     used = int(iterations.max())
     return EMResult(weights, means, variances, resp if return_responsibilities else None,
                     trace.sum(axis=0)[:used + 1] / n, used)
@@ -300,38 +317,55 @@ def _initialise(x, p, par, labels, k, c, v, init, var_min, var_max, seed):
             par[j, 1 + c + vi] = min(max(var, var_min), var_max) if count > 1 else total_var
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def _fit_chunk(ch, x, k, v, init, max_iter, tol, var_min, var_max, seed, weights, means,
+               variances, resp, scratch, params, aux, trace, iterations):
+    """Fit the pixels of chunk *ch* (a share of the N sets), with that chunk's scratch."""
+    n, s_count, c = x.shape
+    chunks = scratch.shape[0]
+    r = scratch[ch]
+    par = params[ch]
+    aux_ch = aux[ch]
+    labels = np.empty(s_count, np.int64)  # once per chunk, not per pixel
+    for p in range((ch * n) // chunks, ((ch + 1) * n) // chunks):
+        _initialise(x, p, par, labels, k, c, v, init, var_min, var_max, seed)
+        previous = -math.inf
+        it = 0
+        while True:
+            ll = _e_step(x, p, par, r, aux_ch, k, c, v)
+            trace[ch, it] += ll
+            if it == max_iter or (it > 0 and ll - previous < tol):
+                break
+            _m_step(x, p, par, r, k, c, v, var_min, var_max)
+            previous = ll
+            it += 1
+        for later in range(it + 1, max_iter + 1):
+            trace[ch, later] += ll  # converged: its value carries forward
+        iterations[ch] = max(iterations[ch], it)
+        for j in range(k):
+            weights[p, j] = par[j, 0]
+            for cc in range(c):
+                means[p, j, cc] = par[j, 1 + cc]
+            for vi in range(v):
+                variances[p, j, vi] = par[j, 1 + c + vi]
+        if resp.shape[0] > 0:
+            for si in range(s_count):
+                for j in range(k):
+                    resp[p, si, j] = r[si, j]
+
+
 @njit(parallel=True, cache=True, nogil=True, error_model="numpy")
 def _fit(x, k, v, init, max_iter, tol, var_min, var_max, seed, weights, means, variances,
          resp, scratch, params, aux, trace, iterations):
-    n, s_count, c = x.shape
-    chunks = scratch.shape[0]
-    for ch in prange(chunks):
-        r = scratch[ch]
-        par = params[ch]
-        aux_ch = aux[ch]
-        labels = np.empty(s_count, np.int64)  # once per chunk, not per pixel
-        for p in range((ch * n) // chunks, ((ch + 1) * n) // chunks):
-            _initialise(x, p, par, labels, k, c, v, init, var_min, var_max, seed)
-            previous = -math.inf
-            it = 0
-            while True:
-                ll = _e_step(x, p, par, r, aux_ch, k, c, v)
-                trace[ch, it] += ll
-                if it == max_iter or (it > 0 and ll - previous < tol):
-                    break
-                _m_step(x, p, par, r, k, c, v, var_min, var_max)
-                previous = ll
-                it += 1
-            for later in range(it + 1, max_iter + 1):
-                trace[ch, later] += ll  # converged: its value carries forward
-            iterations[ch] = max(iterations[ch], it)
-            for j in range(k):
-                weights[p, j] = par[j, 0]
-                for cc in range(c):
-                    means[p, j, cc] = par[j, 1 + cc]
-                for vi in range(v):
-                    variances[p, j, vi] = par[j, 1 + c + vi]
-            if resp.shape[0] > 0:
-                for si in range(s_count):
-                    for j in range(k):
-                        resp[p, si, j] = r[si, j]
+    for ch in prange(scratch.shape[0]):
+        _fit_chunk(ch, x, k, v, init, max_iter, tol, var_min, var_max, seed, weights, means,
+                   variances, resp, scratch, params, aux, trace, iterations)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _fit_serial(x, k, v, init, max_iter, tol, var_min, var_max, seed, weights, means,
+                variances, resp, scratch, params, aux, trace, iterations):
+    """The same, on the calling thread alone: Numba's thread pool is never started."""
+    for ch in range(scratch.shape[0]):
+        _fit_chunk(ch, x, k, v, init, max_iter, tol, var_min, var_max, seed, weights, means,
+                   variances, resp, scratch, params, aux, trace, iterations)

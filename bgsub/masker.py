@@ -8,10 +8,12 @@ recovery, bootstrap); the per-pixel work is its backend's
 
 from __future__ import annotations
 
+import functools
 import math
+import numbers
+import threading
 from pathlib import Path
 
-import numba
 import numpy as np
 
 from .backend import CpuBackend
@@ -19,6 +21,15 @@ from .config import MAX_THREADS, ModelConfig, load_config, replace_section
 from .em import fit_mixtures
 
 __all__ = ["MixtureMasker", "FrameSizeError", "absorption_frames"]
+
+
+def _locked(method):
+    """Run *method* under the masker's lock: one call at a time, whatever the thread."""
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return call
 
 
 class FrameSizeError(ValueError):
@@ -158,12 +169,22 @@ class MixtureMasker:
         up to about 10% more CPU a frame with two threads than with one, on 2
         cores), so where other work keeps every core busy anyway, as in the
         ``bgsub`` command writing a video, fewer threads leave that CPU to it.
+        ``threads=1`` starts no thread at all, whatever threading layer Numba
+        uses.
     **params
         Single parameters overriding ``config`` (``k``, ``learning_rate``,
         ``match_threshold``, ``background_ratio``, ``init_weight``,
         ``init_variance``, ``min_variance``, ``max_variance``, ``rho``,
         ``shadows``, ``shadow_value``, ...); see
         :class:`bgsub.config.ModelConfig`.
+
+    Notes
+    -----
+    A masker may be shared between threads: its methods take a lock, so
+    calls run one at a time and never see a half-updated model.  Frames from
+    two threads then interleave in one model, which is rarely what a caller
+    wants: give each camera (each thread) its own masker, with the thread
+    count it should use.
 
     Examples
     --------
@@ -181,10 +202,13 @@ class MixtureMasker:
         base = config if config is not None else ModelConfig()
         if not isinstance(base, ModelConfig):
             raise TypeError(f"config must be a ModelConfig, got {type(base).__name__}")
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+        if threads is not None and (isinstance(threads, bool)
+                                    or not isinstance(threads, numbers.Integral)
                                     or not 1 <= threads <= MAX_THREADS):
             raise ValueError(f"threads must be an integer in 1..{MAX_THREADS} or None, "
                              f"got {threads!r}")
+        threads = None if threads is None else int(threads)
+        self._lock = threading.RLock()
         self._config = replace_section(base, **params) if params else base
         self._backend = CpuBackend(self._config, threads)
         self.reset()
@@ -223,6 +247,7 @@ class MixtureMasker:
         """
         return self._backend.nbytes
 
+    @_locked
     def reset(self) -> None:
         """Forget everything: the next frame starts a new model, of any size."""
         self._t = 0
@@ -265,6 +290,7 @@ class MixtureMasker:
                                  "a new model")
         return np.ascontiguousarray(frame)
 
+    @_locked
     def apply(self, frame: np.ndarray, learning_rate: float | None = None,
               out: np.ndarray | None = None) -> np.ndarray:
         """Classify a frame, then update the model with it.
@@ -306,6 +332,8 @@ class MixtureMasker:
         elif (not isinstance(out, np.ndarray) or out.shape != (h, w) or out.dtype != np.uint8
               or not out.flags.c_contiguous):
             raise ValueError(f"out must be a C-contiguous uint8 array of shape {(h, w)}")
+        elif np.shares_memory(out, frame):
+            frame = frame.copy()  # the mask is written while the frame is read
         if self._shape is None:
             if learning_rate == 0.0:
                 out.fill(0)
@@ -351,17 +379,11 @@ class MixtureMasker:
         self._bootstrap[:, count - 1, :] = x.reshape(n, channels)
         if count & (count - 1) and count < cfg.init_frames:
             return  # not a power of two, not the last
-        # Numba's parallel loops (EM's) take their thread count per calling thread
-        previous = numba.get_num_threads()
-        numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
-        try:
-            fit = fit_mixtures(self._bootstrap[:, :count], cfg.k, covariance=cfg.covariance,
-                               init="kmeans" if cfg.init == "em" else "random",
-                               max_iter=cfg.em_max_iter, tol=cfg.em_tol,
-                               var_min=cfg.min_variance, var_max=cfg.max_variance,
-                               return_responsibilities=False)
-        finally:
-            numba.set_num_threads(previous)
+        fit = fit_mixtures(self._bootstrap[:, :count], cfg.k, covariance=cfg.covariance,
+                           init="kmeans" if cfg.init == "em" else "random",
+                           max_iter=cfg.em_max_iter, tol=cfg.em_tol, var_min=cfg.min_variance,
+                           var_max=cfg.max_variance, return_responsibilities=False,
+                           threads=self.threads)
         self._backend.encode(fit.weights.T, fit.means.transpose(1, 2, 0),
                              fit.variances.transpose(1, 2, 0))
         if count >= cfg.init_frames:
@@ -410,6 +432,7 @@ class MixtureMasker:
         """Whether the last frame was learned at ``recovery_rate`` (after a likelihood drop)."""
         return self._boosted
 
+    @_locked
     def foreground_probability(self) -> np.ndarray:
         """Posterior that each pixel of the last frame is not background.
 
@@ -429,6 +452,7 @@ class MixtureMasker:
             raise RuntimeError("foreground_probability() needs a frame: apply one first")
         return self._backend.probability(self._last_x).reshape(self._shape[:2])
 
+    @_locked
     def background_image(self) -> np.ndarray:
         """The mean of each pixel's top-ranked component.
 
@@ -446,6 +470,7 @@ class MixtureMasker:
             raise RuntimeError("background_image() needs a model: apply a frame first")
         return self._backend.background().reshape(self._shape)
 
+    @_locked
     def state(self) -> dict[str, np.ndarray]:
         """The model's weights ``w`` (k, N), means ``mu`` (k, C, N) and variances ``var`` (k, V, N).
 

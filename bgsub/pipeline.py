@@ -114,8 +114,8 @@ def run_pipeline(reader, step: FrameStep, consumers: Iterable[Consumer] = (), *,
     """Put every frame of *reader* through *step* and hand each result to *consumers*.
 
     *reader* offers ``get(timeout)``: ``(index, frame)``, ``(index,
-    CorruptFrame)`` for a frame that could not be decoded (skipped, counted
-    and logged), or None at the end (a :class:`~bgsub.sources.FrameReader`).
+    CorruptFrame)`` for a stretch of frames that could not be decoded (skipped,
+    counted and logged), or None at the end (a :class:`~bgsub.sources.FrameReader`).
     Stops at the end or when *stop* is set.  The consumers are written to in
     order and not closed here.  Returns the run's :class:`Summary`.
     """
@@ -133,7 +133,7 @@ def run_pipeline(reader, step: FrameStep, consumers: Iterable[Consumer] = (), *,
         index, frame = item
         if isinstance(frame, CorruptFrame):
             logger.warning("%s; skipped", frame)
-            summary.skipped += 1
+            summary.skipped += frame.count
             continue
         result = step(index, frame)
         summary.add(result)

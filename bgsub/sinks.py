@@ -15,9 +15,11 @@ extension                 codec     note
 ``.avi``                  MJPG      Motion JPEG: larger, every frame a key frame
 ========================  ========  ==========================================
 
-Every output's path is checked before processing starts (known extension,
-writable folder), and :class:`SinkWriter` closes every file on the way out,
-so a run that is interrupted leaves complete, playable files.
+Files are written as :mod:`bgsub.outputs` says: under a partial name, then
+renamed once complete.  A video is read back before it is renamed (OpenCV's
+writer does not report a full disk), so an output under its own name is
+always complete and playable; a sink that cannot finish says so with a
+:class:`SinkError` naming its option and file.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ import cv2
 import numpy as np
 
 from .display import DrawFn, annotated
+from .outputs import (CODECS, SinkError, check_output_dir, check_output_file,
+                      check_writable_file, disk_full, is_regular, partial_path,
+                      write_atomically)
 from .priority import lower_this_thread
 from .step import FrameResult
 
@@ -40,50 +45,7 @@ __all__ = ["SinkError", "Sink", "VideoSink", "AnnotatedVideoSink", "MaskVideoSin
            "SinkWriter", "CODECS", "check_output_file", "check_writable_file",
            "check_output_dir"]
 
-CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}
-
-
-class SinkError(Exception):
-    """An output that cannot be written (a user error)."""
-
-
-def check_output_file(path: str | Path, option: str) -> Path:
-    """Fail early, before any frame is processed, if *path* cannot be a video output."""
-    path = Path(path)
-    if path.suffix.lower() not in CODECS:
-        raise SinkError(f"{option} {path}: unknown video extension {path.suffix or '(none)'!r} "
-                        f"(expected one of {', '.join(CODECS)})")
-    return check_writable_file(path, option)
-
-
-def check_writable_file(path: str | Path, option: str) -> Path:
-    """Fail early if *path* cannot be created or overwritten."""
-    path = Path(path)
-    if path.is_dir():
-        raise SinkError(f"{option} {path}: is a folder (expected a file name)")
-    if path.is_symlink() and not path.exists():
-        raise SinkError(f"{option} {path}: is a link to {os.readlink(path)}, which does not "
-                        "exist (expected a file name)")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise SinkError(f"{option} {path}: the folder {parent} does not exist")
-    if not os.access(parent, os.W_OK) or path.exists() and not os.access(path, os.W_OK):
-        raise SinkError(f"{option} {path}: cannot be written (permission denied)")
-    return path
-
-
-def check_output_dir(path: str | Path, option: str) -> Path:
-    """Create *path* if needed and fail early if it cannot hold the masks."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise SinkError(f"{option} {path}: exists and is not a folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SinkError(f"{option} {path}: cannot create the folder ({exc.strerror})") from None
-    if not os.access(path, os.W_OK):
-        raise SinkError(f"{option} {path}: cannot be written (permission denied)")
-    return path
+_DISK_CHECK = 64  # frames between two looks at the free space of a video's disk
 
 
 class Sink:
@@ -101,13 +63,15 @@ class Sink:
         raise NotImplementedError
 
     def close(self) -> None:
-        """Finish the output; errors raise."""
+        """Finish the output; errors raise (a :class:`SinkError` naming the output)."""
 
 
 class VideoSink(Sink):
     """A video file, opened on the first frame with that frame's size.
 
-    Subclasses say which image of a result goes in (:meth:`image`).
+    Subclasses say which image of a result goes in (:meth:`image`).  Written
+    under a partial name; :meth:`close` reads the file back (it opens, holds
+    every frame, and its last frame decodes) and only then gives it its name.
     """
 
     def __init__(self, path: Path, fps: float, option: str) -> None:
@@ -117,6 +81,7 @@ class VideoSink(Sink):
         self.frames = 0
         self._writer: cv2.VideoWriter | None = None
         self._size: tuple[int, int] | None = None
+        self._target = partial_path(path) if is_regular(path) else path
 
     def image(self, result: FrameResult) -> np.ndarray:
         raise NotImplementedError
@@ -130,8 +95,9 @@ class VideoSink(Sink):
         h, w = image.shape[:2]
         if self._writer is None:
             fourcc = cv2.VideoWriter_fourcc(*CODECS[self.path.suffix.lower()])
-            self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (w, h))
+            self._writer = cv2.VideoWriter(str(self._target), fourcc, self.fps, (w, h))
             if not self._writer.isOpened():
+                self._writer = None
                 raise SinkError(f"{self.option} {self.path}: OpenCV cannot open a "
                                 f"{CODECS[self.path.suffix.lower()]} writer for it")
             self._size = (w, h)
@@ -140,11 +106,54 @@ class VideoSink(Sink):
             image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
         self._writer.write(image)
         self.frames += 1
+        if self.frames % _DISK_CHECK == 0 and disk_full(self._target):
+            raise SinkError(f"{self.option} {self.path}: the disk is full "
+                            f"({self.frames} frames written)")
 
     def close(self) -> None:
+        if self._writer is None:
+            return
+        self._writer.release()
+        self._writer = None
+        if self._target == self.path:
+            return  # not a regular file (/dev/null, a pipe): nothing to read back
+        problem = self._read_back()
+        if problem is not None:
+            _remove(self._target)
+            raise SinkError(f"{self.option} {self.path}: {problem}; the video was not "
+                            "written (is the disk full?)")
+        os.replace(self._target, self.path)
+
+    def _read_back(self) -> str | None:
+        """What is wrong with the written file, or None when it holds every frame."""
+        cap = cv2.VideoCapture(str(self._target), cv2.CAP_FFMPEG)
+        try:
+            if not cap.isOpened():
+                return f"the file of {self.frames} frames cannot be read back"
+            count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+            if count < self.frames - 1:  # an estimated count may be short by one
+                return f"only {count:.0f} of its {self.frames} frames can be read back"
+            cap.set(cv2.CAP_PROP_POS_FRAMES, max(0, self.frames - 2))
+            if not any(cap.read()[0] for _ in range(2)):
+                return f"its last frames (of {self.frames}) cannot be read back"
+        finally:
+            cap.release()
+        return None
+
+    def abandon(self) -> None:
+        """Drop the output: nothing is written under its name."""
         if self._writer is not None:
             self._writer.release()
             self._writer = None
+        if self._target != self.path:
+            _remove(self._target)
+
+
+def _remove(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 class AnnotatedVideoSink(VideoSink):
@@ -188,7 +197,7 @@ class ProbabilityVideoSink(VideoSink):
 
 
 class StatsSink(Sink):
-    """A CSV file, one row per processed frame (written as frames come, flushed on close)."""
+    """A CSV file, one row per processed frame (renamed into place on close)."""
 
     HEADER = "frame,foreground_fraction,log_likelihood,recovering\n"
 
@@ -196,11 +205,12 @@ class StatsSink(Sink):
         self.path = path
         self.option = option
         self.frames = 0
+        self._target = partial_path(path) if is_regular(path) else path
         try:
-            self._file = open(path, "w", encoding="utf-8", newline="")
+            self._file = open(self._target, "w", encoding="utf-8", newline="")
+            self._file.write(self.HEADER)
         except OSError as exc:
             raise SinkError(f"{option} {path}: cannot be written ({exc.strerror})") from None
-        self._file.write(self.HEADER)
 
     def write(self, result: FrameResult) -> None:
         self._file.write(f"{result.index},{result.foreground_fraction:.6f},"
@@ -208,8 +218,17 @@ class StatsSink(Sink):
         self.frames += 1
 
     def close(self) -> None:
-        if not self._file.closed:
+        if self._file.closed:
+            return
+        try:
             self._file.close()
+            if self._target != self.path:
+                os.replace(self._target, self.path)
+        except OSError as exc:
+            if self._target != self.path:
+                _remove(self._target)
+            raise SinkError(f"{self.option} {self.path}: cannot be written "
+                            f"({exc.strerror})") from None
 
 
 class MaskDirSink(Sink):
@@ -217,7 +236,7 @@ class MaskDirSink(Sink):
 
     The name is ``template.format(result.index + first)``: ``000000.png`` ...
     by default; CDnet's ``bin000001.png`` ... with ``template="bin{:06d}.png",
-    first=1``.
+    first=1``.  Each file is written whole or not at all.
     """
 
     def __init__(self, path: Path, option: str = "--mask-dir", template: str = "{:06d}.png",
@@ -230,8 +249,14 @@ class MaskDirSink(Sink):
 
     def write(self, result: FrameResult) -> None:
         target = self.path / self.template.format(result.index + self.first)
-        if not cv2.imwrite(str(target), result.mask):
-            raise SinkError(f"{self.option} {self.path}: cannot write {target.name}")
+        ok, data = cv2.imencode(target.suffix, result.mask)
+        if not ok:
+            raise SinkError(f"{self.option} {self.path}: cannot encode {target.name}")
+        try:
+            write_atomically(target, data.tobytes())
+        except OSError as exc:  # a full disk, a vanished folder
+            raise SinkError(f"{self.option} {self.path}: writing {target.name} failed "
+                            f"({exc.strerror or exc})") from None
         self.frames += 1
 
 
@@ -253,6 +278,8 @@ class SinkWriter:
         self.nice = nice
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._error: BaseException | None = None
+        self._failed: Sink | None = None
+        self._hurry = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bgsub-writer", daemon=True)
         self._thread.start()
 
@@ -270,15 +297,25 @@ class SinkWriter:
             result = self._queue.get()
             if result is _STOP:
                 return
-            if self._error is not None:
-                continue  # drain: the error is reported by the main thread
-            try:
-                for sink in self.sinks:
+            if self._error is not None or self._hurry.is_set():
+                continue  # drain: an error is reported by the main thread
+            for sink in self.sinks:
+                try:
                     sink.write(result)
-            except OSError as exc:  # a full disk, a vanished folder: tell the user plainly
-                self._error = SinkError(f"writing frame {result.index} failed: {exc}")
-            except BaseException as exc:
-                self._error = exc
+                except OSError as exc:  # a full disk, a vanished folder: tell the user plainly
+                    name = " ".join(str(part) for part in (sink.option, getattr(sink, "path", ""))
+                                    if part)
+                    self._fail(sink, SinkError(f"{name}: writing frame {result.index} failed "
+                                               f"({exc.strerror or exc})"))
+                    break
+                except BaseException as exc:
+                    self._fail(sink, exc)
+                    break
+
+    def _fail(self, sink: Sink, error: BaseException) -> None:
+        """The first error stops the writing; the failed sink writes nothing more."""
+        self._error = error
+        self._failed = sink
 
     def write(self, result: FrameResult) -> None:
         if self._error is not None:
@@ -286,11 +323,28 @@ class SinkWriter:
         if self.sinks:
             self._queue.put(result)
 
+    def hurry(self) -> int:
+        """Drop the results still queued (a second Ctrl-C); return how many.
+
+        The sinks keep what they have written and are closed as usual.
+        """
+        self._hurry.set()
+        return self._queue.qsize()
+
     def close(self) -> None:
-        """Write what is queued, then close every sink (also after an error)."""
+        """Write what is queued, then close every sink (also after an error).
+
+        Every sink is closed even when one fails; the first error is raised.
+        """
         self._queue.put(_STOP)
         self._thread.join()
         for sink in self.sinks:
-            sink.close()
+            try:
+                if sink is self._failed:
+                    getattr(sink, "abandon", sink.close)()
+                else:
+                    sink.close()
+            except BaseException as exc:
+                self._error = self._error or exc
         if self._error is not None:
             raise self._error

@@ -1,9 +1,16 @@
 """Frame sources: cameras, video files, image folders and stream URLs.
 
 One interface (:class:`Source`): ``read()`` returns the next frame, ``None`` at
-the end, or raises :class:`CorruptFrame` for a frame that could not be decoded
-(the caller skips it).  :class:`FrameReader` runs a source in a thread with a
-bounded queue so decoding overlaps masking.
+the end, or raises :class:`CorruptFrame` for a stretch of frames that could
+not be decoded (the caller skips them and carries on).  :class:`FrameReader`
+runs a source in a thread with a bounded queue so decoding overlaps masking.
+
+A file is read to the end of its readable data: a damaged stretch in the
+middle is skipped and reported, and so are frames its header announces that
+are missing at the end (a truncated file).  A stream that stops delivering
+frames for ``source.open_timeout`` seconds is an error, not an end.  Opening
+waits in a helper thread, so a signal can interrupt it; a stream URL's
+password never appears in a message (:func:`redact`).
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import collections
 import os
 import queue
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,21 +29,40 @@ import numpy as np
 from .config import SourceConfig
 from .priority import lower_this_thread
 
-__all__ = ["SourceError", "CorruptFrame", "Source", "open_source", "FrameReader",
-           "IMAGE_EXTENSIONS"]
+__all__ = ["SourceError", "CorruptFrame", "OpenCancelled", "Source", "open_source",
+           "FrameReader", "IMAGE_EXTENSIONS", "redact"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 _URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
-# consecutive undecodable frames after which a file or camera counts as ended
-_MAX_CONSECUTIVE_FAILURES = 25
+# a file is read this many frames past the count its header announces before it
+# counts as ended (a count estimated from the duration may be a little short); a
+# file whose header gives no count ends after this many failures in a row
+_GRACE = 25
+_NO_COUNT_FAILURES = 250
+# the URL's user:password@, with the password kept out of every message
+_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/@\s]*):"
+                          r"(?P<password>[^@/\s]*)@")
+
+
+def redact(text: str) -> str:
+    """*text* with every URL's password replaced by ``***`` (``rtsp://admin:***@host``)."""
+    return _CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
 
 
 class SourceError(Exception):
     """A source that cannot be opened or read (a user error)."""
 
 
+class OpenCancelled(Exception):
+    """Opening a source was interrupted (a signal set the stop event)."""
+
+
 class CorruptFrame(Exception):
-    """One frame could not be decoded; the source can go on."""
+    """A stretch of ``count`` frames could not be decoded; the source goes on after it."""
+
+    def __init__(self, message: str, count: int = 1) -> None:
+        super().__init__(message)
+        self.count = count
 
 
 @dataclass
@@ -68,14 +95,17 @@ def _fps_or(value: float, default: float) -> float:
 class _CaptureSource(Source):
     """Anything cv2.VideoCapture opens: files, cameras, streams."""
 
-    def __init__(self, cap: cv2.VideoCapture, info: SourceInfo) -> None:
+    def __init__(self, cap: cv2.VideoCapture, info: SourceInfo, timeout: float = 0.0) -> None:
         self._cap = cap
         self.info = info
+        self._timeout = timeout  # a stream's: seconds without a frame before it is an error
         self._position = 0  # frames consumed so far, good or bad
+        self._good = 0
         self._ready: collections.deque = collections.deque()
+        self._ended = False
 
     def read(self) -> np.ndarray | None:
-        if not self._ready:
+        if not self._ready and not self._ended:
             self._fill()
         if not self._ready:
             return None
@@ -85,25 +115,46 @@ class _CaptureSource(Source):
         return item
 
     def _fill(self) -> None:
-        """Read up to the next good frame; failed reads before it were corrupt frames.
+        """Read up to the next good frame; failed reads before it were a corrupt stretch.
 
-        Failures with no good frame after them are the end: containers often
-        claim more frames than they hold, and those are not corruption.
+        A file goes on past a damaged stretch of any length, to the count its
+        header announces (and a little beyond); frames announced but missing
+        at the end are reported too.  A camera's dropped frames are not news.
         """
-        failed = []
-        while len(failed) < _MAX_CONSECUTIVE_FAILURES:
+        failed = 0
+        count = self.info.frame_count
+        while True:
             ok, frame = self._cap.read()
             index = self._position
             self._position += 1
             if ok and frame is not None and frame.size:
-                if self.info.kind == "file":  # a camera's dropped frames are not news
-                    self._ready.extend(CorruptFrame(f"frame {i} of {self.info.name} could "
-                                                    "not be decoded") for i in failed)
+                if failed and self.info.kind == "file":
+                    self._ready.append(self._corrupt(index - failed, failed,
+                                                     "could not be decoded"))
                 self._ready.append(frame)
+                self._good += 1
                 return
             if self.info.kind == "stream":
-                return  # a stream that stops delivering has ended
-            failed.append(index)
+                raise SourceError(
+                    f"{self.info.name}: the stream stopped delivering frames (none for "
+                    f"{self._timeout:g} s, source.open_timeout) after {self._good} frames")
+            failed += 1
+            if count is not None and index + 1 >= count + _GRACE or (
+                    count is None and failed >= _NO_COUNT_FAILURES):
+                break
+        self._ended = True
+        if self.info.kind == "file" and count is not None:
+            # containers estimating their count may claim a frame or two more than they
+            # hold: that is not damage
+            missing = count - (self._position - failed)
+            if missing > max(1, count // 100):
+                self._ready.append(self._corrupt(
+                    count - missing, missing, "could not be read: the file ends early "
+                    "(truncated or damaged), or its header overstates its length"))
+
+    def _corrupt(self, first: int, count: int, why: str) -> CorruptFrame:
+        frames = f"frame {first}" if count == 1 else f"frames {first}-{first + count - 1}"
+        return CorruptFrame(f"{frames} of {self.info.name} {why}", count)
 
     def close(self) -> None:
         self._cap.release()
@@ -129,22 +180,31 @@ class _FolderSource(Source):
 
 
 def open_source(spec: str | None = None, camera: int | None = None,
-                config: SourceConfig | None = None) -> Source:
+                config: SourceConfig | None = None,
+                stop: threading.Event | None = None) -> Source:
     """Open a camera index, a video file, an image folder or a stream URL.
+
+    The wait for a device or a stream happens in a helper thread: when *stop*
+    is set meanwhile (a signal), :class:`OpenCancelled` is raised at once.
 
     Raises
     ------
     SourceError
         With a one-line message naming the problem and what was expected.
+    OpenCancelled
+        When *stop* was set before the source opened.
     """
     config = config or SourceConfig()
     if camera is not None:
-        return _open_camera(camera, config)
+        return _open_camera(camera, config, stop)
     if spec is None:
         raise SourceError("no source given: expected a video file, an image folder, "
                           "a stream URL or --camera N")
+    if not spec.strip():
+        raise SourceError("the source is an empty name (expected a video file, an image "
+                          "folder or a stream URL)")
     if spec.lower().startswith(_URL_SCHEMES):
-        return _open_stream(spec, config)
+        return _open_stream(spec, config, stop)
     path = Path(spec)
     if not path.exists():
         raise SourceError(f"{spec}: no such file or folder (expected a video file, an image "
@@ -155,11 +215,37 @@ def open_source(spec: str | None = None, camera: int | None = None,
         raise SourceError(f"{spec}: permission denied (cannot read the file)")
     if path.stat().st_size == 0:
         raise SourceError(f"{spec}: the file is empty (expected a video file)")
-    return _open_file(path)
+    return _open_file(path, stop)
 
 
-def _open_file(path: Path) -> Source:
-    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+def _capture(stop: threading.Event | None, *args) -> cv2.VideoCapture:
+    """``cv2.VideoCapture(*args)``, waited for in a helper thread that *stop* can abandon.
+
+    OpenCV's open blocks in C (a stream may take up to its timeout), where
+    Python's signal handlers cannot run; the helper's capture, if it ever
+    opens, is released when it is dropped.
+    """
+    box: dict = {}
+
+    def target() -> None:
+        try:
+            box["cap"] = cv2.VideoCapture(*args)
+        except BaseException as exc:  # re-raised below
+            box["error"] = exc
+
+    helper = threading.Thread(target=target, name="bgsub-open", daemon=True)
+    helper.start()
+    while helper.is_alive():
+        helper.join(0.05)
+        if stop is not None and stop.is_set():
+            raise OpenCancelled()
+    if "error" in box:
+        raise box["error"]
+    return box["cap"]
+
+
+def _open_file(path: Path, stop: threading.Event | None = None) -> Source:
+    cap = _capture(stop, str(path), cv2.CAP_FFMPEG)
     if not cap.isOpened():
         cap.release()
         raise SourceError(f"{path}: not a video OpenCV can read (expected a video file such "
@@ -179,8 +265,8 @@ def _open_folder(path: Path, config: SourceConfig) -> Source:
     return _FolderSource(images, str(path), config.fps or 25.0)
 
 
-def _open_camera(index: int, config: SourceConfig) -> Source:
-    cap = cv2.VideoCapture(index)
+def _open_camera(index: int, config: SourceConfig, stop: threading.Event | None) -> Source:
+    cap = _capture(stop, index)
     if not cap.isOpened():
         cap.release()
         raise SourceError(f"camera {index} does not open (is it connected, and free? "
@@ -195,17 +281,18 @@ def _open_camera(index: int, config: SourceConfig) -> Source:
     return _CaptureSource(cap, SourceInfo("camera", f"camera {index}", fps, None))
 
 
-def _open_stream(url: str, config: SourceConfig) -> Source:
+def _open_stream(url: str, config: SourceConfig, stop: threading.Event | None) -> Source:
     ms = int(config.open_timeout * 1000)
-    cap = cv2.VideoCapture(url, cv2.CAP_FFMPEG,
-                           [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+    cap = _capture(stop, url, cv2.CAP_FFMPEG,
+                   [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+    name = redact(url)
     if not cap.isOpened():
         cap.release()
-        raise SourceError(f"{url}: the stream does not connect within "
+        raise SourceError(f"{name}: the stream does not connect within "
                           f"{config.open_timeout:g} s (expected a reachable rtsp:// or "
                           "http:// video stream)")
     fps = _fps_or(cap.get(cv2.CAP_PROP_FPS), 25.0)
-    return _CaptureSource(cap, SourceInfo("stream", url, fps, None))
+    return _CaptureSource(cap, SourceInfo("stream", name, fps, None), config.open_timeout)
 
 
 _END = object()
@@ -214,9 +301,9 @@ _END = object()
 class FrameReader:
     """Read a source in a thread, a bounded number of frames ahead.
 
-    Iterating yields ``(index, frame)`` with index the frame's zero-based
-    position in the source, or ``(index, CorruptFrame)`` for a frame that
-    could not be decoded.  An error in the source is raised again in the
+    ``get()`` gives ``(index, frame)`` with index the frame's zero-based
+    position in the source, or ``(index, CorruptFrame)`` for a stretch of
+    ``CorruptFrame.count`` frames from *index* that could not be decoded.  An error in the source is raised again in the
     consumer.  The thread runs *nice* steps below the priority it
     starts with (Linux; see :mod:`bgsub.priority`).
     """
@@ -258,7 +345,7 @@ class FrameReader:
                     break
                 if not self._put((index, frame)):
                     return
-                index += 1
+                index += frame.count if isinstance(frame, CorruptFrame) else 1
         except Exception as exc:  # surfaced in the consumer
             self._put(exc)
             return

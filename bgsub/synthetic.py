@@ -96,7 +96,7 @@ def render(spec: SceneSpec = SAMPLE) -> Iterator[tuple[np.ndarray, np.ndarray]]:
 
 def write_video(path: str, spec: SceneSpec = SAMPLE) -> int:
     """Write the scene's frames to *path* (codec from the extension); return the count."""
-    from .sinks import CODECS  # one table of codecs
+    from .outputs import CODECS  # one table of codecs
 
     suffix = path[path.rfind("."):].lower()
     writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*CODECS[suffix]), spec.fps,

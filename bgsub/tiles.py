@@ -25,6 +25,7 @@ __all__ = ["TileRunner", "shared_runner"]
 
 CHUNKS_PER_THREAD = 2  # a thread's chunk: this fraction of the tiles left per thread
 MIN_TILES_PER_CHUNK = 4  # below this (4096 pixels), a chunk costs more to hand out than it saves
+IDLE_SECONDS = 10.0  # a helper with no frame for this long ends; the next frame starts it again
 
 
 class TileRunner:
@@ -107,20 +108,29 @@ class TileRunner:
                 if self._active == 0 and self._next >= n_tiles:
                     self._finished.notify_all()
 
-    def _helper(self) -> None:
-        seen = 0
+    def _helper(self, seen: int) -> None:
+        """Help with every frame from generation *seen* on; end after IDLE_SECONDS without one.
+
+        Idle helpers end so that a runner of many threads that is no longer
+        used (a masker dropped, a camera stopped) does not keep them for ever.
+        """
+        me = threading.current_thread()
         while True:
             with self._lock:
-                while self._generation == seen:
-                    self._wake.wait()
+                if self._generation == seen and not self._wake.wait_for(
+                        lambda: self._generation != seen, IDLE_SECONDS):
+                    self._helpers.remove(me)
+                    return
                 seen = self._generation
             self._work()
 
     def _start_helpers(self) -> None:
-        while len(self._helpers) < self.threads - 1:
-            helper = threading.Thread(target=self._helper, name="bgsub-tiles", daemon=True)
-            helper.start()
-            self._helpers.append(helper)
+        with self._lock:
+            while len(self._helpers) < self.threads - 1:
+                helper = threading.Thread(target=self._helper, args=(self._generation,),
+                                          name="bgsub-tiles", daemon=True)
+                self._helpers.append(helper)
+                helper.start()
 
 
 _shared: dict[int, TileRunner] = {}

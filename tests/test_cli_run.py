@@ -200,18 +200,6 @@ def test_interruption_leaves_playable_files(tmp_path, sig, code):
     assert f"{written} frames processed" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_a_second_signal_during_shutdown_keeps_its_exit_status(sig, capsys):
-    from bgsub.cli.common import Interrupted, guarded, logging_to_stderr
-
-    def shutting_down():
-        raise Interrupted(sig)
-
-    with logging_to_stderr():
-        assert guarded(shutting_down, debug=False) == 128 + sig
-    assert capsys.readouterr().err == "bgsub: interrupted\n"
-
-
 def test_a_stream_that_never_answers_times_out(tmp_path):
     """A server that accepts the connection and then says nothing: bounded by open_timeout."""
     import socket

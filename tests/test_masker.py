@@ -148,28 +148,101 @@ def test_learning_rate_zero_before_any_frame_builds_nothing():
 ONE_THREAD_ONLY = r"""
 import os
 import numpy as np
+import numba
 from bgsub import MixtureMasker
 before = len(os.listdir("/proc/self/task"))  # what the imports started (OpenBLAS, ...)
 m = MixtureMasker(threads=1, init="em", init_frames=4, em_max_iter=3)
 rng = np.random.default_rng(0)
-for _ in range(6):  # the EM bootstrap, then online learning
-    m.apply(rng.integers(0, 256, (96, 160, 3)).astype(np.uint8))
+frames = [rng.integers(0, 256, (96, 160, 3)).astype(np.uint8) for _ in range(6)]
+ones = [m.apply(f) for f in frames]  # the EM bootstrap, then online learning
 m.background_image()
 m.foreground_probability()
-print(before, len(os.listdir("/proc/self/task")))
+after = len(os.listdir("/proc/self/task"))
+two = MixtureMasker(threads=2, init="em", init_frames=4, em_max_iter=3)
+same = all(np.array_equal(a, two.apply(f)) for a, f in zip(ones, frames))
+print(before, after, same, numba.threading_layer())
+"""
+
+LAYER_PROBE = r"""
+import numpy as np, numba
+@numba.njit(parallel=True)
+def f(a):
+    s = 0
+    for i in numba.prange(a.shape[0]):
+        s += a[i]
+    return s
+f(np.arange(10))
+print(numba.threading_layer())
 """
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads in /proc")
-def test_one_thread_means_one_thread_for_every_method(tmp_path):
-    """threads=1 reaches every per-pixel method: no Numba or OpenMP worker is started."""
+@pytest.mark.parametrize("layer", ["tbb", "omp", "workqueue"])
+def test_one_thread_means_one_thread_for_every_method(tmp_path, layer):
+    """threads=1 starts no thread under any of Numba's threading layers; masks do not change.
+
+    Which layer Numba picks depends on the machine (TBB where libtbb12 is
+    installed, then OpenMP, then its own workqueue); the promise must hold
+    for all of them.
+    """
+    import os
     import subprocess
     import sys
 
+    env = {**os.environ, "NUMBA_THREADING_LAYER": layer}
+    probe = subprocess.run([sys.executable, "-c", LAYER_PROBE], capture_output=True, text=True,
+                           timeout=300, env=env)
+    if probe.returncode != 0:
+        pytest.skip(f"Numba's {layer} threading layer does not load here (for tbb: the "
+                    "libtbb12 package)")
     script = tmp_path / "one.py"
     script.write_text(ONE_THREAD_ONLY)
     r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                       timeout=300)
+                       timeout=300, env=env)
     assert r.returncode == 0, r.stderr
-    before, after = map(int, r.stdout.split())
-    assert after == before  # no tile helper, no Numba or OpenMP worker
+    before, after, same, used = r.stdout.split()
+    assert used == layer
+    assert after == before  # no tile helper, no Numba or OpenMP or TBB worker
+    assert same == "True"  # and two threads give the same masks
+
+
+def test_idle_helper_threads_end():
+    """A runner of many threads that is no longer used does not keep its helpers."""
+    import threading
+    import time
+
+    from bgsub import tiles
+
+    saved = tiles.IDLE_SECONDS
+    tiles.IDLE_SECONDS = 0.2
+    try:
+        runner = tiles.TileRunner(threads=16)
+        m = MixtureMasker(threads=16)
+        m._backend._runner = runner  # this test's own runner, not the shared one
+        m.apply(np.zeros((128, 160, 3), np.uint8))  # 20 tiles: the helpers start
+        assert 1 <= len(runner._helpers) <= 15
+        deadline = time.monotonic() + 10
+        while runner._helpers and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert runner._helpers == []
+        assert not [t for t in threading.enumerate() if t.name == "bgsub-tiles"
+                    and t in runner._helpers]
+        m.apply(np.zeros((128, 160, 3), np.uint8))  # and they come back when needed
+        assert runner._helpers
+    finally:
+        tiles.IDLE_SECONDS = saved
+
+
+def test_numpy_integers_are_taken_for_integer_settings():
+    m = MixtureMasker(k=np.int64(4), threads=np.int32(1), shadow_value=np.uint8(100))
+    assert (m.config.k, m.threads, m.config.shadow_value) == (4, 1, 100)
+    assert type(m.config.k) is int
+
+
+def test_out_may_be_the_frame_itself():
+    rng = np.random.default_rng(8)
+    a, b = MixtureMasker(), MixtureMasker()
+    for t in range(4):
+        frame = rng.integers(0, 256, (30, 40), dtype=np.uint8)
+        expected = a.apply(frame.copy())
+        np.testing.assert_array_equal(b.apply(frame, out=frame), expected)

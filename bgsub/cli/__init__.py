@@ -3,23 +3,29 @@
 ``bgsub SOURCE`` (and every option without a command) means ``bgsub run
 SOURCE``; ``bgsub eval SEQ_DIR...`` scores on CDnet ground truth.  See
 :mod:`bgsub.cli.common` for what the commands share.
+
+The commands are imported when one runs, not with this package: a Ctrl-C
+while NumPy, Numba and OpenCV load (the first half second) exits quietly
+with 130 instead of printing a traceback of the imports.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
+import signal
 import sys
 
-from . import evaluate, run
-from .common import EXIT_USAGE, Parser, UsageError, common_options
+__all__ = ["main", "entry", "build_parser", "COMMANDS"]
 
-__all__ = ["main", "build_parser", "COMMANDS"]
-
-#: the subcommands, by name
-COMMANDS = {"run": run, "eval": evaluate}
+#: the subcommands: name -> module of this package
+COMMANDS = {"run": "run", "eval": "evaluate"}
 
 
-def build_parser() -> Parser:
+def build_parser():
     """The top-level parser, with a subparser per command."""
+    from .common import Parser, common_options
+
     parser = Parser(prog="bgsub", description="Real-time background subtraction with a "
                     "per-pixel Gaussian mixture.",
                     epilog="bgsub SOURCE [options] is short for bgsub run SOURCE [options]; "
@@ -30,18 +36,79 @@ def build_parser() -> Parser:
     commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND",
                                      parser_class=Parser)
     for module in COMMANDS.values():
-        module.add_parser(commands, parent)
+        importlib.import_module(f".{module}", __name__).add_parser(commands, parent)
     return parser
+
+
+def _standard_streams() -> None:
+    """Give closed standard descriptors /dev/null (``2>&-``, a service).
+
+    Otherwise the next file opened takes descriptor 2 and whatever a library
+    writes to stderr lands in that file: an output video, say.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line *argv* (default ``sys.argv[1:]``); return the exit status."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if not argv or argv[0] not in (*COMMANDS, "-h", "--help", "--version"):
-        argv.insert(0, "run")  # bgsub SOURCE ... is bgsub run SOURCE ...
+    _standard_streams()
     try:
-        args = build_parser().parse_args(argv)
-    except UsageError as exc:
-        print(f"bgsub: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        from .common import EXIT_USAGE, UsageError
+
+        argv = sys.argv[1:] if argv is None else list(argv)
+        if not argv or argv[0] not in (*COMMANDS, "-h", "--help", "--version"):
+            argv.insert(0, "run")  # bgsub SOURCE ... is bgsub run SOURCE ...
+        try:
+            args = build_parser().parse_args(argv)
+        except UsageError as exc:
+            if sys.stderr is not None:
+                print(f"bgsub: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    except KeyboardInterrupt as exc:  # Ctrl-C while the libraries load
+        return 128 + getattr(exc, "signum", signal.SIGINT)
     return args.run(args)
+
+
+class _Signalled(KeyboardInterrupt):
+    """SIGINT or SIGTERM outside a command's own handling of signals."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _signalled(signum, _frame):
+    raise _Signalled(signum)
+
+
+def entry() -> None:
+    """The ``bgsub`` program: :func:`main`, then exit with its status.
+
+    Outside a run's own handling (while the libraries load, and after the
+    outputs are closed), SIGINT and SIGTERM end the program with 130 or 143
+    and no traceback; during the run they stop it cleanly (see
+    :func:`bgsub.cli.common.stop_on_signals`).  A signal that arrives just
+    after the run never kills the process or changes its exit status.
+    """
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _signalled)
+    try:
+        code = main()
+    except _Signalled as exc:
+        code = 128 + exc.signum
+    # Every output is closed by now.  Python's own shutdown would put the default
+    # handlers back and take a while (threads, modules): a signal then would kill
+    # the process and lose the exit status.  So flush and leave at once.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # a closed or missing stream
+            pass
+    os._exit(code)

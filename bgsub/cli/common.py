@@ -25,11 +25,12 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..config import ConfigError, apply_overrides, resolve_config
-from ..sinks import SinkError
-from ..sources import SourceError
+from ..outputs import SinkError
+from ..sources import SourceError, redact
 
-__all__ = ["EXIT_OK", "EXIT_INTERNAL", "EXIT_USAGE", "UsageError", "Interrupted", "Parser",
-           "common_options", "config_of", "guarded", "stop_on_signals", "logging_to_stderr"]
+__all__ = ["EXIT_OK", "EXIT_INTERNAL", "EXIT_USAGE", "UsageError", "Parser", "StopRequest",
+           "common_options", "config_of", "guarded", "stop_on_signals", "logging_to_stderr",
+           "quiet_opencv"]
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -40,14 +41,6 @@ logger = logging.getLogger("bgsub")
 
 class UsageError(Exception):
     """A command-line mistake."""
-
-
-class Interrupted(KeyboardInterrupt):
-    """A second SIGINT or SIGTERM: stop waiting for the shutdown."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
 
 
 class Parser(argparse.ArgumentParser):
@@ -91,17 +84,18 @@ def guarded(run: Callable[[], int], debug: bool,
 
     User errors (bad input: these, and *user_errors*) exit with 2, anything
     else is a bug and exits with 1; ``--debug`` (*debug*) shows the traceback.
+    A Ctrl-C before the command has its own handlers (while it starts) exits
+    with 130, quietly.
     """
-    if not debug:
-        _quiet_opencv()
     try:
-        return run()
+        with quiet_opencv(not debug):
+            return run()
     except (ConfigError, SourceError, SinkError, UsageError, *user_errors) as exc:
         if debug:
             traceback.print_exc()
         logger.error("%s", exc)
         return EXIT_USAGE
-    except KeyboardInterrupt as exc:  # a second Ctrl-C or SIGTERM during shutdown
+    except KeyboardInterrupt as exc:  # before the command handles signals itself
         logger.error("interrupted", extra={"plain": True})
         return 128 + getattr(exc, "signum", signal.SIGINT)
     except Exception as exc:  # a bug, not a user error: still one line unless --debug
@@ -112,19 +106,50 @@ def guarded(run: Callable[[], int], debug: bool,
         return EXIT_INTERNAL
 
 
-def _quiet_opencv() -> None:
-    """Keep OpenCV's and FFmpeg's own log lines out of bgsub's one-line messages."""
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
-    os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
+_OPENCV_QUIET = {"OPENCV_FFMPEG_LOGLEVEL": "-8", "OPENCV_LOG_LEVEL": "SILENT"}  # AV_LOG_QUIET
+
+
+@contextlib.contextmanager
+def quiet_opencv(on: bool = True) -> Iterator[None]:
+    """Keep OpenCV's and FFmpeg's own log lines out of bgsub's one-line messages.
+
+    The environment and OpenCV's log level come back as they were on exit, so
+    that calling a command in-process changes nothing for the caller.
+    """
+    if not on:
+        yield
+        return
+    saved_env = {name: os.environ.get(name) for name in _OPENCV_QUIET}
+    for name, value in _OPENCV_QUIET.items():
+        os.environ.setdefault(name, value)
     cv_logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    saved_level = cv_logging.getLogLevel() if cv_logging is not None else None
     if cv_logging is not None:
         cv_logging.setLogLevel(cv_logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        if cv_logging is not None:
+            cv_logging.setLogLevel(saved_level)
 
 
 class StopRequest(threading.Event):
-    """Set by the first SIGINT or SIGTERM; ``signum`` says which."""
+    """Set by the first SIGINT or SIGTERM; ``signum`` says which.
 
-    signum: int | None = None
+    Later signals call ``on_repeat`` (each callable, with the count of
+    signals so far), never raise: a second Ctrl-C must not cost the outputs.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.signum: int | None = None
+        self.count = 0
+        self.on_repeat: list[Callable[[int], None]] = []
 
 
 @contextlib.contextmanager
@@ -132,14 +157,20 @@ def stop_on_signals() -> Iterator[StopRequest]:
     """SIGINT and SIGTERM set the yielded event instead of raising, so that every way
     out goes through the same shutdown and files are closed complete.
 
-    A second signal while shutting down raises :class:`Interrupted`.  The
-    previous handlers come back on exit.
+    The first signal asks the run to stop: it finishes the frames already
+    read and closes every output.  Later ones call the event's ``on_repeat``
+    callbacks (the run command drops the frames not yet written and says that
+    it is closing the files); none aborts the shutdown.  The previous handlers
+    come back on exit.
     """
     stop = StopRequest()
 
     def on_signal(signum, _frame):
-        if stop.is_set():  # a second signal while shutting down: give up waiting
-            raise Interrupted(signum)
+        stop.count += 1
+        if stop.is_set():
+            for callback in list(stop.on_repeat):
+                callback(stop.count)
+            return
         stop.signum = signum
         stop.set()
 
@@ -153,7 +184,7 @@ def stop_on_signals() -> Iterator[StopRequest]:
 
 class _Formatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
+        message = redact(record.getMessage())  # no stream password in any message
         if getattr(record, "plain", False):  # a message that is its own kind
             return f"bgsub: {message}"
         if record.levelno >= logging.ERROR:
@@ -167,9 +198,11 @@ class _TqdmHandler(logging.Handler):
     """One line per record on stderr, written above a live progress bar."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        if sys.stderr is None:  # no stderr at all (pythonw, a service): nothing to show
+            return
         try:
             tqdm.write(self.format(record), file=sys.stderr)
-        except Exception:  # a closed or missing stderr must not stop the run
+        except Exception:  # a closed stderr must not stop the run
             pass
 
 

@@ -30,8 +30,9 @@ from .. import __version__
 from ..config import Config
 from ..evaluation import (COMPARE_METHODS, METRICS, CdnetError, CdnetSequence, SequenceScores,
                           evaluate_sequence, load_cdnet_sequence, mean_metrics)
+from ..outputs import (SinkError, check_not_inputs, check_output_dir, check_writable_file,
+                       write_atomically)
 from ..progress import Progress
-from ..sinks import SinkError, check_output_dir, check_writable_file
 from ..step import FrameStep
 from .common import UsageError, config_of, guarded, logging_to_stderr
 
@@ -93,9 +94,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     config = config_of(args)
     compare = parse_compare(args.compare)
     # every check before the first frame: a bad argument never costs a long run
-    json_path = check_writable_file(args.json, "--json") if args.json else None
+    json_path = check_writable_file(args.json, "--json") if args.json is not None else None
     sequences = [load_cdnet_sequence(path) for path in args.sequences]
-    mask_dirs = _mask_dirs(sequences, args.save_masks) if args.save_masks else None
+    if json_path is not None:
+        _check_outside(json_path, sequences)
+    mask_dirs = _mask_dirs(sequences, args.save_masks) if args.save_masks is not None else None
     skipped = {}
     if "mog" in compare and not hasattr(cv2, "bgsegm"):
         skipped["mog"] = "cv2.bgsegm is missing (it comes with opencv-contrib-python)"
@@ -123,8 +126,21 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_outside(path: Path, sequences: list[CdnetSequence]) -> None:
+    """Refuse an output inside a sequence folder, or that is one of its files by another name."""
+    for seq in sequences:
+        if seq.root.resolve() in path.resolve().parents:
+            raise UsageError(f"--json {path}: would write into the sequence folder {seq.root} "
+                             "(give a file outside the data set)")
+        files = [p for sub in ("input", "groundtruth") for p in (seq.root / sub).iterdir()]
+        files += [seq.root / "temporalROI.txt", seq.root / "ROI.bmp"]
+        check_not_inputs({"--json": path}, files)
+
+
 def _mask_dirs(sequences: list[CdnetSequence], root: str) -> list[Path]:
     """DIR/<sequence name> for each sequence, created and checked before any frame."""
+    if not root.strip():
+        raise SinkError("--save-masks: the name is empty (expected a folder name)")
     names = [seq.name for seq in sequences]
     for name in names:
         if names.count(name) > 1:
@@ -176,6 +192,6 @@ def _write_json(path: Path, config: Config, methods: list[str], skipped: dict[st
         "mean": {m: mean_metrics(r.scores[m] for r in results) for m in methods},
     }
     try:
-        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        write_atomically(path, (json.dumps(data, indent=2) + "\n").encode())
     except OSError as exc:
         raise SinkError(f"--json {path}: cannot be written ({exc.strerror})") from None

@@ -16,12 +16,12 @@ from pathlib import Path
 import cv2
 
 from ..display import Display, Window, drawer
+from ..outputs import check_not_inputs, check_output_dir, check_output_file, check_writable_file
 from ..pipeline import masker_threads, needs_of, run_pipeline
 from ..progress import Progress
 from ..sinks import (AnnotatedVideoSink, BackgroundVideoSink, MaskDirSink, MaskVideoSink,
-                     ProbabilityVideoSink, SinkWriter, StatsSink, check_output_dir,
-                     check_output_file, check_writable_file)
-from ..sources import FrameReader, open_source
+                     ProbabilityVideoSink, SinkWriter, StatsSink)
+from ..sources import IMAGE_EXTENSIONS, FrameReader, OpenCancelled, open_source
 from ..step import FrameStep
 from .common import UsageError, config_of, guarded, logging_to_stderr, stop_on_signals
 
@@ -34,7 +34,10 @@ DESCRIPTION = ("Real-time background subtraction with a per-pixel Gaussian mixtu
                "model in a window; q or Esc quit, space pause, r reset the model, s save a "
                "snapshot.")
 EPILOG = ("Video outputs take their codec from the extension: .mp4 .m4v .mov .mkv (mp4v), "
-          ".avi (MJPG).  Exit status: 0 done, 2 bad input, 130 SIGINT, 143 SIGTERM.")
+          ".avi (MJPG).  Ctrl-C or SIGTERM stops after the frames already read and closes "
+          "every output; a second one drops the frames not yet written.  Exit status: 0 "
+          "done, 1 internal error, 2 bad input or an output that failed, 130 SIGINT, "
+          "143 SIGTERM.")
 
 # the video outputs: option, sink class
 _VIDEOS = (("--output", AnnotatedVideoSink), ("--mask-output", MaskVideoSink),
@@ -76,23 +79,22 @@ def main(args: argparse.Namespace) -> int:
         return guarded(lambda: _run(args), args.debug)
 
 
-def _check_distinct(source: str | None, outputs: dict[str, Path]) -> None:
-    """Refuse an output that would overwrite the source (file or image folder) or another output."""
-    src = Path(source).resolve() if source and Path(source).exists() else None
-    seen: dict[Path, str] = {}
-    for option, path in outputs.items():
-        resolved = path.resolve()
-        if resolved == src:
-            raise UsageError(f"{option} {path} is the source itself: refusing to overwrite it")
-        if resolved in seen:
-            raise UsageError(f"{option} {path} is also given to {seen[resolved]}: each output "
-                             "needs its own file")
-        seen[resolved] = option
+def _inputs(source: str | None) -> list[Path]:
+    """The files a source reads: the file, or a folder and its images."""
+    if not source or not Path(source).exists():
+        return []
+    path = Path(source)
+    if path.is_dir():
+        return [path, *(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)]
+    return [path]
 
 
 def _run(args: argparse.Namespace) -> int:
     with stop_on_signals() as stop:
-        code = _process(args, stop)
+        try:
+            code = _process(args, stop)
+        except OpenCancelled:
+            code = 0  # the signal decides the exit status
     if stop.signum is not None:
         logger.info("stopped by %s; outputs are complete up to the last processed frame",
                     signal.Signals(stop.signum).name)
@@ -101,15 +103,24 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _outputs(args: argparse.Namespace) -> dict[str, Path]:
-    """Every output option given, checked before the first frame is read."""
-    outputs = {opt: check_output_file(getattr(args, opt[2:].replace("-", "_")), opt)
-               for opt, _ in _VIDEOS if getattr(args, opt[2:].replace("-", "_"))}
-    if args.stats:
+    """Every output option given, checked before the first frame is read.
+
+    An empty name is an error, and no output may be an input (the source
+    file, folder or one of its images) or another output, under any name.
+    """
+    outputs = {}
+    for opt, _ in _VIDEOS:
+        value = getattr(args, opt[2:].replace("-", "_"))
+        if value is not None:
+            outputs[opt] = check_output_file(value, opt)
+    if args.stats is not None:
         outputs["--stats"] = check_writable_file(args.stats, "--stats")
-    if args.mask_dir:
+    if args.mask_dir is not None:
         outputs["--mask-dir"] = Path(args.mask_dir)
-    _check_distinct(args.source, outputs)
-    if args.mask_dir:
+        if not args.mask_dir.strip():
+            check_output_dir(args.mask_dir, "--mask-dir")  # says what is wrong
+    check_not_inputs(outputs, _inputs(args.source))
+    if args.mask_dir is not None:
         check_output_dir(args.mask_dir, "--mask-dir")
     return outputs
 
@@ -125,7 +136,7 @@ def _process(args: argparse.Namespace, stop) -> int:
     config = config_of(args, ("width", "height", "fps"))
     outputs = _outputs(args)
 
-    source = open_source(args.source, args.camera, config.source)
+    source = open_source(args.source, args.camera, config.source, stop)
     if stop.is_set():
         source.close()
         return 0
@@ -150,6 +161,7 @@ def _process(args: argparse.Namespace, stop) -> int:
             if "--stats" in outputs:
                 sinks.append(StatsSink(outputs["--stats"]))
             writer = SinkWriter(sinks, config.output.queue_size, nice=config.pipeline.io_nice)
+            stop.on_repeat.append(lambda count, writer=writer: _hurry(writer, count))
             reader = FrameReader(source, config.source.queue_size, nice=config.pipeline.io_nice)
             step = FrameStep.from_config(config, threads=masker_threads(
                 config.pipeline.masker_threads, writes=writer.active))
@@ -181,6 +193,17 @@ def _process(args: argparse.Namespace, stop) -> int:
     for name in (window.snapshots if window is not None else ()):
         logger.info("saved snapshot %s", name)
     return 0
+
+
+def _hurry(writer: SinkWriter, count: int) -> None:
+    """A second (third, ...) signal: drop what is not written yet, never the outputs."""
+    if count == 2:
+        dropped = writer.hurry()
+        logger.warning("signal again: dropping %d frames not yet written and closing the "
+                       "outputs (they stay complete up to the last written frame)", dropped)
+    else:
+        logger.warning("still closing the outputs; they stay complete (SIGKILL would cost "
+                       "them)")
 
 
 def _close(reader, source, writer, window, quiet: bool) -> None:
