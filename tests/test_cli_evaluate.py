@@ -298,3 +298,20 @@ def test_bad_arguments_get_one_line_and_exit_2(sequences, tmp_path, args, messag
 def test_debug_shows_the_traceback(tmp_path):
     r = bgsub("eval", "missing", "--debug", cwd=tmp_path)
     assert r.returncode == 2 and "Traceback" in r.stderr and "CdnetError" in r.stderr
+
+
+def test_json_never_overwrites_a_file_of_the_data_set(sequences, tmp_path):
+    import shutil
+
+    seq = tmp_path / "seq"
+    shutil.copytree(sequences[1], seq)
+    truth = seq / "groundtruth" / "gt000010.png"
+    before = truth.read_bytes()
+    r = bgsub("eval", seq, "--json", truth, "--quiet", cwd=tmp_path)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert "would write into the sequence folder" in lines[0]
+    os.link(truth, tmp_path / "scores.json")  # the same file under a name outside
+    r = bgsub("eval", seq, "--json", "scores.json", "--quiet", cwd=tmp_path)
+    assert r.returncode == 2 and "under another name (a link)" in r.stderr, r.stderr
+    assert truth.read_bytes() == before
