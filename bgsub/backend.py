@@ -40,6 +40,7 @@ class CpuBackend:
 
     def __init__(self, config: ModelConfig, threads: int | None = None) -> None:
         self.config = config
+        self.requested_threads = threads
         self._runner = shared_runner(threads)
         self._state: np.ndarray | None = None
         self._dims: tuple[int, int, int, int] | None = None  # k, channels, variances, pixels
@@ -136,6 +137,22 @@ class CpuBackend:
     def decode(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """float32 weights (k, N), means (k, C, N), variances (k, V, N), in rank order."""
         return kernels.decode_state(self._state, *self._dims, *self._var_range())
+
+    def codes(self) -> np.ndarray:
+        """A copy of the stored state (its 16-bit codes), for a checkpoint."""
+        return self._state.copy()
+
+    def load_codes(self, codes: np.ndarray, pixels: int, channels: int) -> None:
+        """Take a state saved by :meth:`codes` for *pixels* pixels of *channels* channels.
+
+        Raises ValueError when its size does not fit that shape and the model.
+        """
+        self.allocate(pixels, channels)
+        if codes.dtype != self._state.dtype or codes.shape != self._state.shape:
+            raise ValueError(f"a state of {codes.size} {codes.dtype} codes does not fit "
+                             f"{pixels} pixels of {channels} channels with k={self.config.k} "
+                             f"({self._state.size} {self._state.dtype} codes)")
+        self._state[:] = codes
 
     def encode(self, w: np.ndarray, mu: np.ndarray, var: np.ndarray) -> None:
         """Replace the state with these values (encoded, sorted into rank order)."""

@@ -190,6 +190,15 @@ class SourceConfig:
         Seconds to wait for a stream URL to connect or to deliver a frame.
     queue_size : int
         Frames the reader thread may read ahead of the masker.
+    reconnect : bool
+        Reopen a camera or a stream that stops delivering frames (files are
+        never reopened).
+    reconnect_limit : int
+        Attempts after each drop before giving up with an error; 0 tries for
+        ever.
+    reconnect_delay, reconnect_max_delay : float
+        Seconds before the first attempt, doubled after each failure up to
+        the maximum.
     """
 
     width: int = 0
@@ -197,6 +206,10 @@ class SourceConfig:
     fps: float = 0.0
     open_timeout: float = 10.0
     queue_size: int = 8
+    reconnect: bool = True
+    reconnect_limit: int = 0
+    reconnect_delay: float = 1.0
+    reconnect_max_delay: float = 60.0
 
     def __post_init__(self) -> None:
         _check_types(self, "source")
@@ -209,6 +222,16 @@ class SourceConfig:
                      hi_open=False)
         if self.queue_size < 1:
             raise ConfigError(f"source.queue_size must be >= 1, got {self.queue_size}")
+        if self.reconnect_limit < 0:
+            raise ConfigError(f"source.reconnect_limit must be >= 0 (0 = for ever), got "
+                              f"{self.reconnect_limit}")
+        _check_range("source.reconnect_delay", self.reconnect_delay, 0.0, 3600.0, "(0, 3600]",
+                      hi_open=False)
+        _check_range("source.reconnect_max_delay", self.reconnect_max_delay, 0.0, 86400.0,
+                     "(0, 86400]", hi_open=False)
+        if self.reconnect_max_delay < self.reconnect_delay:
+            raise ConfigError("source.reconnect_max_delay must be >= source.reconnect_delay, "
+                              f"got {self.reconnect_max_delay} < {self.reconnect_delay}")
 
 
 @dataclass(frozen=True)
@@ -320,14 +343,20 @@ class OutputConfig:
     ----------
     queue_size : int
         Frames that may wait for the writer thread before masking waits.
+    checkpoint_every : float
+        Seconds between two saves of the model (``--save-model``) during a
+        run on a camera or a stream; 0 saves only at the end.
     """
 
     queue_size: int = 32
+    checkpoint_every: float = 300.0
 
     def __post_init__(self) -> None:
         _check_types(self, "output")
         if self.queue_size < 1:
             raise ConfigError(f"output.queue_size must be >= 1, got {self.queue_size}")
+        _check_range("output.checkpoint_every", self.checkpoint_every, 0.0, 1e7,
+                     "[0, 1e7] (0 = only at the end)", lo_open=False)
 
 
 @dataclass(frozen=True)

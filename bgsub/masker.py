@@ -8,6 +8,7 @@ recovery, bootstrap); the per-pixel work is its backend's
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import numbers
@@ -484,6 +485,78 @@ class MixtureMasker:
             raise RuntimeError("state() needs a model: apply a frame first")
         w, mu, var = self._backend.decode()
         return {"w": w, "mu": mu, "var": var}
+
+    # -- checkpoints and pickling ---------------------------------------------------
+
+    @_locked
+    def __getstate__(self) -> dict:
+        """Everything the model has learned (see :mod:`bgsub.checkpoint`).
+
+        Not the last frame: :meth:`foreground_probability` needs a new one.
+        """
+        arrays = {}
+        if self._shape is not None:
+            arrays["state"] = self._backend.codes()
+        if self._bootstrap is not None:
+            arrays["bootstrap"] = self._bootstrap.copy()
+        return {
+            "config": dataclasses.asdict(self._config),
+            "threads": self._backend.requested_threads,
+            "shape": list(self._shape) if self._shape is not None else None,
+            "tracking": {"frames_learned": self._t,
+                         "log_likelihood": None if math.isnan(self._ll) else self._ll,
+                         "log_likelihood_average": self._ll_average,
+                         "recovery_left": self._recovery_left, "recovering": self._boosted},
+            "arrays": arrays,
+        }
+
+    def __setstate__(self, state: dict) -> None:
+        config = ModelConfig(**state["config"])
+        self.__init__(config, threads=state.get("threads"))
+        shape = state["shape"]
+        if shape is None:
+            return
+        shape = tuple(int(v) for v in shape)
+        if len(shape) not in (2, 3) or min(shape) < 1 or len(shape) == 3 and shape[2] != 3:
+            raise ValueError(f"a frame shape of {shape}")
+        self._allocate(shape)
+        self._backend.load_codes(state["arrays"]["state"], shape[0] * shape[1],
+                                 1 if len(shape) == 2 else 3)
+        bootstrap = state["arrays"].get("bootstrap")
+        if self._bootstrap is not None:
+            if bootstrap is None or bootstrap.shape != self._bootstrap.shape:
+                raise ValueError("the EM bootstrap's frames are missing or of another size")
+            self._bootstrap[:] = bootstrap
+        tracking = state["tracking"]
+        self._t = int(tracking["frames_learned"])
+        if self._bootstrap is not None and self._t >= config.init_frames:
+            self._bootstrap = None
+        ll = tracking["log_likelihood"]
+        self._ll = math.nan if ll is None else float(ll)
+        self._ll_average = tracking["log_likelihood_average"]
+        self._recovery_left = int(tracking["recovery_left"])
+        self._boosted = bool(tracking["recovering"])
+
+    def save(self, path: str | Path) -> None:
+        """Write the model to *path* (atomically; see :mod:`bgsub.checkpoint`).
+
+        :meth:`load` gives back a masker that makes the same masks.
+        """
+        from . import checkpoint
+
+        checkpoint.save(self, path)
+
+    @classmethod
+    def load(cls, path: str | Path, *, threads: int | None = None) -> "MixtureMasker":
+        """A masker from a file written by :meth:`save`.
+
+        Raises :class:`bgsub.checkpoint.CheckpointError` (a ValueError) for a
+        file that is not a checkpoint, of another format version, damaged or
+        truncated.  *threads* overrides the thread count it was saved with.
+        """
+        from . import checkpoint
+
+        return checkpoint.load(path, threads)
 
     def __repr__(self) -> str:
         c = self._config

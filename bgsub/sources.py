@@ -7,8 +7,9 @@ runs a source in a thread with a bounded queue so decoding overlaps masking.
 
 A file is read to the end of its readable data: a damaged stretch in the
 middle is skipped and reported, and so are frames its header announces that
-are missing at the end (a truncated file).  A stream that stops delivering
-frames for ``source.open_timeout`` seconds is an error, not an end.  Opening
+are missing at the end (a truncated file).  A camera or a stream that stops
+delivering frames (for ``source.open_timeout`` seconds) is reopened with a
+growing delay (``source.reconnect``), or else is an error, never an end.  Opening
 waits in a helper thread, so a signal can interrupt it; a stream URL's
 password never appears in a message (:func:`redact`).
 """
@@ -16,12 +17,17 @@ password never appears in a message (:func:`redact`).
 from __future__ import annotations
 
 import collections
+import datetime
+import functools
+import logging
 import os
 import queue
 import re
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -32,6 +38,8 @@ from .priority import lower_this_thread
 __all__ = ["SourceError", "CorruptFrame", "OpenCancelled", "Source", "open_source",
            "FrameReader", "IMAGE_EXTENSIONS", "redact"]
 
+logger = logging.getLogger("bgsub")
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 _URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 # a file is read this many frames past the count its header announces before it
@@ -39,6 +47,9 @@ _URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://
 # file whose header gives no count ends after this many failures in a row
 _GRACE = 25
 _NO_COUNT_FAILURES = 250
+# a camera whose reads fail this many times in a row has dropped out (a single
+# failed read is a dropped frame, not news)
+_CAMERA_FAILURES = 25
 # the URL's user:password@, with the password kept out of every message
 _CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/@\s]*):"
                           r"(?P<password>[^@/\s]*)@")
@@ -79,10 +90,15 @@ class Source:
     """Base class: a sequence of uint8 frames."""
 
     info: SourceInfo
+    drops = 0  # times a live source stopped delivering frames
+    reconnects = 0  # times it came back
 
     def read(self) -> np.ndarray | None:
         """The next frame, or None at the end; raises CorruptFrame for a bad one."""
         raise NotImplementedError
+
+    def interrupt(self) -> None:
+        """Stop waiting (for a reconnection): the next read ends the source."""
 
     def close(self) -> None:
         """Release the device or file."""
@@ -95,14 +111,21 @@ def _fps_or(value: float, default: float) -> float:
 class _CaptureSource(Source):
     """Anything cv2.VideoCapture opens: files, cameras, streams."""
 
-    def __init__(self, cap: cv2.VideoCapture, info: SourceInfo, timeout: float = 0.0) -> None:
+    def __init__(self, cap: cv2.VideoCapture, info: SourceInfo, config: SourceConfig | None = None,
+                 reopen: Callable[[threading.Event | None], cv2.VideoCapture] | None = None,
+                 stop: threading.Event | None = None) -> None:
         self._cap = cap
         self.info = info
-        self._timeout = timeout  # a stream's: seconds without a frame before it is an error
+        self._config = config or SourceConfig()
+        self._reopen = reopen  # cameras and streams: open the device or URL again
+        self._stop = stop
+        self._interrupted = threading.Event()
         self._position = 0  # frames consumed so far, good or bad
         self._good = 0
         self._ready: collections.deque = collections.deque()
         self._ended = False
+        self.drops = 0
+        self.reconnects = 0
 
     def read(self) -> np.ndarray | None:
         if not self._ready and not self._ended:
@@ -134,11 +157,16 @@ class _CaptureSource(Source):
                 self._ready.append(frame)
                 self._good += 1
                 return
-            if self.info.kind == "stream":
-                raise SourceError(
-                    f"{self.info.name}: the stream stopped delivering frames (none for "
-                    f"{self._timeout:g} s, source.open_timeout) after {self._good} frames")
             failed += 1
+            if self.info.kind == "stream" or (self.info.kind == "camera"
+                                              and failed >= _CAMERA_FAILURES):
+                if not self._reconnect():
+                    self._ended = True
+                    return
+                failed = 0
+                continue
+            if self.info.kind == "camera":
+                continue
             if count is not None and index + 1 >= count + _GRACE or (
                     count is None and failed >= _NO_COUNT_FAILURES):
                 break
@@ -151,6 +179,63 @@ class _CaptureSource(Source):
                 self._ready.append(self._corrupt(
                     count - missing, missing, "could not be read: the file ends early "
                     "(truncated or damaged), or its header overstates its length"))
+
+    def _reconnect(self) -> bool:
+        """Reopen a camera or stream that stopped delivering; False when stopped meanwhile.
+
+        Waits ``reconnect_delay`` seconds, doubled after each failed attempt
+        up to ``reconnect_max_delay``; raises :class:`SourceError` where
+        reconnection is off or ``reconnect_limit`` attempts failed.
+        """
+        config = self._config
+        what = "the stream" if self.info.kind == "stream" else "the camera"
+        stopped = (f"{self.info.name}: {what} stopped delivering frames (none for "
+                   f"{config.open_timeout:g} s, source.open_timeout) after {self._good} "
+                   "frames")
+        if self._reopen is None or not config.reconnect:
+            raise SourceError(stopped)
+        self.drops += 1
+        dropped = time.monotonic()
+        logger.warning("%s: %s dropped at %s after %d frames; reconnecting", self.info.name,
+                       what[4:], _now(), self._good)
+        self._cap.release()
+        delay = config.reconnect_delay
+        attempt = 0
+        while True:
+            attempt += 1
+            if config.reconnect_limit and attempt > config.reconnect_limit:
+                raise SourceError(f"{stopped}, and {config.reconnect_limit} attempts to "
+                                  "reconnect failed")
+            if self._wait(delay):
+                return False
+            try:
+                self._cap = self._reopen(self._stop)
+            except OpenCancelled:
+                return False
+            except SourceError as exc:
+                logger.info("%s: attempt %d failed (%s); next in %g s", self.info.name,
+                            attempt, str(exc).split(": ", 1)[-1], min(2 * delay,
+                                                                      config.reconnect_max_delay))
+                delay = min(2 * delay, config.reconnect_max_delay)
+                continue
+            self.reconnects += 1
+            logger.warning("%s: reconnected at %s, %.1f s after the drop (attempt %d)",
+                           self.info.name, _now(), time.monotonic() - dropped, attempt)
+            return True
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep *seconds*; True when interrupted or stopped meanwhile."""
+        end = time.monotonic() + seconds
+        while True:
+            if self._interrupted.is_set() or self._stop is not None and self._stop.is_set():
+                return True
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            self._interrupted.wait(min(left, 0.1))
+
+    def interrupt(self) -> None:
+        self._interrupted.set()
 
     def _corrupt(self, first: int, count: int, why: str) -> CorruptFrame:
         frames = f"frame {first}" if count == 1 else f"frames {first}-{first + count - 1}"
@@ -265,7 +350,12 @@ def _open_folder(path: Path, config: SourceConfig) -> Source:
     return _FolderSource(images, str(path), config.fps or 25.0)
 
 
-def _open_camera(index: int, config: SourceConfig, stop: threading.Event | None) -> Source:
+def _now() -> str:
+    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def _camera_capture(index: int, config: SourceConfig,
+                    stop: threading.Event | None) -> cv2.VideoCapture:
     cap = _capture(stop, index)
     if not cap.isOpened():
         cap.release()
@@ -277,22 +367,34 @@ def _open_camera(index: int, config: SourceConfig, stop: threading.Event | None)
         cap.set(cv2.CAP_PROP_FRAME_HEIGHT, config.height)
     if config.fps:
         cap.set(cv2.CAP_PROP_FPS, config.fps)
+    return cap
+
+
+def _open_camera(index: int, config: SourceConfig, stop: threading.Event | None) -> Source:
+    cap = _camera_capture(index, config, stop)
     fps = _fps_or(cap.get(cv2.CAP_PROP_FPS), config.fps or 30.0)
-    return _CaptureSource(cap, SourceInfo("camera", f"camera {index}", fps, None))
+    return _CaptureSource(cap, SourceInfo("camera", f"camera {index}", fps, None), config,
+                          functools.partial(_camera_capture, index, config), stop)
 
 
-def _open_stream(url: str, config: SourceConfig, stop: threading.Event | None) -> Source:
+def _stream_capture(url: str, config: SourceConfig,
+                    stop: threading.Event | None) -> cv2.VideoCapture:
     ms = int(config.open_timeout * 1000)
     cap = _capture(stop, url, cv2.CAP_FFMPEG,
                    [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
-    name = redact(url)
     if not cap.isOpened():
         cap.release()
-        raise SourceError(f"{name}: the stream does not connect within "
+        raise SourceError(f"{redact(url)}: the stream does not connect within "
                           f"{config.open_timeout:g} s (expected a reachable rtsp:// or "
                           "http:// video stream)")
+    return cap
+
+
+def _open_stream(url: str, config: SourceConfig, stop: threading.Event | None) -> Source:
+    cap = _stream_capture(url, config, stop)
     fps = _fps_or(cap.get(cv2.CAP_PROP_FPS), 25.0)
-    return _CaptureSource(cap, SourceInfo("stream", name, fps, None), config.open_timeout)
+    return _CaptureSource(cap, SourceInfo("stream", redact(url), fps, None), config,
+                          functools.partial(_stream_capture, url, config), stop)
 
 
 _END = object()
@@ -364,4 +466,5 @@ class FrameReader:
     def close(self) -> None:
         """Stop the thread; it releases the source once its current read returns."""
         self._stop.set()
+        self.source.interrupt()  # a wait to reconnect ends now
         self._thread.join(timeout=5)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -106,8 +107,9 @@ class FrameStep:
     def __init__(self, model: ModelConfig | None = None,
                  postprocess: PostprocessConfig | None = None, *, threads: int | None = None,
                  keep_raw: bool = False, background: bool = False,
-                 probability: bool = False) -> None:
-        self.masker = MixtureMasker(model, threads=threads)
+                 probability: bool = False, masker: MixtureMasker | None = None) -> None:
+        #: the masker (*masker* when given, a loaded model say; else a new one of *model*)
+        self.masker = masker if masker is not None else MixtureMasker(model, threads=threads)
         self.postprocessor = Postprocessor(postprocess)
         self.keep_raw = keep_raw
         self.background = background
@@ -115,11 +117,20 @@ class FrameStep:
         #: seconds spent masking and post-processing, over every frame so far
         self.seconds = {"mask": 0.0, "postprocess": 0.0}
         self._reset_pending = False
+        self._expected: tuple[tuple[int, ...], Callable] | None = None
 
     @classmethod
     def from_config(cls, config: Config, **options) -> "FrameStep":
         """The step of a whole configuration's ``[model]`` and ``[postprocess]``."""
         return cls(config.model, config.postprocess, **options)
+
+    def expect(self, shape: tuple[int, ...],
+               error: Callable[[tuple[int, ...]], Exception]) -> None:
+        """The next frame must have *shape* (a loaded model's): else ``error(its shape)`` is raised.
+
+        Later size changes reset the model, with a warning, as usual.
+        """
+        self._expected = (tuple(shape), error)
 
     def reset(self) -> None:
         """Start a new model with the next frame (its result says ``reset``)."""
@@ -131,6 +142,10 @@ class FrameStep:
         reset, self._reset_pending = self._reset_pending, False
         if frame.ndim == 3 and frame.shape[2] == 1:
             frame = frame[:, :, 0]  # one channel is grey, for the model and the drawing
+        if self._expected is not None:
+            (shape, error), self._expected = self._expected, None
+            if frame.shape != shape:
+                raise error(frame.shape)
         t0 = time.perf_counter()
         try:
             raw = self.masker.apply(frame)

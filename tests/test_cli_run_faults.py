@@ -372,15 +372,23 @@ def mjpeg_server(frames, then="stall"):
     return server
 
 
-def test_a_stream_that_stalls_is_an_error_and_the_outputs_are_complete(tmp_path):
+@pytest.mark.parametrize("settings,message", [
+    (["source.reconnect=false"], "the stream stopped delivering frames (none for 2 s"),
+    (["source.reconnect_limit=2", "source.reconnect_delay=0.2"],
+     "and 2 attempts to reconnect failed"),
+])
+def test_a_stream_that_stalls_is_an_error_and_the_outputs_are_complete(tmp_path, settings,
+                                                                        message):
     server = mjpeg_server(30)
+    sets = [arg for setting in settings for arg in ("--set", setting)]
     try:
         r = bgsub(f"http://127.0.0.1:{server.getsockname()[1]}/", "--no-display",
-                  "--set", "source.open_timeout=2", "--stats", "s.csv", "--output", "o.avi",
-                  cwd=tmp_path)
+                  "--set", "source.open_timeout=2", *sets, "--stats", "s.csv", "--output",
+                  "o.avi", cwd=tmp_path)
     finally:
         server.close()
-    one_error_line(r, "the stream stopped delivering frames (none for 2 s")
+    lines = [line for line in r.stderr.splitlines() if line.startswith("bgsub: error: ")]
+    assert r.returncode == 2 and len(lines) == 1 and message in lines[0], r.stderr
     assert len((tmp_path / "s.csv").read_text().splitlines()) == 31
     assert frames_in(tmp_path / "o.avi") == 30
 
@@ -445,3 +453,71 @@ def test_an_in_process_run_leaves_the_environment_as_it_was(mid, tmp_path, monke
     before = dict(os.environ)
     assert main([str(mid), "--no-display", "--quiet", "--stats", "s.csv"]) == 0
     assert dict(os.environ) == before
+
+
+# -- live sources: reconnect ------------------------------------------------------------------
+
+def dropping_mjpeg_server(batches):
+    """An HTTP MJPEG server that serves one batch of frames per connection, then drops it.
+
+    After the last batch it stops listening: the stream is gone for good.
+    """
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+
+    def serve():
+        for count in batches:
+            conn, _ = server.accept()
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; "
+                         b"boundary=frame\r\n\r\n")
+            for i in range(count):
+                ok, jpg = cv2.imencode(".jpg", np.full((48, 64, 3), 100, np.uint8))
+                conn.sendall(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d"
+                             b"\r\n\r\n" % len(jpg) + jpg.tobytes() + b"\r\n")
+                time.sleep(0.01)
+            conn.close()
+        server.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server
+
+
+def test_a_dropped_stream_is_reopened_and_keeps_its_model(tmp_path):
+    server = dropping_mjpeg_server([20, 25])
+    port = server.getsockname()[1]
+    r = bgsub(f"http://user:pw@127.0.0.1:{port}/", "--no-display", "--stats", "s.csv",
+              "--save-model", "m.ckpt", "--set", "source.open_timeout=1", "--set",
+              "source.reconnect_delay=0.2", "--set", "source.reconnect_limit=2", cwd=tmp_path,
+              timeout=120)
+    # the second drop is for good: two attempts fail, and the run ends with an error
+    assert r.returncode == 2, r.stderr
+    assert "and 2 attempts to reconnect failed" in r.stderr
+    assert "dropped at " in r.stderr and "reconnected at " in r.stderr
+    assert "resetting the model" not in r.stderr  # the frame size came back the same
+    assert "pw@" not in r.stderr
+    rows = (tmp_path / "s.csv").read_text().splitlines()
+    assert len(rows) == 1 + 45  # every frame of both connections, in one file
+    assert float(rows[25].split(",")[2]) > -15  # frame 24, after the reconnection: learned
+
+
+def test_save_and_load_model_from_the_command(mid, tmp_path):
+    r = bgsub(mid, "--no-display", "--save-model", "m.ckpt", "--mask-dir", "a", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    from bgsub import MixtureMasker
+
+    assert MixtureMasker.load(tmp_path / "m.ckpt").frames_learned == SPEC.frames
+    r = bgsub(mid, "--no-display", "--load-model", "m.ckpt", "--save-model", "m.ckpt",
+              "--stats", "s.csv", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    rows = (tmp_path / "s.csv").read_text().splitlines()
+    assert float(rows[1].split(",")[2]) > -15  # the first frame already fits the model
+    assert MixtureMasker.load(tmp_path / "m.ckpt").frames_learned == 2 * SPEC.frames
+    write_video(str(tmp_path / "small.avi"), SceneSpec(width=160, height=120, frames=5, seed=1))
+    r = bgsub("small.avi", "--no-display", "--load-model", "m.ckpt", cwd=tmp_path)
+    one_error_line(r, "--load-model m.ckpt: the model was saved for 320x240 colour frames; "
+                      "the source gives 160x120 colour frames")
+    r = bgsub(mid, "--no-display", "--load-model", mid, cwd=tmp_path)
+    one_error_line(r, "not a bgsub model checkpoint")

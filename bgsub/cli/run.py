@@ -15,8 +15,11 @@ from pathlib import Path
 
 import cv2
 
+from ..checkpoint import CheckpointError, Checkpointer
 from ..display import Display, Window, drawer
-from ..outputs import check_not_inputs, check_output_dir, check_output_file, check_writable_file
+from ..masker import MixtureMasker
+from ..outputs import (SinkError, check_not_inputs, check_output_dir, check_output_file,
+                       check_writable_file)
 from ..pipeline import masker_threads, needs_of, run_pipeline
 from ..progress import Progress
 from ..sinks import (AnnotatedVideoSink, BackgroundVideoSink, MaskDirSink, MaskVideoSink,
@@ -69,6 +72,12 @@ def add_parser(commands, parent: argparse.ArgumentParser) -> argparse.ArgumentPa
     p.add_argument("--mask-dir", metavar="DIR",
                    help="write one PNG mask per frame read, named by the frame's zero-based "
                         "index (000000.png, ...)")
+    p.add_argument("--load-model", metavar="FILE",
+                   help="start from a model saved by --save-model (its [model] settings "
+                        "apply) instead of learning the scene afresh")
+    p.add_argument("--save-model", metavar="FILE",
+                   help="save the model at the end, and every output.checkpoint_every "
+                        "seconds of a camera or stream, for --load-model")
     p.set_defaults(run=main)
     return p
 
@@ -76,7 +85,7 @@ def add_parser(commands, parent: argparse.ArgumentParser) -> argparse.ArgumentPa
 def main(args: argparse.Namespace) -> int:
     """Run the parsed ``bgsub run`` arguments; return the exit status."""
     with logging_to_stderr(args.quiet, args.debug):
-        return guarded(lambda: _run(args), args.debug)
+        return guarded(lambda: _run(args), args.debug, (CheckpointError,))
 
 
 def _inputs(source: str | None) -> list[Path]:
@@ -119,7 +128,17 @@ def _outputs(args: argparse.Namespace) -> dict[str, Path]:
         outputs["--mask-dir"] = Path(args.mask_dir)
         if not args.mask_dir.strip():
             check_output_dir(args.mask_dir, "--mask-dir")  # says what is wrong
-    check_not_inputs(outputs, _inputs(args.source))
+    if args.save_model is not None:
+        outputs["--save-model"] = check_writable_file(args.save_model, "--save-model")
+    inputs = _inputs(args.source)
+    if args.load_model is not None:
+        inputs.append(Path(args.load_model))  # saving over the loaded model is fine
+        outputs_checked = {k: v for k, v in outputs.items() if k != "--save-model"}
+        check_not_inputs(outputs_checked, inputs)
+        check_not_inputs({k: v for k, v in outputs.items() if k == "--save-model"},
+                         _inputs(args.source))
+    else:
+        check_not_inputs(outputs, inputs)
     if args.mask_dir is not None:
         check_output_dir(args.mask_dir, "--mask-dir")
     return outputs
@@ -142,7 +161,7 @@ def _process(args: argparse.Namespace, stop) -> int:
         return 0
     fps = source.info.fps
     draw = drawer(config.display)
-    reader = writer = window = None
+    reader = writer = window = checkpointer = None
     summary = None
     # The reader, masker and writer threads are the run's parallelism.
     # OpenCV's own pool would add none (its calls here are short) and its
@@ -163,8 +182,14 @@ def _process(args: argparse.Namespace, stop) -> int:
             writer = SinkWriter(sinks, config.output.queue_size, nice=config.pipeline.io_nice)
             stop.on_repeat.append(lambda count, writer=writer: _hurry(writer, count))
             reader = FrameReader(source, config.source.queue_size, nice=config.pipeline.io_nice)
-            step = FrameStep.from_config(config, threads=masker_threads(
-                config.pipeline.masker_threads, writes=writer.active))
+            threads = masker_threads(config.pipeline.masker_threads, writes=writer.active)
+            step = FrameStep.from_config(config, threads=threads,
+                                         masker=_loaded(args.load_model, config, threads))
+            if step.masker.frame_shape is not None:
+                step.expect(step.masker.frame_shape, lambda shape: CheckpointError(
+                    f"--load-model {args.load_model}: the model was saved for "
+                    f"{_describe(step.masker.frame_shape)} frames; the source gives "
+                    f"{_describe(shape)} frames"))
             consumers = []
             if not args.no_display:
                 display = Display()
@@ -176,6 +201,10 @@ def _process(args: argparse.Namespace, stop) -> int:
                     window = Window(display, config.display, draw, stop, step.reset)
                     consumers.append(window)
             consumers.append(writer)
+            if args.save_model is not None and source.info.kind in ("camera", "stream"):
+                checkpointer = Checkpointer(lambda: step.masker, outputs["--save-model"],
+                                            config.output.checkpoint_every)
+                consumers.append(checkpointer)
             needs = needs_of(consumers)
             step.background = "background" in needs
             step.probability = "probability" in needs
@@ -183,13 +212,22 @@ def _process(args: argparse.Namespace, stop) -> int:
             summary = run_pipeline(reader, step, consumers, progress=progress, stop=stop)
         except BaseException:
             # the first error is the one to report: close quietly, then re-raise it
-            _close(reader, source, writer, window, quiet=True)
+            _close(reader, source, writer, window, checkpointer, quiet=True)
             raise
         # the same way out for the end, q, Ctrl-C and SIGTERM: close everything
-        _close(reader, source, writer, window, quiet=False)
+        _close(reader, source, writer, window, checkpointer, quiet=False)
     finally:
         cv2.setNumThreads(opencv_threads)
-    logger.info("%s", summary.line())
+    if args.save_model is not None and step.masker.frame_shape is not None:
+        try:
+            step.masker.save(outputs["--save-model"])
+        except OSError as exc:
+            raise SinkError(f"--save-model {args.save_model}: cannot be written "
+                            f"({exc.strerror})") from None
+    line = summary.line()
+    if source.drops:
+        line += f", {source.drops} drops, {source.reconnects} reconnects"
+    logger.info("%s", line)
     for name in (window.snapshots if window is not None else ()):
         logger.info("saved snapshot %s", name)
     return 0
@@ -206,19 +244,35 @@ def _hurry(writer: SinkWriter, count: int) -> None:
                        "them)")
 
 
-def _close(reader, source, writer, window, quiet: bool) -> None:
+def _describe(shape: tuple[int, ...]) -> str:
+    return f"{shape[1]}x{shape[0]} " + ("grey" if len(shape) == 2 else "colour")
+
+
+def _loaded(path: str | None, config, threads: int) -> MixtureMasker | None:
+    """The model of --load-model, or None; it brings its own [model] settings."""
+    if path is None:
+        return None
+    masker = MixtureMasker.load(path, threads=threads)
+    if masker.config != config.model:
+        logger.warning("%s holds a model with other [model] settings than the configuration's;"
+                       " the model's apply", path)
+    return masker
+
+
+def _close(reader, source, writer, window, checkpointer, quiet: bool) -> None:
     """Stop the threads and close every file; errors raise unless *quiet*."""
     if reader is not None:
         reader.close()
     else:
         source.close()
     try:
-        if writer is not None:
-            try:
-                writer.close()
-            except Exception:
-                if not quiet:
-                    raise
+        for consumer in (writer, checkpointer):
+            if consumer is not None:
+                try:
+                    consumer.close()
+                except Exception:
+                    if not quiet:
+                        raise
     finally:
         if window is not None:
             window.close()
