@@ -71,10 +71,9 @@ def _encode(state: dict[str, Any]) -> bytes:
     return _FIXED.pack(MAGIC, FORMAT, len(header)) + header + payload
 
 
-def from_bytes(data: bytes, name: str = "checkpoint", threads: int | None = None):
-    """A :class:`~bgsub.masker.MixtureMasker` from checkpoint bytes (*name* for messages)."""
-    from .masker import MixtureMasker  # the masker imports this module for save/load
-
+def from_bytes(data: bytes, cls: type[MixtureMasker], name: str = "checkpoint",
+               threads: int | None = None) -> MixtureMasker:
+    """A masker of class *cls* from checkpoint bytes (*name* for messages)."""
     if len(data) < _FIXED.size or data[:8] != MAGIC:
         raise CheckpointError(f"{name}: not a bgsub model checkpoint")
     _, version, header_length = _FIXED.unpack_from(data)
@@ -103,7 +102,7 @@ def from_bytes(data: bytes, name: str = "checkpoint", threads: int | None = None
             entry["shape"]).copy()
     header.pop("sha256")
     header.pop("bgsub")
-    masker = MixtureMasker.__new__(MixtureMasker)
+    masker = cls.__new__(cls)
     try:
         masker.__setstate__({**header, "arrays": arrays, "threads": threads
                              if threads is not None else header.get("threads")})
@@ -118,14 +117,18 @@ def save(masker: MixtureMasker, path: str | Path) -> None:
     write_atomically(Path(path), to_bytes(masker))
 
 
-def load(path: str | Path, threads: int | None = None):
-    """Read a checkpoint; *threads* overrides the thread count it was saved with."""
+def load(path: str | Path, cls: type[MixtureMasker],
+         threads: int | None = None) -> MixtureMasker:
+    """Read a checkpoint into a masker of class *cls* (:meth:`MixtureMasker.load`).
+
+    *threads* overrides the thread count it was saved with.
+    """
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise CheckpointError(f"{path}: cannot be read ({exc.strerror})") from None
-    return from_bytes(data, str(path), threads)
+    return from_bytes(data, cls, str(path), threads)
 
 
 class Checkpointer:

@@ -103,19 +103,59 @@ def annotated(result: FrameResult, draw: DrawFn) -> np.ndarray:
     return result.annotated
 
 
-def compose(panes: list[np.ndarray], max_width: int, text: str = "") -> np.ndarray:
-    """Panes side by side (grey ones as BGR), scaled down to max_width, with text."""
-    bgr = [p if p.ndim == 3 else cv2.cvtColor(p, cv2.COLOR_GRAY2BGR) for p in panes]
-    row = np.hstack(bgr)
-    if row.shape[1] > max_width:
-        scale = max_width / row.shape[1]
-        row = cv2.resize(row, (max_width, max(1, round(row.shape[0] * scale))),
-                         interpolation=cv2.INTER_AREA)
-    if text:
-        cv2.putText(row, text, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(row, text, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1,
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+_STRIP = 22  # pixels: the height of a text strip, on screen
+_TEXT_SCALE = 0.5  # OpenCV's scale of the text in a strip: 11-12 pixel letters
+
+
+def compose(rows: list[list[np.ndarray]], max_width: int, texts: list[str] | None = None,
+            titles: list[str] | None = None) -> np.ndarray:
+    """Rows of panes as one image: each row's panes side by side, labelled, with a status line.
+
+    Each row (one source) is scaled to *max_width* (never up); then a strip
+    above it carries its status text (*texts*), and a strip above each pane
+    its title (*titles*: frame, mask, ...).  The text is drawn after the
+    scaling, in strips of its own: it keeps its size and stays legible at
+    any window size, and never covers a pane or the boxes drawn in it.  Grey
+    panes are shown as BGR; panes of one row share the first pane's height.
+    """
+    texts = texts or [""] * len(rows)
+    out = []
+    for panes, text in zip(rows, texts):
+        h = panes[0].shape[0]
+        bgr = [p if p.ndim == 3 else cv2.cvtColor(p, cv2.COLOR_GRAY2BGR) for p in panes]
+        bgr = [p if p.shape[0] == h else cv2.resize(p, (round(p.shape[1] * h / p.shape[0]), h),
+                                                     interpolation=cv2.INTER_AREA) for p in bgr]
+        widths = [p.shape[1] for p in bgr]
+        row = np.hstack(bgr)
+        scale = min(1.0, max_width / row.shape[1])
+        if scale < 1.0:
+            row = cv2.resize(row, (max_width, max(1, round(row.shape[0] * scale))),
+                             interpolation=cv2.INTER_AREA)
+        parts = []
+        if text:
+            parts.append(_strip(row.shape[1], [(0, text)]))
+        if titles:
+            starts = np.cumsum([0, *widths[:-1]]) * scale
+            parts.append(_strip(row.shape[1], list(zip(starts.round().astype(int), titles))))
+        parts.append(row)
+        out.append(np.vstack(parts))
+    width = max(image.shape[1] for image in out)
+    return np.vstack([np.pad(image, ((0, 0), (0, width - image.shape[1]), (0, 0)))
+                      for image in out])
+
+
+def _strip(width: int, labels: list[tuple[int, str]]) -> np.ndarray:
+    """A dark strip *width* pixels wide with each label at its x (cut at the next one)."""
+    strip = np.full((_STRIP, width, 3), 32, np.uint8)
+    for i, (x, label) in enumerate(labels):
+        end = labels[i + 1][0] if i + 1 < len(labels) else width
+        room = end - x - 10
+        while label and cv2.getTextSize(label, _FONT, _TEXT_SCALE, 1)[0][0] > room:
+            label = label[:-3] + ".." if len(label) > 3 else ""  # cut what does not fit
+        cv2.putText(strip, label, (x + 5, 16), _FONT, _TEXT_SCALE, (235, 235, 235), 1,
                     cv2.LINE_AA)
-    return row
+    return strip
 
 
 def display_unavailable_reason() -> str | None:
@@ -249,28 +289,52 @@ class Display:
 
 
 class Window:
-    """The pipeline's window: the drawn frame, the mask, the background and the probability.
+    """The run's window: a row per source (the drawn frame, the mask, the background, the
+    probability), labelled, with each source's status line; it answers the keys.
 
-    A consumer (``write(result)`` per frame, ``close()``) that shows each
-    result in *display* with the frame number, the rate and the
-    log-likelihood, and answers the keys: q or Esc set *stop*, r calls
+    The pipelines run in threads of their own; each hands its results to its
+    :meth:`feed` (a consumer), which waits until the window has shown the
+    result, so every frame is shown once, as the pipeline makes it.
+    :meth:`run` is the window's loop, in the main thread (HighGUI's): it shows
+    what the feeds bring and answers the keys: q or Esc set *stop*, r calls
     *on_reset*, s saves the shown image as ``bgsub-snapshot-NNNNNN.png`` in
-    the current folder, space pauses (keys keep working while paused; the
-    reader's queue fills and waits).  Put it before the file sinks: the frame
-    it draws is shared with them.
+    the current folder (N the first source's frame), space pauses every
+    source (keys keep working while paused; the readers' queues fill and
+    wait).
+
+    Parameters
+    ----------
+    display : Display
+        The open window.
+    config : DisplayConfig
+        Panes and size.
+    draw : callable
+        How a frame is drawn with its mask (:func:`drawer`).
+    stop : threading.Event
+        Set to stop the run (q, or a signal from outside).
+    on_reset : callable
+        Called for r: start every model afresh.
+    names : list of str
+        The sources, one row each.
     """
 
     def __init__(self, display: Display, config: DisplayConfig, draw: DrawFn,
-                 stop: threading.Event, on_reset: Callable[[], None]) -> None:
+                 stop: threading.Event, on_reset: Callable[[], None],
+                 names: list[str] | None = None) -> None:
         self.display = display
         self.config = config
         self.draw = draw
         self.stop = stop
         self.on_reset = on_reset
+        self.names = names or [""]
         self.snapshots: list[str] = []
         self.quit_by_key = False
-        self._start: float | None = None
-        self._shown = 0
+        self.paused = False
+        self._cond = threading.Condition()
+        self._latest: list[FrameResult | None] = [None] * len(self.names)
+        self._pending: set[int] = set()
+        self._shown = [0] * len(self.names)
+        self._start: list[float | None] = [None] * len(self.names)
 
     @property
     def needs(self) -> frozenset[str]:
@@ -278,36 +342,78 @@ class Window:
                                                ("probability", self.config.show_probability))
                          if on)
 
-    def write(self, result: FrameResult) -> None:
+    def feed(self, row: int = 0) -> "_Feed":
+        """The consumer of source *row*: hands each result to the window and waits for it."""
+        return _Feed(self, row)
+
+    def _post(self, row: int, result: FrameResult) -> None:
+        annotated(result, self.draw)  # drawn in the pipeline's thread, shared with the sinks
+        with self._cond:
+            self._latest[row] = result
+            self._pending.add(row)
+            self._cond.notify_all()
+            while row in self._pending and not self.stop.is_set():
+                self._cond.wait(0.1)
+
+    def run(self, running: Callable[[], bool]) -> None:
+        """Show results and answer keys while *running()* and not stopped (main thread)."""
+        while running() and not self.stop.is_set():
+            with self._cond:
+                if not self._pending:
+                    self._cond.wait(0.05)
+                fresh = bool(self._pending)
+            if fresh and not self.paused:
+                key = self.show()
+            else:  # waiting for a frame (10 ms steps), or paused (50 ms)
+                key = self.display.poll(50 if self.paused else 10)
+            self._key(key)
+            if not self.paused:
+                with self._cond:
+                    self._pending.clear()
+                    self._cond.notify_all()
+        with self._cond:  # nobody waits for the window any more
+            self._pending.clear()
+            self._cond.notify_all()
+
+    def show(self) -> int:
+        """Compose every source's latest result and show it; the key pressed."""
+        rows, texts = [], []
         now = time.perf_counter()
-        if self._start is None:
-            self._start = now
-        elapsed = now - self._start
-        fps = self._shown / elapsed if elapsed > 0 else 0.0
-        self._shown += 1
-        text = (f"frame {result.index}  {fps:.1f} fps  log-lik {result.log_likelihood:.2f}"
-                + ("  recovering" if result.recovering else ""))
-        panes = [annotated(result, self.draw), result.mask]
-        if self.config.show_background:
-            panes.append(result.background)
-        if self.config.show_probability:
-            panes.append(np.rint(result.probability * 255.0).astype(np.uint8))
-        key = self.display.show(compose(panes, self.config.max_width, text))
-        paused = False
-        while True:
-            if key in KEY_QUIT:
-                self.quit_by_key = True
-                self.stop.set()
-                return
-            if key == KEY_RESET:
-                self.on_reset()
-            elif key == KEY_SNAPSHOT and self.display.last_image is not None:
-                self._snapshot(result.index)
-            elif key == KEY_PAUSE:
-                paused = not paused
-            if not paused or self.stop.is_set():  # a signal ends a pause too
-                return
-            key = self.display.poll(50)
+        titles = ["frame", "mask"] + (["background"] if self.config.show_background else []) + (
+            ["probability"] if self.config.show_probability else [])
+        for i, result in enumerate(self._latest):
+            if result is None:
+                continue
+            if self._start[i] is None:
+                self._start[i] = now
+            elapsed = now - self._start[i]
+            fps = self._shown[i] / elapsed if elapsed > 0 else 0.0
+            self._shown[i] += 1
+            name = f"{self.names[i]}  " if self.names[i] else ""
+            texts.append(f"{name}frame {result.index}  {fps:.1f} fps  log-lik "
+                         f"{result.log_likelihood:.2f}"
+                         + ("  recovering" if result.recovering else ""))
+            panes = [result.annotated, result.mask]
+            if self.config.show_background:
+                panes.append(result.background)
+            if self.config.show_probability:
+                panes.append(np.rint(result.probability * 255.0).astype(np.uint8))
+            rows.append(panes)
+        if not rows:
+            return self.display.poll(10)
+        return self.display.show(compose(rows, self.config.max_width, texts, titles))
+
+    def _key(self, key: int) -> None:
+        if key in KEY_QUIT:
+            self.quit_by_key = True
+            self.stop.set()
+        elif key == KEY_RESET:
+            self.on_reset()
+        elif key == KEY_SNAPSHOT and self.display.last_image is not None:
+            first = next((r.index for r in self._latest if r is not None), 0)
+            self._snapshot(first)
+        elif key == KEY_PAUSE:
+            self.paused = not self.paused
 
     def _snapshot(self, index: int) -> None:
         name = f"bgsub-snapshot-{index:06d}.png"
@@ -317,4 +423,25 @@ class Window:
             self.snapshots.append(name)
 
     def close(self) -> None:
+        with self._cond:
+            self._pending.clear()
+            self._cond.notify_all()
         self.display.close()
+
+
+class _Feed:
+    """One source's consumer of a :class:`Window`."""
+
+    def __init__(self, window: Window, row: int) -> None:
+        self.window = window
+        self.row = row
+
+    @property
+    def needs(self) -> frozenset[str]:
+        return self.window.needs
+
+    def write(self, result: FrameResult) -> None:
+        self.window._post(self.row, result)
+
+    def close(self) -> None:
+        pass

@@ -556,7 +556,7 @@ class MixtureMasker:
         """
         from . import checkpoint
 
-        return checkpoint.load(path, threads)
+        return checkpoint.load(path, cls, threads)
 
     def __repr__(self) -> str:
         c = self._config

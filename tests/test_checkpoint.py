@@ -78,7 +78,7 @@ def test_a_damaged_checkpoint_is_refused_with_a_reason(saved, damage, message):
     with pytest.raises(CheckpointError, match=message.replace("(", r"\(").replace(")", r"\)")):
         MixtureMasker.load(saved)
     with pytest.raises(CheckpointError, match="cannot be read"):
-        load(saved.parent / "missing.ckpt")
+        load(saved.parent / "missing.ckpt", MixtureMasker)
 
 
 SAVER = r"""

@@ -281,3 +281,22 @@ def test_masker_threads_setting_runs_and_gives_the_same_masks(tmp_path):
         np.testing.assert_array_equal(one, cv2.imread(str(tmp_path / "m2" / name), 0))
         foreground += np.count_nonzero(one == 255)
     assert foreground > 0  # the scene's movers were found, so the masks say something
+
+
+def test_two_sources_in_one_process_give_the_masks_of_two_processes(tmp_path):
+    write_video(str(tmp_path / "a.mp4"), SceneSpec(width=128, height=96, frames=30, seed=4))
+    write_video(str(tmp_path / "b.avi"), SceneSpec(width=96, height=64, frames=25, seed=5))
+    r = bgsub("a.mp4", "b.avi", "--no-display", "--mask-dir", "both-{n}", "--stats",
+              "s-{n}.csv", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "a.mp4: 30 frames processed" in r.stderr and "b.avi: 25 frames processed" in r.stderr
+    for n, name in enumerate(("a.mp4", "b.avi")):
+        r = bgsub(name, "--no-display", "--mask-dir", f"alone-{n}", cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        both = sorted((tmp_path / f"both-{n}").iterdir())
+        alone = sorted((tmp_path / f"alone-{n}").iterdir())
+        assert [p.name for p in both] == [p.name for p in alone] and len(both) in (25, 30)
+        for x, y in zip(both, alone):
+            np.testing.assert_array_equal(cv2.imread(str(x), 0), cv2.imread(str(y), 0))
+    r = bgsub("a.mp4", "b.avi", "--no-display", "--stats", "s.csv", cwd=tmp_path)
+    assert r.returncode == 2 and "with several sources each output name needs {n}" in r.stderr

@@ -49,6 +49,8 @@ def test_window_shows_frames_and_obeys_space_and_q(xvfb, tmp_path, monkeypatch):
     seen = {"calls": 0, "visible": []}
 
     def keys(delay_ms):
+        if delay_ms == 10:
+            return -1  # the window waiting for the next frame: not a step of the script
         seen["visible"].append(cv2.getWindowProperty("bgsub", cv2.WND_PROP_VISIBLE))
         seen["calls"] += 1
         return script.pop(0) if script else ord("q")
@@ -61,18 +63,26 @@ def test_window_shows_frames_and_obeys_space_and_q(xvfb, tmp_path, monkeypatch):
     step = FrameStep.from_config(config, background=True, probability=True)
     window = Window(display, config.display, drawer(config.display), stop, step.reset)
     assert window.needs == {"background", "probability"}
+    done = {}
+    pipeline = threading.Thread(target=lambda: done.setdefault(
+        "summary", run_pipeline(reader, step, [window.feed()], stop=stop)))
     try:
-        summary = run_pipeline(reader, step, [window], stop=stop)
+        pipeline.start()
+        window.run(pipeline.is_alive)  # the window in this thread, HighGUI's
+        pipeline.join(30)
     finally:
         reader.close()
         window.close()
+    summary = done["summary"]
     assert window.quit_by_key and stop.is_set()
     assert summary.processed == 8
     assert seen["calls"] == 13 and script == []
     assert min(seen["visible"]) >= 1  # the window was really there
     assert window.snapshots == ["bgsub-snapshot-000004.png"]
     snap = cv2.imread(str(tmp_path / window.snapshots[0]))
-    assert snap.shape[1] == 640  # four 160-pixel panes: frame, mask, background, probability
+    # four 160-pixel panes (frame, mask, background, probability), under two strips of
+    # text: the status line and the panes' titles
+    assert snap.shape == (120 + 2 * 22, 640, 3)
     assert snap.shape == display.last_image.shape
 
 
@@ -103,10 +113,32 @@ def test_tint_is_the_blend_toward_red_on_foreground_only(shape, tint):
     assert np.abs(out[fg].astype(int) - expected[fg]).max() <= 1
 
 
-def test_compose_scales_to_fit():
-    panes = [np.zeros((100, 200, 3), np.uint8), np.zeros((100, 200), np.uint8)]
-    assert compose(panes, 1000).shape == (100, 400, 3)
-    assert compose(panes, 200, "text").shape == (50, 200, 3)
+def test_compose_scales_to_fit_and_keeps_text_apart():
+    panes = [np.full((100, 200, 3), 255, np.uint8), np.full((100, 200), 255, np.uint8)]
+    assert compose([panes], 1000).shape == (100, 400, 3)
+    image = compose([panes], 200, ["a status line"], ["frame", "mask"])
+    assert image.shape == (22 + 22 + 50, 200, 3)  # two strips of text, the row halved
+    assert (image[44:] == 255).all()  # the text never covers the panes
+    assert (image[:44] < 255).any() and (image[:44] > 100).any()  # and it is there
+    # text keeps its size at any window size: the strips do not scale with the panes
+    big = compose([[np.zeros((480, 640, 3), np.uint8)] * 2], 1280, ["x"], ["frame", "mask"])
+    small = compose([[np.zeros((480, 640, 3), np.uint8)] * 2], 320, ["x"], ["frame", "mask"])
+    assert big.shape[0] - 480 == small.shape[0] - 120 == 44
+
+
+def test_compose_gives_each_source_a_row():
+    rows = [[np.zeros((60, 80, 3), np.uint8)] * 2, [np.zeros((30, 40), np.uint8)] * 2]
+    image = compose(rows, 1000, ["camera 0", "camera 1"], ["frame", "mask"])
+    assert image.shape == (2 * 44 + 60 + 30, 160, 3)
+
+
+def test_titles_that_do_not_fit_are_cut_not_spilled():
+    from bgsub.display import _strip
+
+    strip = _strip(100, [(0, "a very long title that cannot fit"), (50, "next")])
+    assert strip.shape == (22, 100, 3)
+    # the first label stops before the second one's place
+    assert (strip[:, 46:50] == 32).all()
 
 
 def test_an_unreachable_x_server_means_headless_not_a_crash(tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import threading
 from pathlib import Path
 
 import cv2
@@ -34,8 +35,9 @@ logger = logging.getLogger("bgsub")
 
 DESCRIPTION = ("Real-time background subtraction with a per-pixel Gaussian mixture. Shows the "
                "frame (foreground tinted, boxes around blobs), the mask and the background "
-               "model in a window; q or Esc quit, space pause, r reset the model, s save a "
-               "snapshot.")
+               "model in a window, a row per source; q or Esc quit, space pause, r reset the "
+               "models, s save a snapshot. With several sources, each output name holds {n}, "
+               "the source's number from 0 (--output out-{n}.mp4).")
 EPILOG = ("Video outputs take their codec from the extension: .mp4 .m4v .mov .mkv (mp4v), "
           ".avi (MJPG).  Ctrl-C or SIGTERM stops after the frames already read and closes "
           "every output; a second one drops the frames not yet written.  Exit status: 0 "
@@ -52,10 +54,12 @@ def add_parser(commands, parent: argparse.ArgumentParser) -> argparse.ArgumentPa
     p = commands.add_parser("run", parents=[parent], help="mask a camera, file, folder or "
                             "stream (the default: bgsub SOURCE means bgsub run SOURCE)",
                             description=DESCRIPTION, epilog=EPILOG)
-    p.add_argument("source", nargs="?",
+    p.add_argument("source", nargs="*",
                    help="video file, image folder (jpg/png/bmp/tif, sorted by name) or "
-                        "stream URL (rtsp://, http://)")
-    p.add_argument("--camera", type=int, metavar="N", help="read OpenCV camera N instead")
+                        "stream URL (rtsp://, http://); several run side by side")
+    p.add_argument("--camera", type=int, action="append", default=[], metavar="N",
+                   help="read OpenCV camera N (repeatable; cameras come before the other "
+                        "sources)")
     p.add_argument("--width", type=int, help="camera frame width to request")
     p.add_argument("--height", type=int, help="camera frame height to request")
     p.add_argument("--fps", type=float, help="camera frame rate to request")
@@ -111,126 +115,265 @@ def _run(args: argparse.Namespace) -> int:
     return code
 
 
-def _outputs(args: argparse.Namespace) -> dict[str, Path]:
-    """Every output option given, checked before the first frame is read.
+def _sources(args: argparse.Namespace) -> list[tuple[str | None, int | None]]:
+    """(spec, camera) of each source: the cameras first, then the others, as given."""
+    for index in args.camera:
+        if index < 0:
+            raise UsageError(f"--camera must be a camera index >= 0, got {index}")
+    specs = [(None, index) for index in args.camera] + [(spec, None) for spec in args.source]
+    if not specs:
+        raise UsageError("no source given: expected a video file, an image folder, a stream "
+                         "URL or --camera N (see bgsub --help)")
+    return specs
 
-    An empty name is an error, and no output may be an input (the source
-    file, folder or one of its images) or another output, under any name.
+
+def _named(value: str | None, n: int, many: bool, option: str) -> str | None:
+    """An output's name for source *n*: ``{n}`` replaced; needed when there are several."""
+    if value is None:
+        return None
+    if many and "{n}" not in value:
+        path = Path(value)
+        example = path.with_name(f"{path.stem}-{{n}}{path.suffix}")
+        raise UsageError(f"{option} {value}: with several sources each output name needs {{n}}"
+                         f", the source's number (e.g. {option} {example})")
+    return value.replace("{n}", str(n))
+
+
+_OPTIONS = ["--output", "--mask-output", "--background-output", "--probability-output",
+            "--stats", "--mask-dir", "--save-model", "--load-model"]
+
+
+def _outputs(args: argparse.Namespace, specs) -> list[dict[str, Path]]:
+    """Every output option of every source, checked before the first frame is read.
+
+    An empty name is an error, and no output may be an input (a source file,
+    folder or one of its images, a loaded model) or another output, under any
+    name.  Saving over the model a source loads is allowed.
     """
-    outputs = {}
-    for opt, _ in _VIDEOS:
-        value = getattr(args, opt[2:].replace("-", "_"))
-        if value is not None:
-            outputs[opt] = check_output_file(value, opt)
-    if args.stats is not None:
-        outputs["--stats"] = check_writable_file(args.stats, "--stats")
-    if args.mask_dir is not None:
-        outputs["--mask-dir"] = Path(args.mask_dir)
-        if not args.mask_dir.strip():
-            check_output_dir(args.mask_dir, "--mask-dir")  # says what is wrong
-    if args.save_model is not None:
-        outputs["--save-model"] = check_writable_file(args.save_model, "--save-model")
-    inputs = _inputs(args.source)
-    if args.load_model is not None:
-        inputs.append(Path(args.load_model))  # saving over the loaded model is fine
-        outputs_checked = {k: v for k, v in outputs.items() if k != "--save-model"}
-        check_not_inputs(outputs_checked, inputs)
-        check_not_inputs({k: v for k, v in outputs.items() if k == "--save-model"},
-                         _inputs(args.source))
-    else:
-        check_not_inputs(outputs, inputs)
-    if args.mask_dir is not None:
-        check_output_dir(args.mask_dir, "--mask-dir")
-    return outputs
+    many = len(specs) > 1
+    per_source = []
+    for n, _ in enumerate(specs):
+        names = {opt: _named(getattr(args, opt[2:].replace("-", "_")), n, many, opt)
+                 for opt in _OPTIONS}
+        outputs = {}
+        for opt, _ in _VIDEOS:
+            if names[opt] is not None:
+                outputs[opt] = check_output_file(names[opt], opt)
+        if names["--stats"] is not None:
+            outputs["--stats"] = check_writable_file(names["--stats"], "--stats")
+        if names["--mask-dir"] is not None:
+            outputs["--mask-dir"] = Path(names["--mask-dir"])
+            if not names["--mask-dir"].strip():
+                check_output_dir(names["--mask-dir"], "--mask-dir")  # says what is wrong
+        if names["--save-model"] is not None:
+            outputs["--save-model"] = check_writable_file(names["--save-model"],
+                                                          "--save-model")
+        if names["--load-model"] is not None:
+            outputs["--load-model"] = Path(names["--load-model"])  # an input, kept apart
+        per_source.append(outputs)
+    sources = [path for spec, _ in specs for path in _inputs(spec)]
+    models = [o["--load-model"] for o in per_source if "--load-model" in o]
+    written = {f"{opt} (source {n})" if many else opt: path
+               for n, outputs in enumerate(per_source) for opt, path in outputs.items()
+               if opt not in ("--load-model", "--save-model")}
+    check_not_inputs(written, [*sources, *models])
+    saved = {f"--save-model (source {n})" if many else "--save-model": o["--save-model"]
+             for n, o in enumerate(per_source) if "--save-model" in o}
+    check_not_inputs({**written, **saved}, sources)
+    for outputs in per_source:
+        if "--mask-dir" in outputs:
+            check_output_dir(outputs["--mask-dir"], "--mask-dir")
+    return per_source
+
+
+class _Channel:
+    """One source's pipeline: its reader, frame step, writer and the rest."""
+
+    def __init__(self, name: str, source, outputs: dict[str, Path]) -> None:
+        self.name = name
+        self.source = source
+        self.outputs = outputs
+        self.reader = self.writer = self.step = self.checkpointer = None
+        self.consumers: list = []
+        self.summary = None
+        self.error: BaseException | None = None
+
+    def run(self, stop, progress) -> None:
+        try:
+            self.summary = run_pipeline(self.reader, self.step, self.consumers,
+                                        progress=progress, stop=stop)
+        except BaseException as exc:  # reported by the main thread
+            self.error = exc
+
+    def close(self, quiet: bool) -> None:
+        """Stop the reader and close every output; errors raise unless *quiet*."""
+        if self.reader is not None:
+            self.reader.close()
+        else:
+            self.source.close()
+        for consumer in (self.writer, self.checkpointer):
+            if consumer is not None:
+                try:
+                    consumer.close()
+                except Exception:
+                    if not quiet:
+                        raise
+
+    def save_model(self) -> None:
+        path = self.outputs.get("--save-model")
+        if path is not None and self.step is not None and self.step.masker.frame_shape:
+            try:
+                self.step.masker.save(path)
+            except OSError as exc:
+                raise SinkError(f"--save-model {path}: cannot be written ({exc.strerror})"
+                                ) from None
 
 
 def _process(args: argparse.Namespace, stop) -> int:
-    if args.source is None and args.camera is None:
-        raise UsageError("no source given: expected a video file, an image folder, a stream "
-                         "URL or --camera N (see bgsub --help)")
-    if args.source is not None and args.camera is not None:
-        raise UsageError("give either a source or --camera N, not both")
-    if args.camera is not None and args.camera < 0:
-        raise UsageError(f"--camera must be a camera index >= 0, got {args.camera}")
+    specs = _sources(args)
     config = config_of(args, ("width", "height", "fps"))
-    outputs = _outputs(args)
+    outputs = _outputs(args, specs)
+    channels: list[_Channel] = []
+    try:
+        for (spec, camera), out in zip(specs, outputs):
+            source = open_source(spec, camera, config.source, stop)
+            channels.append(_Channel(source.info.name, source, out))
+            if stop.is_set():
+                return 0
+        return _run_channels(args, config, channels, stop)
+    finally:
+        for channel in channels:
+            if channel.reader is None:  # opened, never started
+                channel.source.close()
 
-    source = open_source(args.source, args.camera, config.source, stop)
-    if stop.is_set():
-        source.close()
-        return 0
-    fps = source.info.fps
+
+def _run_channels(args, config, channels: list[_Channel], stop) -> int:
     draw = drawer(config.display)
-    reader = writer = window = checkpointer = None
-    summary = None
+    many = len(channels) > 1
+    window = None
     # The reader, masker and writer threads are the run's parallelism.
     # OpenCV's own pool would add none (its calls here are short) and its
     # idle workers spin, taking CPU from those threads: on 2 cores the
     # pipeline ran 10% faster at 640x480 without it.  It stays off until the
-    # writer has drained its queue: a pool made by the niced writer thread
+    # writers have drained their queues: a pool made by a niced writer thread
     # would keep that thread's priority for the rest of the process.
     opencv_threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
     try:
         try:
-            sinks = [cls(outputs[opt], fps, opt, draw) if cls is AnnotatedVideoSink
-                     else cls(outputs[opt], fps, opt) for opt, cls in _VIDEOS if opt in outputs]
-            if "--mask-dir" in outputs:
-                sinks.append(MaskDirSink(outputs["--mask-dir"]))
-            if "--stats" in outputs:
-                sinks.append(StatsSink(outputs["--stats"]))
-            writer = SinkWriter(sinks, config.output.queue_size, nice=config.pipeline.io_nice)
-            stop.on_repeat.append(lambda count, writer=writer: _hurry(writer, count))
-            reader = FrameReader(source, config.source.queue_size, nice=config.pipeline.io_nice)
-            threads = masker_threads(config.pipeline.masker_threads, writes=writer.active)
-            step = FrameStep.from_config(config, threads=threads,
-                                         masker=_loaded(args.load_model, config, threads))
-            if step.masker.frame_shape is not None:
-                step.expect(step.masker.frame_shape, lambda shape: CheckpointError(
-                    f"--load-model {args.load_model}: the model was saved for "
-                    f"{_describe(step.masker.frame_shape)} frames; the source gives "
-                    f"{_describe(shape)} frames"))
-            consumers = []
             if not args.no_display:
                 display = Display()
                 reason = display.open()
                 if reason is not None:
                     logger.warning("%s; running headless", reason)
                 else:
-                    # first: the frame it draws is shared with the writer
-                    window = Window(display, config.display, draw, stop, step.reset)
-                    consumers.append(window)
-            consumers.append(writer)
-            if args.save_model is not None and source.info.kind in ("camera", "stream"):
-                checkpointer = Checkpointer(lambda: step.masker, outputs["--save-model"],
-                                            config.output.checkpoint_every)
-                consumers.append(checkpointer)
-            needs = needs_of(consumers)
-            step.background = "background" in needs
-            step.probability = "probability" in needs
-            progress = Progress(source.info.frame_count, quiet=args.quiet)
-            summary = run_pipeline(reader, step, consumers, progress=progress, stop=stop)
+                    window = Window(display, config.display, draw, stop,
+                                    lambda: [c.step.reset() for c in channels],
+                                    [c.name for c in channels] if many else None)
+            writes = any(len(c.outputs) for c in channels)
+            # the machine's cores, shared out between the sources' maskers
+            threads = max(1, masker_threads(config.pipeline.masker_threads, writes)
+                          // len(channels))
+            for n, channel in enumerate(channels):
+                _build(channel, n, args, config, draw, threads, window, stop)
+            if len(channels) == 1 and window is None:
+                channel = channels[0]
+                channel.run(stop, Progress(channel.source.info.frame_count, quiet=args.quiet))
+            else:
+                _run_in_threads(channels, window, stop, args.quiet)
+            errors = [c.error for c in channels if c.error is not None]
+            if errors and len(channels) == 1:
+                raise errors[0]
         except BaseException:
             # the first error is the one to report: close quietly, then re-raise it
-            _close(reader, source, writer, window, checkpointer, quiet=True)
+            for channel in channels:
+                channel.close(quiet=True)
+            if window is not None:
+                window.close()
             raise
         # the same way out for the end, q, Ctrl-C and SIGTERM: close everything
-        _close(reader, source, writer, window, checkpointer, quiet=False)
+        failed = 0
+        for channel in channels:
+            try:
+                channel.close(quiet=False)
+                if channel.error is None:
+                    channel.save_model()
+            except Exception as exc:
+                if not many:
+                    raise
+                channel.error = channel.error or exc
+        if window is not None:
+            window.close()
     finally:
         cv2.setNumThreads(opencv_threads)
-    if args.save_model is not None and step.masker.frame_shape is not None:
-        try:
-            step.masker.save(outputs["--save-model"])
-        except OSError as exc:
-            raise SinkError(f"--save-model {args.save_model}: cannot be written "
-                            f"({exc.strerror})") from None
-    line = summary.line()
-    if source.drops:
-        line += f", {source.drops} drops, {source.reconnects} reconnects"
-    logger.info("%s", line)
+    for channel in channels:
+        if channel.error is not None:  # several sources: each failure named, the rest ran on
+            failed += 1
+            logger.error("%s: %s", channel.name, channel.error)
+            continue
+        line = channel.summary.line()
+        if channel.source.drops:
+            line += f", {channel.source.drops} drops, {channel.source.reconnects} reconnects"
+        logger.info("%s%s", f"{channel.name}: " if many else "", line)
     for name in (window.snapshots if window is not None else ()):
         logger.info("saved snapshot %s", name)
-    return 0
+    return 2 if failed else 0
+
+
+def _build(channel: _Channel, n: int, args, config, draw, threads: int, window, stop) -> None:
+    """Open one source's outputs, reader and frame step, and list its consumers."""
+    outputs, source = channel.outputs, channel.source
+    fps = source.info.fps
+    sinks = [cls(outputs[opt], fps, opt, draw) if cls is AnnotatedVideoSink
+             else cls(outputs[opt], fps, opt) for opt, cls in _VIDEOS if opt in outputs]
+    if "--mask-dir" in outputs:
+        sinks.append(MaskDirSink(outputs["--mask-dir"]))
+    if "--stats" in outputs:
+        sinks.append(StatsSink(outputs["--stats"]))
+    channel.writer = writer = SinkWriter(sinks, config.output.queue_size,
+                                         nice=config.pipeline.io_nice)
+    stop.on_repeat.append(lambda count: _hurry(writer, count))
+    load = outputs.get("--load-model")
+    channel.step = step = FrameStep.from_config(config, threads=threads,
+                                                masker=_loaded(load, config, threads))
+    if step.masker.frame_shape is not None:
+        saved = step.masker.frame_shape
+        step.expect(saved, lambda shape: CheckpointError(
+            f"--load-model {load}: the model was saved for {_describe(saved)} frames; "
+            f"{source.info.name} gives {_describe(shape)} frames"))
+    if window is not None:
+        channel.consumers.append(window.feed(n))  # first: the frame it draws is shared
+    channel.consumers.append(writer)
+    if "--save-model" in outputs and source.info.kind in ("camera", "stream"):
+        channel.checkpointer = Checkpointer(lambda: step.masker, outputs["--save-model"],
+                                            config.output.checkpoint_every)
+        channel.consumers.append(channel.checkpointer)
+    needs = needs_of(channel.consumers)
+    step.background = "background" in needs
+    step.probability = "probability" in needs
+    channel.reader = FrameReader(source, config.source.queue_size, nice=config.pipeline.io_nice)
+
+
+def _run_in_threads(channels: list[_Channel], window, stop, quiet: bool) -> None:
+    """Each source's pipeline in a thread; the window (or a wait) in this one."""
+    many = len(channels) > 1
+    threads = []
+    for channel in channels:
+        progress = Progress(channel.source.info.frame_count, quiet=quiet or window is not None,
+                            desc=channel.name if many else None)
+        thread = threading.Thread(target=channel.run, args=(stop, progress),
+                                  name="bgsub-pipeline", daemon=True)
+        thread.start()
+        threads.append(thread)
+
+    def running() -> bool:
+        return any(t.is_alive() for t in threads)
+
+    if window is not None:
+        window.run(running)
+    while running():  # joins with a timeout: signals are handled meanwhile
+        for thread in threads:
+            thread.join(0.1)
 
 
 def _hurry(writer: SinkWriter, count: int) -> None:
@@ -248,7 +391,7 @@ def _describe(shape: tuple[int, ...]) -> str:
     return f"{shape[1]}x{shape[0]} " + ("grey" if len(shape) == 2 else "colour")
 
 
-def _loaded(path: str | None, config, threads: int) -> MixtureMasker | None:
+def _loaded(path: Path | None, config, threads: int) -> MixtureMasker | None:
     """The model of --load-model, or None; it brings its own [model] settings."""
     if path is None:
         return None
@@ -259,20 +402,4 @@ def _loaded(path: str | None, config, threads: int) -> MixtureMasker | None:
     return masker
 
 
-def _close(reader, source, writer, window, checkpointer, quiet: bool) -> None:
-    """Stop the threads and close every file; errors raise unless *quiet*."""
-    if reader is not None:
-        reader.close()
-    else:
-        source.close()
-    try:
-        for consumer in (writer, checkpointer):
-            if consumer is not None:
-                try:
-                    consumer.close()
-                except Exception:
-                    if not quiet:
-                        raise
-    finally:
-        if window is not None:
-            window.close()
+
