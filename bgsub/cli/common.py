@@ -30,7 +30,7 @@ from ..sources import SourceError, redact
 
 __all__ = ["EXIT_OK", "EXIT_INTERNAL", "EXIT_USAGE", "UsageError", "Parser", "StopRequest",
            "common_options", "config_of", "guarded", "stop_on_signals", "logging_to_stderr",
-           "quiet_opencv"]
+           "quiet_opencv", "run_command"]
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -104,6 +104,13 @@ def guarded(run: Callable[[], int], debug: bool,
         logger.error("internal error: %s: %s (run with --debug for the traceback)",
                      type(exc).__name__, exc)
         return EXIT_INTERNAL
+
+
+def run_command(args: argparse.Namespace, run: Callable[[], int],
+                user_errors: tuple[type[BaseException], ...] = ()) -> int:
+    """A command's body as every command runs it: messages as ``bgsub:`` lines, errors guarded."""
+    with logging_to_stderr(args.quiet, args.debug):
+        return guarded(run, args.debug, user_errors)
 
 
 _OPENCV_QUIET = {"OPENCV_FFMPEG_LOGLEVEL": "-8", "OPENCV_LOG_LEVEL": "SILENT"}  # AV_LOG_QUIET

@@ -34,7 +34,7 @@ from ..outputs import (SinkError, check_not_inputs, check_output_dir, check_writ
                        write_atomically)
 from ..progress import Progress
 from ..step import FrameStep
-from .common import UsageError, config_of, guarded, logging_to_stderr
+from .common import UsageError, config_of, run_command
 
 __all__ = ["add_parser", "main", "parse_compare"]
 
@@ -69,8 +69,7 @@ def add_parser(commands, parent: argparse.ArgumentParser) -> argparse.ArgumentPa
 
 def main(args: argparse.Namespace) -> int:
     """Run the parsed ``bgsub eval`` arguments; return the exit status."""
-    with logging_to_stderr(args.quiet, args.debug):
-        return guarded(lambda: _evaluate(args), args.debug, (CdnetError,))
+    return run_command(args, lambda: _evaluate(args), (CdnetError,))
 
 
 def parse_compare(text: str) -> list[str]:

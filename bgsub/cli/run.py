@@ -27,7 +27,7 @@ from ..sinks import (AnnotatedVideoSink, BackgroundVideoSink, MaskDirSink, MaskV
                      ProbabilityVideoSink, SinkWriter, StatsSink)
 from ..sources import IMAGE_EXTENSIONS, FrameReader, OpenCancelled, open_source
 from ..step import FrameStep
-from .common import UsageError, config_of, guarded, logging_to_stderr, stop_on_signals
+from .common import UsageError, config_of, run_command, stop_on_signals
 
 __all__ = ["add_parser", "main"]
 
@@ -88,8 +88,7 @@ def add_parser(commands, parent: argparse.ArgumentParser) -> argparse.ArgumentPa
 
 def main(args: argparse.Namespace) -> int:
     """Run the parsed ``bgsub run`` arguments; return the exit status."""
-    with logging_to_stderr(args.quiet, args.debug):
-        return guarded(lambda: _run(args), args.debug, (CheckpointError,))
+    return run_command(args, lambda: _run(args), (CheckpointError,))
 
 
 def _inputs(source: str | None) -> list[Path]:

@@ -37,8 +37,11 @@ _OPTIONS = {"force-vector-width": (8, 0), "unroll-threshold": (4000, 300),
             "unswitch-threshold": (1, 50)}
 
 # "remark: <unknown>:0:0: loop not vectorized: ..." and the warning that the
-# forced width could not be applied: LLVM's diagnostics without a location
-_LLVM_DIAGNOSTIC = re.compile(rb"^(remark|warning): <unknown>:\d+:\d+: ")
+# forced width could not be applied: LLVM's diagnostics without a location.
+# LLVM writes one in pieces ("remark: ", then the rest), unbuffered: a line
+# another thread writes at that instant can be glued into it and go with it.
+_LLVM_DIAGNOSTIC = re.compile(rb"^(remark|warning): <unknown>:\d+:\d+: |<unknown>:\d+:\d+: "
+                              rb"(loop not vectorized|the optimizer was unable)")
 
 
 def compile_vectorized(dispatcher, signature) -> None:
@@ -92,8 +95,8 @@ def _forward(read_end: int, target: int) -> None:
             pending += chunk
             *lines, pending = pending.split(b"\n")
             _write(target, b"".join(line + b"\n" for line in lines
-                                    if not _LLVM_DIAGNOSTIC.match(line)))
-        if pending and not _LLVM_DIAGNOSTIC.match(pending):
+                                    if not _LLVM_DIAGNOSTIC.search(line)))
+        if pending and not _LLVM_DIAGNOSTIC.search(pending):
             _write(target, pending)
     finally:
         os.close(read_end)

@@ -289,12 +289,16 @@ def _match(state, s, x0, x1, x2, k, nc, nv, inv_c, lam2, var_min, step):
 # -- the three paths --------------------------------------------------------------
 
 @njit(inline="always", cache=True, error_model="numpy")
+def _offsets(nc):
+    """A pixel's stride in the frame and the offsets of its channels 1 and 2 (0 for grey)."""
+    return np.uint64(nc), np.uint64(1 if nc > 1 else 0), np.uint64(2 if nc > 2 else 0)
+
+
+@njit(inline="always", cache=True, error_model="numpy")
 def _classify_tile(x, state, mask, first, base, nb, k, nc, nv, inv_c, lam2, var_min, step,
                    t_q):
     """Classification alone: foreground when no slot within lambda sigma is background."""
-    u_nc = np.uint64(nc)
-    c1 = np.uint64(1 if nc > 1 else 0)
-    c2 = np.uint64(2 if nc > 2 else 0)
+    u_nc, c1, c2 = _offsets(nc)
     for ii in range(nb):
         p = first + np.uint64(ii)
         px = p * u_nc
@@ -307,9 +311,7 @@ def _classify_tile(x, state, mask, first, base, nb, k, nc, nv, inv_c, lam2, var_
 @njit(inline="always", cache=True, error_model="numpy")
 def _flag_general(x, state, mask, first, base, nb, k, nc, nv, inv_c, lam2, var_min, step):
     """Flag in the mask (1) each pixel that does not match its slot 0: the general path's."""
-    u_nc = np.uint64(nc)
-    c1 = np.uint64(1 if nc > 1 else 0)
-    c2 = np.uint64(2 if nc > 2 else 0)
+    u_nc, c1, c2 = _offsets(nc)
     for ii in range(nb):
         p = first + np.uint64(ii)
         px = p * u_nc
@@ -327,9 +329,7 @@ def _short_run(x, state, mask, first, base, g, e, k, nc, nv, inv_c, lam2, alpha,
     truncating the decayed weights swapped two others: such pixels are flagged
     and re-ranked.  Every lane's mask ends 0: no weight ranks above slot 0.
     """
-    u_nc = np.uint64(nc)
-    c1 = np.uint64(1 if nc > 1 else 0)
-    c2 = np.uint64(2 if nc > 2 else 0)
+    u_nc, c1, c2 = _offsets(nc)
     for ii in range(g, e):
         s = base + np.uint64(ii)
         p = first + np.uint64(ii)
@@ -374,9 +374,7 @@ def _general_run(x, state, mask, first, base, g, e, k, nc, nv, inv_c, lam2, alph
                  one_minus_a, w_init, q_init, var_min, var_max, step, inv_step, t_q, rho_mode,
                  zero):
     """Lanes g..e-1 in full: match, classify, learn with every slot, re-rank."""
-    u_nc = np.uint64(nc)
-    c1 = np.uint64(1 if nc > 1 else 0)
-    c2 = np.uint64(2 if nc > 2 else 0)
+    u_nc, c1, c2 = _offsets(nc)
     last = np.float32(k - 1)  # the least probable slot, replaced when nothing matches
     for ii in range(g, e):
         s = base + np.uint64(ii)
