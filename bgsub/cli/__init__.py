@@ -1,7 +1,8 @@
 """The ``bgsub`` command: one module per subcommand, argparse subcommands.
 
 ``bgsub SOURCE`` (and every option without a command) means ``bgsub run
-SOURCE``; ``bgsub eval SEQ_DIR...`` scores on CDnet ground truth.  See
+SOURCE``; ``bgsub eval SEQ_DIR...`` scores on CDnet ground truth; ``bgsub
+scan INPUT...`` finds the motion events in recorded video.  See
 :mod:`bgsub.cli.common` for what the commands share.
 """
 
@@ -9,13 +10,13 @@ from __future__ import annotations
 
 import sys
 
-from . import evaluate, run
+from . import evaluate, run, scan
 from .common import EXIT_USAGE, Parser, UsageError, common_options
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: the subcommands, by name
-COMMANDS = {"run": run, "eval": evaluate}
+COMMANDS = {"run": run, "eval": evaluate, "scan": scan}
 
 
 def build_parser() -> Parser:
