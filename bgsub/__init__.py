@@ -7,4 +7,17 @@ from .postprocess import Postprocessor
 __version__ = "0.1.0"
 
 __all__ = ["MixtureMasker", "FrameSizeError", "absorption_frames", "ModelConfig", "Config",
-           "ConfigError", "load_config", "__version__", "Postprocessor", "PostprocessConfig"]
+           "ConfigError", "load_config", "__version__", "Postprocessor", "PostprocessConfig",
+           "scan_file", "iter_events", "ScanOptions", "ScanResult", "MotionEvent"]
+
+# the scan brings PyAV (FFmpeg) along: imported when first asked for, so that
+# "import bgsub" stays light for everything else
+_SCAN_NAMES = ("scan_file", "iter_events", "ScanOptions", "ScanResult", "MotionEvent")
+
+
+def __getattr__(name: str):
+    if name in _SCAN_NAMES:
+        from . import scan
+
+        return getattr(scan, name)
+    raise AttributeError(f"module 'bgsub' has no attribute {name!r}")

@@ -100,36 +100,70 @@ def _seek(container, stream, seconds: float) -> int:
     return position
 
 
+def _from_key_frame(container, stream, start_pts: int):
+    """The packets from the last key frame at or before *start_pts* on (a generator).
+
+    Demuxers without an index, or with a coarse one, may seek past it: then
+    seek again from further back, each time twice as far (the file's start
+    at the latest).
+    """
+    first = stream.start_time or 0
+    back = 0
+    while True:
+        position = max(first, start_pts - back)
+        container.seek(position, stream=stream, backward=True, any_frame=False)
+        packets = container.demux(stream)
+        for packet in packets:
+            if packet.pts is not None and packet.is_keyframe:
+                break
+        else:
+            return
+        if packet.pts <= start_pts or position == first:
+            yield packet
+            yield from packets
+            return
+        back = max(2 * back, math.ceil(1 / stream.time_base))  # one second, then doubling
+
+
 def _copy(source: Path, target: Path, start: float, end: float, format_name: str) -> float:
     with av.open(str(source), metadata_errors="ignore") as inp:
         stream = inp.streams.video[0]
         if not stream.time_base:
             raise ClipError("the stream has no time base")
         first = stream.start_time or 0
-        start_pts = _seek(inp, stream, start)
+        start_pts = first + math.floor(start / stream.time_base)
         end_pts = first + math.floor(end / stream.time_base)
-        offset = None
+        # frames come in decoding order: a frame shown before the end may be
+        # decoded up to this many frames after one shown after it
+        reorder = stream.codec_context.has_b_frames + 1
+        offset = shown = None
+        late = 0  # frames decoded since the first one shown after the end
         with av.open(str(target), "w", format=format_name) as out:
             copy = out.add_stream_from_template(stream)
-            for packet in inp.demux(stream):
-                if packet.dts is None or packet.pts is None:
-                    continue  # the demuxer's flush packet
+            for packet in _from_key_frame(inp, stream, start_pts):
+                if packet.pts is None:
+                    continue  # the demuxer's empty packet at the end
                 if offset is None:
-                    if not packet.is_keyframe:
-                        continue  # a decoder can only start on a key frame
-                    if packet.pts > start_pts:
-                        # the seek overshot (no index): the clip would start late
-                        raise ClipError("no key frame at or before the start")
                     offset = packet.pts
-                # every packet decoded up to the end: a frame shown before the
-                # end may depend on one shown after it, never decoded after it
-                if packet.dts > end_pts:
-                    break
+                if packet.dts is not None:
+                    # every frame decoded before the end: one shown before
+                    # it may depend on one shown after it, never on one
+                    # decoded after it
+                    if packet.dts > end_pts:
+                        break
+                elif packet.pts > end_pts or late:
+                    # no decoding times (Matroska): past the end, a key frame
+                    # or the decoder's reordering depth ends the clip
+                    late += 1
+                    if packet.is_keyframe or late > reorder:
+                        break
+                shown = packet.pts if shown is None else max(shown, packet.pts)
                 packet.pts -= offset
-                packet.dts -= offset
+                if packet.dts is not None:
+                    packet.dts -= offset
                 packet.stream = copy
                 out.mux(packet)
-            if offset is None:
+            if shown is None or shown < start_pts:  # the stretch lies past the end
                 raise ClipError("no frame in the event's time")
     return float((offset - first) * stream.time_base)
 
@@ -140,7 +174,7 @@ def _encode(source: Path, target: Path, start: float, end: float, fps: float) ->
         stream.thread_type = "AUTO"
         first = stream.start_time or 0
         _seek(inp, stream, start)
-        with av.open(str(target), "w", format="mp4") as out:
+        with av.open(str(target), "w") as out:  # the format follows the extension
             rate = round(fps) if abs(fps - round(fps)) < 1e-3 else av.utils.Fraction(
                 round(fps * 1001), 1001)
             encoded = out.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4",

@@ -40,11 +40,10 @@ class RegionError(ValueError):
 def parse_polygon(text: str, option: str = "--region") -> Polygon:
     """``"x0,y0,x1,y1,..."`` as a polygon; RegionError when it is not one."""
     try:
-        values = tuple(float(v) for v in text.replace(" ", ",").split(",") if v)
+        polygon = tuple(float(v) for v in text.replace(" ", ",").split(",") if v)
     except ValueError:
-        values = ()
-    polygon = values if values else None
-    if polygon is None:
+        polygon = ()
+    if not polygon:
         raise RegionError(f"{option} {text!r}: expected x0,y0,x1,y1,x2,y2,... in pixels")
     check_polygon(polygon, f"{option} {text!r}")
     return polygon

@@ -24,6 +24,7 @@ import logging
 import math
 import os
 import queue
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -490,12 +491,24 @@ def iter_events(path: str | Path, config: Config | str | Path | None = None,
         thread.join()
 
 
+_CLIP_NAME = re.compile(r"\.event\d{3,}$")
+
+
+def _is_video(name: str) -> bool:
+    """Whether a file found in a folder is an input: a video, not a scan's clip or partial."""
+    path = Path(name)
+    return (path.suffix.lower() in VIDEO_EXTENSIONS and not name.startswith(".")
+            and not _CLIP_NAME.search(path.stem))
+
+
 def find_videos(inputs: Iterable[str]) -> tuple[list[Path], list[str]]:
     """The video files that *inputs* name, in order, each once; and the inputs that named none.
 
     An input is a file (taken whatever its extension), a folder (searched
     recursively for :data:`VIDEO_EXTENSIONS`, sorted by path) or a glob
-    pattern (``cam1/*.mp4``, ``**/*.mkv``).
+    pattern (``cam1/*.mp4``, ``**/*.mkv``).  In folders and patterns, the
+    clips an earlier scan cut (``NAME.event001.mp4``) and hidden files
+    (a scan's partial outputs among them) are no inputs.
     """
     import glob
 
@@ -503,31 +516,33 @@ def find_videos(inputs: Iterable[str]) -> tuple[list[Path], list[str]]:
     seen: set[Path] = set()
     empty: list[str] = []
 
-    def add(path: Path) -> None:
-        key = path.resolve()
-        if key not in seen:
-            seen.add(key)
-            files.append(path)
-
-    for text in inputs:
+    def named(text: str) -> list[Path]:
         path = Path(text)
-        before = len(files)
         if path.is_dir():
+            found = []
             for root, dirs, names in os.walk(path):
                 dirs.sort()
-                for name in sorted(names):
-                    if Path(name).suffix.lower() in VIDEO_EXTENSIONS:
-                        add(Path(root) / name)
-        elif path.exists():
-            add(path)
-        elif glob.has_magic(text):
+                found += [Path(root) / name for name in sorted(names) if _is_video(name)]
+            return found
+        if path.exists():
+            return [path]
+        if glob.has_magic(text):
+            found = []
             for match in sorted(glob.glob(text, recursive=True)):
-                match_path = Path(match)
-                if match_path.is_file():
-                    add(match_path)
-                elif match_path.is_dir():
-                    for found in find_videos([match])[0]:
-                        add(found)
-        if len(files) == before:
+                if Path(match).is_dir():
+                    found += named(match)
+                elif Path(match).is_file() and _is_video(Path(match).name):
+                    found.append(Path(match))
+            return found
+        return []
+
+    for text in inputs:
+        found = named(text)
+        if not found:
             empty.append(text)
+        for path in found:
+            key = path.resolve()
+            if key not in seen:
+                seen.add(key)
+                files.append(path)
     return files, empty

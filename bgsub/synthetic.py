@@ -14,7 +14,8 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-__all__ = ["SceneSpec", "SAMPLE", "render", "write_video"]
+__all__ = ["SceneSpec", "SAMPLE", "render", "write_video", "EventSpec", "render_events",
+           "write_events_video"]
 
 
 @dataclass(frozen=True)
@@ -110,4 +111,77 @@ def write_video(path: str, spec: SceneSpec = SAMPLE) -> int:
             count += 1
     finally:
         writer.release()
+    return count
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """A still scene that something crosses now and then: a recording with known events.
+
+    ``crossings`` are ``(first, last)`` frames (inclusive) during which a
+    box of ``size`` pixels crosses the frame from left to right at mid
+    height; between them nothing moves but the sensor noise and, with
+    ``waving`` > 0, a band of that many pixels' height at the top whose
+    pixels sway between two values (leaves in the wind).
+    """
+
+    width: int = 160
+    height: int = 120
+    frames: int = 120
+    fps: float = 30.0
+    seed: int = 7
+    noise: float = 2.0
+    crossings: tuple[tuple[int, int], ...] = ((40, 69),)
+    size: tuple[int, int] = (18, 24)
+    waving: int = 0
+
+
+def render_events(spec: EventSpec = EventSpec()) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield ``(frame, ground_truth)`` of an :class:`EventSpec` scene (BGR, 0/255 masks)."""
+    rng = np.random.default_rng(spec.seed)
+    h, w = spec.height, spec.width
+    base = _texture(rng, h, w)
+    bw, bh = spec.size
+    y0 = (h - bh) // 2
+    stripes = np.where((np.arange(w + 16) // 3) % 2 == 0, 60.0, 150.0).astype(np.float32)
+    for t in range(spec.frames):
+        frame = base.copy()
+        if spec.waving:
+            shift = int(round(3 * np.sin(2 * np.pi * t / 7.0))) + 8
+            sway = stripes[shift:shift + w][None, :].repeat(spec.waving, 0)
+            frame[:spec.waving] = np.stack([sway * 0.5, sway, sway * 0.6], -1)
+        gt = np.zeros((h, w), np.uint8)
+        for first, last in spec.crossings:
+            if first <= t <= last:
+                # from just outside the left edge to just outside the right one
+                x = round(-bw + (w + bw) * (t - first + 0.5) / (last - first + 1))
+                xa, xb = max(x, 0), min(x + bw, w)
+                if xa < xb:
+                    frame[y0:y0 + bh, xa:xb] = (30, 40, 200)
+                    gt[y0:y0 + bh, xa:xb] = 255
+        frame += rng.normal(0, spec.noise, frame.shape).astype(np.float32)
+        yield np.clip(np.rint(frame), 0, 255).astype(np.uint8), gt
+
+
+def write_events_video(path: str, spec: EventSpec = EventSpec(), gop: int = 30) -> int:
+    """Write an :class:`EventSpec` scene as H.264 (PyAV), a key frame every *gop* frames.
+
+    The container follows the extension (``.mp4``, ``.mkv``, ...).  Returns
+    the frames written.
+    """
+    import av  # only the scan's tests and benchmarks need it
+
+    count = 0
+    with av.open(path, "w") as out:
+        stream = out.add_stream("libx264", rate=round(spec.fps))
+        stream.width, stream.height, stream.pix_fmt = spec.width, spec.height, "yuv420p"
+        stream.options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0",
+                          "crf": "18", "preset": "veryfast"}
+        for frame, _ in render_events(spec):
+            image = av.VideoFrame.from_ndarray(frame, format="bgr24")
+            for packet in stream.encode(image):
+                out.mux(packet)
+            count += 1
+        for packet in stream.encode():
+            out.mux(packet)
     return count

@@ -197,11 +197,11 @@ def _files(args: argparse.Namespace) -> list[_File]:
             raise UsageError(f"{text}: no such file or folder (expected a video file, a folder "
                              "or a glob pattern)")
     paths, empty = find_videos(args.inputs)
-    for text in empty:
-        logger.warning("%s: no video files found there", text)
     if not paths:
         raise UsageError(f"no video files found in {', '.join(args.inputs)} (looked for "
                          ".mp4, .mkv, .avi, .mov, .ts and other video extensions)")
+    for text in empty:
+        logger.warning("%s: no video files found there", text)
     if args.output_dir:
         root = check_output_dir(args.output_dir, "--output-dir")
         folders = [root] * len(paths)
