@@ -362,6 +362,9 @@ class PipelineConfig:
             raise ConfigError(f"pipeline.io_nice must be in 0..19, got {self.io_nice}")
 
 
+_DURATIONS = ("min_event_length", "pre_roll", "post_roll", "flicker_window")
+
+
 @dataclass(frozen=True)
 class ScanConfig:
     """How ``bgsub scan`` finds motion events in recorded video (see :mod:`bgsub.events`).
@@ -384,6 +387,13 @@ class ScanConfig:
         An event includes this much video before its motion and after it; it
         ends after ``post_roll`` without motion.  Events closer than the
         rolls are one event.
+    flicker : float
+        Pixels whose raw mask (the model's, before post-processing) changed
+        in more than this share, in [0, 1], of the recent frames are not
+        scored: leaves, water, rain (0: off).
+    flicker_window : int or str
+        How far back "recent" reaches (the time constant of that share's
+        running average; at least one frame).
     downscale : int
         Frames are scored this many times smaller in each direction; 0
         (auto): the smallest factor that makes them at most 640 pixels wide.
@@ -402,11 +412,13 @@ class ScanConfig:
         several files, each sharing out its masking over the CPUs left.
     """
 
-    threshold: float = 0.003
+    threshold: float = 0.0025
     min_area: int = 0
     min_event_length: int | str = "0.1s"
     pre_roll: int | str = "1.5s"
     post_roll: int | str = "2s"
+    flicker: float = 0.06
+    flicker_window: int | str = "1.5s"
     downscale: int = 0
     frame_skip: int = 0
     regions: tuple[tuple[float, ...], ...] = ()
@@ -416,7 +428,7 @@ class ScanConfig:
     jobs: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("min_event_length", "pre_roll", "post_roll"):
+        for name in _DURATIONS:
             value = getattr(self, name)
             if isinstance(value, datetime.time):  # TOML's reading of an unquoted 00:00:01.5
                 object.__setattr__(self, name, value.isoformat())
@@ -424,14 +436,17 @@ class ScanConfig:
         _check_range("scan.threshold", self.threshold, 0.0, 1.0, "(0, 1]", hi_open=False)
         if self.min_area < 0:
             raise ConfigError(f"scan.min_area must be >= 0 (0 = off), got {self.min_area}")
-        for name in ("min_event_length", "pre_roll", "post_roll"):
+        for name in _DURATIONS:
             try:
                 duration = parse_duration(getattr(self, name), f"scan.{name}")
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
-            if name == "min_event_length" and (duration.count == 0 or duration.seconds == 0):
-                raise ConfigError("scan.min_event_length must be at least one frame, got "
+            if name in ("min_event_length", "flicker_window") and (
+                    duration.count == 0 or duration.seconds == 0):
+                raise ConfigError(f"scan.{name} must be at least one frame, got "
                                   f"{getattr(self, name)!r}")
+        _check_range("scan.flicker", self.flicker, 0.0, 1.0, "[0, 1]", lo_open=False,
+                     hi_open=False)
         if not 0 <= self.downscale <= 64:
             raise ConfigError(f"scan.downscale must be in 0..64 (0 = auto), got {self.downscale}")
         if not 0 <= self.frame_skip <= 1000:

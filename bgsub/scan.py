@@ -256,6 +256,11 @@ class MotionScorer:
         Source pixels per scored pixel, across and down.
     watched : ndarray, optional
         uint8 255 where watched, the scored frames' size; None: everything.
+    flicker : float
+        Pixels whose raw mask changed in more than this share of the
+        recent frames are not scored (0: off; see :meth:`steady`).
+    flicker_frames : float
+        The time constant, in scored frames, of that share's running average.
     first, step : int
         The first frame scored and the frames each scored frame stands for.
     on_event : callable, optional
@@ -267,8 +272,13 @@ class MotionScorer:
 
     def __init__(self, path: str, rules: EventRules, fps: float, scale: tuple[float, float],
                  watched: np.ndarray | None = None, first: int = 0, step: int = 1,
-                 on_event: EventCallback | None = None, keep_scores: bool = False) -> None:
+                 on_event: EventCallback | None = None, keep_scores: bool = False,
+                 flicker: float = 0.0, flicker_frames: float = 45.0) -> None:
         self.path = path
+        self.flicker = flicker
+        self.flicker_rate = min(1.0, 1.0 / max(1.0, flicker_frames))
+        self._changes: np.ndarray | None = None  # float32 running share of changes, x 255
+        self._last_raw: np.ndarray | None = None
         self.fps = fps
         self.scale = scale
         self.watched = watched
@@ -283,11 +293,37 @@ class MotionScorer:
         self.last_index = first - 1
         self._peaks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
-    def score(self, mask: np.ndarray) -> tuple[FrameScore, np.ndarray]:
-        """A mask's score over the watched region, and the watched foreground itself."""
+    def steady(self, raw: np.ndarray) -> np.ndarray | None:
+        """Learn from a raw mask where the picture flickers; 255 where it is steady.
+
+        Leaves in the wind, rippling water and rain make the model's raw
+        mask blink on and off at the same pixels, frame after frame, where
+        a passing object turns a pixel on once and off once.  A running
+        average of how often each pixel's raw foreground changed marks the
+        pixels above ``flicker`` as unsteady; the post-processed foreground
+        there is not scored.  (The post-processing alone cannot tell: in a
+        gust it joins the blinking specks into blobs as large as a person.)
+        None when off.
+        """
+        if self.flicker <= 0:
+            return None
+        now = foreground(raw)
+        if self._changes is None:
+            self._changes = np.zeros(now.shape, np.float32)
+            self._last_raw = now
+        changed = cv2.bitwise_xor(now, self._last_raw)
+        self._last_raw = now
+        cv2.accumulateWeighted(changed, self._changes, self.flicker_rate)
+        return cv2.compare(self._changes, self.flicker * 255.0, cv2.CMP_LE)
+
+    def score(self, mask: np.ndarray, steady: np.ndarray | None = None
+              ) -> tuple[FrameScore, np.ndarray]:
+        """A mask's score over the watched, *steady* pixels, and that foreground itself."""
         moving = foreground(mask)
         if self.watched is not None:
             cv2.bitwise_and(moving, self.watched, dst=moving)
+        if steady is not None:
+            cv2.bitwise_and(moving, steady, dst=moving)
         count = cv2.countNonZero(moving)
         if count == 0:
             return FrameScore(0.0), moving
@@ -298,9 +334,10 @@ class MotionScorer:
                           (x, y, x + w - 1, y + h - 1)), moving
 
     def write(self, result: FrameResult) -> None:
-        if result.index < self.first:  # the warm-up: the model learns, nothing is scored
+        steady = self.steady(result.raw_mask if result.raw_mask is not None else result.mask)
+        if result.index < self.first:  # the warm-up: the models learn, nothing is scored
             return
-        score, moving = self.score(result.mask)
+        score, moving = self.score(result.mask, steady)
         self.frames += 1
         self.last_index = result.index
         self.activity.add(result.index, score.fraction)
@@ -428,10 +465,12 @@ def scan_file(path: str | Path, config: Config | str | Path | None = None,
         source.limit(first - warmup, None if end is None else end - 1)
         width, height = source.work_size
         watched = region_mask(region_of(scan), width, height, source.scale)
+        window = parse_duration(scan.flicker_window, "scan.flicker_window").frames(fps)
         scorer = MotionScorer(str(path), rules_for(scan, fps, source.scale), fps,
                               source.scale, watched, first, source.step, on_event,
-                              options.scores)
+                              options.scores, scan.flicker, window / source.step)
         step = step or FrameStep.from_config(config, threads=options.threads)
+        step.keep_raw = step.keep_raw or scan.flicker > 0
         reader = NumberedReader(FrameReader(source, config.source.queue_size), source)
     except BaseException:
         source.close()

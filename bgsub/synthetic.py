@@ -119,10 +119,12 @@ class EventSpec:
     """A still scene that something crosses now and then: a recording with known events.
 
     ``crossings`` are ``(first, last)`` frames (inclusive) during which a
-    box of ``size`` pixels crosses the frame from left to right at mid
-    height; between them nothing moves but the sensor noise and, with
-    ``waving`` > 0, a band of that many pixels' height at the top whose
-    pixels sway between two values (leaves in the wind).
+    box of ``size`` pixels crosses the frame from left to right; between
+    them nothing moves but the sensor noise and, with ``waving`` > 0, the
+    foliage of a tree filling the top ``waving`` rows, which sways in gusts
+    by up to ``sway`` pixels (each frame a fresh, smooth random displacement:
+    leaves do not move in step).  The box crosses at mid height of the rows
+    below the foliage.
     """
 
     width: int = 160
@@ -134,6 +136,14 @@ class EventSpec:
     crossings: tuple[tuple[int, int], ...] = ((40, 69),)
     size: tuple[int, int] = (18, 24)
     waving: int = 0
+    sway: float = 3.0
+
+
+def _displacement(rng: np.random.Generator, h: int, w: int, amplitude: float) -> np.ndarray:
+    """A smooth random field of offsets (pixels), fresh for every frame."""
+    coarse = rng.normal(0, amplitude, (h // 16 + 1, w // 16 + 1)).astype(np.float32)
+    return cv2.resize(cv2.GaussianBlur(coarse, (0, 0), 0.8), (w, h),
+                      interpolation=cv2.INTER_CUBIC)
 
 
 def render_events(spec: EventSpec = EventSpec()) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -142,14 +152,21 @@ def render_events(spec: EventSpec = EventSpec()) -> Iterator[tuple[np.ndarray, n
     h, w = spec.height, spec.width
     base = _texture(rng, h, w)
     bw, bh = spec.size
-    y0 = (h - bh) // 2
-    stripes = np.where((np.arange(w + 16) // 3) % 2 == 0, 60.0, 150.0).astype(np.float32)
+    y0 = spec.waving + (h - spec.waving - bh) // 2
+    if spec.waving:
+        grain = cv2.GaussianBlur(rng.uniform(0, 255, (h, w)).astype(np.float32), (0, 0), 1.2)
+        grain = (grain - grain.mean()) / grain.std()
+        leaves = np.stack([40 + 25 * grain, 110 + 45 * grain, 50 + 25 * grain], -1)
+        ys, xs = np.mgrid[0:spec.waving, 0:w].astype(np.float32)
+        phase = rng.uniform(0, 2 * np.pi)
     for t in range(spec.frames):
         frame = base.copy()
         if spec.waving:
-            shift = int(round(3 * np.sin(2 * np.pi * t / 7.0))) + 8
-            sway = stripes[shift:shift + w][None, :].repeat(spec.waving, 0)
-            frame[:spec.waving] = np.stack([sway * 0.5, sway, sway * 0.6], -1)
+            gust = spec.sway * (0.6 + 0.4 * np.sin(2 * np.pi * t / 97 + phase))
+            dx = _displacement(rng, spec.waving, w, gust)
+            dy = _displacement(rng, spec.waving, w, gust)
+            frame[:spec.waving] = cv2.remap(leaves, xs + dx, ys + dy, cv2.INTER_LINEAR,
+                                            borderMode=cv2.BORDER_REFLECT)
         gt = np.zeros((h, w), np.uint8)
         for first, last in spec.crossings:
             if first <= t <= last:

@@ -150,3 +150,32 @@ def test_find_videos_walks_folders_and_patterns(tmp_path):
     # a clip of an earlier scan is no input
     assert names == ["cam/a.MKV", "cam/b.mp4", "cam/day2/c.avi", "other.mp4"]
     assert empty == [str(tmp_path / "none*.mkv")]
+
+
+def test_a_tree_in_the_wind_is_no_event_but_someone_walking_past_it_is(tmp_path):
+    spec = EventSpec(width=160, height=120, frames=450, crossings=((250, 289),), size=(16, 30),
+                     waving=54, sway=3.0, seed=3)
+    path = tmp_path / "tree.mp4"
+    write_events_video(str(path), spec)
+    rolls_off = config_with(pre_roll=0, post_roll=0)  # and 0.1 s of motion to start one
+    settled = [(e.motion_start_frame, e.motion_end_frame)
+               for e in scan_file(path, rolls_off).events if e.motion_start_frame > 150]
+    assert settled == [(250, 289)]
+    windy = scan_file(path, config_with(pre_roll=0, post_roll=0, flicker=0.0)).events
+    assert sum(e.motion_start_frame > 150 for e in windy) >= 4  # gusts, without the check
+
+
+def test_pixels_that_blink_stop_counting_and_pixels_that_change_once_do_not():
+    from bgsub.events import EventRules
+    from bgsub.scan import MotionScorer
+
+    scorer = MotionScorer("x", EventRules(0.01), 30.0, (1.0, 1.0), flicker=0.06,
+                          flicker_frames=45.0)
+    raw = np.zeros((4, 4), np.uint8)
+    for t in range(60):
+        raw[0, 0] = 255 * (t % 2)  # leaves: on, off, on, off
+        raw[1, 1] = 255 * (t >= 30)  # someone arrives and stays
+        steady = scorer.steady(raw.copy())
+    assert steady[0, 0] == 0 and steady[1, 1] == 255 and steady[3, 3] == 255
+    score, moving = scorer.score(raw, steady)
+    assert moving[0, 0] == 0 and moving[1, 1] == 255 and score.fraction == 1 / 16
