@@ -429,7 +429,8 @@ def scan_file(path: str | Path, config: Config | str | Path | None = None,
     step : FrameStep, optional
         The frame step to use, model included (default: a new one from
         *config*).  Pass the previous file's to carry its model on to a
-        camera's next recording.
+        camera's next recording.  (The flicker check's memory, 1.5 s by
+        default, starts afresh with each file.)
 
     Returns
     -------

@@ -180,11 +180,14 @@ def render_events(spec: EventSpec = EventSpec()) -> Iterator[tuple[np.ndarray, n
         yield np.clip(np.rint(frame), 0, 255).astype(np.uint8), gt
 
 
-def write_events_video(path: str, spec: EventSpec = EventSpec(), gop: int = 30) -> int:
+def write_events_video(path: str, spec: EventSpec = EventSpec(), gop: int = 30,
+                       frames: range | None = None, crf: int = 18) -> int:
     """Write an :class:`EventSpec` scene as H.264 (PyAV), a key frame every *gop* frames.
 
-    The container follows the extension (``.mp4``, ``.mkv``, ...).  Returns
-    the frames written.
+    The container follows the extension (``.mp4``, ``.mkv``, ...).  *frames*
+    picks a stretch of the scene (default: all of it); ``crf=0`` is lossless
+    (frames decode the same whatever file they are in).  Returns the frames
+    written.
     """
     import av  # only the scan's tests and benchmarks need it
 
@@ -193,8 +196,10 @@ def write_events_video(path: str, spec: EventSpec = EventSpec(), gop: int = 30) 
         stream = out.add_stream("libx264", rate=round(spec.fps))
         stream.width, stream.height, stream.pix_fmt = spec.width, spec.height, "yuv420p"
         stream.options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0",
-                          "crf": "18", "preset": "veryfast"}
-        for frame, _ in render_events(spec):
+                          "crf": str(crf), "preset": "veryfast"}
+        for t, (frame, _) in enumerate(render_events(spec)):
+            if frames is not None and t not in frames:
+                continue
             image = av.VideoFrame.from_ndarray(frame, format="bgr24")
             for packet in stream.encode(image):
                 out.mux(packet)

@@ -202,3 +202,28 @@ def test_bad_input_is_one_line_and_status_2(args, needle, archive, tmp_path, mon
     err = capsys.readouterr().err
     assert needle in err and err.startswith("bgsub: error: ")
     assert "Traceback" not in err and not list(tmp_path.glob("*.csv"))
+
+
+def test_continuous_carries_the_model_from_one_recording_to_the_next(tmp_path):
+    spec = EventSpec(frames=150, crossings=((50, 69), (60, 110)))
+    for name, frames in (("1-all", range(150)), ("2-first", range(60)),
+                         ("3-next", range(60, 150))):
+        write_events_video(str(tmp_path / f"{name}.mp4"), spec, frames=frames, crf=0)
+    settings = ["--scan-only", "--set", "scan.flicker=0", "--set", "scan.pre_roll=0",
+                "--set", "scan.post_roll=0"]
+    r = bgsub("scan", "1-all.mp4", "--output-dir", "whole", *settings, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = bgsub("scan", "2-first.mp4", "3-next.mp4", "--continuous", "--output-dir", "parts",
+              *settings, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = bgsub("scan", "3-next.mp4", "--output-dir", "alone", *settings, cwd=tmp_path)
+
+    def activity(folder, name):  # each frame's score (one per bin in short files)
+        record = json.loads((tmp_path / folder / f"{name}.scan.json").read_text())
+        assert record["activity"]["width"] == 1
+        return record["activity"]["values"]
+
+    # the second recording scores as the same frames did in one long one ...
+    assert activity("parts", "3-next") == activity("whole", "1-all")[60:]
+    # ... where a model of its own starts blind to what is already moving
+    assert activity("alone", "3-next")[:20] != activity("whole", "1-all")[60:80]

@@ -179,3 +179,24 @@ def test_pixels_that_blink_stop_counting_and_pixels_that_change_once_do_not():
     assert steady[0, 0] == 0 and steady[1, 1] == 255 and steady[3, 3] == 255
     score, moving = scorer.score(raw, steady)
     assert moving[0, 0] == 0 and moving[1, 1] == 255 and score.fraction == 1 / 16
+
+
+def test_a_camera_s_next_recording_carries_on_with_the_same_model(tmp_path):
+    spec = EventSpec(frames=150, crossings=((50, 69), (60, 110)))
+    paths = {}
+    for name, frames in (("all", range(150)), ("first", range(60)), ("next", range(60, 150))):
+        paths[name] = tmp_path / f"{name}.mp4"
+        write_events_video(str(paths[name]), spec, frames=frames, crf=0)  # lossless
+    # the flicker check keeps 1.5 s of memory per file: off, the scores are exact
+    config = dataclasses.replace(NO_ROLLS, scan=replace_section(NO_ROLLS.scan, flicker=0.0))
+    whole = scan_file(paths["all"], config, ScanOptions(scores=True))
+    from bgsub.step import FrameStep
+
+    step = FrameStep.from_config(config)
+    scan_file(paths["first"], config, step=step)
+    carried = scan_file(paths["next"], config, ScanOptions(scores=True), step=step)
+    fresh = scan_file(paths["next"], config, ScanOptions(scores=True))
+    # the second file scores as the same frames did in one long recording ...
+    assert np.array_equal(carried.scores, whole.scores[60:])
+    # ... where a model of its own starts blind to what is already moving
+    assert not np.allclose(fresh.scores[:20], whole.scores[60:80])
