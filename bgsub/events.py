@@ -38,8 +38,9 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Iterable
 
-__all__ = ["FrameScore", "EventRules", "Event", "EventDetector", "union_box"]
+__all__ = ["FrameScore", "EventRules", "Event", "EventDetector", "union_box", "join_events"]
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1, inclusive
 
@@ -278,3 +279,39 @@ class EventDetector:
         self._run = self._open = self._closed = None
         self._last_seen = self.first - 1
         return done
+
+
+def join_events(events: Iterable[Event], rules: EventRules, first: int, last: int
+                ) -> list[Event]:
+    """Events found in pieces (stretches of one video scanned apart), as one pass finds them.
+
+    A stretch scanned on its own clips its events' rolls at its ends, and
+    an event that crosses from one stretch into the next comes out as two.
+    Here each event's span is made again from its motion (``pre_roll``
+    before it, ``post_roll`` after it, within *first* .. *last*, the frames
+    of the whole) and the events that then overlap or touch become one, as
+    :class:`EventDetector` would have made them in a single pass.  (A run of
+    motion split between two stretches, shorter than ``min_length`` on each
+    side, stays unseen.)  Events from one pass come out unchanged.
+
+    >>> rules = EventRules(0.01, pre_roll=2, post_roll=2)
+    >>> parts = [Event(0, 9, 5, 9, 0.1, 6), Event(10, 14, 11, 12, 0.3, 11)]
+    >>> [(e.start, e.end, e.motion_start, e.motion_end, e.peak_frame)
+    ...  for e in join_events(parts, rules, 0, 20)]
+    [(3, 14, 5, 12, 11)]
+    """
+    joined: list[Event] = []
+    for event in sorted(events, key=lambda e: e.motion_start):
+        start = max(first, event.motion_start - rules.pre_roll)
+        end = min(last, event.motion_end + rules.post_roll)
+        if joined and start <= joined[-1].end + 1:
+            before = joined[-1]
+            peak = before if before.peak_score >= event.peak_score else event
+            joined[-1] = Event(before.start, max(before.end, end), before.motion_start,
+                               max(before.motion_end, event.motion_end), peak.peak_score,
+                               peak.peak_frame, max(before.largest, event.largest),
+                               union_box(before.box, event.box))
+        else:
+            joined.append(Event(start, end, event.motion_start, event.motion_end,
+                                event.peak_score, event.peak_frame, event.largest, event.box))
+    return joined

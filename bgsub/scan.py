@@ -36,7 +36,7 @@ import numpy as np
 
 from .avsource import NumberedReader, VideoFile
 from .config import Config, ScanConfig, resolve_config
-from .events import Event, EventDetector, EventRules, FrameScore
+from .events import Event, EventDetector, EventRules, FrameScore, join_events
 from .labels import blob_area, foreground
 from .pipeline import run_pipeline
 from .regions import Region, region_mask
@@ -45,7 +45,7 @@ from .step import FrameResult, FrameStep
 from .timecode import parse_duration, timecode
 
 __all__ = ["ScanOptions", "ScanResult", "MotionEvent", "MotionScorer", "Activity",
-           "scan_file", "iter_events", "region_of", "rules_for", "find_videos",
+           "scan_file", "iter_events", "merge_results", "region_of", "rules_for", "find_videos",
            "VIDEO_EXTENSIONS"]
 
 logger = logging.getLogger("bgsub")
@@ -217,6 +217,53 @@ class ScanResult:
     def speed(self) -> float:
         """Seconds of video scanned per second of scanning."""
         return self.seconds / self.scan_seconds if self.scan_seconds > 0 else 0.0
+
+    @property
+    def frame_count(self) -> int:
+        """Frames from ``first_frame`` to ``last_frame``, scored or skipped."""
+        return self.last_frame - self.first_frame + 1
+
+
+def merge_results(results: Iterable[ScanResult], config: Config | str | Path | None = None
+                  ) -> ScanResult:
+    """Stretches of one file scanned apart (in other processes, in any order), as one result.
+
+    Each stretch is a :func:`scan_file` of the same file with its own
+    ``ScanOptions(start=..., end=...)`` (and a ``warmup``, so that its
+    model has settled when its stretch starts); together they cover the
+    file without overlap.  Events are joined as one pass would have found
+    them (:func:`bgsub.events.join_events`, with *config*'s rolls) and
+    numbered again; counts add up; timelines and scores are put end to end.
+    """
+    config = _config(config)
+    parts = sorted(results, key=lambda r: r.first_frame)
+    if not parts:
+        raise ValueError("no results to merge")
+    head = parts[0]
+    first, last, fps = head.first_frame, max(r.last_frame for r in parts), head.fps
+    rules = rules_for(config.scan, fps)
+    pieces = [Event(e.start_frame, e.end_frame, e.motion_start_frame, e.motion_end_frame,
+                    e.peak_score, e.peak_frame, e.largest, None if e.box is None else
+                    (e.box[0], e.box[1], e.box[0] + e.box[2] - 1, e.box[1] + e.box[3] - 1))
+              for r in parts for e in r.events]
+    events = [MotionEvent(head.path, n, e.start, e.end, e.motion_start, e.motion_end,
+                          e.peak_frame, e.peak_score, e.largest, None if e.box is None else
+                          (e.box[0], e.box[1], e.box[2] - e.box[0] + 1, e.box[3] - e.box[1] + 1),
+                          fps)
+              for n, e in enumerate(join_events(pieces, rules, first, last), 1)]
+    activity = Activity(head.activity.bins, max(r.activity.width for r in parts), first)
+    for r in parts:
+        for k, value in enumerate(r.activity.values):
+            activity.add(r.activity.first + k * r.activity.width, value)
+    scores = None
+    if all(r.scores is not None for r in parts):
+        scores = np.full(last - first + 1, np.nan, np.float32)
+        for r in parts:
+            scores[r.first_frame - first:r.first_frame - first + len(r.scores)] = r.scores
+    return ScanResult(head.path, events, fps, head.width, head.height, head.downscale, first,
+                      last, sum(r.frames for r in parts), (last - first + 1) / fps,
+                      sum(r.scan_seconds for r in parts), sum(r.decode_errors for r in parts),
+                      activity, scores)
 
 
 def region_of(config: ScanConfig) -> Region:

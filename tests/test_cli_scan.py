@@ -14,6 +14,7 @@ import pytest
 
 from bgsub.cli import main
 from bgsub.synthetic import EventSpec, write_events_video
+from test_cli_run import count_frames
 
 # 1.5 s pre-roll and 2 s post-roll at 30 fps: crossings 4 s apart are two events
 MOVING = EventSpec(frames=300, crossings=((60, 79), (240, 259)))
@@ -23,15 +24,6 @@ STILL = EventSpec(frames=90, crossings=())
 def bgsub(*args, cwd, timeout=120):
     return subprocess.run([sys.executable, "-m", "bgsub", *map(str, args)], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout)
-
-
-def frames_of(path):
-    cap = cv2.VideoCapture(str(path))
-    count = 0
-    while cap.read()[0]:
-        count += 1
-    cap.release()
-    return count
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +88,7 @@ def test_each_event_has_a_clip_from_before_its_pre_roll_and_a_thumbnail(scanned)
         assert clip.suffix == ".mp4" and float(row["clip_start"]) <= float(row["start_time"])
         # stream copy: from the key frame at or before the start (every second here)
         assert float(row["start_time"]) - float(row["clip_start"]) < 1.0
-        frames = frames_of(clip)
+        frames, _ = count_frames(clip)
         expected = (float(row["end_time"]) - float(row["clip_start"])) * 30
         assert expected <= frames <= expected + 4, (frames, expected)
         image = cv2.imread(str(out / row["thumbnail"]))

@@ -7,22 +7,10 @@ import pytest
 
 from bgsub.clips import Clip, ClipError, clip_extension, cut_clip, thumbnail
 from bgsub.synthetic import EventSpec, render_events, write_events_video
+from test_sinks import read_video  # every frame, decoded by OpenCV as a player would
 
 SPEC = EventSpec(frames=150, crossings=((60, 89),))
 GOP = 30  # a key frame every second
-
-
-def frames_of(path):
-    """Every frame of a video, decoded by OpenCV (as a player would)."""
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    return frames
 
 
 @pytest.fixture(scope="module", params=[".mp4", ".mkv"])
@@ -33,13 +21,13 @@ def recording(request, tmp_path_factory):
 
 
 def test_a_stream_copy_starts_on_the_key_frame_at_or_before_the_start(recording, tmp_path):
-    source = frames_of(recording)
+    source = read_video(recording)
     target = tmp_path / f"clip{recording.suffix}"
     start, end = 75 / 30, 100 / 30  # frames 75 to 99
     clip = cut_clip(recording, target, start, end, 30.0)
     assert clip == Clip(target, 2.0, True)  # key frames at 0, 30, 60, 90, ...
     assert not list(tmp_path.glob(".*"))  # no partial file left behind
-    frames = frames_of(target)
+    frames = read_video(target)
     # from the key frame at 60 to the end: 40 frames, and a few more the
     # end's frames needed (B-frames shown before the frames they refer to)
     assert 40 <= len(frames) <= 44
@@ -69,7 +57,7 @@ def test_a_clip_that_cannot_be_copied_is_encoded_again(tmp_path):
     target = tmp_path / "clip.mp4"
     clip = cut_clip(source, target, 75 / 30, 100 / 30, 30.0)
     assert clip == Clip(target, 2.5, False)  # re-encoded from the event's first frame
-    frames = frames_of(target)
+    frames = read_video(target)
     assert len(frames) == 25
     original = [image for image, _ in render_events(SPEC)]
     # its first frame is the source's frame 75: the object stands where it stood then

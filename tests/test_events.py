@@ -220,3 +220,23 @@ def test_the_detector_starts_afresh_after_finish():
     assert len(detector.finish()) == 1
     detector.update(0, FrameScore(0.5))  # frame numbers start again
     assert [isinstance(e, Event) for e in detector.finish()] == [True]
+
+
+@pytest.mark.parametrize("pre_roll,post_roll", [(0, 0), (3, 5), (10, 2)])
+def test_events_of_stretches_scanned_apart_join_into_those_of_one_pass(pre_roll, post_roll):
+    from bgsub.events import join_events
+
+    rng = np.random.default_rng(pre_roll * 10 + post_roll)
+    rules = EventRules(TH, min_length=1, pre_roll=pre_roll, post_roll=post_roll)
+    for trial in range(20):
+        flags = []
+        while len(flags) < 300:
+            flags += [bool(rng.random() < 0.4)] * int(rng.integers(1, 15))
+        shares = list(np.where(flags[:300], 0.5, 0.0) * rng.uniform(0.5, 1, 300))
+        whole, _ = run(shares, rules)
+        cuts = sorted(rng.choice(np.arange(1, 300), 3, replace=False))
+        pieces = []
+        for a, b in zip([0, *cuts], [*cuts, 300]):
+            pieces += run(shares[a:b], rules, first=a)[0]
+        assert join_events(pieces, rules, 0, 299) == whole, (trial, cuts)
+        assert join_events(whole, rules, 0, 299) == whole  # one pass: unchanged

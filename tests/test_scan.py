@@ -200,3 +200,25 @@ def test_a_camera_s_next_recording_carries_on_with_the_same_model(tmp_path):
     assert np.array_equal(carried.scores, whole.scores[60:])
     # ... where a model of its own starts blind to what is already moving
     assert not np.allclose(fresh.scores[:20], whole.scores[60:80])
+
+
+@pytest.mark.parametrize("config", [NO_ROLLS, Config()], ids=["no rolls", "defaults"])
+def test_stretches_scanned_apart_with_a_warm_up_merge_into_the_whole_file_s_result(recording,
+                                                                                   config):
+    from bgsub.scan import merge_results
+
+    whole = scan_file(recording, config, ScanOptions(scores=True))
+    # cut inside the first crossing (20..39) and between the two; scanned in any order
+    parts = [scan_file(recording, config, ScanOptions(start=a, end=b, warmup=45, scores=True))
+             for a, b in ((90, 150), (0, 30), (30, 90))]
+    merged = merge_results(parts, config)
+    assert (merged.first_frame, merged.last_frame, merged.frame_count) == (0, 149, 150)
+    assert merged.frames == whole.frames == 150 and merged.seconds == whole.seconds
+    assert [e.number for e in merged.events] == list(range(1, len(whole.events) + 1))
+    for joined, single in zip(merged.events, whole.events):
+        assert abs(joined.start_frame - single.start_frame) <= 1
+        assert abs(joined.end_frame - single.end_frame) <= 1
+        assert abs(joined.motion_start_frame - single.motion_start_frame) <= 1
+        assert abs(joined.motion_end_frame - single.motion_end_frame) <= 1
+    assert np.nanmax(np.abs(merged.scores - whole.scores)) < 0.005
+    assert max(merged.activity.values) == pytest.approx(max(whole.activity.values), abs=0.005)

@@ -352,6 +352,9 @@ def _run_files(todo: list[_File], plan: _Plan, jobs: int) -> None:
         try:
             for future in concurrent.futures.as_completed(futures):
                 future.result()
+        except BaseException:
+            plan.stop.set()  # a bug in one scan: the others stop too, then it is reported
+            raise
         finally:
             for future in futures:
                 future.cancel()
