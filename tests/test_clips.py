@@ -1,7 +1,6 @@
 """Clips (stream copy, re-encoding) and thumbnails."""
 
 import av
-import cv2
 import numpy as np
 import pytest
 
