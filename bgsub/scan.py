@@ -62,8 +62,9 @@ class ScanOptions:
     Attributes
     ----------
     start, end : int or str, optional
-        The first and last moment scanned (frames, seconds or a timecode,
-        see :mod:`bgsub.timecode`); None: the file's start, its end.
+        The first moment scanned and the first one not scanned (frames,
+        seconds or a timecode, see :mod:`bgsub.timecode`); None: the file's
+        start, its end.
     warmup : int or str
         Video before ``start`` that the model learns from without scoring it
         (a stretch of a long file then starts with a settled model).
