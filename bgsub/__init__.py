@@ -19,6 +19,9 @@ _EXPORTS = {
     "PostprocessConfig": "config", "load_config": "config",
     "Postprocessor": "postprocess",
     "FrameStep": "step", "FrameResult": "step",
+    # the scan brings PyAV (FFmpeg) along
+    "scan_file": "scan", "iter_events": "scan", "ScanOptions": "scan", "ScanResult": "scan",
+    "MotionEvent": "scan",
 }
 
 __all__ = [*_EXPORTS, "__version__"]
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
     from .config import Config, ConfigError, ModelConfig, PostprocessConfig, load_config
     from .masker import FrameSizeError, MixtureMasker, absorption_frames
     from .postprocess import Postprocessor
+    from .scan import MotionEvent, ScanOptions, ScanResult, iter_events, scan_file
     from .step import FrameResult, FrameStep
 
 

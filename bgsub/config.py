@@ -8,6 +8,7 @@ the two in sync), and the command line overrides single values.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import functools
 import math
 import numbers
@@ -18,9 +19,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from .regions import RegionError, check_polygon
+from .timecode import parse_duration
+
 __all__ = ["ConfigError", "ModelConfig", "SourceConfig", "PostprocessConfig", "DisplayConfig",
-           "OutputConfig", "PipelineConfig", "Config", "load_config", "apply_overrides",
-           "resolve_config", "replace_section"]
+           "OutputConfig", "PipelineConfig", "ScanConfig", "Config", "load_config",
+           "apply_overrides", "resolve_config", "replace_section"]
 
 
 class ConfigError(ValueError):
@@ -388,6 +392,105 @@ class PipelineConfig:
             raise ConfigError(f"pipeline.io_nice must be in 0..19, got {self.io_nice}")
 
 
+_DURATIONS = ("min_event_length", "pre_roll", "post_roll", "flicker_window")
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    """How ``bgsub scan`` finds motion events in recorded video (see :mod:`bgsub.events`).
+
+    Durations are frames (``45``), seconds (``"1.5s"``) or timecodes
+    (``"00:00:01.5"``), see :mod:`bgsub.timecode`.
+
+    Parameters
+    ----------
+    threshold : float
+        A frame has motion when this share, in (0, 1], of the watched
+        pixels is foreground (after post-processing) ...
+    min_area : int
+        ... or when its largest foreground blob covers this many pixels of
+        the source frame (0: off).
+    min_event_length : int or str
+        Motion lasting this long without a break starts an event (at least
+        one frame).
+    pre_roll, post_roll : int or str
+        An event includes this much video before its motion and after it; it
+        ends after ``post_roll`` without motion.  Events closer than the
+        rolls are one event.
+    flicker : float
+        Pixels whose raw mask (the model's, before post-processing) changed
+        in more than this share, in [0, 1], of the recent frames are not
+        scored: leaves, water, rain (0: off).
+    flicker_window : int or str
+        How far back "recent" reaches (the time constant of that share's
+        running average; at least one frame).
+    downscale : int
+        Frames are scored this many times smaller in each direction; 0
+        (auto): the smallest factor that makes them at most 640 pixels wide.
+    frame_skip : int
+        Frames skipped after each scored frame (0: score every frame).
+    regions, exclude : list of polygons
+        Polygons ``[x0, y0, x1, y1, ...]`` in source pixels: only the
+        regions' union (the whole frame without any) minus the excluded ones
+        is scored; the model learns everywhere.
+    region_mask : str
+        An image whose white pixels are watched ("" for none).
+    draw_region : bool
+        Thumbnails outline the region.
+    jobs : int
+        Files scanned at once, 0..256; 0 (auto): one per CPU when there are
+        several files, each sharing out its masking over the CPUs left.
+    """
+
+    threshold: float = 0.0025
+    min_area: int = 0
+    min_event_length: int | str = "0.1s"
+    pre_roll: int | str = "1.5s"
+    post_roll: int | str = "2s"
+    flicker: float = 0.06
+    flicker_window: int | str = "1.5s"
+    downscale: int = 0
+    frame_skip: int = 0
+    regions: tuple[tuple[float, ...], ...] = ()
+    exclude: tuple[tuple[float, ...], ...] = ()
+    region_mask: str = ""
+    draw_region: bool = True
+    jobs: int = 0
+
+    def __post_init__(self) -> None:
+        for name in _DURATIONS:
+            value = getattr(self, name)
+            if isinstance(value, datetime.time):  # TOML's reading of an unquoted 00:00:01.5
+                object.__setattr__(self, name, value.isoformat())
+        _check_types(self, "scan")
+        _check_range("scan.threshold", self.threshold, 0.0, 1.0, "(0, 1]", hi_open=False)
+        if self.min_area < 0:
+            raise ConfigError(f"scan.min_area must be >= 0 (0 = off), got {self.min_area}")
+        for name in _DURATIONS:
+            try:
+                duration = parse_duration(getattr(self, name), f"scan.{name}")
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+            if name in ("min_event_length", "flicker_window") and (
+                    duration.count == 0 or duration.seconds == 0):
+                raise ConfigError(f"scan.{name} must be at least one frame, got "
+                                  f"{getattr(self, name)!r}")
+        _check_range("scan.flicker", self.flicker, 0.0, 1.0, "[0, 1]", lo_open=False,
+                     hi_open=False)
+        if not 0 <= self.downscale <= 64:
+            raise ConfigError(f"scan.downscale must be in 0..64 (0 = auto), got {self.downscale}")
+        if not 0 <= self.frame_skip <= 1000:
+            raise ConfigError(f"scan.frame_skip must be in 0..1000, got {self.frame_skip}")
+        for name in ("regions", "exclude"):
+            for i, polygon in enumerate(getattr(self, name)):
+                try:
+                    check_polygon(polygon, f"scan.{name}[{i}]")
+                except RegionError as exc:
+                    raise ConfigError(str(exc)) from None
+        if not 0 <= self.jobs <= MAX_THREADS:
+            raise ConfigError(f"scan.jobs must be in 0..{MAX_THREADS} (0 = auto), got {self.jobs}")
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole configuration, one field per ``config.toml`` section."""
@@ -398,6 +501,7 @@ class Config:
     display: DisplayConfig = field(default_factory=DisplayConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    scan: ScanConfig = field(default_factory=ScanConfig)
 
 
 def _check_types(obj: Any, section: str) -> None:

@@ -59,6 +59,13 @@ class Progress:
         self._bar: tqdm | None = None
         self._first: tuple[int, float] | None = None  # the count and time of the first update
         self._last_line = 0.0
+        self._note = ""
+
+    def note(self, text: str) -> None:
+        """Show *text* after the count (events found so far, say) from the next update on."""
+        self._note = text
+        if self._bar is not None:
+            self._bar.set_postfix_str(text, refresh=False)
 
     def update(self, done: int) -> None:
         """*done* items so far."""
@@ -73,6 +80,8 @@ class Progress:
                                  desc=self.desc,
                                  file=self.stream, dynamic_ncols=True, mininterval=0.25,
                                  smoothing=0.1, leave=True)
+                if self._note:
+                    self._bar.set_postfix_str(self._note, refresh=False)
             return
         if self._bar is not None:
             self._bar.update(done - self._bar.n)
@@ -89,6 +98,8 @@ class Progress:
         text = f"{done}/{self.total} {self.unit}" if self.total else f"{done} {self.unit}"
         if self.desc:
             text = f"{self.desc}: {text}"
+        if self._note:
+            text += f" ({self._note})"
         if rate is None:
             return text
         text += f", {rate:.1f} {self.unit}/s"

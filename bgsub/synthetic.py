@@ -14,7 +14,8 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-__all__ = ["SceneSpec", "SAMPLE", "render", "write_video"]
+__all__ = ["SceneSpec", "SAMPLE", "render", "write_video", "EventSpec", "render_events",
+           "write_events_video"]
 
 
 @dataclass(frozen=True)
@@ -110,4 +111,99 @@ def write_video(path: str, spec: SceneSpec = SAMPLE) -> int:
             count += 1
     finally:
         writer.release()
+    return count
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """A still scene that something crosses now and then: a recording with known events.
+
+    ``crossings`` are ``(first, last)`` frames (inclusive) during which a
+    box of ``size`` pixels crosses the frame from left to right; between
+    them nothing moves but the sensor noise and, with ``waving`` > 0, the
+    foliage of a tree filling the top ``waving`` rows, which sways in gusts
+    by up to ``sway`` pixels (each frame a fresh, smooth random displacement:
+    leaves do not move in step).  The box crosses at mid height of the rows
+    below the foliage.
+    """
+
+    width: int = 160
+    height: int = 120
+    frames: int = 120
+    fps: float = 30.0
+    seed: int = 7
+    noise: float = 2.0
+    crossings: tuple[tuple[int, int], ...] = ((40, 69),)
+    size: tuple[int, int] = (18, 24)
+    waving: int = 0
+    sway: float = 3.0
+
+
+def _displacement(rng: np.random.Generator, h: int, w: int, amplitude: float) -> np.ndarray:
+    """A smooth random field of offsets (pixels), fresh for every frame."""
+    coarse = rng.normal(0, amplitude, (h // 16 + 1, w // 16 + 1)).astype(np.float32)
+    return cv2.resize(cv2.GaussianBlur(coarse, (0, 0), 0.8), (w, h),
+                      interpolation=cv2.INTER_CUBIC)
+
+
+def render_events(spec: EventSpec = EventSpec()) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield ``(frame, ground_truth)`` of an :class:`EventSpec` scene (BGR, 0/255 masks)."""
+    rng = np.random.default_rng(spec.seed)
+    h, w = spec.height, spec.width
+    base = _texture(rng, h, w)
+    bw, bh = spec.size
+    y0 = spec.waving + (h - spec.waving - bh) // 2
+    if spec.waving:
+        grain = cv2.GaussianBlur(rng.uniform(0, 255, (h, w)).astype(np.float32), (0, 0), 1.2)
+        grain = (grain - grain.mean()) / grain.std()
+        leaves = np.stack([40 + 25 * grain, 110 + 45 * grain, 50 + 25 * grain], -1)
+        ys, xs = np.mgrid[0:spec.waving, 0:w].astype(np.float32)
+        phase = rng.uniform(0, 2 * np.pi)
+    for t in range(spec.frames):
+        frame = base.copy()
+        if spec.waving:
+            gust = spec.sway * (0.6 + 0.4 * np.sin(2 * np.pi * t / 97 + phase))
+            dx = _displacement(rng, spec.waving, w, gust)
+            dy = _displacement(rng, spec.waving, w, gust)
+            frame[:spec.waving] = cv2.remap(leaves, xs + dx, ys + dy, cv2.INTER_LINEAR,
+                                            borderMode=cv2.BORDER_REFLECT)
+        gt = np.zeros((h, w), np.uint8)
+        for first, last in spec.crossings:
+            if first <= t <= last:
+                # from just outside the left edge to just outside the right one
+                x = round(-bw + (w + bw) * (t - first + 0.5) / (last - first + 1))
+                xa, xb = max(x, 0), min(x + bw, w)
+                if xa < xb:
+                    frame[y0:y0 + bh, xa:xb] = (30, 40, 200)
+                    gt[y0:y0 + bh, xa:xb] = 255
+        frame += rng.normal(0, spec.noise, frame.shape).astype(np.float32)
+        yield np.clip(np.rint(frame), 0, 255).astype(np.uint8), gt
+
+
+def write_events_video(path: str, spec: EventSpec = EventSpec(), gop: int = 30,
+                       frames: range | None = None, crf: int = 18) -> int:
+    """Write an :class:`EventSpec` scene as H.264 (PyAV), a key frame every *gop* frames.
+
+    The container follows the extension (``.mp4``, ``.mkv``, ...).  *frames*
+    picks a stretch of the scene (default: all of it); ``crf=0`` is lossless
+    (frames decode the same whatever file they are in).  Returns the frames
+    written.
+    """
+    import av  # only the scan's tests and benchmarks need it
+
+    count = 0
+    with av.open(path, "w") as out:
+        stream = out.add_stream("libx264", rate=round(spec.fps))
+        stream.width, stream.height, stream.pix_fmt = spec.width, spec.height, "yuv420p"
+        stream.options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0",
+                          "crf": str(crf), "preset": "veryfast"}
+        for t, (frame, _) in enumerate(render_events(spec)):
+            if frames is not None and t not in frames:
+                continue
+            image = av.VideoFrame.from_ndarray(frame, format="bgr24")
+            for packet in stream.encode(image):
+                out.mux(packet)
+            count += 1
+        for packet in stream.encode():
+            out.mux(packet)
     return count

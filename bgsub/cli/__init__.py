@@ -1,7 +1,8 @@
 """The ``bgsub`` command: one module per subcommand, argparse subcommands.
 
 ``bgsub SOURCE`` (and every option without a command) means ``bgsub run
-SOURCE``; ``bgsub eval SEQ_DIR...`` scores on CDnet ground truth.  See
+SOURCE``; ``bgsub eval SEQ_DIR...`` scores on CDnet ground truth; ``bgsub
+scan INPUT...`` finds the motion events in recorded video.  See
 :mod:`bgsub.cli.common` for what the commands share.
 
 The commands are imported when one runs, not with this package: a Ctrl-C
@@ -19,7 +20,7 @@ import sys
 __all__ = ["main", "entry", "build_parser", "COMMANDS"]
 
 #: the subcommands: name -> module of this package
-COMMANDS = {"run": "run", "eval": "evaluate"}
+COMMANDS = {"run": "run", "eval": "evaluate", "scan": "scan"}
 
 
 def build_parser():

@@ -1,0 +1,448 @@
+"""``bgsub scan``: find the motion events in recorded video files.
+
+Each file goes through :func:`bgsub.scan.scan_file` (the shared frame step
+in :func:`~bgsub.pipeline.run_pipeline`, then the event detector), several
+files at once when there are several and cores to spare.  As each file is
+done, its thumbnails (written as its events complete) and clips
+(:mod:`bgsub.clips`) are followed by its record (:mod:`bgsub.tables`),
+atomically: a run started again skips the files already done.  At the end
+the run's events table and HTML report (:mod:`bgsub.report`) cover every
+file, those of earlier runs included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import dataclasses
+import hashlib
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numba
+from tqdm import tqdm
+
+from ..atomic import atomic_path
+from ..avsource import VideoFile
+from ..clips import ClipError, clip_extension, cut_clip, thumbnail
+from ..config import Config, apply_overrides, replace_section
+from ..progress import Progress
+from ..regions import RegionError, outlines, parse_polygon
+from ..report import write_report
+from ..scan import ScanOptions, ScanResult, find_videos, region_of, scan_file
+from ..sinks import check_output_dir, check_writable_file
+from ..sources import SourceError
+from ..step import FrameStep
+from ..tables import (failure_record, identity, is_done, read_record, record_of,
+                      settings_digest, write_events, write_record)
+from ..timecode import DURATION_FORMS, parse_duration
+from .common import UsageError, config_of, guarded, logging_to_stderr, stop_on_signals
+
+__all__ = ["add_parser", "main", "EXIT_FAILED"]
+
+logger = logging.getLogger("bgsub")
+
+#: some files could not be scanned (the others were)
+EXIT_FAILED = 3
+
+DESCRIPTION = ("Find the motion events in recorded video: files, folders (searched "
+               "recursively) or glob patterns.  Writes an events table (CSV and JSON), a clip "
+               "and a thumbnail per event and an HTML report; a run started again with the "
+               "same output folder skips the files already done.")
+EPILOG = ("Durations (--start, --end, scan.pre_roll, ...) are frames (45), seconds (1.5s) or "
+          "timecodes (00:00:01.5).  The detector's settings are the [scan] section of "
+          "config.toml (--set scan.threshold=0.004).  Exit status: 0 every file scanned, 3 some "
+          "could not be read (the others were), 2 bad input, 130 SIGINT, 143 SIGTERM.")
+
+# the flags that set a [scan] key
+_SCAN_FLAGS = (("downscale", "--downscale"), ("frame_skip", "--frame-skip"),
+               ("jobs", "--jobs"))
+
+
+def add_parser(commands, parent: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p = commands.add_parser("scan", parents=[parent], help="find the motion events in "
+                            "recorded video files", description=DESCRIPTION, epilog=EPILOG)
+    p.add_argument("inputs", nargs="*", metavar="INPUT",
+                   help="video file, folder (searched recursively) or glob pattern")
+    p.add_argument("--output-dir", metavar="DIR",
+                   help="where clips, thumbnails, records, the table and the report go "
+                        "(default: clips, thumbnails and records next to each input, the "
+                        "table and the report in the current folder)")
+    p.add_argument("--events", metavar="FILE.csv",
+                   help="the events table (default: events.csv); the JSON goes beside it "
+                        "(FILE.json)")
+    p.add_argument("--report", metavar="FILE.html", help="the HTML report (default: "
+                   "report.html)")
+    p.add_argument("--scan-only", action="store_true",
+                   help="write the tables only: no clips, thumbnails or report")
+    p.add_argument("--region", action="append", metavar="X0,Y0,X1,Y1,...",
+                   help="score only inside this polygon (source pixels; repeatable: their "
+                        "union); replaces scan.regions")
+    p.add_argument("--exclude", action="append", metavar="X0,Y0,X1,Y1,...",
+                   help="do not score inside this polygon (repeatable); replaces scan.exclude")
+    p.add_argument("--region-mask", metavar="IMAGE",
+                   help="score only where this image is white (replaces scan.region_mask)")
+    p.add_argument("--downscale", type=int, metavar="N",
+                   help="score frames N times smaller each way (0: auto, at most 640 wide)")
+    p.add_argument("--frame-skip", type=int, metavar="N",
+                   help="skip N frames after each scored frame")
+    p.add_argument("--start", metavar="TIME", help="start this far into each file")
+    p.add_argument("--end", metavar="TIME", help="stop this far into each file")
+    p.add_argument("--continuous", action="store_true",
+                   help="the inputs, in order, are one camera's consecutive recordings: the "
+                        "model carries on from file to file")
+    p.add_argument("--jobs", type=int, metavar="N",
+                   help="files scanned at once (default scan.jobs: one per CPU when there are "
+                        "several files)")
+    p.set_defaults(run=main)
+    return p
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the parsed ``bgsub scan`` arguments; return the exit status."""
+    # --quiet: the events on stdout and the errors, nothing else
+    with logging_to_stderr(args.quiet, args.debug):
+        return guarded(lambda: _run(args), args.debug, (RegionError,))
+
+
+def _run(args: argparse.Namespace) -> int:
+    with stop_on_signals() as stop:
+        code = _scan(args, stop)
+    if stop.signum is not None:
+        logger.info("stopped by %s; the files done are recorded, a new run carries on",
+                    signal.Signals(stop.signum).name)
+        return 128 + stop.signum
+    return code
+
+
+def _config(args: argparse.Namespace) -> Config:
+    """--config and --set, then the flags that set [scan] keys."""
+    config = config_of(args)
+    for key, flag in _SCAN_FLAGS:
+        value = getattr(args, key)
+        if value is not None:
+            config = apply_overrides(config, [f"scan.{key}={value}"], flag)
+    changes: dict[str, Any] = {}
+    if args.region:
+        changes["regions"] = tuple(parse_polygon(t, "--region") for t in args.region)
+    if args.exclude:
+        changes["exclude"] = tuple(parse_polygon(t, "--exclude") for t in args.exclude)
+    if args.region_mask is not None:
+        changes["region_mask"] = args.region_mask
+    if changes:
+        config = dataclasses.replace(config, scan=replace_section(config.scan, **changes))
+    if config.scan.region_mask:
+        region_of(config.scan).read_mask_image()  # unreadable: an error before any scan
+    return config
+
+
+def _options(args: argparse.Namespace) -> ScanOptions:
+    for flag, value in (("--start", args.start), ("--end", args.end)):
+        if value is not None:
+            try:
+                parse_duration(value, flag)
+            except ValueError:
+                raise UsageError(f"{flag} {value!r}: expected {DURATION_FORMS}") from None
+    return ScanOptions(start=args.start, end=args.end)
+
+
+@dataclass
+class _File:
+    """One input file: where its outputs go and, once known, its record."""
+
+    path: Path
+    name: str
+    folder: Path
+    record: dict[str, Any] | None = None
+    resumed: bool = False
+    frames: int | None = None  # frames in it, when known from its header
+    size: tuple[int, int] | None = None  # its frames' width and height, once known
+
+    @property
+    def record_path(self) -> Path:
+        return self.folder / f"{self.name}.scan.json"
+
+
+def _names(paths: list[Path], folders: list[Path]) -> list[str]:
+    """A name per file, unique within its output folder: the stem, else more of the path."""
+    names = [p.stem for p in paths]
+    groups: dict[tuple[Path, str], list[int]] = {}
+    for i, (folder, name) in enumerate(zip(folders, names)):
+        groups.setdefault((folder.resolve(), name.lower()), []).append(i)
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        for i in members:  # cam1/0001.mp4 and cam2/0001.mp4 become cam1_0001, cam2_0001
+            parent = paths[i].resolve().parent.name
+            digest = hashlib.sha1(str(paths[i].resolve()).encode()).hexdigest()[:6]
+            names[i] = f"{parent}_{paths[i].stem}_{digest}" if parent else \
+                f"{paths[i].stem}_{digest}"
+    return names
+
+
+def _files(args: argparse.Namespace) -> list[_File]:
+    if not args.inputs:
+        raise UsageError("no input given: expected video files, folders or glob patterns "
+                         "(see bgsub scan --help)")
+    for text in args.inputs:
+        if not Path(text).exists() and not any(c in text for c in "*?["):
+            raise UsageError(f"{text}: no such file or folder (expected a video file, a folder "
+                             "or a glob pattern)")
+    paths, empty = find_videos(args.inputs)
+    if not paths:
+        raise UsageError(f"no video files found in {', '.join(args.inputs)} (looked for "
+                         ".mp4, .mkv, .avi, .mov, .ts and other video extensions)")
+    for text in empty:
+        logger.warning("%s: no video files found there", text)
+    if args.output_dir:
+        root = check_output_dir(args.output_dir, "--output-dir")
+        folders = [root] * len(paths)
+    else:
+        folders = [p.parent for p in paths]
+        for folder in sorted(set(folders)):
+            if not os.access(folder, os.W_OK):
+                raise UsageError(f"{folder}: cannot write the outputs next to the inputs there "
+                                 "(permission denied); give --output-dir DIR")
+    return [_File(p, n, f) for p, n, f in zip(paths, _names(paths, folders), folders)]
+
+
+class _RunProgress:
+    """The run's bar: frames of every file, with the events found and the files done."""
+
+    def __init__(self, files: list[_File], quiet: bool) -> None:
+        known = [f.frames for f in files if f.frames]
+        self.bar = Progress(sum(known) or None, quiet=quiet, desc="scan")
+        self.lock = threading.Lock()
+        self.done = 0  # frames of the files finished
+        self.current: dict[int, int] = {}
+        self.events = 0
+        self.files_done = 0
+        self.files = len(files)
+
+    def for_file(self, key: int, step: int) -> _FileProgress:
+        return _FileProgress(self, key, step)
+
+    def advance(self, key: int, frames: int) -> None:
+        with self.lock:
+            self.current[key] = frames
+            self.bar.update(self.done + sum(self.current.values()))
+
+    def finished(self, key: int, frames: int, events: int) -> None:
+        with self.lock:
+            self.current.pop(key, None)
+            self.done += frames
+            self.events += events
+            self.files_done += 1
+            self.bar.note(f"{self.files_done}/{self.files} files, {self.events} events")
+            self.bar.update(self.done + sum(self.current.values()))
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+@dataclass
+class _FileProgress:
+    run: _RunProgress
+    key: int
+    step: int
+
+    def update(self, done: int) -> None:
+        self.run.advance(self.key, done * self.step)
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class _Plan:
+    """What every file's scan shares."""
+
+    config: Config
+    options: ScanOptions
+    settings: str
+    scan_only: bool
+    stop: threading.Event
+    progress: _RunProgress
+    step: FrameStep | None = None  # --continuous: one model for every file
+    inputs: set[Path] = field(default_factory=set)
+
+
+def _scan(args: argparse.Namespace, stop) -> int:
+    config = _config(args)
+    options = _options(args)
+    files = _files(args)
+    base = Path(args.output_dir) if args.output_dir else Path(".")
+    events_path = check_writable_file(args.events or base / "events.csv", "--events")
+    if events_path.suffix.lower() != ".csv":
+        raise UsageError(f"--events {events_path}: expected a .csv file name (the JSON goes "
+                         "beside it)")
+    report_path = None
+    if not args.scan_only:
+        report_path = check_writable_file(args.report or base / "report.html", "--report")
+    cpus = numba.config.NUMBA_NUM_THREADS
+    settings = settings_digest(config, options, {"scan_only": args.scan_only,
+                                                 "continuous": args.continuous})
+    todo = []
+    for file in files:
+        record = read_record(file.record_path)
+        if is_done(record, identity(file.path), settings, file.folder):
+            file.record, file.resumed = record, True
+        else:
+            todo.append(file)
+    if len(files) > len(todo):
+        logger.info("%d of %d files already scanned with these settings (their records are "
+                    "in place): skipped", len(files) - len(todo), len(files))
+    jobs = 1 if args.continuous else config.scan.jobs or min(cpus, max(1, len(todo)))
+    jobs = min(jobs, max(1, len(todo)))
+    threads = max(1, cpus // jobs)
+    options = dataclasses.replace(options, threads=threads, decode_threads=threads)
+    for file in todo:
+        _probe(file)
+    progress = _RunProgress(todo, args.quiet)
+    plan = _Plan(config, options, settings, args.scan_only, stop, progress,
+                 inputs={f.path.resolve() for f in files})
+    if args.continuous:
+        plan.step = FrameStep.from_config(config, threads=threads)
+    began = time.perf_counter()
+    opencv_threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)  # the scans are the parallelism; OpenCV's idle workers would spin
+    try:
+        _run_files(todo, plan, jobs)
+    finally:
+        cv2.setNumThreads(opencv_threads)
+        progress.close()
+    elapsed = time.perf_counter() - began
+    records = [(f.record, f.folder) for f in files if f.record is not None]
+    write_events(events_path, records, config)
+    if report_path is not None:
+        write_report(report_path, records, config.scan.threshold)
+    _summary(files, todo, elapsed, events_path, report_path)
+    failed = [f for f in files if f.record is not None and f.record["status"] != "scanned"]
+    return EXIT_FAILED if failed else 0
+
+
+def _probe(file: _File) -> None:
+    """What a file's header says: its frames (for the progress bar) and frame size."""
+    try:
+        source = VideoFile(file.path)
+    except SourceError:
+        return  # the scan says why
+    source.close()
+    file.frames, file.size = source.info.frame_count, (source.width, source.height)
+
+
+def _run_files(todo: list[_File], plan: _Plan, jobs: int) -> None:
+    """Scan every file of *todo*, *jobs* at once, in order of the list."""
+    if jobs == 1:
+        for key, file in enumerate(todo):
+            if plan.stop.is_set():
+                return
+            _finish(file, key, plan)
+        return
+    with concurrent.futures.ThreadPoolExecutor(jobs, thread_name_prefix="bgsub-scan") as pool:
+        futures = [pool.submit(_finish, file, key, plan) for key, file in enumerate(todo)]
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                future.result()
+        except BaseException:
+            plan.stop.set()  # a bug in one scan: the others stop too, then it is reported
+            raise
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+def _finish(file: _File, key: int, plan: _Plan) -> None:
+    """Scan one file, write its outputs and its record; a failure is recorded as such."""
+    if plan.stop.is_set():
+        return
+    try:
+        record = _scan_one(file, key, plan)
+    except (SourceError, RegionError, ClipError, OSError, ValueError) as exc:
+        message = str(exc) if isinstance(exc, (SourceError, RegionError, ClipError)) \
+            else f"{type(exc).__name__}: {exc}"
+        logger.error("%s: %s; listed as failed", file.path, message.removeprefix(f"{file.path}: "))
+        record = failure_record(file.path, file.name, message)
+    if record is None:  # stopped before the end of the file: not done
+        plan.progress.finished(key, 0, 0)
+        return
+    file.record = record
+    frames = round(record["seconds"] * record["fps"]) if record["status"] == "scanned" else 0
+    plan.progress.finished(key, frames, len(record["events"]))
+    for event in record["events"]:  # above the bar, on stdout: the run's product
+        tqdm.write(f"{record['file']}\t{event['event']}\t{event['start_timecode']}\t"
+                   f"{event['end_timecode']}\t{event['duration']:.2f}s", file=sys.stdout)
+    sys.stdout.flush()
+
+
+def _scan_one(file: _File, key: int, plan: _Plan) -> dict[str, Any] | None:
+    scan = plan.config.scan
+    outputs: dict[int, dict[str, Any]] = {}
+
+    def on_event(event, frame, moving) -> None:
+        if plan.scan_only:
+            return
+        name = f"{file.name}.event{event.number:03d}.jpg"
+        shapes = ()
+        if scan.draw_region and file.size is not None:  # on the scored frames' grid
+            shapes = outlines(region_of(scan), (file.size[0] / frame.shape[1],
+                                                file.size[1] / frame.shape[0]))
+        image = thumbnail(frame, moving, shapes)
+        with atomic_path(file.folder / name) as temporary:
+            if not cv2.imwrite(str(temporary), image):
+                raise OSError(f"cannot write the thumbnail {file.folder / name}")
+        outputs.setdefault(event.number, {})["thumbnail"] = name
+
+    step_frames = scan.frame_skip + 1
+    result: ScanResult = scan_file(file.path, plan.config, plan.options, on_event=on_event,
+                                   progress=plan.progress.for_file(key, step_frames),
+                                   stop=plan.stop, step=plan.step)
+    if plan.stop.is_set():
+        return None
+    if not plan.scan_only:
+        extension = clip_extension(file.path)
+        for event in result.events:
+            target = file.folder / f"{file.name}.event{event.number:03d}{extension}"
+            if target.resolve() in plan.inputs:
+                raise ClipError(f"{target}: the clip would overwrite an input")
+            clip = cut_clip(file.path, target, event.start_time, event.end_time, result.fps)
+            outputs.setdefault(event.number, {}).update(
+                clip=target.name, clip_start=round(clip.start, 6), clip_copied=clip.copied)
+    record = record_of(result, file.name, identity(file.path), plan.settings, outputs)
+    write_record(file.record_path, record)
+    return record
+
+
+def _summary(files: list[_File], todo: list[_File], elapsed: float, events_path: Path,
+             report_path: Path | None) -> None:
+    records = [f.record for f in files if f.record is not None]
+    scanned = [r for r in records if r["status"] == "scanned"]
+    failed = [r for r in records if r["status"] != "scanned"]
+    with_motion = sum(1 for r in scanned if r["events"])
+    events = sum(len(r["events"]) for r in scanned)
+    hours = sum(r["seconds"] for r in scanned) / 3600
+    new = [f.record for f in todo if f.record is not None and f.record["status"] == "scanned"]
+    frames = sum(r["seconds"] * r["fps"] for r in new)
+    seconds = sum(r["seconds"] for r in new)
+    resumed = sum(1 for f in files if f.resumed)
+    logger.info("%d files scanned (%d from earlier runs), %d with motion, %d failed; %d events "
+                "in %.2f hours of video; %.1f fps, %.1fx real time", len(scanned), resumed,
+                with_motion, len(failed), events, hours,
+                frames / elapsed if elapsed > 0 else 0.0,
+                seconds / elapsed if elapsed > 0 else 0.0)
+    for record in failed:
+        logger.info("failed: %s (%s)", record["file"], record["error"])
+    if len(records) < len(files):
+        logger.info("%d files not scanned (stopped before them)", len(files) - len(records))
+    written = f"events: {events_path} and {events_path.with_suffix('.json')}"
+    if report_path is not None:
+        written += f"; report: {report_path}"
+    logger.info("%s", written)

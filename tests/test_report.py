@@ -1,0 +1,94 @@
+"""The scan's HTML report: its content, and how a real browser shows it (headless Chromium)."""
+
+import re
+import shutil
+import subprocess
+
+import cv2
+import numpy as np
+import pytest
+
+from bgsub.report import render_report, write_report
+
+BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def event(number, start, end, thumbnail=None, clip=None):
+    return {"event": number, "start_frame": start, "end_frame": end, "peak_frame": start + 5,
+            "peak_score": 0.02, "duration": (end - start + 1) / 30,
+            "start_timecode": f"00:00:{start / 30:06.3f}", "end_timecode": f"00:00:{end / 30:06.3f}",
+            "thumbnail": thumbnail, "clip": clip}
+
+
+def scanned(name, events, values):
+    return {"file": f"/cam/{name}", "status": "scanned", "events": events, "seconds": 10.0,
+            "fps": 30.0, "width": 160, "height": 120, "first_frame": 0, "last_frame": 299,
+            "activity": {"first": 0, "width": 10, "values": values}}
+
+
+@pytest.fixture
+def records(tmp_path):
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    image = np.zeros((120, 160, 3), np.uint8)
+    image[40:80, 60:100] = (0, 0, 255)
+    cv2.imwrite(str(shots / "a.event001.jpg"), image)
+    cv2.imwrite(str(shots / "a.event002.jpg"), image)
+    values = [0.0] * 30
+    values[5:9] = [0.01, 0.03, 0.02, 0.01]
+    return [
+        (scanned("a.mp4", [event(1, 40, 100, "a.event001.jpg", "a.event001.mp4"),
+                           event(2, 200, 260, "a.event002.jpg")], values), shots),
+        (scanned("b.mp4", [], [0.0] * 30), shots),
+        ({"file": "/cam/c.mp4", "status": "failed", "error": "not a video <file>",
+          "events": [], "seconds": 0.0}, shots),
+    ]
+
+
+def test_the_report_holds_the_files_table_timelines_and_events(records, tmp_path):
+    page = render_report(records, tmp_path, threshold=0.003)
+    assert "3 files: 1 with motion, 1 without, 1 failed; 2 events" in page
+    assert re.search(r'data-status="failed"><td>/cam/c.mp4</td><td><span class="failed">'
+                     r'failed</span> not a video &lt;file&gt;', page)  # escaped
+    assert page.count("<svg") == 1 and page.count('class="event-span"') == 2
+    # events shaded where they are: frames 40..100 of 300 on a 1000 wide timeline
+    assert 'x="133.33" y="0" width="203.33"' in page
+    assert 'src="shots/a.event001.jpg"' in page and 'href="shots/a.event001.mp4"' in page
+    assert "<script src" not in page and "http" not in page.split("</style>")[1]
+
+
+def chromium(*args, tmp_path):
+    profile = tmp_path / "profile"
+    profile.mkdir(exist_ok=True)
+    return subprocess.run([BROWSER, "--headless", "--no-sandbox", "--disable-gpu",
+                           "--disable-quic", "--no-first-run", "--disable-background-networking",
+                           "--disable-component-update", "--disable-sync",
+                           f"--user-data-dir={profile}", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(BROWSER is None, reason="no chromium installed (Debian: apt-get install "
+                    "chromium); the report's browser check needs it")
+def test_a_browser_shows_the_report_with_its_thumbnails(records, tmp_path):
+    report = tmp_path / "report.html"
+    write_report(report, records, 0.003)
+    r = chromium("--virtual-time-budget=5000", "--dump-dom", report.as_uri(), tmp_path=tmp_path)
+    body = re.search(r"<body[^>]*>", r.stdout)
+    assert body, r.stderr[-2000:]
+    # the page's own check ran: every thumbnail loaded
+    assert 'data-loaded="yes"' in body.group() and 'data-broken-images="0"' in body.group()
+    shot = tmp_path / "shot.png"
+    chromium("--window-size=1000,800", f"--screenshot={shot}", report.as_uri(),
+             tmp_path=tmp_path)
+    image = cv2.imread(str(shot))
+    assert image is not None and image.shape[:2] == (800, 1000)
+    # the thumbnails' red squares are on screen
+    red = (image[:, :, 2] > 200) & (image[:, :, 1] < 60) & (image[:, :, 0] < 60)
+    assert red.sum() > 2 * 1000
+    # moved without its thumbnails, the report says they are missing
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    (moved / "report.html").write_text(report.read_text())
+    r = chromium("--virtual-time-budget=5000", "--dump-dom", (moved / "report.html").as_uri(),
+                 tmp_path=tmp_path)
+    assert 'data-broken-images="2"' in r.stdout and "could not be loaded" in r.stdout

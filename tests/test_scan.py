@@ -1,0 +1,224 @@
+"""scan_file and iter_events on generated recordings with known moving objects."""
+
+import dataclasses
+import math
+import pickle
+
+import numpy as np
+import pytest
+
+import bgsub
+from bgsub.config import Config, replace_section
+from bgsub.scan import Activity, ScanOptions, find_videos, iter_events, scan_file
+from bgsub.sources import SourceError
+from bgsub.synthetic import EventSpec, write_events_video
+
+# two crossings 60 frames apart, in 150 frames (5 s at 30 fps)
+SPEC = EventSpec(frames=150, crossings=((20, 39), (100, 119)))
+
+
+def config_with(**scan):
+    config = Config()
+    return dataclasses.replace(config, scan=replace_section(config.scan, **scan))
+
+
+NO_ROLLS = config_with(pre_roll=0, post_roll=0, min_event_length=1)
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory):
+    path = tmp_path_factory.mktemp("scan") / "crossings.mp4"
+    assert write_events_video(str(path), SPEC) == SPEC.frames
+    return path
+
+
+def test_events_are_found_at_the_frames_where_things_move(recording):
+    result = scan_file(recording, NO_ROLLS, ScanOptions(scores=True))
+    assert (result.first_frame, result.last_frame, result.frames) == (0, 149, 150)
+    assert result.fps == 30.0 and math.isclose(result.seconds, 5.0)
+    assert (result.width, result.height, result.downscale) == (160, 120, 1)
+    assert len(result.events) == 2
+    for event, (first, last) in zip(result.events, SPEC.crossings):
+        # the object is on screen from its first frame to its last
+        assert abs(event.motion_start_frame - first) <= 1
+        assert abs(event.motion_end_frame - last) <= 1
+        assert (event.start_frame, event.end_frame) == (event.motion_start_frame,
+                                                        event.motion_end_frame)
+        assert event.motion_start_frame <= event.peak_frame <= event.motion_end_frame
+        # its path: a band 24 pixels high at mid height, across the frame
+        x, y, w, h = event.box
+        assert abs(y - 48) <= 2 and abs(h - 24) <= 3 and x <= 2 and x + w >= 158
+        assert 0.015 < event.peak_score < 0.03  # 18 x 24 of 160 x 120 is 0.0225
+        assert event.start_time == event.start_frame / 30 and event.duration > 0.5
+    scores = result.scores
+    assert scores.dtype == np.float32 and len(scores) == 150
+    assert np.nanmax(scores[50:90]) == 0.0 and scores[30] > 0.01
+    assert max(result.activity.values) == pytest.approx(float(np.max(scores)))
+
+
+def test_with_the_default_rolls_the_two_crossings_are_one_event(recording):
+    (event,) = scan_file(recording, Config()).events  # 1.5 s + 2 s > 60 frames apart
+    assert event.start_frame == 0 and event.end_frame == 149  # both rolls clipped
+
+
+def test_the_events_iterator_gives_the_scan_s_events(recording):
+    assert list(iter_events(recording, NO_ROLLS)) == scan_file(recording, NO_ROLLS).events
+    events = iter_events(recording, NO_ROLLS)
+    first = next(events)
+    events.close()  # stops the scan
+    assert first.number == 1
+
+
+def test_start_end_frame_skip_and_downscale(recording):
+    part = scan_file(recording, NO_ROLLS, ScanOptions(start="2s", end=140))
+    assert (part.first_frame, part.last_frame) == (60, 139)
+    assert [e.motion_start_frame for e in part.events] == pytest.approx([100], abs=1)
+    skipping = scan_file(recording, dataclasses.replace(
+        NO_ROLLS, scan=replace_section(NO_ROLLS.scan, frame_skip=2)), ScanOptions(scores=True))
+    assert skipping.frames == 50 and np.isnan(skipping.scores[1::3]).all()
+    for event, (first, last) in zip(skipping.events, SPEC.crossings):
+        assert abs(event.motion_start_frame - first) <= 3 and abs(event.motion_end_frame - last) <= 3
+    small = scan_file(recording, dataclasses.replace(
+        NO_ROLLS, scan=replace_section(NO_ROLLS.scan, downscale=2)))
+    assert small.downscale == 2 and len(small.events) == 2
+    x, y, w, h = small.events[0].box  # in source pixels still
+    assert abs(y - 48) <= 3 and abs(h - 24) <= 4
+
+
+def test_a_warm_up_learns_without_scoring(recording):
+    result = scan_file(recording, NO_ROLLS, ScanOptions(start=60, warmup=30, scores=True))
+    assert result.first_frame == 60 and len(result.scores) == 90
+    assert [e.motion_start_frame for e in result.events] == pytest.approx([100], abs=1)
+
+
+def test_only_the_region_is_scored(recording):
+    above = config_with(pre_roll=0, post_roll=0, regions=((0, 0, 159, 0, 159, 30, 0, 30),))
+    assert scan_file(recording, above).events == []
+    path_left = config_with(pre_roll=0, post_roll=0, min_event_length=1,
+                            regions=((0, 40, 40, 40, 40, 80, 0, 80),))
+    events = scan_file(recording, path_left).events
+    assert len(events) == 2
+    # in the left quarter only while the object crosses it
+    assert all(e.motion_end_frame - e.motion_start_frame < 8 for e in events)
+    excluded = config_with(exclude=((0, 40, 159, 40, 159, 80, 0, 80),))
+    assert scan_file(recording, excluded).events == []
+
+
+def test_the_callback_gets_each_event_s_peak_frame(recording):
+    seen = []
+    result = scan_file(recording, NO_ROLLS,
+                       on_event=lambda event, frame, moving: seen.append((event, frame, moving)))
+    assert [e for e, _, _ in seen] == result.events
+    for event, frame, moving in seen:
+        assert frame.shape == (120, 160, 3) and moving.shape == (120, 160)
+        assert np.count_nonzero(moving) == pytest.approx(event.peak_score * 160 * 120, abs=1)
+
+
+def test_results_pickle_and_files_that_are_no_video_fail(recording, tmp_path):
+    result = scan_file(recording, NO_ROLLS, ScanOptions(scores=True))
+    again = pickle.loads(pickle.dumps(result))
+    assert again.events == result.events and np.array_equal(again.scores, result.scores,
+                                                            equal_nan=True)
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 20)
+    with pytest.raises(SourceError, match="bad.mp4: not a video file that can be read"):
+        scan_file(bad, NO_ROLLS)
+    with pytest.raises(ValueError, match="not after the start"):
+        scan_file(recording, NO_ROLLS, ScanOptions(start=50, end=40))
+
+
+def test_the_api_is_importable_from_the_package():
+    assert bgsub.scan_file is scan_file and bgsub.iter_events is iter_events
+
+
+def test_activity_bins_stay_few_and_keep_every_peak():
+    activity = Activity(bins=4)
+    for i in range(100):
+        activity.add(i, 0.5 if i == 77 else i / 1000)
+    assert len(activity.values) <= 8 and activity.width == 16
+    assert max(activity.values) == 0.5 and activity.values[77 // 16] == 0.5
+
+
+def test_find_videos_walks_folders_and_patterns(tmp_path):
+    (tmp_path / "cam" / "day2").mkdir(parents=True)
+    for name in ("cam/b.mp4", "cam/a.MKV", "cam/day2/c.avi", "cam/notes.txt",
+                 "cam/a.event001.mp4", "other.mp4"):
+        (tmp_path / name).write_bytes(b"x")
+    files, empty = find_videos([str(tmp_path / "cam"), str(tmp_path / "*.mp4"),
+                                str(tmp_path / "cam" / "b.mp4"), str(tmp_path / "none*.mkv")])
+    names = [p.relative_to(tmp_path).as_posix() for p in files]
+    # a clip of an earlier scan is no input
+    assert names == ["cam/a.MKV", "cam/b.mp4", "cam/day2/c.avi", "other.mp4"]
+    assert empty == [str(tmp_path / "none*.mkv")]
+
+
+def test_a_tree_in_the_wind_is_no_event_but_someone_walking_past_it_is(tmp_path):
+    spec = EventSpec(width=160, height=120, frames=450, crossings=((250, 289),), size=(16, 30),
+                     waving=54, sway=3.0, seed=3)
+    path = tmp_path / "tree.mp4"
+    write_events_video(str(path), spec)
+    rolls_off = config_with(pre_roll=0, post_roll=0)  # and 0.1 s of motion to start one
+    settled = [(e.motion_start_frame, e.motion_end_frame)
+               for e in scan_file(path, rolls_off).events if e.motion_start_frame > 150]
+    assert settled == [(250, 289)]
+    windy = scan_file(path, config_with(pre_roll=0, post_roll=0, flicker=0.0)).events
+    assert sum(e.motion_start_frame > 150 for e in windy) >= 4  # gusts, without the check
+
+
+def test_pixels_that_blink_stop_counting_and_pixels_that_change_once_do_not():
+    from bgsub.events import EventRules
+    from bgsub.scan import MotionScorer
+
+    scorer = MotionScorer("x", EventRules(0.01), 30.0, (1.0, 1.0), flicker=0.06,
+                          flicker_frames=45.0)
+    raw = np.zeros((4, 4), np.uint8)
+    for t in range(60):
+        raw[0, 0] = 255 * (t % 2)  # leaves: on, off, on, off
+        raw[1, 1] = 255 * (t >= 30)  # someone arrives and stays
+        steady = scorer.steady(raw.copy())
+    assert steady[0, 0] == 0 and steady[1, 1] == 255 and steady[3, 3] == 255
+    score, moving = scorer.score(raw, steady)
+    assert moving[0, 0] == 0 and moving[1, 1] == 255 and score.fraction == 1 / 16
+
+
+def test_a_camera_s_next_recording_carries_on_with_the_same_model(tmp_path):
+    spec = EventSpec(frames=150, crossings=((50, 69), (60, 110)))
+    paths = {}
+    for name, frames in (("all", range(150)), ("first", range(60)), ("next", range(60, 150))):
+        paths[name] = tmp_path / f"{name}.mp4"
+        write_events_video(str(paths[name]), spec, frames=frames, crf=0)  # lossless
+    # the flicker check keeps 1.5 s of memory per file: off, the scores are exact
+    config = dataclasses.replace(NO_ROLLS, scan=replace_section(NO_ROLLS.scan, flicker=0.0))
+    whole = scan_file(paths["all"], config, ScanOptions(scores=True))
+    from bgsub.step import FrameStep
+
+    step = FrameStep.from_config(config)
+    scan_file(paths["first"], config, step=step)
+    carried = scan_file(paths["next"], config, ScanOptions(scores=True), step=step)
+    fresh = scan_file(paths["next"], config, ScanOptions(scores=True))
+    # the second file scores as the same frames did in one long recording ...
+    assert np.array_equal(carried.scores, whole.scores[60:])
+    # ... where a model of its own starts blind to what is already moving
+    assert not np.allclose(fresh.scores[:20], whole.scores[60:80])
+
+
+@pytest.mark.parametrize("config", [NO_ROLLS, Config()], ids=["no rolls", "defaults"])
+def test_stretches_scanned_apart_with_a_warm_up_merge_into_the_whole_file_s_result(recording,
+                                                                                   config):
+    from bgsub.scan import merge_results
+
+    whole = scan_file(recording, config, ScanOptions(scores=True))
+    # cut inside the first crossing (20..39) and between the two; scanned in any order
+    parts = [scan_file(recording, config, ScanOptions(start=a, end=b, warmup=45, scores=True))
+             for a, b in ((90, 150), (0, 30), (30, 90))]
+    merged = merge_results(parts, config)
+    assert (merged.first_frame, merged.last_frame, merged.frame_count) == (0, 149, 150)
+    assert merged.frames == whole.frames == 150 and merged.seconds == whole.seconds
+    assert [e.number for e in merged.events] == list(range(1, len(whole.events) + 1))
+    for joined, single in zip(merged.events, whole.events):
+        assert abs(joined.start_frame - single.start_frame) <= 1
+        assert abs(joined.end_frame - single.end_frame) <= 1
+        assert abs(joined.motion_start_frame - single.motion_start_frame) <= 1
+        assert abs(joined.motion_end_frame - single.motion_end_frame) <= 1
+    assert np.nanmax(np.abs(merged.scores - whole.scores)) < 0.005
+    assert max(merged.activity.values) == pytest.approx(max(whole.activity.values), abs=0.005)
