@@ -24,7 +24,7 @@ import av
 import cv2
 import numpy as np
 
-from .atomic import atomic_path
+from .outputs import atomic_path
 
 __all__ = ["Clip", "ClipError", "cut_clip", "clip_extension", "thumbnail", "COPY_FORMATS"]
 

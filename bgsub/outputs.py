@@ -16,14 +16,15 @@ video writer does not report it) and reported as the output's error.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 __all__ = ["SinkError", "CODECS", "check_output_file", "check_writable_file",
            "check_output_dir", "identity", "check_not_inputs", "partial_path", "is_regular",
-           "write_atomically", "disk_full"]
+           "write_atomically", "write_text_atomically", "atomic_path", "disk_full"]
 
 CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}
 
@@ -128,20 +129,42 @@ def partial_path(path: Path) -> Path:
     return path.with_name(f".{path.stem}.bgsub-partial{path.suffix}")
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write *data* to *path* completely or not at all (OSError says why)."""
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield the partial path of *path* to write; on success it replaces *path*, else it goes.
+
+    For a name that is not a regular file (``/dev/null``, a pipe) the name
+    itself is yielded: there is nothing to rename.
+    """
+    path = Path(path)
     if not is_regular(path):
-        with open(path, "wb") as f:
-            f.write(data)
+        yield path
         return
     partial = partial_path(path)
     try:
-        with open(partial, "wb") as f:
-            f.write(data)
+        yield partial
         os.replace(partial, path)
-    except BaseException:
+    finally:
         _remove(partial)
-        raise
+
+
+def write_atomically(path: str | Path, data: bytes) -> None:
+    """Write *data* to *path* completely or not at all (OSError says why).
+
+    The data reach the disk before the rename: a power cut leaves the old
+    file or the new one, never an empty one.
+    """
+    with atomic_path(path) as target:
+        with open(target, "wb") as f:
+            f.write(data)
+            f.flush()
+            if target != Path(path):
+                os.fsync(f.fileno())
+
+
+def write_text_atomically(path: str | Path, text: str) -> None:
+    """:func:`write_atomically` for UTF-8 text."""
+    write_atomically(path, text.encode("utf-8"))
 
 
 def _remove(path: Path) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .atomic import write_text_atomically
+from .outputs import write_text_atomically
 from .timecode import timecode
 
 __all__ = ["write_report", "render_report"]

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from . import __version__
-from .atomic import write_text_atomically
+from .outputs import write_text_atomically
 from .config import Config
 from .scan import MotionEvent, ScanOptions, ScanResult
 from .timecode import timecode

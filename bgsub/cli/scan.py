@@ -30,7 +30,7 @@ import cv2
 import numba
 from tqdm import tqdm
 
-from ..atomic import atomic_path
+from ..outputs import atomic_path
 from ..avsource import VideoFile
 from ..clips import ClipError, clip_extension, cut_clip, thumbnail
 from ..config import Config, apply_overrides, replace_section
