@@ -5,7 +5,7 @@
 is ``bgsub eval SEQ_DIR --compare raw,mog2,knn,mog`` plus any other options
 (``--set section.key=value``, ``--json FILE``...).  SEQ_DIR defaults to
 ``../shared/data/highway`` beside the checkout, or ``$BGSUB_HIGHWAY``.  All the
-work is done by :mod:`bgsub.evaluate_cli`; this file only fixes the comparison.
+work is done by :mod:`bgsub.cli.evaluate`; this file only fixes the comparison.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from bgsub.evaluate_cli import main as evaluate
+from bgsub.cli.evaluate import main as evaluate
 
 DEFAULT_SEQ = Path(os.environ.get(
     "BGSUB_HIGHWAY", Path(__file__).resolve().parents[1].parent / "shared" / "data" / "highway"))
