@@ -1,23 +1,52 @@
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 # tests import the plain reference (tests/naive.py) as a top-level module
 sys.path.insert(0, str(Path(__file__).parent))
 
+# The kernel shapes the default run builds (k, channels, variances, learn, rho, shadows):
+# each takes 10-20 s to compile the first time.  Built before the test workers
+# start, two at a time, so that two workers never compile the same one at once
+# and no test waits for a compilation.
+SHAPES = [(k, c, v, learn, rho, shadows)
+          for (k, c, v, rho, shadows) in [(3, 3, 1, 0, True), (3, 1, 1, 0, False),
+                                           (3, 3, 3, 0, True), (1, 3, 1, 0, True),
+                                           (2, 3, 1, 0, True), (5, 3, 1, 0, True),
+                                           (3, 3, 1, 1, True), (3, 3, 1, 0, False)]
+          for learn in (True, False)]
 
-import os
+WARM_UP = r"""
+import sys
+import numpy as np
+from bgsub.kernels import frame_kernel
+shapes = eval(sys.argv[1])
+for shape in shapes:
+    frame_kernel(*shape)
+if sys.argv[2] == "1":  # and everything else that compiles on first use
+    from bgsub import MixtureMasker, Postprocessor
+    from bgsub.display import annotate
+    from bgsub.em import fit_mixtures
+    rng = np.random.default_rng(0)
+    for shape, params in [((40, 48, 3), {}), ((40, 48), {}), ((40, 48, 3), {"covariance": "diagonal"}),
+                          ((40, 48, 3), {"init": "em", "init_frames": 3, "threads": 1})]:
+        m = MixtureMasker(**params)
+        for _ in range(4):
+            mask = m.apply(rng.integers(0, 256, shape, dtype=np.uint8))
+        m.background_image(); m.foreground_probability()
+        Postprocessor(min_blob_area=3, max_hole_area=5).apply(mask)
+        annotate(np.zeros((40, 48, 3), np.uint8), mask)
+    fit_mixtures(rng.integers(0, 256, (50, 6, 3), dtype=np.uint8), 2)
+"""
 
-if os.environ.get("BGSUB_LOG_SHAPES"):  # which kernel shapes the tests build, and where
-    import bgsub.kernels.frame as _frame
 
-    _built = _frame.frame_kernel.__wrapped__
-
-    def _logged(*shape):
-        with open(os.environ["BGSUB_LOG_SHAPES"], "a") as log:
-            log.write(f"{shape} {os.environ.get('PYTEST_CURRENT_TEST', '').split(' ')[0]}\n")
-        return _built(*shape)
-
-    _frame.frame_kernel = _frame.functools.lru_cache(maxsize=None)(_logged)
-    import bgsub.kernels
-
-    bgsub.kernels.frame_kernel = _frame.frame_kernel
+def pytest_configure(config):
+    """Build the default run's kernels before any test runs (in the main process only)."""
+    if hasattr(config, "workerinput") or os.environ.get("BGSUB_NO_WARM_UP"):
+        return
+    halves = [SHAPES[0::2], SHAPES[1::2]]
+    jobs = [subprocess.Popen([sys.executable, "-c", WARM_UP, repr(half), str(i)])
+            for i, half in enumerate(halves)]
+    for job in jobs:
+        job.wait()
