@@ -23,7 +23,7 @@ from .regions import RegionError, check_polygon
 from .timecode import parse_duration
 
 __all__ = ["ConfigError", "ModelConfig", "SourceConfig", "PostprocessConfig", "DisplayConfig",
-           "OutputConfig", "PipelineConfig", "ScanConfig", "Config", "load_config",
+           "OutputConfig", "PipelineConfig", "ScanConfig", "EventsConfig", "Config", "load_config",
            "apply_overrides", "resolve_config", "replace_section"]
 
 
@@ -492,6 +492,39 @@ class ScanConfig:
 
 
 @dataclass(frozen=True)
+class EventsConfig:
+    """Events of a live run (``bgsub run --events/--clips/--on-event``).
+
+    What makes an event (threshold, durations, regions, flicker) is the
+    ``[scan]`` section's: a live camera and a recording are judged alike.
+
+    Parameters
+    ----------
+    clip_quality : int
+        JPEG quality, 50..100, of the frames the pre-roll buffer holds (a
+        clip has to start before its event was recognised).
+    max_commands : int
+        ``--on-event`` commands that may run at once, 1..64; an event that
+        would start one more is not passed on, with a warning.
+    command_timeout : float
+        Seconds an ``--on-event`` command may run before it is stopped.
+    """
+
+    clip_quality: int = 90
+    max_commands: int = 4
+    command_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        _check_types(self, "events")
+        if not 50 <= self.clip_quality <= 100:
+            raise ConfigError(f"events.clip_quality must be in 50..100, got {self.clip_quality}")
+        if not 1 <= self.max_commands <= 64:
+            raise ConfigError(f"events.max_commands must be in 1..64, got {self.max_commands}")
+        _check_range("events.command_timeout", self.command_timeout, 0.0, 86400.0,
+                     "(0, 86400]", hi_open=False)
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration, one field per ``config.toml`` section."""
 
@@ -502,6 +535,7 @@ class Config:
     output: OutputConfig = field(default_factory=OutputConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     scan: ScanConfig = field(default_factory=ScanConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
 
 
 def _check_types(obj: Any, section: str) -> None:

@@ -206,11 +206,26 @@ class EventDetector:
         self._open: _Motion | None = None  # the event under way
         self._closed: _Motion | None = None  # ended, but a close event may still join it
         self._last_seen = first - 1
+        #: events begun so far (a run that joins the event before it begins none)
+        self.started = 0
 
     @property
     def in_event(self) -> bool:
         """Whether an event is under way (its motion has not ended for ``post_roll``)."""
         return self._open is not None
+
+    def current(self) -> Event | None:
+        """The event in the making, as it stands: under way, or ended but not yet complete.
+
+        Its ``end`` is the last frame of motion plus ``post_roll`` once the
+        motion has ended for that long, else -1 (not known yet).
+        """
+        motion = self._open if self._open is not None else self._closed
+        if motion is None:
+            return None
+        return Event(motion.event_start, motion.end if motion is self._closed else -1,
+                     motion.start, motion.last, motion.peak_score, motion.peak_frame,
+                     motion.largest, motion.box)
 
     def peak_frames(self) -> set[int]:
         """The frames that may yet be an event's peak: keep their images, and only them."""
@@ -260,6 +275,7 @@ class EventDetector:
             self._closed = None
         run.event_start = start
         self._open = run
+        self.started += 1
 
     def finish(self, last_frame: int | None = None) -> list[Event]:
         """End of the frames: the events still in the making, with their ends clipped.

@@ -45,7 +45,8 @@ from .step import FrameResult, FrameStep
 from .timecode import parse_duration, timecode
 
 __all__ = ["ScanOptions", "ScanResult", "MotionEvent", "MotionScorer", "Activity",
-           "scan_file", "iter_events", "merge_results", "region_of", "rules_for", "find_videos",
+           "scan_file", "iter_events", "merge_results", "region_of", "rules_for", "scorer_for",
+           "find_videos",
            "VIDEO_EXTENSIONS"]
 
 logger = logging.getLogger("bgsub")
@@ -285,6 +286,22 @@ def rules_for(config: ScanConfig, fps: float, scale: tuple[float, float] = (1.0,
                       pre_roll=frames("pre_roll"), post_roll=frames("post_roll"))
 
 
+def scorer_for(name: str, scan: ScanConfig, fps: float, size: tuple[int, int],
+               scale: tuple[float, float] = (1.0, 1.0), first: int = 0, step: int = 1,
+               on_event: EventCallback | None = None, scores: bool = False,
+               keep_events: bool = True) -> MotionScorer:
+    """The :class:`MotionScorer` of a ``[scan]`` configuration, for frames scored at *size*.
+
+    The scan and a live run's events make theirs here, so that both judge
+    alike.
+    """
+    width, height = size
+    watched = region_mask(region_of(scan), width, height, scale)
+    window = parse_duration(scan.flicker_window, "scan.flicker_window").frames(fps)
+    return MotionScorer(name, rules_for(scan, fps, scale), fps, scale, watched, first, step,
+                        on_event, scores, scan.flicker, window / step, keep_events)
+
+
 #: what an event's callback receives: the event, its peak frame (BGR, as scored)
 #: and that frame's watched foreground (uint8, 255 = moving)
 EventCallback = Callable[[MotionEvent, np.ndarray, np.ndarray], None]
@@ -316,12 +333,16 @@ class MotionScorer:
         complete.
     keep_scores : bool
         Keep every frame's score (:meth:`score_array`).
+    keep_events : bool
+        Keep the events in :attr:`events` (a live run that goes on for weeks
+        only counts them: :attr:`count`).
     """
 
     def __init__(self, path: str, rules: EventRules, fps: float, scale: tuple[float, float],
                  watched: np.ndarray | None = None, first: int = 0, step: int = 1,
                  on_event: EventCallback | None = None, keep_scores: bool = False,
-                 flicker: float = 0.0, flicker_frames: float = 45.0) -> None:
+                 flicker: float = 0.0, flicker_frames: float = 45.0,
+                 keep_events: bool = True) -> None:
         self.path = path
         self.flicker = flicker
         self.flicker_rate = min(1.0, 1.0 / max(1.0, flicker_frames))
@@ -335,6 +356,8 @@ class MotionScorer:
         self.detector = EventDetector(rules, step, first)
         self.on_event = on_event
         self.events: list[MotionEvent] = []
+        self.keep_events = keep_events
+        self.count = 0
         self.activity = Activity(first=first)
         self.scores = array.array("f") if keep_scores else None
         self.frames = 0
@@ -428,10 +451,12 @@ class MotionScorer:
                 x0, y0, x1, y1 = event.box
                 box = (int(x0 * sx), int(y0 * sy), round((x1 + 1) * sx) - int(x0 * sx),
                        round((y1 + 1) * sy) - int(y0 * sy))
-            found = MotionEvent(self.path, len(self.events) + 1, event.start, event.end,
+            self.count += 1
+            found = MotionEvent(self.path, self.count, event.start, event.end,
                                 event.motion_start, event.motion_end, event.peak_frame,
                                 event.peak_score, round(event.largest * sx * sy), box, self.fps)
-            self.events.append(found)
+            if self.keep_events:
+                self.events.append(found)
             if self.on_event is not None and event.peak_frame in self._peaks:
                 self.on_event(found, *self._peaks[event.peak_frame])
 
@@ -513,11 +538,8 @@ def scan_file(path: str | Path, config: Config | str | Path | None = None,
         warmup = min(first, _frame_of(options.warmup, "warmup", fps) or 0)
         source.limit(first - warmup, None if end is None else end - 1)
         width, height = source.work_size
-        watched = region_mask(region_of(scan), width, height, source.scale)
-        window = parse_duration(scan.flicker_window, "scan.flicker_window").frames(fps)
-        scorer = MotionScorer(str(path), rules_for(scan, fps, source.scale), fps,
-                              source.scale, watched, first, source.step, on_event,
-                              options.scores, scan.flicker, window / source.step)
+        scorer = scorer_for(str(path), scan, fps, (width, height), source.scale, first,
+                            source.step, on_event, options.scores)
         step = step or FrameStep.from_config(config, threads=options.threads)
         step.keep_raw = step.keep_raw or scan.flicker > 0
         reader = NumberedReader(FrameReader(source, config.source.queue_size), source)

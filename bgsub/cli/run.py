@@ -18,6 +18,7 @@ import cv2
 
 from ..checkpoint import CheckpointError, Checkpointer
 from ..display import Display, Window, drawer
+from ..live import LiveEvents
 from ..masker import MixtureMasker
 from ..outputs import (SinkError, check_not_inputs, check_output_dir, check_output_file,
                        check_writable_file)
@@ -82,6 +83,14 @@ def add_parser(commands, parent: argparse.ArgumentParser) -> argparse.ArgumentPa
     p.add_argument("--save-model", metavar="FILE",
                    help="save the model at the end, and every output.checkpoint_every "
                         "seconds of a camera or stream, for --load-model")
+    p.add_argument("--events", metavar="FILE.jsonl",
+                   help="append a JSON line as each motion event starts and as it ends "
+                        "(the rules of [scan]), flushed at once")
+    p.add_argument("--clips", metavar="DIR",
+                   help="write a clip per event into DIR, from pre_roll before its motion")
+    p.add_argument("--on-event", metavar="CMD",
+                   help="run the shell command CMD at each event's start and end, with the "
+                        "event's JSON on its stdin (in the background)")
     p.set_defaults(run=main)
     return p
 
@@ -139,7 +148,7 @@ def _named(value: str | None, n: int, many: bool, option: str) -> str | None:
 
 
 _OPTIONS = ["--output", "--mask-output", "--background-output", "--probability-output",
-            "--stats", "--mask-dir", "--save-model", "--load-model"]
+            "--stats", "--mask-dir", "--save-model", "--load-model", "--events", "--clips"]
 
 
 def _outputs(args: argparse.Namespace, specs) -> list[dict[str, Path]]:
@@ -169,6 +178,12 @@ def _outputs(args: argparse.Namespace, specs) -> list[dict[str, Path]]:
                                                           "--save-model")
         if names["--load-model"] is not None:
             outputs["--load-model"] = Path(names["--load-model"])  # an input, kept apart
+        if names["--events"] is not None:
+            outputs["--events"] = check_writable_file(names["--events"], "--events")
+        if names["--clips"] is not None:
+            outputs["--clips"] = Path(names["--clips"])
+            if not names["--clips"].strip():
+                check_output_dir(names["--clips"], "--clips")  # says what is wrong
         per_source.append(outputs)
     sources = [path for spec, _ in specs for path in _inputs(spec)]
     models = [o["--load-model"] for o in per_source if "--load-model" in o]
@@ -180,8 +195,9 @@ def _outputs(args: argparse.Namespace, specs) -> list[dict[str, Path]]:
              for n, o in enumerate(per_source) if "--save-model" in o}
     check_not_inputs({**written, **saved}, sources)
     for outputs in per_source:
-        if "--mask-dir" in outputs:
-            check_output_dir(outputs["--mask-dir"], "--mask-dir")
+        for option in ("--mask-dir", "--clips"):
+            if option in outputs:
+                check_output_dir(outputs[option], option)
     return per_source
 
 
@@ -192,7 +208,7 @@ class _Channel:
         self.name = name
         self.source = source
         self.outputs = outputs
-        self.reader = self.writer = self.step = self.checkpointer = None
+        self.reader = self.writer = self.step = self.checkpointer = self.events = None
         self.consumers: list = []
         self.summary = None
         self.error: BaseException | None = None
@@ -210,7 +226,7 @@ class _Channel:
             self.reader.close()
         else:
             self.source.close()
-        for consumer in (self.writer, self.checkpointer):
+        for consumer in (self.writer, self.checkpointer, self.events):
             if consumer is not None:
                 try:
                     consumer.close()
@@ -311,6 +327,8 @@ def _run_channels(args, config, channels: list[_Channel], stop) -> int:
             logger.error("%s: %s", channel.name, channel.error)
             continue
         line = channel.summary.line()
+        if channel.events is not None:
+            line += f", {channel.events.count} events"
         if channel.source.drops:
             line += f", {channel.source.drops} drops, {channel.source.reconnects} reconnects"
         logger.info("%s%s", f"{channel.name}: " if many else "", line)
@@ -343,6 +361,10 @@ def _build(channel: _Channel, n: int, args, config, draw, threads: int, window, 
     if window is not None:
         channel.consumers.append(window.feed(n))  # first: the frame it draws is shared
     channel.consumers.append(writer)
+    if "--events" in outputs or "--clips" in outputs or args.on_event:
+        channel.events = LiveEvents(source.info.name, config, fps, outputs.get("--events"),
+                                    outputs.get("--clips"), args.on_event)
+        channel.consumers.append(channel.events)
     if "--save-model" in outputs and source.info.kind in ("camera", "stream"):
         channel.checkpointer = Checkpointer(lambda: step.masker, outputs["--save-model"],
                                             config.output.checkpoint_every)
@@ -350,6 +372,7 @@ def _build(channel: _Channel, n: int, args, config, draw, threads: int, window, 
     needs = needs_of(channel.consumers)
     step.background = "background" in needs
     step.probability = "probability" in needs
+    step.keep_raw = "raw_mask" in needs
     channel.reader = FrameReader(source, config.source.queue_size, nice=config.pipeline.io_nice)
 
 
