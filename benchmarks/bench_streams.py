@@ -20,17 +20,15 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import cv2
 
-from bgsub.synthetic import SceneSpec, render
+from bgsub.synthetic import MjpegServer, SceneSpec, render
 
 
 def frames_jpeg(n: int, seed: int) -> list[bytes]:
@@ -39,49 +37,8 @@ def frames_jpeg(n: int, seed: int) -> list[bytes]:
             for frame, _ in render(spec)]
 
 
-class Server:
-    """An MJPEG stream of *jpegs* (looped) at *fps*, counting the frames sent by time."""
-
-    def __init__(self, jpegs: list[bytes], fps: float) -> None:
-        self.jpegs = jpegs
-        self.fps = fps
-        self.sent: list[float] = []  # send times
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(1)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/"
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        try:
-            conn, _ = self.sock.accept()
-        except OSError:
-            return
-        conn.recv(65536)
-        conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; "
-                     b"boundary=frame\r\n\r\n")
-        start = time.monotonic()
-        i = 0
-        try:
-            while True:
-                due = start + i / self.fps
-                wait = due - time.monotonic()
-                if wait > 0:
-                    time.sleep(wait)
-                jpg = self.jpegs[i % len(self.jpegs)]
-                conn.sendall(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d"
-                             b"\r\n\r\n" % len(jpg) + jpg + b"\r\n")
-                self.sent.append(time.monotonic())
-                i += 1
-        except OSError:
-            return
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 def run(count: int, jpegs: list[bytes], fps: float, seconds: float, warmup: float) -> dict:
-    servers = [Server(jpegs, fps) for _ in range(count)]
+    servers = [MjpegServer(jpegs, fps) for _ in range(count)]
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "bgsub", *[s.url for s in servers], "--no-display",
                "--quiet", "--stats", str(Path(tmp) / ("s-{n}.csv" if count > 1 else "s.csv"))]

@@ -8,14 +8,17 @@ seeded generator, so a scene and its ground truth are reproduced exactly.
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import cv2
 import numpy as np
 
 __all__ = ["SceneSpec", "SAMPLE", "render", "write_video", "EventSpec", "render_events",
-           "write_events_video"]
+           "write_events_video", "MjpegServer"]
 
 
 @dataclass(frozen=True)
@@ -207,3 +210,84 @@ def write_events_video(path: str, spec: EventSpec = EventSpec(), gop: int = 30,
         for packet in stream.encode():
             out.mux(packet)
     return count
+
+
+class MjpegServer:
+    """A live camera on 127.0.0.1: an HTTP MJPEG stream of the given frames, looped.
+
+    For tests and benchmarks (nothing reaches another address).  Each
+    connection gets ``batches[i]`` frames (the i-th connection; the last
+    entry repeats, None means for ever), paced at *fps* (None: as fast as the
+    client reads), and is then closed (a dropped stream) or, with
+    ``stall=True``, held open and silent.  After the last batch, the server
+    stops listening when ``batches`` ends with a number.  ``sent`` holds the
+    send time of every frame.
+
+    Parameters
+    ----------
+    frames : iterable of ndarray or bytes
+        BGR frames (encoded once, as JPEG) or JPEG bytes.
+    fps : float, optional
+    batches : list of int or None
+    stall : bool
+    """
+
+    def __init__(self, frames: Iterable, fps: float | None = None,
+                 batches: list[int | None] | None = None, stall: bool = False) -> None:
+        self.jpegs = [f if isinstance(f, bytes) else
+                      cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+                      for f in frames]
+        self.fps = fps
+        self.batches = list(batches) if batches is not None else [None]
+        self.stall = stall
+        self.sent: list[float] = []
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(4)
+        self.port = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/"
+        threading.Thread(target=self._serve, name="mjpeg-server", daemon=True).start()
+
+    def _serve(self) -> None:
+        count = 0
+        for number, batch in enumerate(self._batches()):
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            try:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; "
+                             b"boundary=frame\r\n\r\n")
+                start, i = time.monotonic(), 0
+                while batch is None or i < batch:
+                    if self.fps:
+                        wait = start + i / self.fps - time.monotonic()
+                        if wait > 0:
+                            time.sleep(wait)
+                    jpg = self.jpegs[count % len(self.jpegs)]
+                    conn.sendall(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                                 b"%d\r\n\r\n" % len(jpg) + jpg + b"\r\n")
+                    self.sent.append(time.monotonic())
+                    i += 1
+                    count += 1
+                if self.stall:
+                    time.sleep(3600)
+            except OSError:
+                pass
+            finally:
+                conn.close()
+        self.close()
+
+    def _batches(self) -> Iterator[int | None]:
+        yield from self.batches[:-1]
+        last = self.batches[-1]
+        if last is None:
+            while True:
+                yield None
+        yield last
+
+    def close(self) -> None:
+        """Stop listening."""
+        self._sock.close()

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pytest
 
-from bgsub.synthetic import SceneSpec, write_video
+from bgsub.synthetic import MjpegServer, SceneSpec, write_video
 
 SPEC = SceneSpec(width=320, height=240, frames=200, seed=3)
 
@@ -350,28 +350,8 @@ def test_a_signal_while_a_stream_connects_stops_at_once(tmp_path, sig, code):
     assert elapsed < 10 and "Traceback" not in err
 
 
-def mjpeg_server(frames, then="stall"):
-    """An HTTP MJPEG stream on 127.0.0.1: *frames* frames, then silence (or a close)."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(1)
-
-    def serve():
-        conn, _ = server.accept()
-        conn.recv(65536)
-        conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; "
-                     b"boundary=frame\r\n\r\n")
-        for i in range(frames):
-            ok, jpg = cv2.imencode(".jpg", np.full((48, 64, 3), (7 * i) % 250, np.uint8))
-            conn.sendall(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
-                         % len(jpg) + jpg.tobytes() + b"\r\n")
-            time.sleep(0.01)
-        if then == "stall":
-            time.sleep(120)
-        conn.close()
-
-    threading.Thread(target=serve, daemon=True).start()
-    return server
+def still_frames(n=1):
+    return [np.full((48, 64, 3), (7 * i) % 250, np.uint8) for i in range(n)]
 
 
 @pytest.mark.parametrize("settings,message", [
@@ -381,10 +361,10 @@ def mjpeg_server(frames, then="stall"):
 ])
 def test_a_stream_that_stalls_is_an_error_and_the_outputs_are_complete(tmp_path, settings,
                                                                         message):
-    server = mjpeg_server(30)
+    server = MjpegServer(still_frames(30), fps=100, batches=[30], stall=True)
     sets = [arg for setting in settings for arg in ("--set", setting)]
     try:
-        r = bgsub(f"http://127.0.0.1:{server.getsockname()[1]}/", "--no-display",
+        r = bgsub(server.url, "--no-display",
                   "--set", "source.open_timeout=2", *sets, "--stats", "s.csv", "--output",
                   "o.avi", cwd=tmp_path)
     finally:
@@ -460,38 +440,9 @@ def test_an_in_process_run_leaves_the_environment_as_it_was(mid, tmp_path, monke
 
 # -- live sources: reconnect ------------------------------------------------------------------
 
-def dropping_mjpeg_server(batches):
-    """An HTTP MJPEG server that serves one batch of frames per connection, then drops it.
-
-    After the last batch it stops listening: the stream is gone for good.
-    """
-    server = socket.socket()
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.bind(("127.0.0.1", 0))
-    server.listen(4)
-
-    def serve():
-        for count in batches:
-            conn, _ = server.accept()
-            conn.recv(65536)
-            conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; "
-                         b"boundary=frame\r\n\r\n")
-            for i in range(count):
-                ok, jpg = cv2.imencode(".jpg", np.full((48, 64, 3), 100, np.uint8))
-                conn.sendall(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d"
-                             b"\r\n\r\n" % len(jpg) + jpg.tobytes() + b"\r\n")
-                time.sleep(0.01)
-            conn.close()
-        server.close()
-
-    threading.Thread(target=serve, daemon=True).start()
-    return server
-
-
 def test_a_dropped_stream_is_reopened_and_keeps_its_model(tmp_path):
-    server = dropping_mjpeg_server([20, 25])
-    port = server.getsockname()[1]
-    r = bgsub(f"http://user:pw@127.0.0.1:{port}/", "--no-display", "--stats", "s.csv",
+    server = MjpegServer(still_frames(), fps=100, batches=[20, 25])  # then gone for good
+    r = bgsub(f"http://user:pw@127.0.0.1:{server.port}/", "--no-display", "--stats", "s.csv",
               "--save-model", "m.ckpt", "--set", "source.open_timeout=1", "--set",
               "source.reconnect_delay=0.2", "--set", "source.reconnect_limit=2", cwd=tmp_path,
               timeout=120)
