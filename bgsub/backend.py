@@ -12,16 +12,22 @@ offer the same methods.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from . import kernels
+from .kernels import ghosts, neighbours
+from .kernels.layout import FLICKER_ONE
 from .config import ModelConfig
 from .tiles import shared_runner
 
 __all__ = ["CpuBackend"]
 
-_LL_SAMPLES = 1024  # pixels in the log-likelihood's subsample, about
-_LL_RUN = 32  # ... in runs of this many consecutive pixels
+# The log-likelihood's subsample: per cell of an 8x8 grid, 2 runs of 8 pixels
+# (1024 pixels in all); per cell, so that a drop can be told global or local.
+LL_GRID = 8
+_LL_ROWS = 2
+_LL_RUN = 8
 _RHO_CODES = {"alpha_over_weight": kernels.RHO_ALPHA_OVER_W, "gaussian": kernels.RHO_GAUSSIAN}
 
 
@@ -45,6 +51,9 @@ class CpuBackend:
         self._state: np.ndarray | None = None
         self._dims: tuple[int, int, int, int] | None = None  # k, channels, variances, pixels
         self._kernels: dict[bool, object] = {}
+        self._height = self._width = 0
+        self.cell_sum = np.zeros(LL_GRID * LL_GRID)
+        self.cell_count = np.zeros(LL_GRID * LL_GRID, np.int64)
 
     @property
     def threads(self) -> int:
@@ -60,10 +69,26 @@ class CpuBackend:
         """(k, channels, variances per component, pixels), None before :meth:`allocate`."""
         return self._dims
 
-    def allocate(self, pixels: int, channels: int) -> None:
-        """A state of empty slots (weight 0) for *pixels* pixels of *channels* channels."""
+    def allocate(self, pixels: int, channels: int, width: int) -> None:
+        """A state of empty slots (weight 0) for *pixels* pixels of *channels* channels.
+
+        *width* is the frame's width (pixels in a row): the tests that look at
+        neighbours need it.
+        """
         cfg = self.config
         k = cfg.k
+        if width <= 0 or pixels % width:
+            raise ValueError(f"{pixels} pixels are not rows of {width}")
+        self._height, self._width = pixels // width, width
+        # beside the state, per pixel: the flicker word (see kernels.frame) and
+        # whether it belongs to a released ghost; per 8x8 cell, whether it holds
+        # foreground and for how many frames in a row it has been in a ghost
+        self._aux = np.zeros(pixels, np.uint16)
+        self._release = np.zeros(pixels, np.uint8)
+        self._releasing = False
+        cells = (-(-self._height // neighbours.GHOST_CELL), -(-width // neighbours.GHOST_CELL))
+        self._cells = np.zeros(cells, np.uint8)
+        self._ghost_run = np.zeros(cells, np.int32)
         variances = channels if cfg.covariance == "diagonal" else 1
         self._dims = (k, channels, variances, pixels)
         # empty slots (w = 0, mu = 0) with the initial variance, as one tile repeated
@@ -89,10 +114,17 @@ class CpuBackend:
     def _var_range(self) -> tuple[np.float32, np.float32]:
         return np.float32(self.config.min_variance), np.float32(self.config.max_variance)
 
-    def apply(self, x: np.ndarray, mask: np.ndarray, alpha: float | None) -> None:
-        """Classify the flat frame *x* into the flat *mask*, then learn at *alpha*.
+    def apply(self, x: np.ndarray, mask: np.ndarray, alpha: float | None,
+              alpha_fg: float | None = None, track_ghosts: bool = True) -> None:
+        """Classify the flat frame *x* into the flat *mask*, then learn.
 
-        ``alpha=None`` classifies without learning.
+        Background pixels learn at *alpha*, foreground ones at *alpha_fg*
+        (default: *alpha*), raised by their flicker level (see
+        :mod:`bgsub.kernels.frame`).  ``alpha=None`` classifies without
+        learning.  Then the neighbour pass (:mod:`bgsub.kernels.neighbours`)
+        and, when learning and *track_ghosts*, the ghost test of
+        :mod:`bgsub.kernels.ghosts`, whose releases take effect from the next
+        frame.
         """
         learn = alpha is not None
         kernel = self._kernels.get(learn)
@@ -100,23 +132,64 @@ class CpuBackend:
             kernel = self._kernels[learn] = self._kernel(learn)
         cfg = self.config
         w_init, var_init = (cfg.init_weight, cfg.init_variance) if learn else (0.0, 0.0)
+        alpha = alpha or 0.0
+        alpha_fg = alpha if alpha_fg is None else alpha_fg
+        inv_ref = 1.0 / cfg.flicker_reference if cfg.flicker_reference > 0 else 0.0
+        lam2 = np.float32(cfg.match_threshold ** 2)
+        tau2 = np.float32(cfg.shadow_threshold ** 2)
         self._runner.run(kernel, (
-            x, self._state, mask, self._dims[3], np.float32(alpha or 0.0),
-            np.float32(cfg.match_threshold ** 2), np.float32(cfg.background_ratio),
-            np.float32(w_init), np.float32(var_init), *self._var_range(),
-            np.float32(cfg.shadow_ratio_min), np.float32(cfg.shadow_threshold ** 2),
+            x, self._state, mask, self._aux, self._release, self._dims[3], np.float32(alpha),
+            np.float32(alpha_fg), np.float32(inv_ref), np.float32(cfg.ghost_rate), lam2,
+            np.float32(cfg.background_ratio), np.float32(w_init), np.float32(var_init),
+            *self._var_range(), np.float32(cfg.shadow_ratio_min), tau2,
             np.uint8(cfg.shadow_value)), self._tiles())
+        self._cells.fill(0)
+        k, channels, variances, _ = self._dims
+        self._runner.run(neighbours.neighbour_pass, (
+            x, self._state, mask, self._aux, self._release, self._cells, self._height,
+            self._width, k, channels, variances, lam2, np.float32(cfg.background_ratio),
+            *self._var_range(), np.float32(cfg.shadow_ratio_min), tau2,
+            np.uint8(cfg.shadow_value), cfg.neighbour_radius,
+            int(cfg.neighbour_flicker * FLICKER_ONE), cfg.shadows and cfg.shadow_texture),
+            self._tiles())
+        if learn and track_ghosts and cfg.ghost_frames > 0:
+            self._track_ghosts(x, mask)
+
+    def _track_ghosts(self, x: np.ndarray, mask: np.ndarray) -> None:
+        """Count each cell's frames in a ghost; release those at ghost_frames (next frame)."""
+        cfg = self.config
+        if not self._cells.any():
+            self._ghost_run.fill(0)
+        else:
+            count, labels = cv2.connectedComponents(self._cells, connectivity=8, ltype=cv2.CV_32S)
+            outline = np.zeros(count, np.int64)
+            pairs = np.zeros(count, np.int64)
+            frame_sum = np.zeros(count)
+            model_sum = np.zeros(count)
+            ghosts.ghost_outline(x, self._state, mask, self._aux, self._release, labels, count,
+                                 self._height, self._width, *self._dims[:3], outline, frame_sum,
+                                 model_sum, pairs)
+            ghost = ((outline >= ghosts.MIN_OUTLINE) & (pairs >= 1) & (pairs >= outline)
+                     & (frame_sum < cfg.ghost_contrast * model_sum))
+            ghost[0] = False
+            self._ghost_run[:] = np.where(ghost[labels], self._ghost_run + 1, 0)
+        released = self._ghost_run >= cfg.ghost_frames
+        if released.any() or self._releasing:
+            ghosts.expand_cells(released.view(np.uint8), self._height, self._width,
+                                self._release)
+            self._releasing = bool(released.any())
 
     def log_likelihood(self, x: np.ndarray) -> float:
         """Mean per-pixel log-likelihood (nats) of the flat frame *x* under the state.
 
-        On runs of 32 consecutive pixels spread evenly over the frame, about
-        1024 pixels in all.
+        On 2 runs of 8 pixels in each cell of an 8x8 grid over the frame (1024
+        pixels; fewer for a frame under 8 rows or 8 columns); the cells'
+        means stay in :attr:`cell_sum` / :attr:`cell_count`.
         """
-        n = self._dims[3]
-        return kernels.mean_log_likelihood(x, self._state, *self._dims, *self._var_range(),
-                                           self.config.outlier_weight,
-                                           _LL_RUN * max(1, n // _LL_SAMPLES), _LL_RUN)
+        kernels.cell_log_likelihood(x, self._state, *self._dims[:3], *self._var_range(),
+                                    self.config.outlier_weight, self._height, self._width,
+                                    LL_GRID, _LL_ROWS, _LL_RUN, self.cell_sum, self.cell_count)
+        return float(self.cell_sum.sum() / self.cell_count.sum())
 
     def probability(self, x: np.ndarray) -> np.ndarray:
         """float32 (N,): the posterior that each pixel of *x* is not background."""
@@ -139,20 +212,33 @@ class CpuBackend:
         return kernels.decode_state(self._state, *self._dims, *self._var_range())
 
     def codes(self) -> np.ndarray:
-        """A copy of the stored state (its 16-bit codes), for a checkpoint."""
-        return self._state.copy()
+        """A copy of the stored state (its 16-bit codes) and the flicker words, for a checkpoint.
 
-    def load_codes(self, codes: np.ndarray, pixels: int, channels: int) -> None:
+        (Ghost counts are not kept: they start again, ghost_frames frames.)
+        """
+        return np.concatenate([self._state, self._aux])
+
+    def load_codes(self, codes: np.ndarray, pixels: int, channels: int, width: int) -> None:
         """Take a state saved by :meth:`codes` for *pixels* pixels of *channels* channels.
 
         Raises ValueError when its size does not fit that shape and the model.
         """
-        self.allocate(pixels, channels)
-        if codes.dtype != self._state.dtype or codes.shape != self._state.shape:
+        self.allocate(pixels, channels, width)
+        size = self._state.size + self._aux.size
+        if codes.dtype != self._state.dtype or codes.shape != (size,):
             raise ValueError(f"a state of {codes.size} {codes.dtype} codes does not fit "
                              f"{pixels} pixels of {channels} channels with k={self.config.k} "
-                             f"({self._state.size} {self._state.dtype} codes)")
-        self._state[:] = codes
+                             f"({size} {self._state.dtype} codes)")
+        self._state[:] = codes[:self._state.size]
+        self._aux[:] = codes[self._state.size:]
+
+    def flicker(self) -> np.ndarray:
+        """float32 (N,): each pixel's flicker level in [0, 1]."""
+        return (self._aux & FLICKER_ONE).astype(np.float32) / np.float32(FLICKER_ONE)
+
+    def released(self) -> np.ndarray:
+        """bool (N,): the pixels of released ghosts (background from the next frame)."""
+        return self._release != 0
 
     def encode(self, w: np.ndarray, mu: np.ndarray, var: np.ndarray) -> None:
         """Replace the state with these values (encoded, sorted into rank order)."""

@@ -41,7 +41,7 @@ __all__ = ["CheckpointError", "FORMAT", "save", "load", "to_bytes", "from_bytes"
            "Checkpointer"]
 
 MAGIC = b"BGSUBMDL"
-FORMAT = 1  # the file format this bgsub writes and reads
+FORMAT = 2  # the file format this bgsub writes and reads (2: flicker words, cell averages)
 _FIXED = struct.Struct("<8sII")
 
 

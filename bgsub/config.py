@@ -74,10 +74,14 @@ class ModelConfig:
         likelihood ``p(x) = (1 - eps) sum_j w_j N_j(x) + eps / 256**C`` used by
         ``log_likelihood`` and ``foreground_probability``.
     recovery_drop : float
-        When the mean log-likelihood of a frame falls this many nats per pixel
-        below its running average (lights switched on, camera bumped), the
+        When the mean log-likelihood falls this many nats per pixel below its
+        running average in at least ``recovery_cells`` of the cells of an 8x8
+        grid over the frame at once (lights switched on, camera bumped), the
         model learns at ``recovery_rate`` for ``recovery_frames`` frames.  0
         turns this off.
+    recovery_cells : float
+        The fraction of the grid's cells, in (0, 1], that must drop together:
+        a change of the whole scene, never one object, however close.
     recovery_rate : float
         Learning rate in (0, 1] during a recovery.
     recovery_frames : int
@@ -107,7 +111,42 @@ class ModelConfig:
         tau_c > 0: a shadow's colour lies within this many standard
         deviations (of one channel, scaled by the brightness ratio) of the
         darkened background colour; a background colour closer than that to
-        grey gets no shadows.
+        grey gets no shadows by colour alone.
+    shadow_texture : bool
+        On a grey background, a darker pixel is a shadow when the frame's
+        brightness around it (5x5) is a scaled copy of the background's:
+        normalised cross-correlation >= 0.4 and ratio spread <= 0.2.
+    absorb_seconds : float
+        Selective update: how long a stopped object (a person who waits, a
+        parked car) stays foreground, in seconds > 0.  Foreground pixels learn
+        at the rate that takes this long (see :func:`bgsub.masker.absorption_frames`),
+        background ones at ``learning_rate``.
+    fps : float
+        Frames per second that ``absorb_seconds`` is counted in when the
+        source gives none (the command line uses the source's).
+    flicker_reference : float
+        A pixel's flicker level is the running mean (gain 1/32) of whether
+        its own classification changed since the last frame.  A foreground
+        pixel learns at ``learning_rate`` from this level on, proportionally
+        less below it (waves, leaves, shaking edges: they go on being learned
+        as background).  0: foreground always learns at the selective rate.
+    neighbour_radius : int
+        0..3: a foreground pixel whose flicker level is at least
+        ``neighbour_flicker`` is background when it matches a background
+        component of a pixel within this radius (jitter, waving branches).  0
+        turns this off.
+    neighbour_flicker : float
+        The flicker level in [0, 1] from which the neighbour test applies.
+    ghost_frames : int
+        Ghost release: a foreground blob (on a grid of 8x8 cells) whose outline
+        is an edge of the background image but not of the frame (what an
+        object that left uncovers) is let go after this many frames in a row;
+        0 turns this off.
+    ghost_rate : float
+        Learning rate in (0, 1] of a released ghost's pixels.
+    ghost_contrast : float
+        A blob is a ghost when the frame's contrast across its outline is
+        below this fraction of the background image's, in (0, 1).
     """
 
     k: int = 3
@@ -124,14 +163,24 @@ class ModelConfig:
     recovery_drop: float = 3.0
     recovery_rate: float = 0.1
     recovery_frames: int = 30
+    recovery_cells: float = 0.75
     init: str = "first-frame"
     init_frames: int = 50
     em_max_iter: int = 30
     em_tol: float = 1e-3
     shadows: bool = True
     shadow_value: int = 127
-    shadow_ratio_min: float = 0.5
+    shadow_ratio_min: float = 0.35
     shadow_threshold: float = 2.5
+    shadow_texture: bool = True
+    absorb_seconds: float = 100.0
+    fps: float = 25.0
+    flicker_reference: float = 0.15
+    neighbour_radius: int = 1
+    neighbour_flicker: float = 0.3
+    ghost_frames: int = 10
+    ghost_rate: float = 0.01
+    ghost_contrast: float = 0.5
 
     def __post_init__(self) -> None:
         _check_types(self, "model")
@@ -178,6 +227,23 @@ class ModelConfig:
             raise ConfigError(f"model.shadow_value must be in 0..254, got {self.shadow_value}")
         _check_range("model.shadow_ratio_min", self.shadow_ratio_min, 0.0, 1.0, "(0, 1)")
         _check_range("model.shadow_threshold", self.shadow_threshold, 0.0, math.inf, "> 0")
+        _check_range("model.recovery_cells", self.recovery_cells, 0.0, 1.0, "(0, 1]",
+                     hi_open=False)
+        _check_range("model.absorb_seconds", self.absorb_seconds, 0.0, 1e7, "(0, 1e7]",
+                     hi_open=False)
+        _check_range("model.fps", self.fps, 0.0, 1000.0, "(0, 1000]", hi_open=False)
+        _check_range("model.flicker_reference", self.flicker_reference, 0.0, 1.0, "[0, 1]",
+                     lo_open=False, hi_open=False)
+        if not 0 <= self.neighbour_radius <= 3:
+            raise ConfigError(f"model.neighbour_radius must be in 0..3, got "
+                              f"{self.neighbour_radius}")
+        _check_range("model.neighbour_flicker", self.neighbour_flicker, 0.0, 1.0, "[0, 1]",
+                     lo_open=False, hi_open=False)
+        if not 0 <= self.ghost_frames <= 100000:
+            raise ConfigError(f"model.ghost_frames must be in 0..100000, got "
+                              f"{self.ghost_frames}")
+        _check_range("model.ghost_rate", self.ghost_rate, 0.0, 1.0, "(0, 1]", hi_open=False)
+        _check_range("model.ghost_contrast", self.ghost_contrast, 0.0, 1.0, "(0, 1)")
 
 
 @dataclass(frozen=True)

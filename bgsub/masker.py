@@ -96,6 +96,30 @@ def absorption_frames(learning_rate: float, background_ratio: float, init_weight
     return 1 + max(0, n)
 
 
+def rate_for_absorption(frames: float, background_ratio: float, init_weight: float) -> float:
+    """The learning rate at which a stopped object stays foreground about *frames* frames.
+
+    The inverse of :func:`absorption_frames`: ``1 - w_n = (1 - a)**n (1 - w0)``
+    reaches ``T' = max(T, 1/2)`` after ``n = frames - 1`` matches, so
+    ``a = 1 - (T' / (1 - w0))**(1 / (frames - 1))``, with w0 taken as
+    ``w_init / (1 + w_init)`` (a is small).  ``absorption_frames(a, T,
+    w_init)`` is then within a frame of *frames*.
+
+    Examples
+    --------
+    >>> from bgsub.masker import absorption_frames, rate_for_absorption
+    >>> a = rate_for_absorption(2500, 0.6, 0.02)
+    >>> abs(absorption_frames(a, 0.6, 0.02) - 2500) <= 1
+    True
+    """
+    if not frames >= 1:
+        raise ValueError(f"frames must be >= 1, got {frames}")
+    t_prime = max(background_ratio, 0.5)
+    w0 = init_weight / (1.0 + init_weight)
+    rate = 1.0 - (t_prime / (1.0 - w0)) ** (1.0 / max(frames - 1.0, 1.0))
+    return min(max(rate, 1e-9), 1.0)
+
+
 class MixtureMasker:
     """Background subtraction with a per-pixel adaptive Gaussian mixture.
 
@@ -199,7 +223,7 @@ class MixtureMasker:
     """
 
     def __init__(self, config: ModelConfig | None = None, *, threads: int | None = None,
-                 **params) -> None:
+                 fps: float | None = None, **params) -> None:
         base = config if config is not None else ModelConfig()
         if not isinstance(base, ModelConfig):
             raise TypeError(f"config must be a ModelConfig, got {type(base).__name__}")
@@ -211,6 +235,12 @@ class MixtureMasker:
         threads = None if threads is None else int(threads)
         self._lock = threading.RLock()
         self._config = replace_section(base, **params) if params else base
+        if fps is not None and not (isinstance(fps, numbers.Real) and 0 < fps <= 1000):
+            raise ValueError(f"fps must be a number in (0, 1000] or None, got {fps!r}")
+        self._fps = float(fps) if fps is not None else self._config.fps
+        cfg = self._config
+        self._alpha_fg = rate_for_absorption(cfg.absorb_seconds * self._fps,
+                                             cfg.background_ratio, cfg.init_weight)
         self._backend = CpuBackend(self._config, threads)
         self.reset()
 
@@ -228,6 +258,21 @@ class MixtureMasker:
     def threads(self) -> int:
         """Threads that share out each frame's pixels, the calling one included."""
         return self._backend.threads
+
+    @property
+    def fps(self) -> float:
+        """Frames per second that ``absorb_seconds`` is counted in."""
+        return self._fps
+
+    @property
+    def foreground_rate(self) -> float:
+        """The learning rate of a steady foreground pixel (selective update).
+
+        A stopped object stays foreground for ``absorption_frames(
+        foreground_rate, background_ratio, init_weight)`` frames: about
+        ``absorb_seconds * fps``.
+        """
+        return self._alpha_fg
 
     @property
     def frames_learned(self) -> int:
@@ -253,7 +298,7 @@ class MixtureMasker:
         """Forget everything: the next frame starts a new model, of any size."""
         self._t = 0
         self._ll = math.nan
-        self._ll_average: float | None = None
+        self._ll_average: np.ndarray | None = None  # per cell of the likelihood's grid
         self._recovery_left = 0
         self._boosted = False  # whether the last frame learned at recovery_rate
         self._last_x: np.ndarray | None = None
@@ -265,7 +310,7 @@ class MixtureMasker:
         channels = 1 if len(shape) == 2 else shape[2]
         n = shape[0] * shape[1]
         self._shape = shape
-        self._backend.allocate(n, channels)
+        self._backend.allocate(n, channels, shape[1])
         if self._config.init != "first-frame":
             self._bootstrap = np.empty((n, self._config.init_frames, channels), np.uint8)
 
@@ -353,11 +398,13 @@ class MixtureMasker:
         self._boosted = learning_rate is None and self._recovering()
         if learning_rate is None:
             alpha = max(cfg.learning_rate, 1.0 / self._t)
+            alpha_fg = self._alpha_fg
             if self._boosted:
                 alpha = max(alpha, cfg.recovery_rate)
+                alpha_fg = max(alpha_fg, cfg.recovery_rate)
         else:
-            alpha = learning_rate
-        self._backend.apply(x, flat, alpha)
+            alpha = alpha_fg = learning_rate
+        self._backend.apply(x, flat, alpha, alpha_fg, track_ghosts=self._t > 1)
         if self._t == 1:
             out.fill(0)  # the first frame *is* the model: nothing can be moving yet
         if self._bootstrap is not None:
@@ -391,26 +438,33 @@ class MixtureMasker:
             self._bootstrap = None  # done: free the frames
 
     def _recovering(self) -> bool:
-        """Track the log-likelihood; True when this frame is to learn at recovery_rate.
+        """Track the log-likelihood per cell; True when this frame is to learn at recovery_rate.
 
-        A frame whose log-likelihood falls more than recovery_drop below the
-        running average starts a recovery of recovery_frames frames (itself
-        the first); when one ends, the average starts afresh.
+        A frame in which at least ``recovery_cells`` of the grid's cells (of
+        those sampled) fall more than recovery_drop below their running
+        averages starts a recovery of recovery_frames frames (itself the
+        first); when one ends, the averages start afresh.  An object, however
+        close to the camera, leaves cells that still fit: only a change of
+        the whole scene drops them all.
         """
         cfg = self._config
         if cfg.recovery_drop <= 0 or not math.isfinite(self._ll):
             return False
-        if (self._recovery_left == 0 and self._ll_average is not None
-                and self._ll < self._ll_average - cfg.recovery_drop):
-            self._recovery_left = cfg.recovery_frames
+        count = self._backend.cell_count
+        cells = self._backend.cell_sum / np.maximum(count, 1)
+        if self._recovery_left == 0 and self._ll_average is not None:
+            sampled = count > 0
+            dropped = (cells < self._ll_average - cfg.recovery_drop) & sampled
+            if dropped.sum() >= cfg.recovery_cells * sampled.sum():
+                self._recovery_left = cfg.recovery_frames
         if self._recovery_left > 0:
             self._recovery_left -= 1
             if self._recovery_left == 0:
                 self._ll_average = None  # start afresh on the recovered model
             return True
-        # a running average over about ten frames
-        self._ll_average = (self._ll if self._ll_average is None
-                            else 0.9 * self._ll_average + 0.1 * self._ll)
+        # running averages over about ten frames
+        self._ll_average = (cells.copy() if self._ll_average is None
+                            else 0.9 * self._ll_average + 0.1 * cells)
         return False
 
     @property
@@ -418,13 +472,14 @@ class MixtureMasker:
         """Mean per-pixel log-likelihood (nats) of the last frame under the model.
 
         Taken before the model learned from the frame, over a regular subsample
-        of about 1024 pixels (runs of 32 consecutive pixels spread evenly over
+        of 1024 pixels (2 runs of 8 pixels in each cell of an 8x8 grid over
         the frame), with the mixture ``p(x) = (1 - eps)
         sum_j w_j N(x | mu_j, Sigma_j) + eps / 256**C`` (eps =
         ``outlier_weight``; the uniform term keeps one unexplained pixel from
         dominating the mean).  NaN before the model has seen a frame.  A sudden
         drop means the scene no longer fits the model: with ``recovery_drop`` >
-        0 the model then learns faster for a while.
+        0 the model then learns faster for a while, when the drop is spread
+        over the frame (``recovery_cells`` of the grid's cells).
         """
         return self._ll
 
@@ -505,14 +560,16 @@ class MixtureMasker:
             "shape": list(self._shape) if self._shape is not None else None,
             "tracking": {"frames_learned": self._t,
                          "log_likelihood": None if math.isnan(self._ll) else self._ll,
-                         "log_likelihood_average": self._ll_average,
+                         "log_likelihood_average": (None if self._ll_average is None
+                                                    else self._ll_average.tolist()),
+                         "fps": self._fps,
                          "recovery_left": self._recovery_left, "recovering": self._boosted},
             "arrays": arrays,
         }
 
     def __setstate__(self, state: dict) -> None:
         config = ModelConfig(**state["config"])
-        self.__init__(config, threads=state.get("threads"))
+        self.__init__(config, threads=state.get("threads"), fps=state["tracking"].get("fps"))
         shape = state["shape"]
         if shape is None:
             return
@@ -521,7 +578,7 @@ class MixtureMasker:
             raise ValueError(f"a frame shape of {shape}")
         self._allocate(shape)
         self._backend.load_codes(state["arrays"]["state"], shape[0] * shape[1],
-                                 1 if len(shape) == 2 else 3)
+                                 1 if len(shape) == 2 else 3, shape[1])
         bootstrap = state["arrays"].get("bootstrap")
         if self._bootstrap is not None:
             if bootstrap is None or bootstrap.shape != self._bootstrap.shape:
@@ -533,7 +590,8 @@ class MixtureMasker:
             self._bootstrap = None
         ll = tracking["log_likelihood"]
         self._ll = math.nan if ll is None else float(ll)
-        self._ll_average = tracking["log_likelihood_average"]
+        average = tracking["log_likelihood_average"]
+        self._ll_average = None if average is None else np.asarray(average, np.float64)
         self._recovery_left = int(tracking["recovery_left"])
         self._boosted = bool(tracking["recovering"])
 

@@ -6,6 +6,9 @@
   learns from it, built per model shape;
 * :mod:`~bgsub.kernels.shadows`: the cast-shadow test and the pass that runs
   it on a tile's foreground;
+* :mod:`~bgsub.kernels.neighbours`: the pass after the frame kernel: the
+  neighbour match, shadows on grey backgrounds by texture, ghost cells;
+* :mod:`~bgsub.kernels.ghosts`: the outline test that releases ghosts;
 * :mod:`~bgsub.kernels.queries`: read-only queries (background means,
   log-likelihood, soft foreground probability);
 * :mod:`~bgsub.kernels.build`: compiling a frame kernel with the LLVM options
@@ -16,9 +19,9 @@
 
 from .frame import RHO_ALPHA_OVER_W, RHO_GAUSSIAN, frame_kernel
 from .layout import BLOCK, MU_ONE, W_ONE, decode_state, encode_state, plane_count, state_size
-from .queries import background_means, foreground_probability, mean_log_likelihood
+from .queries import background_means, cell_log_likelihood, foreground_probability
 from .shadows import mark_shadows
 
 __all__ = ["frame_kernel", "state_size", "plane_count", "encode_state", "decode_state",
-           "background_means", "mean_log_likelihood", "foreground_probability", "mark_shadows",
+           "background_means", "cell_log_likelihood", "foreground_probability", "mark_shadows",
            "RHO_ALPHA_OVER_W", "RHO_GAUSSIAN", "BLOCK", "W_ONE", "MU_ONE"]

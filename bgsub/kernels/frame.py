@@ -46,7 +46,7 @@ from numba import njit, types
 
 from .build import compile_vectorized
 from ..labels import FOREGROUND
-from .layout import (BLOCK, ONE, Q_MAX, UBLOCK, W_ONE, ZERO, channel, dec_mu, dec_var,
+from .layout import (BLOCK, FLICKER_ONE, ONE, Q_MAX, UBLOCK, W_ONE, ZERO, channel, dec_mu, dec_var,
                      dec_w, mu_code, mu_index, q16, rank_var, stored_key, var_code, var_index,
                      w_code, w_index)
 from .shadows import shadow_tile
@@ -286,6 +286,40 @@ def _match(state, s, x0, x1, x2, k, nc, nv, inv_c, lam2, var_min, step):
     return best, best_d2, best_var, above
 
 
+# -- flicker and selective update --------------------------------------------------
+
+_FLICKER_ONE = np.int32(FLICKER_ONE)
+_INV_FLICKER = np.float32(1.0 / FLICKER_ONE)
+
+
+@njit(inline="always", cache=True, error_model="numpy")
+def _flicker_code(code, own):
+    """A pixel's flicker word after this frame's own classification ``own`` (1 foreground).
+
+    Bits 0-14 hold the flicker level V in 0..32767, bit 15 the last frame's
+    classification: ``V += (32767 b - V) >> 5`` (an arithmetic shift: a
+    running mean of gain 1/32), b = 1 when the classification changed.
+    """
+    c = np.int32(code)
+    prev = c >> 15
+    v = c & _FLICKER_ONE
+    v = v + ((((own ^ prev) * _FLICKER_ONE) - v) >> 5)
+    return np.uint16(v | (own << 15))
+
+
+@njit(inline="always", cache=True, error_model="numpy")
+def _pixel_rate(fg, released, code, alpha_bg, alpha_fg, inv_ref, ghost_rate):
+    """The rate a pixel learns at: alpha_bg for background; for foreground alpha_fg,
+    raised linearly with the flicker level towards alpha_bg (reached at the
+    reference level, ``inv_ref`` its inverse); a released ghost's
+    max(ghost_rate, alpha_bg)."""
+    level = np.float32(np.int32(code) & _FLICKER_ONE) * _INV_FLICKER
+    share = min(level * inv_ref, ONE)
+    rate_fg = alpha_fg + share * (alpha_bg - alpha_fg)
+    rate_fg = max(ghost_rate, alpha_bg) if released else rate_fg
+    return rate_fg if fg else alpha_bg
+
+
 # -- the three paths --------------------------------------------------------------
 
 @njit(inline="always", cache=True, error_model="numpy")
@@ -321,13 +355,14 @@ def _flag_general(x, state, mask, first, base, nb, k, nc, nv, inv_c, lam2, var_m
 
 
 @njit(inline="always", cache=True, error_model="numpy")
-def _short_run(x, state, mask, first, base, g, e, k, nc, nv, inv_c, lam2, alpha, one_minus_a,
-               var_min, var_max, step, inv_step, rho_mode, zero):
+def _short_run(x, state, mask, aux, first, base, g, e, k, nc, nv, inv_c, lam2, alpha,
+               one_minus_a, var_min, var_max, step, inv_step, rho_mode, zero):
     """Lanes g..e-1, every one matching its slot 0: update slot 0, decay the other weights.
 
     Slot 0 stays on top unless its variance grew more than its weight, or
     truncating the decayed weights swapped two others: such pixels are flagged
-    and re-ranked.  Every lane's mask ends 0: no weight ranks above slot 0.
+    and re-ranked.  Every lane's mask ends 0: no weight ranks above slot 0, and
+    each lane's flicker level follows a background classification.
     """
     u_nc, c1, c2 = _offsets(nc)
     for ii in range(g, e):
@@ -361,6 +396,7 @@ def _short_run(x, state, mask, first, base, g, e, k, nc, nv, inv_c, lam2, alpha,
             w2_prev = w2
             v_prev = v
         mask[p] = moved
+        aux[p] = _flicker_code(aux[p], np.int32(0))
     if _flags(mask, first, g, e) != 0:
         for ii in range(g, e):
             if mask[first + np.uint64(ii)] != 0:
@@ -370,10 +406,14 @@ def _short_run(x, state, mask, first, base, g, e, k, nc, nv, inv_c, lam2, alpha,
 
 
 @njit(inline="always", cache=True, error_model="numpy")
-def _general_run(x, state, mask, first, base, g, e, k, nc, nv, inv_c, lam2, alpha,
-                 one_minus_a, w_init, q_init, var_min, var_max, step, inv_step, t_q, rho_mode,
-                 zero):
-    """Lanes g..e-1 in full: match, classify, learn with every slot, re-rank."""
+def _general_run(x, state, mask, aux, release, first, base, g, e, k, nc, nv, inv_c, lam2,
+                 alpha_bg, alpha_fg, inv_ref, ghost_rate, w_init, q_init, var_min, var_max,
+                 step, inv_step, t_q, rho_mode, zero):
+    """Lanes g..e-1 in full: match, classify, learn with every slot, re-rank.
+
+    The pixel's rate is chosen by its classification (selective update, see
+    :func:`_pixel_rate`); a pixel of a released ghost is background.
+    """
     u_nc, c1, c2 = _offsets(nc)
     last = np.float32(k - 1)  # the least probable slot, replaced when nothing matches
     for ii in range(g, e):
@@ -388,6 +428,11 @@ def _general_run(x, state, mask, first, base, g, e, k, nc, nv, inv_c, lam2, alph
         best, best_d2, best_var, above = _match(state, s, x0, x1, x2, k, nc, nv, inv_c, lam2,
                                                 var_min, step)
         fg = (best < ZERO) | (above > t_q)
+        code = _flicker_code(aux[p], np.int32(fg))
+        aux[p] = code
+        released = release[p] != 0
+        alpha = _pixel_rate(fg, released, code, alpha_bg, alpha_fg, inv_ref, ghost_rate)
+        one_minus_a = ONE - alpha
 
         # the weights: decay every weight, add alpha to the match; an unmatched
         # pixel's least probable slot gets w_init, and its weights are
@@ -443,13 +488,14 @@ def _general_run(x, state, mask, first, base, g, e, k, nc, nv, inv_c, lam2, alph
                                     _opaque(state[at], zero), hit_j, replaced)
         _rerank(state, s, k, nc, nv, var_min, step, zero)
         # stored last: the state's values are not reloaded after it
-        mask[p] = _FG if fg else _BG
+        mask[p] = _FG if fg & (release[p] == 0) else _BG
 
 
 # -- building -------------------------------------------------------------------
 
 _SIGNATURE = ((types.Array(types.uint8, 1, "C"), types.Array(types.uint16, 1, "C"),
-               types.Array(types.uint8, 1, "C"), types.int64) + (types.float32,) * 9
+               types.Array(types.uint8, 1, "C"), types.Array(types.uint16, 1, "C"),
+               types.Array(types.uint8, 1, "C"), types.int64) + (types.float32,) * 12
               + (types.uint8,) + (types.int64,) * 2)
 
 
@@ -504,8 +550,9 @@ def _build(k: int, nc: int, nv: int, learn: bool, rho_mode: int, shadows: bool):
     u_tile = np.uint64(planes * BLOCK)
 
     @njit(cache=True, nogil=True, error_model="numpy")
-    def kernel(x, state, mask, n, alpha, lam2, bg_ratio, w_init, var_init, var_min, var_max,
-               ratio_min, tau2, value, t_start, t_stop):
+    def kernel(x, state, mask, aux, release, n, alpha, alpha_fg, inv_ref, ghost_rate, lam2,
+               bg_ratio, w_init, var_init, var_min, var_max, ratio_min, tau2, value, t_start,
+               t_stop):
         step = (var_max - var_min) / Q_MAX
         inv_step = ONE / step if step > ZERO else ZERO
         t_q = bg_ratio * W_ONE
@@ -532,14 +579,14 @@ def _build(k: int, nc: int, nv: int, learn: bool, rho_mode: int, shadows: bool):
                     # a run of short-path groups, then a run of general ones:
                     # one vector loop per run rather than per group
                     e = _run_end(mask, first, g, nb, False)
-                    _short_run(x, state, mask, first, base, g, e, k, nc, nv, inv_c, lam2,
-                               alpha, one_minus_a, var_min, var_max, step, inv_step, rho_mode,
-                               zero)
+                    _short_run(x, state, mask, aux, first, base, g, e, k, nc, nv, inv_c,
+                               lam2, alpha, one_minus_a, var_min, var_max, step, inv_step,
+                               rho_mode, zero)
                     g = e
                     e = _run_end(mask, first, g, nb, True)
-                    _general_run(x, state, mask, first, base, g, e, k, nc, nv, inv_c, lam2,
-                                 alpha, one_minus_a, w_init, q_init, var_min, var_max, step,
-                                 inv_step, t_q, rho_mode, zero)
+                    _general_run(x, state, mask, aux, release, first, base, g, e, k, nc, nv,
+                                 inv_c, lam2, alpha, alpha_fg, inv_ref, ghost_rate, w_init,
+                                 q_init, var_min, var_max, step, inv_step, t_q, rho_mode, zero)
                     g = e
             if shadows:
                 # while the tile's state is still in the cache

@@ -56,6 +56,9 @@ ZERO = np.float32(0.0)
 ONE = np.float32(1.0)
 HALF = np.float32(0.5)
 UBLOCK = np.uint64(BLOCK)
+# The flicker word kept per pixel beside the state (see bgsub.kernels.frame):
+# a level of 15 bits, this value meaning 1.0, and the last classification.
+FLICKER_ONE = 32767
 
 
 def plane_count(k: int, channels: int, variances: int) -> int:

@@ -3,7 +3,7 @@
 Each works on the flat state of :mod:`bgsub.kernels.layout`, in float32 (the
 densities in float64), in the same operation order as ``tests/naive.py``.
 The per-pixel ones take a range of tiles, shared out by a tile runner
-(:mod:`bgsub.tiles`); the log-likelihood reads a small subsample.
+(:mod:`bgsub.tiles`); the log-likelihood reads a small subsample, cell by cell.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from numba import njit
 
 from .layout import BLOCK, HALF, Q_MAX, W_ONE, ZERO, dec_mu, dec_var, dec_w, index
 
-__all__ = ["background_means", "mean_log_likelihood", "foreground_probability"]
+__all__ = ["background_means", "cell_log_likelihood", "foreground_probability"]
 
 
 @njit(inline="always", cache=True, error_model="numpy")
@@ -67,30 +67,46 @@ def _density(x, p, state, k, nc, nv, j, var_min, step):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def mean_log_likelihood(x, state, k, nc, nv, n, var_min, var_max, outlier, stride, run):
-    """Mean of ln p(x) (float64) over the pixels p with ``p % stride < run``.
+def cell_log_likelihood(x, state, k, nc, nv, var_min, var_max, outlier, h, w, grid, rows, run,
+                        cell_sum, cell_count):
+    """Sums of ln p(x) (float64) per cell of a grid over the frame, on a few runs per cell.
 
-    ``p(x) = (1 - outlier) sum_j w_j N(x | mu_j, Sigma_j) + outlier / 256**C``:
-    the uniform term keeps one unexplained pixel from sending the mean to
-    minus infinity.  Runs of consecutive pixels rather than single pixels
-    spread out: a pixel's values lie in as many cache lines as the state has
-    planes, and a run shares them.
+    Cell (i, j) of the ``grid`` x ``grid`` partition (fewer cells when the
+    frame has fewer rows or columns) spans rows ``i h / G .. (i + 1) h / G``
+    and columns ``j w / G .. (j + 1) w / G`` (integer division).  Its samples
+    are ``rows`` runs of ``run`` pixels, on rows ``y0 + (r + 1) ch / (rows +
+    1)`` (ch the cell's height), starting ``run / 2`` left of the cell's
+    centre (clipped to the cell).  ``cell_sum`` and ``cell_count`` (grid *
+    grid,) get each cell's sum and sample count, row-major.  Runs rather than
+    single pixels: a run shares its cache lines in every plane.
     """
     planes = k * (1 + nc + nv)
     step = (var_max - var_min) / Q_MAX
     uniform = outlier * 256.0 ** -nc
-    total = 0.0
-    count = 0
-    for start in range(0, n, stride):  # a few thousand pixels: threads would cost more
-        for p in range(start, min(start + run, n)):
-            mix = 0.0
-            for j in range(k):
-                wj = np.float64(dec_w(_at(state, p, planes, j)))
-                if wj > 0.0:
-                    mix += wj * _density(x, p, state, k, nc, nv, j, var_min, step)
-            total += math.log((1.0 - outlier) * mix + uniform)
-            count += 1
-    return total / count
+    gy = min(grid, h)
+    gx = min(grid, w)
+    for c in range(grid * grid):
+        cell_sum[c] = 0.0
+        cell_count[c] = 0
+    for i in range(gy):
+        y0 = i * h // gy
+        y1 = (i + 1) * h // gy
+        for j in range(gx):
+            x0 = j * w // gx
+            x1 = (j + 1) * w // gx
+            xs = max(x0, (x0 + x1) // 2 - run // 2)
+            xe = min(x1, xs + run)
+            for r in range(rows):
+                y = y0 + (r + 1) * (y1 - y0) // (rows + 1)
+                for xx in range(xs, xe):
+                    p = y * w + xx
+                    mix = 0.0
+                    for jj in range(k):
+                        wj = np.float64(dec_w(_at(state, p, planes, jj)))
+                        if wj > 0.0:
+                            mix += wj * _density(x, p, state, k, nc, nv, jj, var_min, step)
+                    cell_sum[i * grid + j] += math.log((1.0 - outlier) * mix + uniform)
+                    cell_count[i * grid + j] += 1
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

@@ -71,7 +71,7 @@ _FG = np.uint8(FOREGROUND)
 
 
 @njit(inline="always", cache=True, error_model="numpy")
-def darker_spherical(a0, a1, a2, ww, b0, b1, b2, v, inv_c, lam2, ratio_min, tau2):
+def darker_spherical(a0, a1, a2, ww, b0, b1, b2, v, inv_c, lam2, ratio_min, tau2, grey_check=True):
     """Whether value (a0, a1, a2) is a darker copy of a component (w, mean b, variance v).
 
     The tests run cheapest and most often failing first, each ending the
@@ -83,7 +83,8 @@ def darker_spherical(a0, a1, a2, ww, b0, b1, b2, v, inv_c, lam2, ratio_min, tau2
     a grey car on grey asphalt, a person in black on a concrete floor.
     Scaling by a moves ``a b`` and shrinks the ball alike, so whether it
     reaches grey does not depend on a: b must lie at least tau_c sigma from
-    the axis.
+    the axis.  ``grey_check=False`` leaves that test out, for the texture test of
+    :mod:`bgsub.kernels.neighbours`, which tells a shadow by other means.
     """
     num = a0 * b0 + a1 * b1 + a2 * b2
     den = b0 * b0 + b1 * b1 + b2 * b2
@@ -95,7 +96,7 @@ def darker_spherical(a0, a1, a2, ww, b0, b1, b2, v, inv_c, lam2, ratio_min, tau2
     g0 = b0 - grey
     g1 = b1 - grey
     g2 = b2 - grey
-    if not (g0 * g0 + g1 * g1 + g2 * g2) * inv_c >= tau2 * v:
+    if grey_check and not (g0 * g0 + g1 * g1 + g2 * g2) * inv_c >= tau2 * v:
         return False  # too close to grey to tell
     a = num / den
     d0 = a0 - a * b0
@@ -110,7 +111,8 @@ def darker_spherical(a0, a1, a2, ww, b0, b1, b2, v, inv_c, lam2, ratio_min, tau2
 
 
 @njit(inline="always", cache=True, error_model="numpy")
-def darker_diagonal(a0, a1, a2, ww, b0, b1, b2, v0, v1, v2, inv_c, lam2, ratio_min, tau2):
+def darker_diagonal(a0, a1, a2, ww, b0, b1, b2, v0, v1, v2, inv_c, lam2, ratio_min, tau2,
+                    grey_check=True):
     """:func:`darker_spherical` for a variance per channel: every sum weighs by precision.
 
     (The nearest grey, too, is the precision-weighted mean of the channels.)
@@ -123,7 +125,7 @@ def darker_diagonal(a0, a1, a2, ww, b0, b1, b2, v0, v1, v2, inv_c, lam2, ratio_m
     g0 = b0 - grey
     g1 = b1 - grey
     g2 = b2 - grey
-    if not (g0 * g0 / v0 + g1 * g1 / v1 + g2 * g2 / v2) * inv_c >= tau2:
+    if grey_check and not (g0 * g0 / v0 + g1 * g1 / v1 + g2 * g2 / v2) * inv_c >= tau2:
         return False
     a = num / den
     d0 = a0 - a * b0

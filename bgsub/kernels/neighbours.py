@@ -1,0 +1,213 @@
+"""The pass after the frame kernel: tests that look at a pixel's neighbours.
+
+The frame kernel classifies and learns tile by tile, several tiles at once;
+a test that reads a neighbour's state must wait until every tile has learned,
+so these run in a second pass over the tiles, which reads the state anywhere
+and writes only its own pixels' mask.  Only pixels left foreground (or
+shadow) are visited, a few percent of a frame:
+
+* **Neighbour match** (Elgammal et al. 2000's displacement probability,
+  ViBe's spatial diffusion): a pixel whose flicker level is at least the
+  gate and whose value matches a *background* component of a pixel within
+  ``radius`` (the match rule of :func:`bgsub.kernels.frame._match`, on the
+  neighbour's slots) is background.  A camera that shakes by a pixel or two,
+  a branch that waves: the value belongs to the scene, one pixel over.  The
+  gate keeps the test to pixels that flicker: a steady object's edge would
+  otherwise match the background next to it and erode.
+* **Shadows on grey backgrounds by texture**: a foreground pixel that is a
+  darker copy of a background component whose colour is too close to grey for
+  the colour test (:mod:`bgsub.kernels.shadows`) is a shadow when the frame's
+  brightness around it is a scaled copy of the background's: over the 5x5
+  window (clipped at the frame's edge), brightness L = mean of the channels,
+  background brightness M = mean of the top-ranked component's channels,
+  the normalised cross-correlation of L and M is at least 0.4 and the ratio
+  L / max(M, 1) varies by at most 0.2 of its mean.  A shadow keeps the
+  floor's texture, a grey object replaces it.
+* **Ghost cells**: each pixel still foreground by its own classification
+  (a released ghost's pixels included, neighbour matches not) marks its 8x8
+  cell for :mod:`bgsub.kernels.ghosts`.
+
+Every value is computed in the order of ``tests/naive.py``; change both
+together.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from .frame import _match
+from .layout import BLOCK, FLICKER_ONE, Q_MAX, UBLOCK, W_ONE, dec_mu, dec_var, dec_w, \
+    mu_index, var_index, w_index
+from .shadows import darker_diagonal, darker_spherical
+
+__all__ = ["neighbour_pass", "texture_kept", "TEXTURE_RADIUS", "TEXTURE_NCC", "TEXTURE_SPREAD",
+           "GHOST_CELL"]
+
+TEXTURE_RADIUS = 2
+TEXTURE_NCC = 0.4
+TEXTURE_SPREAD = 0.2
+GHOST_CELL = 8  # pixels per side of a ghost cell
+
+_ZERO = np.float32(0.0)
+_ONE = np.float32(1.0)
+_FG = np.uint8(255)
+
+
+@njit(inline="always", cache=True, error_model="numpy")
+def _slot(q, planes):
+    """Where pixel q's values start in the state: its tile's start plus its lane."""
+    return np.uint64((q // BLOCK) * planes * BLOCK + q % BLOCK)
+
+
+@njit(cache=True, error_model="numpy")
+def texture_kept(x, state, p, h, w, k, nc, nv):
+    """Whether the frame's brightness around p is a scaled copy of the background's.
+
+    See the module docstring; float64 sums over the window, row by row.
+    """
+    planes = k * (1 + nc + nv)
+    y = p // w
+    xx = p - y * w
+    sx = sb = sxx = sbb = sxb = sr = srr = 0.0
+    count = 0
+    third = 1.0 / 3.0
+    for yy in range(max(0, y - TEXTURE_RADIUS), min(h, y + TEXTURE_RADIUS + 1)):
+        for xq in range(max(0, xx - TEXTURE_RADIUS), min(w, xx + TEXTURE_RADIUS + 1)):
+            q = yy * w + xq
+            s = _slot(q, planes)
+            lx = (np.float64(x[q * 3]) + np.float64(x[q * 3 + 1])
+                  + np.float64(x[q * 3 + 2])) * third
+            lb = (np.float64(dec_mu(state[mu_index(s, 0, 0, k, nc)]))
+                  + np.float64(dec_mu(state[mu_index(s, 0, 1, k, nc)]))
+                  + np.float64(dec_mu(state[mu_index(s, 0, 2, k, nc)]))) * third
+            sx += lx
+            sb += lb
+            sxx += lx * lx
+            sbb += lb * lb
+            sxb += lx * lb
+            r = lx / max(lb, 1.0)
+            sr += r
+            srr += r * r
+            count += 1
+    inv = 1.0 / count
+    mx = sx * inv
+    mb = sb * inv
+    vx = sxx * inv - mx * mx
+    vb = sbb * inv - mb * mb
+    cxb = sxb * inv - mx * mb
+    mr = sr * inv
+    vr = max(srr * inv - mr * mr, 0.0)
+    if mr <= 0.0 or math.sqrt(vr) > TEXTURE_SPREAD * mr:
+        return False
+    den = vx * vb
+    if den <= 1e-6:
+        return False  # a flat window: no texture to compare
+    return cxb / math.sqrt(den) >= TEXTURE_NCC
+
+
+@njit(inline="always", cache=True, error_model="numpy")
+def _grey_shadow(x, state, p, s, k, nc, nv, var_min, step, t_q, lam2, ratio_min, tau2):
+    """Whether p is a darker copy (the grey check left out) of a background component."""
+    inv_c = _ONE / np.float32(nc)
+    px = p * 3
+    a0 = np.float32(x[px])
+    a1 = np.float32(x[px + 1])
+    a2 = np.float32(x[px + 2])
+    above = _ZERO
+    for j in range(k):
+        if above > t_q:
+            return False
+        q = state[w_index(s, j)]
+        ww = dec_w(q)
+        b0 = dec_mu(state[mu_index(s, j, 0, k, nc)])
+        b1 = dec_mu(state[mu_index(s, j, 1, k, nc)])
+        b2 = dec_mu(state[mu_index(s, j, 2, k, nc)])
+        v0 = dec_var(state[var_index(s, j, 0, k, nc, nv)], var_min, step)
+        if nv == 1:
+            darker = darker_spherical(a0, a1, a2, ww, b0, b1, b2, v0, inv_c, lam2, ratio_min,
+                                      tau2, False)
+        else:
+            v1 = dec_var(state[var_index(s, j, 1, k, nc, nv)], var_min, step)
+            v2 = dec_var(state[var_index(s, j, 2, k, nc, nv)], var_min, step)
+            darker = darker_diagonal(a0, a1, a2, ww, b0, b1, b2, v0, v1, v2, inv_c, lam2,
+                                     ratio_min, tau2, False)
+        if darker:
+            return True
+        above += np.float32(q)
+    return False
+
+
+@njit(inline="always", cache=True, error_model="numpy")
+def _neighbour_match(x, state, p, h, w, k, nc, nv, lam2, var_min, step, t_q, radius):
+    """Whether pixel p's value matches a background component of a pixel within radius."""
+    planes = k * (1 + nc + nv)
+    inv_c = _ONE / np.float32(nc)
+    c1 = 1 if nc > 1 else 0
+    c2 = 2 if nc > 2 else 0
+    px = p * nc
+    x0 = np.float32(x[px])
+    x1 = np.float32(x[px + c1])
+    x2 = np.float32(x[px + c2])
+    y = p // w
+    xx = p - y * w
+    for yy in range(max(0, y - radius), min(h, y + radius + 1)):
+        for xq in range(max(0, xx - radius), min(w, xx + radius + 1)):
+            if yy == y and xq == xx:
+                continue
+            best, _, _, above = _match(state, _slot(yy * w + xq, planes), x0, x1, x2, k, nc,
+                                       nv, inv_c, lam2, var_min, step)
+            if (best >= _ZERO) & (above <= t_q):
+                return True
+    return False
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def neighbour_pass(x, state, mask, aux, release, cells, h, w, k, nc, nv, lam2, bg_ratio,
+                   var_min, var_max, ratio_min, tau2, value, radius, gate, texture, t_start,
+                   t_stop):
+    """The pass over tiles ``t_start .. t_stop - 1`` after the frame kernel (see above).
+
+    ``mask`` (N,) as the frame kernel left it, updated in place; ``aux`` the
+    flicker words; ``release`` (N,) 1 for the pixels of released ghosts;
+    ``cells`` (ceil(h / 8), ceil(w / 8)) uint8 gets 1 for each cell holding
+    a pixel still foreground by its own classification.  ``radius`` 0 turns
+    the neighbour match off; ``gate`` is the flicker level (0..32767) from
+    which it applies; ``texture`` turns the grey shadows' texture test on.
+    """
+    n = h * w
+    step = (var_max - var_min) / Q_MAX
+    t_q = bg_ratio * W_ONE
+    planes = k * (1 + nc + nv)
+    for t in range(t_start, t_stop):
+        first = t * BLOCK
+        nb = min(BLOCK, n - first)
+        # most tiles have nothing to test: an OR over the tile (a vector loop)
+        seen = np.uint8(0)
+        for ii in range(nb):
+            seen |= mask[first + ii] | release[first + ii]
+        if seen == 0:
+            continue
+        for ii in range(nb):
+            p = first + ii
+            m = mask[p]
+            if m == 0 and release[p] == 0:
+                continue
+            code = np.int32(aux[p])
+            if m != 0 and radius > 0 and (code & FLICKER_ONE) >= gate:
+                if _neighbour_match(x, state, p, h, w, k, nc, nv, lam2, var_min, step, t_q,
+                                    radius):
+                    mask[p] = 0
+                    continue
+            if m == _FG and texture and nc == 3:
+                s = np.uint64(t) * np.uint64(planes * BLOCK) + np.uint64(ii)
+                if _grey_shadow(x, state, p, s, k, nc, nv, var_min, step, t_q, lam2,
+                                ratio_min, tau2) and texture_kept(x, state, p, h, w, k, nc, nv):
+                    mask[p] = value
+            if code >> 15 != 0:
+                y = p // w
+                # threads may mark one cell at once: each writes the same byte 1
+                cells[y // GHOST_CELL, (p - y * w) // GHOST_CELL] = 1
+
