@@ -12,7 +12,6 @@ offer the same methods.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from . import kernels
@@ -28,6 +27,8 @@ __all__ = ["CpuBackend"]
 LL_GRID = 8
 _LL_ROWS = 2
 _LL_RUN = 8
+_SHARED_PASS_TILES = 1024  # frames of this many tiles or more share the neighbour pass out
+_GHOST_EVERY = 2  # frames between two ghost tests
 _RHO_CODES = {"alpha_over_weight": kernels.RHO_ALPHA_OVER_W, "gaussian": kernels.RHO_GAUSSIAN}
 
 
@@ -86,9 +87,12 @@ class CpuBackend:
         self._aux = np.zeros(pixels, np.uint16)
         self._release = np.zeros(pixels, np.uint8)
         self._releasing = False
+        self._frames = 0
         cells = (-(-self._height // neighbours.GHOST_CELL), -(-width // neighbours.GHOST_CELL))
         self._cells = np.zeros(cells, np.uint8)
         self._ghost_run = np.zeros(cells, np.int32)
+        self._labels = np.zeros(cells, np.int32)
+        self._stack = np.zeros(cells[0] * cells[1], np.int64)
         variances = channels if cfg.covariance == "diagonal" else 1
         self._dims = (k, channels, variances, pixels)
         # empty slots (w = 0, mu = 0) with the initial variance, as one tile repeated
@@ -145,23 +149,36 @@ class CpuBackend:
             np.uint8(cfg.shadow_value)), self._tiles())
         self._cells.fill(0)
         k, channels, variances, _ = self._dims
-        self._runner.run(neighbours.neighbour_pass, (
-            x, self._state, mask, self._aux, self._release, self._cells, self._height,
-            self._width, k, channels, variances, lam2, np.float32(cfg.background_ratio),
-            *self._var_range(), np.float32(cfg.shadow_ratio_min), tau2,
-            np.uint8(cfg.shadow_value), cfg.neighbour_radius,
-            int(cfg.neighbour_flicker * FLICKER_ONE), cfg.shadows and cfg.shadow_texture),
-            self._tiles())
+        args = (x, self._state, mask, self._aux, self._release, self._cells, self._height,
+                self._width, k, channels, variances, lam2, np.float32(cfg.background_ratio),
+                *self._var_range(), np.float32(cfg.shadow_ratio_min), tau2,
+                np.uint8(cfg.shadow_value), cfg.neighbour_radius,
+                int(cfg.neighbour_flicker * FLICKER_ONE), cfg.shadows and cfg.shadow_texture)
+        if self._tiles() < _SHARED_PASS_TILES:
+            # its work is in the few tiles with foreground: below about a
+            # megapixel, handing tiles to helpers a second time a frame costs
+            # more than it saves (640x480 on 2 cores)
+            neighbours.neighbour_pass(*args, 0, self._tiles())
+        else:
+            self._runner.run(neighbours.neighbour_pass, args, self._tiles())
         if learn and track_ghosts and cfg.ghost_frames > 0:
-            self._track_ghosts(x, mask)
+            self._frames += 1
+            if self._frames % _GHOST_EVERY == 0:
+                self._track_ghosts(x, mask)
 
     def _track_ghosts(self, x: np.ndarray, mask: np.ndarray) -> None:
-        """Count each cell's frames in a ghost; release those at ghost_frames (next frame)."""
+        """Count each cell's frames in a ghost; release those at ghost_frames (next frame).
+
+        Tested every _GHOST_EVERY frames (a ghost lasts ghost_frames at the
+        least, so the count loses nothing that matters), each test counting
+        for that many frames.
+        """
         cfg = self.config
         if not self._cells.any():
             self._ghost_run.fill(0)
         else:
-            count, labels = cv2.connectedComponents(self._cells, connectivity=8, ltype=cv2.CV_32S)
+            labels = self._labels
+            count = ghosts.label_cells(self._cells, labels, self._stack)
             outline = np.zeros(count, np.int64)
             pairs = np.zeros(count, np.int64)
             frame_sum = np.zeros(count)
@@ -172,7 +189,7 @@ class CpuBackend:
             ghost = ((outline >= ghosts.MIN_OUTLINE) & (pairs >= 1) & (pairs >= outline)
                      & (frame_sum < cfg.ghost_contrast * model_sum))
             ghost[0] = False
-            self._ghost_run[:] = np.where(ghost[labels], self._ghost_run + 1, 0)
+            self._ghost_run[:] = np.where(ghost[labels], self._ghost_run + _GHOST_EVERY, 0)
         released = self._ghost_run >= cfg.ghost_frames
         if released.any() or self._releasing:
             ghosts.expand_cells(released.view(np.uint8), self._height, self._width,

@@ -23,6 +23,12 @@ before 16-bit storage, to measure what the storage changes.
 
 ``naive_shadows`` is the reference of ``bgsub.kernels.shadows``: the same equations,
 pixel by pixel and component by component in rank order.
+
+Accuracy II's equations are here too, written from their descriptions in
+``bgsub.kernels.frame`` (flicker level, selective update), ``bgsub.kernels.neighbours``
+(neighbour match, shadows on grey backgrounds by texture, ghost cells),
+``bgsub.kernels.ghosts`` (the outline test and the release of ghost cells) and
+``bgsub.masker`` (recovery by grid cells).
 """
 
 from __future__ import annotations
@@ -38,12 +44,14 @@ f32 = np.float32
 W_PRUNE = f32(1e-8)  # float32 state only: smaller weights become 0 (no denormals)
 W_ONE = f32(65535.0)
 MU_ONE = f32(256.0)
+FLICKER_ONE = 32767  # the flicker level's 1.0 (15 bits; bit 15 holds the last classification)
+GHOST_CELL = 8
 
 
 class NaiveMixture:
     """Reference model with the API and the learning-rate schedule of MixtureMasker."""
 
-    def __init__(self, quantize=True, **params):
+    def __init__(self, quantize=True, fps=None, **params):
         self.quantize = quantize
         # same defaults as the product: the shipped configuration
         p = dataclasses.asdict(ModelConfig(**params))
@@ -68,6 +76,21 @@ class NaiveMixture:
                        p["shadow_threshold"], match_threshold)
         self.eps = p["outlier_weight"]
         self.recovery = (p["recovery_drop"], p["recovery_rate"], p["recovery_frames"])
+        self.recovery_cells = p["recovery_cells"]
+        # selective update: the foreground rate that keeps a stopped object
+        # foreground absorb_seconds * fps frames (the inverse of absorption_frames)
+        frames = p["absorb_seconds"] * (fps if fps is not None else p["fps"])
+        t_prime = max(background_ratio, 0.5)
+        w0 = init_weight / (1.0 + init_weight)
+        self.alpha_fg = min(max(1.0 - (t_prime / (1.0 - w0)) ** (1.0 / max(frames - 1.0, 1.0)),
+                                1e-9), 1.0)
+        self.inv_ref = f32(1.0 / p["flicker_reference"] if p["flicker_reference"] > 0 else 0.0)
+        self.radius = p["neighbour_radius"]
+        self.gate = int(p["neighbour_flicker"] * FLICKER_ONE)
+        self.texture = p["shadows"] and p["shadow_texture"]
+        self.ghost = (p["ghost_frames"], f32(p["ghost_rate"]), p["ghost_contrast"])
+        self.frames = 0  # frames counted for the ghost test
+        self.rescued = self.textured = 0  # pixels the neighbour match and the texture test took
         self.ll = math.nan
         self.ll_average = None
         self.recovery_left = 0
@@ -93,31 +116,218 @@ class NaiveMixture:
             self.mu = np.zeros((self.k, c, n), np.float32)
             self.var = np.full((self.k, c if self.diagonal else 1, n),
                                self._stored_var(self.var_init), np.float32)
+            self.flicker = np.zeros(n, np.int64)  # the flicker words
+            self.release = np.zeros(n, bool)
+            self.cells_shape = (-(-h // GHOST_CELL), -(-wd // GHOST_CELL))
+            self.ghost_run = np.zeros(self.cells_shape, np.int64)
+        self.h, self.wd = h, wd
         self.ll = self._mean_log_likelihood(x) if self.t > 0 else math.nan
         learn = learning_rate != 0
+        alpha = alpha_fg = None
         if learn:
             self.t += 1
             self.boosted = learning_rate is None and self._recovering()
             if learning_rate is None:
                 alpha = max(self.alpha, 1.0 / self.t)
+                alpha_fg = self.alpha_fg
                 if self.boosted:
                     alpha = max(alpha, self.recovery[1])
+                    alpha_fg = max(alpha_fg, self.recovery[1])
             else:
-                alpha = learning_rate
+                alpha = alpha_fg = learning_rate
         mask = np.zeros(n, np.uint8)
         self.last_match = np.full(n, -1)  # per pixel: the slot it matched, -1 none
         self.last_reranked = np.zeros(n, bool)  # per pixel: its slots changed order
         for p in range(n):
             value = [f32(x[p, ch]) for ch in range(c)]
-            mask[p] = self._pixel(p, value, f32(alpha) if learn else None)
-        if learn and self.t == 1:
-            mask[:] = 0
-        elif self.shadow[0]:
+            mask[p] = self._pixel(p, value, f32(alpha) if learn else None,
+                                  f32(alpha_fg) if learn else None)
+        if self.shadow[0]:
             # on the model as it is now, after learning from the frame
             _, value, ratio_min, tau, lam = self.shadow
             mask = naive_shadows(x, self.w, self.mu, self.var, mask, self.T, lam, ratio_min,
                                  tau, value)
+        cells = self._neighbour_pass(x, mask)
+        if learn and self.t == 1:
+            mask[:] = 0
+        elif learn and self.ghost[0] > 0:
+            self.frames += 1
+            if self.frames % 2 == 0:  # a test every second frame counts for two
+                self._track_ghosts(x, mask, cells)
         return mask.reshape(h, wd)
+
+    # -- accuracy II ---------------------------------------------------------------
+
+    def _new_flicker(self, p, own):
+        """The flicker word after this frame: V += (32767 b - V) >> 5, b = classification changed."""
+        word = int(self.flicker[p])
+        prev = word >> 15
+        level = word & FLICKER_ONE
+        changed = 1 if own != prev else 0
+        level = level + ((changed * FLICKER_ONE - level) >> 5)  # Python's >> floors, as the kernel's
+        self.flicker[p] = level | (own << 15)
+
+    def _rate(self, p, fg, alpha, alpha_fg):
+        """Background: alpha; foreground: alpha_fg raised with the flicker level; ghosts: faster."""
+        if not fg:
+            return alpha
+        if self.release[p]:
+            return max(self.ghost[1], alpha)
+        level = f32(self.flicker[p] & FLICKER_ONE) * f32(1.0 / FLICKER_ONE)
+        share = min(level * self.inv_ref, f32(1.0))
+        return alpha_fg + share * (alpha - alpha_fg)
+
+    def _matches_background(self, q, value):
+        """Whether value matches one of pixel q's background components (the match rule)."""
+        order, _ = self._rank_order(q)
+        c = len(value)
+        for j in order:
+            if self.w[j, q] <= 0:
+                continue
+            s = f32(0.0)
+            for ch in range(c):
+                diff = value[ch] - self.mu[j, ch, q]
+                s = s + (diff * diff / self.var[j, ch, q] if self.per_channel else diff * diff)
+            d2 = s * (f32(1.0) / f32(c))
+            limit = self.lam2 if self.per_channel else self.lam2 * self.var[j, 0, q]
+            if d2 < limit:
+                return j in self._background_set(q, order)
+        return False
+
+    def _grey_darker(self, x, p):
+        """A darker copy of a background component, the grey check left out."""
+        order, _ = self._rank_order(p)
+        c = x.shape[1]
+        _, _, ratio_min, tau, lam = self.shadow
+        for j in self._background_set(p, order):
+            if self.w[j, p] > 0 and _naive_darker_copy(
+                    x[p], self.mu[:, :, p], self.var[:, :, p], j, self.per_channel,
+                    f32(1.0) / f32(c), f32(lam ** 2), f32(ratio_min), f32(tau ** 2),
+                    grey_check=False):
+                return True
+        return False
+
+    def _texture_kept(self, x, p):
+        """Brightness around p (5x5) a scaled copy of the background's: NCC >= 0.4, spread <= 0.2."""
+        h, wd = self.h, self.wd
+        y, xx = divmod(p, wd)
+        lxs, lbs = [], []
+        for yy in range(max(0, y - 2), min(h, y + 3)):
+            for xq in range(max(0, xx - 2), min(wd, xx + 3)):
+                q = yy * wd + xq
+                lxs.append((float(x[q, 0]) + float(x[q, 1]) + float(x[q, 2])) * (1.0 / 3.0))
+                lbs.append((float(self.mu[0, 0, q]) + float(self.mu[0, 1, q])
+                            + float(self.mu[0, 2, q])) * (1.0 / 3.0))
+        sx = sb = sxx = sbb = sxb = sr = srr = 0.0
+        for lx, lb in zip(lxs, lbs):
+            sx += lx
+            sb += lb
+            sxx += lx * lx
+            sbb += lb * lb
+            sxb += lx * lb
+            r = lx / max(lb, 1.0)
+            sr += r
+            srr += r * r
+        inv = 1.0 / len(lxs)
+        mx, mb, mr = sx * inv, sb * inv, sr * inv
+        vx = sxx * inv - mx * mx
+        vb = sbb * inv - mb * mb
+        cxb = sxb * inv - mx * mb
+        vr = max(srr * inv - mr * mr, 0.0)
+        if mr <= 0.0 or math.sqrt(vr) > 0.2 * mr:
+            return False
+        if vx * vb <= 1e-6:
+            return False
+        return cxb / math.sqrt(vx * vb) >= 0.4
+
+    def _own_fg(self, mask, p):
+        return (self.flicker[p] >> 15) == 1 and (mask[p] != 0 or self.release[p])
+
+    def _neighbour_pass(self, x, mask):
+        """Neighbour match, grey shadows by texture, ghost cells; returns the cells (gh, gw)."""
+        h, wd = self.h, self.wd
+        n, c = x.shape
+        cells = np.zeros(self.cells_shape, np.uint8)
+        for p in range(n):
+            m = mask[p]
+            if m == 0 and not self.release[p]:
+                continue
+            y, xx = divmod(p, wd)
+            if m != 0 and self.radius > 0 and (self.flicker[p] & FLICKER_ONE) >= self.gate:
+                value = [f32(x[p, ch]) for ch in range(c)]
+                near = [yy * wd + xq
+                        for yy in range(max(0, y - self.radius), min(h, y + self.radius + 1))
+                        for xq in range(max(0, xx - self.radius), min(wd, xx + self.radius + 1))
+                        if (yy, xq) != (y, xx)]
+                if any(self._matches_background(q, value) for q in near):
+                    mask[p] = 0
+                    self.rescued += 1
+                    continue
+            if m == 255 and self.texture and c == 3:
+                if self._grey_darker(x, p) and self._texture_kept(x, p):
+                    mask[p] = self.shadow[1]
+                    self.textured += 1
+            if self.flicker[p] >> 15:
+                cells[y // GHOST_CELL, xx // GHOST_CELL] = 1
+        return cells
+
+    def _track_ghosts(self, x, mask, cells):
+        """Blobs of cells whose outline is an edge of the background image, not of the frame."""
+        h, wd = self.h, self.wd
+        n, c = x.shape
+        labels = _label_8(cells)
+        count = labels.max() + 1
+        outline = [0] * count
+        pairs = [0] * count
+        fsum = [0.0] * count
+        msum = [0.0] * count
+        w_ref = f32(0.8) * W_ONE
+        f_ref = int(0.05 * FLICKER_ONE)
+        gh, gw = cells.shape
+        for ci in range(gh):
+            for cj in range(gw):
+                lab = labels[ci, cj]
+                if lab == 0:
+                    continue
+                for y in range(ci * GHOST_CELL, min(h, (ci + 1) * GHOST_CELL)):
+                    for xx in range(cj * GHOST_CELL, min(wd, (cj + 1) * GHOST_CELL)):
+                        p = y * wd + xx
+                        if not self._own_fg(mask, p):
+                            continue
+                        edge = False
+                        for dy in (-1, 0, 1):
+                            for dx in (-1, 0, 1):
+                                yy, xq = y + dy, xx + dx
+                                if (dy, dx) == (0, 0) or not (0 <= yy < h and 0 <= xq < wd):
+                                    continue
+                                q = yy * wd + xq
+                                if self._own_fg(mask, q):
+                                    continue
+                                edge = True
+                                top_code = self.wq[0, q] if self.quantize else self.w[0, q] * W_ONE
+                                if (f32(top_code) < w_ref
+                                        or (self.flicker[q] & FLICKER_ONE) > f_ref):
+                                    continue
+                                df = dm = 0.0
+                                for ch in range(c):
+                                    a = float(x[p, ch]) - float(x[q, ch])
+                                    b = float(self.mu[0, ch, p]) - float(self.mu[0, ch, q])
+                                    df += a * a
+                                    dm += b * b
+                                fsum[lab] += math.sqrt(df)
+                                msum[lab] += math.sqrt(dm)
+                                pairs[lab] += 1
+                        if edge:
+                            outline[lab] += 1
+        frames, _, contrast = self.ghost
+        ghost = [lab > 0 and outline[lab] >= 8 and pairs[lab] >= 1 and pairs[lab] >= outline[lab]
+                 and fsum[lab] < contrast * msum[lab] for lab in range(count)]
+        for ci in range(gh):
+            for cj in range(gw):
+                self.ghost_run[ci, cj] = self.ghost_run[ci, cj] + 2 if ghost[labels[ci, cj]] else 0
+        for p in range(n):
+            y, xx = divmod(p, wd)
+            self.release[p] = self.ghost_run[y // GHOST_CELL, xx // GHOST_CELL] >= frames
 
     @property
     def per_channel(self):
@@ -171,45 +381,65 @@ class NaiveMixture:
         return s * (f32(1.0) / f32(self.var.shape[1]))
 
     def _mean_log_likelihood(self, x):
-        """Mean of ln p(x) over runs of 32 pixels, p(x) with a uniform outlier term.
+        """Mean of ln p(x), p(x) with a uniform outlier term, over the cells' samples.
 
-        The runs start every 32 * max(1, N // 1024) pixels.
+        Cells of an 8x8 grid (fewer for a frame under 8 rows or columns), cell
+        (i, j) spanning rows i h / G .. (i + 1) h / G and columns likewise;
+        per cell, 2 runs of 8 pixels on rows y0 + (r + 1) ch / 3, from 4
+        left of the cell's centre, clipped to the cell.  The cells' sums and
+        counts stay in ``cell_sum`` / ``cell_count``.
         """
         n, c = x.shape
-        stride = 32 * max(1, n // 1024)
-        total, count = 0.0, 0
-        for p in range(n):
-            if p % stride >= 32:
+        h, wd = self.h, self.wd
+        self.cell_sum = np.zeros(64)
+        self.cell_count = np.zeros(64, np.int64)
+        gy, gx = min(8, h), min(8, wd)
+        for i in range(gy):
+            y0, y1 = i * h // gy, (i + 1) * h // gy
+            for j in range(gx):
+                x0, x1 = j * wd // gx, (j + 1) * wd // gx
+                xs = max(x0, (x0 + x1) // 2 - 4)
+                for r in range(2):
+                    y = y0 + (r + 1) * (y1 - y0) // 3
+                    for xx in range(xs, min(x1, xs + 8)):
+                        self.cell_sum[i * 8 + j] += self._log_p(x, y * wd + xx)
+                        self.cell_count[i * 8 + j] += 1
+        return float(self.cell_sum.sum() / self.cell_count.sum())
+
+    def _log_p(self, x, p):
+        """ln p(x_p) under the mixture, with the uniform outlier term."""
+        c = x.shape[1]
+        mix = 0.0
+        for j in range(self.k):
+            if self.w[j, p] <= 0:
                 continue
-            mix = 0.0
-            for j in range(self.k):
-                if self.w[j, p] <= 0:
-                    continue
-                s = 0.0  # ln |2 pi Sigma| + Mahalanobis distance, channel by channel
-                for ch in range(c):
-                    v = float(self.var[j, ch if self.per_channel else 0, p])
-                    d = float(x[p, ch]) - float(self.mu[j, ch, p])
-                    s += math.log(2.0 * math.pi * v) + d * d / v
-                mix += float(self.w[j, p]) * math.exp(-0.5 * s)
-            total += math.log((1.0 - self.eps) * mix + self.eps * 256.0 ** -c)
-            count += 1
-        return total / count
+            s = 0.0  # ln |2 pi Sigma| + Mahalanobis distance, channel by channel
+            for ch in range(c):
+                v = float(self.var[j, ch if self.per_channel else 0, p])
+                d = float(x[p, ch]) - float(self.mu[j, ch, p])
+                s += math.log(2.0 * math.pi * v) + d * d / v
+            mix += float(self.w[j, p]) * math.exp(-0.5 * s)
+        return math.log((1.0 - self.eps) * mix + self.eps * 256.0 ** -c)
 
     def _recovering(self):
-        """A drop of more than recovery_drop below the running average starts a recovery."""
+        """A drop of more than recovery_drop below their running averages in recovery_cells
+        of the sampled cells starts a recovery."""
         drop, _, frames = self.recovery
         if drop <= 0 or not math.isfinite(self.ll):
             return False
-        if (self.recovery_left == 0 and self.ll_average is not None
-                and self.ll < self.ll_average - drop):
-            self.recovery_left = frames
+        cells = self.cell_sum / np.maximum(self.cell_count, 1)
+        if self.recovery_left == 0 and self.ll_average is not None:
+            sampled = self.cell_count > 0
+            dropped = (cells < self.ll_average - drop) & sampled
+            if dropped.sum() >= self.recovery_cells * sampled.sum():
+                self.recovery_left = frames
         if self.recovery_left > 0:
             self.recovery_left -= 1
             if self.recovery_left == 0:
                 self.ll_average = None
             return True
-        self.ll_average = self.ll if self.ll_average is None else (0.9 * self.ll_average
-                                                                   + 0.1 * self.ll)
+        self.ll_average = cells.copy() if self.ll_average is None else (0.9 * self.ll_average
+                                                                        + 0.1 * cells)
         return False
 
     def foreground_probability(self, frame):
@@ -243,7 +473,7 @@ class NaiveMixture:
         keys = [self.w[j, p] * self.w[j, p] / self._rank_variance(j, p) for j in range(self.k)]
         return sorted(range(self.k), key=lambda j: -keys[j]), keys
 
-    def _pixel(self, p, value, alpha):
+    def _pixel(self, p, value, alpha, alpha_fg=None):
         c = len(value)
         order, keys = self._rank_order(p)
 
@@ -272,10 +502,13 @@ class NaiveMixture:
         foreground = matched is None or matched not in background
 
         self.last_match[p] = -1 if matched is None else matched
-        if alpha is not None:
-            self._learn(p, value, alpha, matched, d2_matched, order, keys)
-            self.last_reranked[p] = self._store_in_rank_order(p)
-        return 255 if foreground else 0
+        if alpha is None:
+            return 255 if foreground else 0
+        self._new_flicker(p, 1 if foreground else 0)
+        rate = self._rate(p, foreground, alpha, alpha_fg)
+        self._learn(p, value, rate, matched, d2_matched, order, keys)
+        self.last_reranked[p] = self._store_in_rank_order(p)
+        return 255 if foreground and not self.release[p] else 0
 
     def _store_in_rank_order(self, p):
         """Keep the slots in rank order: the kernels' state is always stored sorted."""
@@ -413,7 +646,30 @@ def naive_shadows(x, w, mu, var, mask, background_ratio, match_threshold, ratio_
     return out
 
 
-def _naive_darker_copy(xp, mu, var, j, per_channel, inv_c, lam2, ratio_min, tau2):
+def _label_8(cells):
+    """Labels 1.. of the 8-connected groups of nonzero cells (0: none), by a plain flood fill."""
+    gh, gw = cells.shape
+    labels = np.zeros((gh, gw), np.int64)
+    count = 0
+    for i in range(gh):
+        for j in range(gw):
+            if cells[i, j] and not labels[i, j]:
+                count += 1
+                labels[i, j] = count
+                todo = [(i, j)]
+                while todo:
+                    a, b = todo.pop()
+                    for da in (-1, 0, 1):
+                        for db in (-1, 0, 1):
+                            u, v = a + da, b + db
+                            if 0 <= u < gh and 0 <= v < gw and cells[u, v] and not labels[u, v]:
+                                labels[u, v] = count
+                                todo.append((u, v))
+    return labels
+
+
+def _naive_darker_copy(xp, mu, var, j, per_channel, inv_c, lam2, ratio_min, tau2,
+                       grey_check=True):
     c = mu.shape[1]
     xs = [f32(xp[ch]) for ch in range(c)]
     sig2 = [var[j, ch if per_channel else 0] for ch in range(c)]
@@ -455,11 +711,11 @@ def _naive_darker_copy(xp, mu, var, j, per_channel, inv_c, lam2, ratio_min, tau2
             dist = dist + d * d
             match = match + e * e
     if per_channel:
-        coloured = chroma * inv_c >= tau2
+        coloured = chroma * inv_c >= tau2 or not grey_check
         close = dist * inv_c < tau2 * a * a
         matches = match * inv_c < lam2
     else:
-        coloured = chroma * inv_c >= tau2 * scale
+        coloured = chroma * inv_c >= tau2 * scale or not grey_check
         close = dist * inv_c < tau2 * a * a * scale
         matches = match * inv_c < lam2 * scale
     return bool(coloured and close and not matches)

@@ -212,15 +212,25 @@ def test_short_path_reranks_like_the_general_path(k, channels, covariance):
     slow.wq = np.rint(slow.w.astype(np.float64) * 65535).astype(np.int64)
     slow.last_match = np.full(n, -1)
     slow.last_reranked = np.zeros(n, bool)
-    expected = np.array([slow._pixel(p, [np.float32(v) for v in x[p]], alpha)
+    # flicker words of every level and last classification, some released
+    # ghost pixels, and a foreground rate of its own: the selective update
+    # runs in the general path, the flicker update in both
+    aux = rng.integers(0, 65536, n).astype(np.uint16)
+    release = (rng.random(n) < 0.1).astype(np.uint8)
+    slow.flicker = aux.astype(np.int64)
+    slow.release = release.astype(bool)
+    alpha_fg = np.float32(0.001)
+    expected = np.array([slow._pixel(p, [np.float32(v) for v in x[p]], alpha, alpha_fg)
                          for p in range(n)], np.uint8)
     # the product's kernel, shadows and all (the tests above have compiled it)
     kernel = kernels.frame_kernel(k, channels, nv, True, 0, True)
     got = np.empty(n, np.uint8)
     _, value, ratio_min, tau, lam = slow.shadow
-    kernel(x.reshape(-1), state, got, n, alpha, slow.lam2, slow.T, slow.w_init, slow.var_init,
-           vmin, vmax, np.float32(ratio_min), np.float32(tau ** 2), np.uint8(value), 0,
+    kernel(x.reshape(-1), state, got, aux, release, n, alpha, alpha_fg, slow.inv_ref,
+           slow.ghost[1], slow.lam2, slow.T, slow.w_init, slow.var_init, vmin, vmax,
+           np.float32(ratio_min), np.float32(tau ** 2), np.uint8(value), 0,
            -(-n // kernels.BLOCK))
+    np.testing.assert_array_equal(aux, slow.flicker.astype(np.uint16))
     if channels == 3:
         expected = naive_shadows(x, slow.w, slow.mu, slow.var, expected, slow.T, lam, ratio_min,
                                  tau, value)

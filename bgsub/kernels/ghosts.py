@@ -11,7 +11,7 @@ across it).
 
 Blobs are connected groups (8-neighbours) of 8x8 cells that hold a pixel
 foreground by its own classification (:mod:`bgsub.kernels.neighbours` marks
-them; :func:`cv2.connectedComponents` labels them).  For each foreground
+them; :func:`label_cells` labels them).  For each foreground
 pixel p of a blob and each of its 8 neighbours q that is not foreground (q
 is outside: p is on the blob's outline), if q is a settled background pixel
 (its top weight at least 0.8, its flicker level at most 0.05: a reference
@@ -36,7 +36,7 @@ from numba import njit
 from .layout import BLOCK, FLICKER_ONE, W_ONE, dec_mu, mu_index, w_index
 from .neighbours import GHOST_CELL
 
-__all__ = ["ghost_outline", "expand_cells", "REFERENCE_WEIGHT", "REFERENCE_FLICKER",
+__all__ = ["ghost_outline", "label_cells", "expand_cells", "REFERENCE_WEIGHT", "REFERENCE_FLICKER",
            "MIN_OUTLINE"]
 
 REFERENCE_WEIGHT = 0.8
@@ -105,6 +105,40 @@ def ghost_outline(x, state, mask, aux, release, labels, count, h, w, k, nc, nv, 
                             pairs[lab] += 1
                     if on_outline:
                         outline[lab] += 1
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def label_cells(cells, labels, stack):
+    """Label the 8-connected groups of nonzero cells 1, 2, ... in ``labels``; returns count.
+
+    A flood fill from each unlabelled cell in row-major order, with ``stack``
+    (at least cells.size, int64) as its work list.  (OpenCV's labelling
+    would start its thread pool in a masker asked to use one thread.)
+    """
+    gh, gw = cells.shape
+    count = 0
+    for i in range(gh):
+        for j in range(gw):
+            labels[i, j] = 0
+    for i in range(gh):
+        for j in range(gw):
+            if cells[i, j] == 0 or labels[i, j] != 0:
+                continue
+            count += 1
+            labels[i, j] = count
+            top = 0
+            stack[top] = i * gw + j
+            top += 1
+            while top > 0:
+                top -= 1
+                a, b = divmod(stack[top], gw)
+                for u in range(max(0, a - 1), min(gh, a + 2)):
+                    for v in range(max(0, b - 1), min(gw, b + 2)):
+                        if cells[u, v] != 0 and labels[u, v] == 0:
+                            labels[u, v] = count
+                            stack[top] = u * gw + v
+                            top += 1
+    return count + 1
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

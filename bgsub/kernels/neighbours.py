@@ -184,17 +184,34 @@ def neighbour_pass(x, state, mask, aux, release, cells, h, w, k, nc, nv, lam2, b
     for t in range(t_start, t_stop):
         first = t * BLOCK
         nb = min(BLOCK, n - first)
-        # most tiles have nothing to test: an OR over the tile (a vector loop)
+        # most tiles have nothing to test: an OR over the tile (a vector loop;
+        # unsigned indices, so that no negative-index wraparound hides the
+        # addresses' linearity from the vectoriser)
+        start = np.uint64(first)
         seen = np.uint8(0)
-        for ii in range(nb):
-            seen |= mask[first + ii] | release[first + ii]
-        if seen == 0:
+        for ii in range(np.uint64(nb)):
+            seen |= mask[start + ii]
+        held = np.uint8(0)
+        for ii in range(np.uint64(nb)):
+            held |= release[start + ii]
+        if (seen | held) == 0:
             continue
-        for ii in range(nb):
+        ii = 0
+        while True:
+            # a search with a data-dependent exit, which the vectoriser leaves
+            # alone (see shadows.shadow_tile); released pixels only count in
+            # the rare tiles that hold some
+            if held == 0:
+                while ii < nb and mask[first + ii] == 0:
+                    ii += 1
+            else:
+                while ii < nb and mask[first + ii] == 0 and release[first + ii] == 0:
+                    ii += 1
+            if ii >= nb:
+                break
             p = first + ii
+            ii += 1
             m = mask[p]
-            if m == 0 and release[p] == 0:
-                continue
             code = np.int32(aux[p])
             if m != 0 and radius > 0 and (code & FLICKER_ONE) >= gate:
                 if _neighbour_match(x, state, p, h, w, k, nc, nv, lam2, var_min, step, t_q,
@@ -202,7 +219,7 @@ def neighbour_pass(x, state, mask, aux, release, cells, h, w, k, nc, nv, lam2, b
                     mask[p] = 0
                     continue
             if m == _FG and texture and nc == 3:
-                s = np.uint64(t) * np.uint64(planes * BLOCK) + np.uint64(ii)
+                s = np.uint64(t) * np.uint64(planes * BLOCK) + np.uint64(ii - 1)
                 if _grey_shadow(x, state, p, s, k, nc, nv, var_min, step, t_q, lam2,
                                 ratio_min, tau2) and texture_kept(x, state, p, h, w, k, nc, nv):
                     mask[p] = value
