@@ -39,8 +39,8 @@ import numpy as np
 from numba import njit
 
 from .frame import _match
-from .layout import BLOCK, FLICKER_ONE, Q_MAX, UBLOCK, W_ONE, dec_mu, dec_var, dec_w, \
-    mu_index, var_index, w_index
+from .layout import (BLOCK, FLICKER_ONE, Q_MAX, W_ONE, dec_mu, dec_var, dec_w, mu_index,
+                     var_index, w_index)
 from .shadows import darker_diagonal, darker_spherical
 
 __all__ = ["neighbour_pass", "texture_kept", "TEXTURE_RADIUS", "TEXTURE_NCC", "TEXTURE_SPREAD",
