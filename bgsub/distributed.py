@@ -585,9 +585,13 @@ def scan_files(client: Client, paths: Iterable[str | Path],
 
 
 def local_cluster(workers: int) -> Any:
-    """A cluster of *workers* processes on this machine, one task at a time each, no dashboard."""
+    """A cluster of *workers* processes on this machine, one task at a time each.
+
+    Its scheduler's HTTP server (dashboard or not) takes a free port: two runs at once
+    do not warn about 8787.
+    """
     _need_dask()
     from distributed import LocalCluster
 
     return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                        dashboard_address=None, host="127.0.0.1")
+                        dashboard_address=":0", host="127.0.0.1")
