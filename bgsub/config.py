@@ -458,7 +458,7 @@ class PipelineConfig:
             raise ConfigError(f"pipeline.io_nice must be in 0..19, got {self.io_nice}")
 
 
-_DURATIONS = ("min_event_length", "pre_roll", "post_roll", "flicker_window")
+_DURATIONS = ("min_event_length", "pre_roll", "post_roll", "flicker_window", "chunk_warmup")
 
 
 @dataclass(frozen=True)
@@ -506,6 +506,16 @@ class ScanConfig:
     jobs : int
         Files scanned at once, 0..256; 0 (auto): one per CPU when there are
         several files, each sharing out its masking over the CPUs left.
+    chunk_minutes : float
+        On a cluster (``--workers``, ``--scheduler``), a file longer than
+        this is scanned in chunks of at most this length, side by side (0:
+        never split).
+    chunk_warmup : int or str
+        Video before each chunk that its model learns from first (a
+        duration; at least the events' rolls are always taken).
+    connect_timeout : float
+        Seconds to wait for a cluster's scheduler (``--scheduler``) to
+        answer, > 0.
     """
 
     threshold: float = 0.0025
@@ -522,6 +532,9 @@ class ScanConfig:
     region_mask: str = ""
     draw_region: bool = True
     jobs: int = 0
+    chunk_minutes: float = 30.0
+    chunk_warmup: int | str = "30s"
+    connect_timeout: float = 10.0
 
     def __post_init__(self) -> None:
         for name in _DURATIONS:
@@ -555,6 +568,12 @@ class ScanConfig:
                     raise ConfigError(str(exc)) from None
         if not 0 <= self.jobs <= MAX_THREADS:
             raise ConfigError(f"scan.jobs must be in 0..{MAX_THREADS} (0 = auto), got {self.jobs}")
+        if not (math.isfinite(self.chunk_minutes) and self.chunk_minutes >= 0):
+            raise ConfigError(f"scan.chunk_minutes must be >= 0 (0 = never split), got "
+                              f"{self.chunk_minutes}")
+        if not (math.isfinite(self.connect_timeout) and self.connect_timeout > 0):
+            raise ConfigError(f"scan.connect_timeout must be > 0 seconds, got "
+                              f"{self.connect_timeout}")
 
 
 @dataclass(frozen=True)

@@ -53,10 +53,12 @@ def settings_digest(config: Config, options: ScanOptions, extra: dict[str, Any])
 
     The masks' and scores' settings, the scan options and *extra* (which
     outputs are wanted); not how the work is shared out (``scan.jobs``,
-    threads), which changes no result.
+    threads, a cluster's stretches and its timeout), which changes no
+    result, or none by more than a frame where a stretch ends.
     """
     scan = dataclasses.asdict(config.scan)
-    scan.pop("jobs")
+    for key in ("jobs", "chunk_minutes", "chunk_warmup", "connect_timeout"):
+        scan.pop(key)
     options_dict = dataclasses.asdict(options)
     for key in ("threads", "decode_threads"):
         options_dict.pop(key)

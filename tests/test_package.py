@@ -80,3 +80,18 @@ def test_the_masker_knows_no_files_windows_or_commands():
             todo.extend(g[m])
     assert not seen & {"bgsub.sources", "bgsub.sinks", "bgsub.display", "bgsub.pipeline",
                        "bgsub.cli", "bgsub.evaluation"}, seen
+
+
+def test_dask_is_loaded_only_for_a_cluster_scan():
+    # the scan command and the distributed module import it inside the functions that
+    # run on a cluster: a local scan, and the core install, never need it
+    import subprocess
+    import sys
+
+    code = ("import sys, bgsub, bgsub.cli, bgsub.cli.scan, bgsub.distributed\n"
+            "from bgsub.cli import main\n"
+            "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed'))\n"
+            "assert not loaded, loaded\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       cwd=PACKAGE.parent, timeout=120)
+    assert r.returncode == 0, r.stderr

@@ -34,6 +34,7 @@ from ..outputs import atomic_path
 from ..avsource import VideoFile
 from ..clips import ClipError, clip_extension, cut_clip, thumbnail
 from ..config import Config, apply_overrides, replace_section
+from ..distributed import ClusterError  # the module loads Dask only when it scans
 from ..progress import Progress
 from ..regions import RegionError, outlines, parse_polygon
 from ..report import write_report
@@ -102,6 +103,15 @@ def add_parser(commands, parent: argparse.ArgumentParser) -> argparse.ArgumentPa
     p.add_argument("--jobs", type=int, metavar="N",
                    help="files scanned at once (default scan.jobs: one per CPU when there are "
                         "several files)")
+    cluster = p.add_mutually_exclusive_group()
+    cluster.add_argument("--workers", type=int, nargs="?", const=0, metavar="N",
+                         help="scan in N worker processes of a Dask cluster on this machine "
+                              "(needs bgsub[dask]; without N: as many as keep the cores busy); "
+                              "long files are cut into scan.chunk_minutes stretches")
+    cluster.add_argument("--scheduler", metavar="ADDRESS",
+                         help="scan on the Dask cluster whose scheduler is at ADDRESS "
+                              "(tcp://HOST:8786; needs bgsub[dask]); its workers must see the "
+                              "files at the same paths")
     p.set_defaults(run=main)
     return p
 
@@ -110,7 +120,7 @@ def main(args: argparse.Namespace) -> int:
     """Run the parsed ``bgsub scan`` arguments; return the exit status."""
     # --quiet: the events on stdout and the errors, nothing else
     with logging_to_stderr(args.quiet, args.debug):
-        return guarded(lambda: _run(args), args.debug, (RegionError,))
+        return guarded(lambda: _run(args), args.debug, (RegionError, ClusterError))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -164,6 +174,7 @@ class _File:
     record: dict[str, Any] | None = None
     resumed: bool = False
     frames: int | None = None  # frames in it, when known from its header
+    fps: float | None = None  # its rate, when its header could be read
     size: tuple[int, int] | None = None  # its frames' width and height, once known
 
     @property
@@ -226,18 +237,25 @@ class _RunProgress:
         self.events = 0
         self.files_done = 0
         self.files = len(files)
+        self.retired: set = set()  # the keys of files done (a cluster's late reports)
 
     def for_file(self, key: int, step: int) -> _FileProgress:
         return _FileProgress(self, key, step)
 
-    def advance(self, key: int, frames: int) -> None:
+    def advance(self, key: int | str, frames: int) -> None:
         with self.lock:
+            if key in self.retired:
+                return
             self.current[key] = frames
             self.bar.update(self.done + sum(self.current.values()))
 
-    def finished(self, key: int, frames: int, events: int) -> None:
+    def finished(self, key: int, frames: int, events: int, tasks: tuple[str, ...] = ()
+                 ) -> None:
+        """A file is done; *tasks*: the keys its stretches reported their frames under."""
         with self.lock:
-            self.current.pop(key, None)
+            for done in (key, *tasks):
+                self.current.pop(done, None)
+                self.retired.add(done)
             self.done += frames
             self.events += events
             self.files_done += 1
@@ -278,6 +296,15 @@ class _Plan:
 def _scan(args: argparse.Namespace, stop) -> int:
     config = _config(args)
     options = _options(args)
+    on_cluster = args.workers is not None or args.scheduler is not None
+    if on_cluster and args.continuous:
+        raise UsageError("--continuous carries one model from file to file in order: it "
+                         "cannot be shared out over a cluster (--workers, --scheduler)")
+    if on_cluster and args.jobs is not None:
+        raise UsageError("--jobs shares out a scan in this process; on a cluster give "
+                         "--workers N")
+    if args.workers is not None and not 0 <= args.workers <= 1024:
+        raise UsageError(f"--workers must be in 1..1024 (without N: auto), got {args.workers}")
     files = _files(args)
     base = Path(args.output_dir) if args.output_dir else Path(".")
     events_path = check_writable_file(args.events or base / "events.csv", "--events")
@@ -300,6 +327,9 @@ def _scan(args: argparse.Namespace, stop) -> int:
     if len(files) > len(todo):
         logger.info("%d of %d files already scanned with these settings (their records are "
                     "in place): skipped", len(files) - len(todo), len(files))
+    if on_cluster:
+        return _scan_on_cluster(args, files, todo, config, options, settings, stop,
+                                events_path, report_path)
     jobs = 1 if args.continuous else config.scan.jobs or min(cpus, max(1, len(todo)))
     jobs = min(jobs, max(1, len(todo)))
     threads = max(1, cpus // jobs)
@@ -319,7 +349,12 @@ def _scan(args: argparse.Namespace, stop) -> int:
     finally:
         cv2.setNumThreads(opencv_threads)
         progress.close()
-    elapsed = time.perf_counter() - began
+    return _conclude(files, todo, config, time.perf_counter() - began, events_path, report_path)
+
+
+def _conclude(files: list[_File], todo: list[_File], config: Config, elapsed: float,
+              events_path: Path, report_path: Path | None) -> int:
+    """The run's table, report and summary, over every file done; the exit status."""
     records = [(f.record, f.folder) for f in files if f.record is not None]
     write_events(events_path, records, config)
     if report_path is not None:
@@ -327,6 +362,79 @@ def _scan(args: argparse.Namespace, stop) -> int:
     _summary(files, todo, elapsed, events_path, report_path)
     failed = [f for f in files if f.record is not None and f.record["status"] != "scanned"]
     return EXIT_FAILED if failed else 0
+
+
+def _scan_on_cluster(args: argparse.Namespace, files: list[_File], todo: list[_File],
+                     config: Config, options: ScanOptions, settings: str, stop,
+                     events_path: Path, report_path: Path | None) -> int:
+    """--workers, --scheduler: the files' tasks on a Dask cluster, their outputs written here.
+
+    Workers scan and send back results and thumbnail images; this process
+    writes every output (thumbnails, clips, records, table, report) as on
+    one machine, each file's record once all its stretches are done, so
+    that a run stopped and started again carries on as a local one does.
+    """
+    from .. import distributed
+
+    distributed._need_dask()  # a one-line error, before anything is done
+    if args.scheduler is not None:
+        client = distributed.connect(args.scheduler, config.scan.connect_timeout)
+        cluster, threads = None, None  # each host's share: set once its workers are known
+    else:
+        for file in todo:
+            _probe(file)
+        tasks = sum(len(distributed.plan_chunks(f.path, config, f.fps, f.frames))
+                    for f in todo)
+        cpus = numba.config.NUMBA_NUM_THREADS
+        # workers x masker threads <= cores: a worker per task up to one per core
+        workers = args.workers or min(cpus, max(1, tasks))
+        threads = max(1, cpus // workers)
+        cluster = distributed.local_cluster(workers)
+        from distributed import Client
+        client = Client(cluster, set_as_default=False)
+    try:
+        if args.scheduler is not None:
+            for file in todo:
+                _probe(file)
+        progress = _RunProgress(todo, args.quiet)
+        plan = _Plan(config, options, settings, args.scan_only, stop, progress,
+                     inputs={f.path.resolve() for f in files})
+        by_path = {str(f.path): f for f in todo}
+        began = time.perf_counter()
+        try:
+            outcomes = distributed.iter_scan(
+                client, [f.path for f in todo], config, options=options, threads=threads,
+                thumbnails=None if args.scan_only else lambda p: by_path[p].size or (0, 0),
+                progress=progress.advance, stop=stop,
+                probe=lambda p: (by_path[p].fps, by_path[p].frames))
+            for index, outcome, tasks in outcomes:
+                _finish(todo[index], index, plan,
+                        lambda file, key, plan, outcome=outcome: _outputs_of(file, outcome, plan),
+                        tuple(tasks))
+        finally:
+            progress.close()
+        elapsed = time.perf_counter() - began
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return _conclude(files, todo, config, elapsed, events_path, report_path)
+
+
+def _outputs_of(file: _File, outcome, plan: _Plan) -> dict[str, Any]:
+    """A file's outputs and record from what the cluster found in it."""
+    if outcome.error is not None:
+        raise SourceError(outcome.error)
+    outputs: dict[int, dict[str, Any]] = {}
+    for event in outcome.result.events:
+        image = outcome.thumbnails.get(event.peak_frame)
+        if plan.scan_only or image is None:
+            continue
+        name = f"{file.name}.event{event.number:03d}.jpg"
+        with atomic_path(file.folder / name) as temporary:
+            temporary.write_bytes(image)
+        outputs.setdefault(event.number, {})["thumbnail"] = name
+    return _write_outputs(file, outcome.result, plan, outputs)
 
 
 def _probe(file: _File) -> None:
@@ -337,6 +445,7 @@ def _probe(file: _File) -> None:
         return  # the scan says why
     source.close()
     file.frames, file.size = source.info.frame_count, (source.width, source.height)
+    file.fps = source.info.fps
 
 
 def _run_files(todo: list[_File], plan: _Plan, jobs: int) -> None:
@@ -360,23 +469,29 @@ def _run_files(todo: list[_File], plan: _Plan, jobs: int) -> None:
                 future.cancel()
 
 
-def _finish(file: _File, key: int, plan: _Plan) -> None:
-    """Scan one file, write its outputs and its record; a failure is recorded as such."""
-    if plan.stop.is_set():
+def _finish(file: _File, key: int, plan: _Plan, scan=None, tasks: tuple[str, ...] = ()
+            ) -> None:
+    """Scan one file, write its outputs and its record; a failure is recorded as such.
+
+    *scan* (default :func:`_scan_one`) gives the record, or None when the run
+    stopped before the file's end; *tasks* are the keys its cluster tasks
+    reported progress under.
+    """
+    if scan is None and plan.stop.is_set():
         return
     try:
-        record = _scan_one(file, key, plan)
+        record = (scan or _scan_one)(file, key, plan)
     except (SourceError, RegionError, ClipError, OSError, ValueError) as exc:
         message = str(exc) if isinstance(exc, (SourceError, RegionError, ClipError)) \
             else f"{type(exc).__name__}: {exc}"
         logger.error("%s: %s; listed as failed", file.path, message.removeprefix(f"{file.path}: "))
         record = failure_record(file.path, file.name, message)
     if record is None:  # stopped before the end of the file: not done
-        plan.progress.finished(key, 0, 0)
+        plan.progress.finished(key, 0, 0, tasks)
         return
     file.record = record
     frames = round(record["seconds"] * record["fps"]) if record["status"] == "scanned" else 0
-    plan.progress.finished(key, frames, len(record["events"]))
+    plan.progress.finished(key, frames, len(record["events"]), tasks)
     for event in record["events"]:  # above the bar, on stdout: the run's product
         tqdm.write(f"{record['file']}\t{event['event']}\t{event['start_timecode']}\t"
                    f"{event['end_timecode']}\t{event['duration']:.2f}s", file=sys.stdout)
@@ -407,6 +522,12 @@ def _scan_one(file: _File, key: int, plan: _Plan) -> dict[str, Any] | None:
                                    stop=plan.stop, step=plan.step)
     if plan.stop.is_set():
         return None
+    return _write_outputs(file, result, plan, outputs)
+
+
+def _write_outputs(file: _File, result: ScanResult, plan: _Plan,
+                   outputs: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """A scanned file's clips, then its record (its thumbnails are in *outputs* already)."""
     if not plan.scan_only:
         extension = clip_extension(file.path)
         for event in result.events:

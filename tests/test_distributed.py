@@ -1,0 +1,196 @@
+"""bgsub.distributed and bgsub scan --workers/--scheduler on a LocalCluster of 2 processes."""
+
+import dataclasses
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("distributed", reason='the cluster scan needs Dask: pip install '
+                    '"bgsub[dask]" (CI installs it)')
+
+from distributed import Client, LocalCluster  # noqa: E402
+
+import bgsub  # noqa: E402
+from bgsub.config import Config, replace_section  # noqa: E402
+from bgsub.distributed import (ClusterError, check_versions, iter_scan, plan_chunks,  # noqa: E402
+                               scan_files, scan_task, Chunk)
+from bgsub.scan import scan_file  # noqa: E402
+from bgsub.synthetic import EventSpec, write_events_video  # noqa: E402
+
+
+def config_with(**scan):
+    config = Config()
+    return dataclasses.replace(config, scan=replace_section(config.scan, **scan))
+
+
+NO_ROLLS = config_with(pre_roll=0, post_roll=0, min_event_length=1)
+#: 300 frames at 30 fps in stretches of 100: the objects cross both ends of the middle one
+CHUNKED = config_with(pre_roll=0, post_roll=0, min_event_length=1, chunk_minutes=100 / 30 / 60,
+                      chunk_warmup=60)
+CROSSING = EventSpec(frames=300, crossings=((85, 115), (190, 215), (250, 265)))
+
+
+def same(a, b):
+    """Two scan results alike but for the time they took."""
+    return dataclasses.replace(a, scan_seconds=0) == dataclasses.replace(b, scan_seconds=0)
+
+
+@pytest.fixture(scope="module")
+def client():
+    # port 0 and the dashboard's on port 0 too: every xdist worker can run a cluster of its own
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=":0", host="127.0.0.1", scheduler_port=0) as cluster, \
+            Client(cluster, set_as_default=False) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cluster")
+    write_events_video(str(folder / "a.mp4"), EventSpec(frames=150, crossings=((20, 39),
+                                                                               (100, 119))))
+    write_events_video(str(folder / "b.mp4"), EventSpec(frames=90, crossings=()))
+    write_events_video(str(folder / "crossing.mp4"), CROSSING)
+    (folder / "broken.mp4").write_bytes(b"\x00\x00\x00\x20ftypisom" + os.urandom(4000))
+    return folder
+
+
+def test_files_scanned_on_the_cluster_give_what_a_local_scan_gives(client, videos):
+    paths = [videos / "a.mp4", videos / "b.mp4", videos / "crossing.mp4"]
+    results = scan_files(client, paths, NO_ROLLS)
+    assert [r.path for r in results] == [str(p) for p in paths]
+    for path, result in zip(paths, results):
+        assert same(result, scan_file(path, NO_ROLLS))
+    assert len(results[0].events) == 2 and not results[1].events
+
+
+def test_a_file_cut_into_stretches_gives_the_events_of_one_pass(client, videos):
+    path = videos / "crossing.mp4"
+    chunks = plan_chunks(path, CHUNKED, 30.0, 300)
+    assert [(c.start, c.end, c.warmup) for c in chunks] == [(0, 100, 0), (100, 200, 60),
+                                                          (200, None, 60)]
+    whole = scan_file(path, CHUNKED)
+    (split,) = scan_files(client, [path], CHUNKED)
+    assert len(whole.events) == len(split.events) == 3
+    for joined, single in zip(split.events, whole.events):  # the first two cross an end
+        for name in ("start_frame", "end_frame", "motion_start_frame", "motion_end_frame",
+                     "peak_frame"):
+            assert abs(getattr(joined, name) - getattr(single, name)) <= 1, name
+        assert joined.number == single.number and joined.file == single.file
+    assert (split.first_frame, split.last_frame, split.frames) == (0, 299, 300)
+
+
+def test_a_corrupt_file_is_reported_once_and_a_path_no_worker_sees_per_file(client, videos,
+                                                                              caplog):
+    caplog.set_level("WARNING", logger="bgsub")
+    paths = [videos / "broken.mp4", videos / "a.mp4", "/nowhere/cam9/0001.mp4"]
+    with pytest.raises(ClusterError, match="2 of 3 files could not be scanned") as raised:
+        scan_files(client, paths, NO_ROLLS)
+    assert "broken.mp4" in str(raised.value) and "/nowhere/cam9/0001.mp4" in str(raised.value)
+    broken = [r for r in caplog.records if "broken.mp4" in r.getMessage()]
+    assert len(broken) == 1  # a task that returned its error: Dask did not run it again
+    (kept,) = scan_files(client, paths, NO_ROLLS, errors="skip")
+    assert kept.path == str(videos / "a.mp4")
+    # a path the client believes in (its header read here) that no worker can open
+    outcomes = list(iter_scan(client, ["/nowhere/cam9/0002.mp4"], CHUNKED,
+                              probe=lambda path: (30.0, 300)))
+    assert len(outcomes) == 1 and "No such file" in outcomes[0][1].error
+    assert "stretch 1 of 3" in outcomes[0][1].error
+
+
+def test_workers_of_another_bgsub_are_refused(client, videos, monkeypatch):
+    monkeypatch.setattr(bgsub, "__version__", "0.0.0-other")
+    with pytest.raises(ClusterError, match="another bgsub than this 0.0.0-other"):
+        check_versions(client)
+    # a worker that joins later refuses the task itself
+    chunk = Chunk(str(videos / "a.mp4"), str(videos / "a.mp4"))
+    refused = scan_task(chunk, NO_ROLLS, 1, "9.9.9")
+    assert refused.result is None and "runs bgsub 0.0.0-other, the client 9.9.9" in refused.error
+
+
+def test_a_worker_killed_in_the_middle_of_a_task_has_it_run_again_elsewhere(client, videos,
+                                                                            tmp_path):
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    marker = str(tmp_path / "killed")
+
+    class KillOnce(WorkerPlugin):  # defined here: pickled by value, for the workers
+        name = "bgsub-test-kill-once"
+
+        def transition(self, key, start, finish, **kwargs):
+            if finish == "executing" and str(key).startswith("bgsub-scan"):
+                try:
+                    os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
+                except FileExistsError:
+                    return
+                threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGKILL)).start()
+
+    pids = set(client.run(os.getpid).values())
+    client.register_plugin(KillOnce())
+    try:
+        path = videos / "long.mp4"
+        write_events_video(str(path), EventSpec(frames=900, crossings=((100, 130), (700, 760))))
+        (result,) = scan_files(client, [path], NO_ROLLS)
+    finally:
+        client.unregister_worker_plugin(KillOnce.name)
+    assert os.path.exists(marker)  # a worker was killed while it scanned
+    client.wait_for_workers(2, timeout=60)
+    assert set(client.run(os.getpid).values()) != pids  # ... and its nanny started another
+    assert same(result, scan_file(path, NO_ROLLS))  # no event lost or twice
+
+
+def bgsub_cmd(*args, cwd, timeout=180):
+    return subprocess.run([sys.executable, "-m", "bgsub", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_scan_with_workers_writes_what_a_local_scan_writes(videos, tmp_path):
+    folder = tmp_path / "cam"
+    folder.mkdir()
+    for name in ("a.mp4", "broken.mp4", "crossing.mp4"):
+        (folder / name).write_bytes((videos / name).read_bytes())
+    local = bgsub_cmd("scan", folder, "--output-dir", tmp_path / "local", cwd=tmp_path)
+    cluster = bgsub_cmd("scan", folder, "--output-dir", tmp_path / "cluster", "--workers", 2,
+                        "--set", "scan.chunk_minutes=0.04", cwd=tmp_path)
+    assert local.returncode == cluster.returncode == 3, cluster.stderr
+    assert cluster.stdout == local.stdout and "Traceback" not in cluster.stderr
+    failed = [line for line in cluster.stderr.splitlines() if "listed as failed" in line]
+    assert failed == [line for line in local.stderr.splitlines() if "listed as failed" in line]
+    assert len(failed) == 1 and "broken.mp4" in failed[0]  # reported once
+    for out in (tmp_path / "local").iterdir():
+        other = tmp_path / "cluster" / out.name
+        if out.suffix in (".jpg", ".mp4", ".csv"):  # thumbnails, clips, table: the same bytes
+            assert other.read_bytes() == out.read_bytes(), out.name
+    # started again: every file is done, on a cluster as in one process
+    again = bgsub_cmd("scan", folder, "--output-dir", tmp_path / "cluster", "--workers", 2,
+                      cwd=tmp_path)
+    assert "2 of 3 files already scanned" in again.stderr, again.stderr
+
+
+def test_a_scheduler_that_does_not_answer_is_one_error_within_the_timeout(videos, tmp_path):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    began = time.monotonic()
+    r = bgsub_cmd("scan", videos / "a.mp4", "--output-dir", tmp_path, "--scheduler",
+                  f"tcp://127.0.0.1:{port}", "--set", "scan.connect_timeout=2", cwd=tmp_path)
+    assert r.returncode == 2 and time.monotonic() - began < 20
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith("bgsub: error: no Dask scheduler answered at tcp://127.0.0.1:")
+    assert "within 2 s" in line and not r.stdout
+    assert not (Path(tmp_path) / "a.scan.json").exists()
+
+
+def test_cluster_flags_that_make_no_sense_are_usage_errors(videos, tmp_path):
+    r = bgsub_cmd("scan", videos / "a.mp4", "--workers", 2, "--continuous", cwd=tmp_path)
+    assert r.returncode == 2 and "--continuous" in r.stderr
+    r = bgsub_cmd("scan", videos / "a.mp4", "--workers", 2, "--scheduler", "tcp://x:1",
+                  cwd=tmp_path)
+    assert r.returncode == 2 and "not allowed with" in r.stderr
