@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import queue
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -584,14 +585,41 @@ def scan_files(client: Client, paths: Iterable[str | Path],
     return [results[i] for i in sorted(results)]
 
 
-def local_cluster(workers: int) -> Any:
+def local_cluster(workers: int, *, quiet: bool = False) -> Any:
     """A cluster of *workers* processes on this machine, one task at a time each.
 
     Its scheduler's HTTP server (dashboard or not) takes a free port: two runs at once
-    do not warn about 8787.
+    do not warn about 8787.  Its worker processes ignore SIGINT: a Ctrl-C at a terminal
+    goes to every process of the group, and would kill each worker in the middle of its
+    task, with a traceback; the client stops them instead (:func:`iter_scan`'s *stop*,
+    then closing the cluster).  They start with SIGINT ignored (called from the main
+    thread, this one ignores it while they start: a Ctrl-C then is lost) and ignore it
+    for good once Dask runs this module's :func:`dask_setup` in them, as a preload
+    (workers restarted later, after a crash, only from then).  *quiet*: the workers
+    log only Dask's errors, not its warnings about the tasks a stop cancels.
     """
     _need_dask()
+    import dask
     from distributed import LocalCluster
 
-    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                        dashboard_address=":0", host="127.0.0.1")
+    settings = {"distributed.nanny.pre-spawn-environ.DASK_LOGGING__DISTRIBUTED": "error"} \
+        if quiet else {}
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        with dask.config.set(settings):
+            return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                dashboard_address=":0", host="127.0.0.1",
+                                preload=[__name__])
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
+
+
+def dask_setup(worker: Any) -> None:
+    """Dask's hook in a worker that preloads this module: SIGINT is the client's to handle.
+
+    :func:`local_cluster`'s workers preload it.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -21,7 +21,7 @@ from .backend import CpuBackend
 from .config import MAX_THREADS, ModelConfig, load_config, replace_section
 from .em import fit_mixtures
 
-__all__ = ["MixtureMasker", "FrameSizeError", "absorption_frames"]
+__all__ = ["MixtureMasker", "FrameSizeError", "absorption_frames", "rate_for_absorption"]
 
 
 def _locked(method):
@@ -60,13 +60,17 @@ def absorption_frames(learning_rate: float, background_ratio: float, init_weight
 
     frames (at least 1; for T < 1/2 the crossing must be strict, so an exact
     integer ratio counts one more) and background from frame F + 1 on.  With
-    the defaults (alpha = 0.002, T = 0.6, w_init = 0.02) that is 247 frames,
-    about 8 s at 30 fps.
+    selective update the object's pixels learn at the foreground rate
+    (:attr:`MixtureMasker.foreground_rate`, from ``absorb_seconds``): 2500
+    frames with the defaults at 25 fps.  Were they to learn at the
+    background's 0.002 (T = 0.6, w_init = 0.02) it would be 247 frames.
 
     The derivation assumes the warm-up is over (alpha, not 1/t, is in force),
     the pixel's old background carried all the weight, and the object is as
     noisy as the background (equal sigma, so rank follows weight).  A much
-    steadier object out-ranks the old background sooner.
+    steadier object out-ranks the old background sooner; so does one whose
+    arrival raises its pixels' flicker level, and the 16-bit weights'
+    truncation takes a few percent off at rates near 1e-4.
 
     OpenCV's MOG2 documentation says a stopped object is absorbed after
     ``backgroundRatio * history`` frames (450 with its defaults); the same
@@ -75,7 +79,7 @@ def absorption_frames(learning_rate: float, background_ratio: float, init_weight
     Parameters
     ----------
     learning_rate : float
-        alpha in (0, 1).
+        The rate the object's pixels learn at, in (0, 1).
     background_ratio : float
         T in (0, 1).
     init_weight : float
@@ -166,6 +170,18 @@ class MixtureMasker:
     :meth:`foreground_probability` gives the soft posterior of the last frame
     and :attr:`log_likelihood` its fit, whose sudden drops make the model
     learn faster for a while (``recovery_drop``).
+
+    **Foreground that persists** (see :mod:`bgsub.kernels.frame`,
+    :mod:`~bgsub.kernels.neighbours`, :mod:`~bgsub.kernels.ghosts`).  Foreground
+    pixels learn at :attr:`foreground_rate`, so that a stopped object stays
+    foreground ``absorb_seconds``, raised towards alpha as the pixel's flicker
+    level (how often its classification changes) nears
+    ``flicker_reference``; a flickering foreground pixel that matches a
+    background component of a neighbour is background; a foreground blob
+    whose outline is an edge of the background image and not of the frame (a
+    ghost, what an object that left uncovers) is let go after
+    ``ghost_frames``.  A recovery (``recovery_drop``) starts only when most
+    cells of an 8x8 grid over the frame drop at once.
 
     **Shadows.**  After the update, a foreground pixel of a colour frame that
     is a darker copy of one of its background components is relabelled

@@ -540,7 +540,9 @@ def scan_file(path: str | Path, config: Config | str | Path | None = None,
         width, height = source.work_size
         scorer = scorer_for(str(path), scan, fps, (width, height), source.scale, first,
                             source.step, on_event, options.scores)
-        step = step or FrameStep.from_config(config, threads=options.threads)
+        # the model counts its absorption time in the frames it sees
+        step = step or FrameStep.from_config(config, threads=options.threads,
+                                             fps=fps / source.step)
         step.keep_raw = step.keep_raw or scan.flicker > 0
         reader = NumberedReader(FrameReader(source, config.source.queue_size), source)
     except BaseException:

@@ -89,6 +89,11 @@ class FrameStep:
     background, probability : bool
         Compute the background image and the soft foreground probability of
         every frame (they cost time per frame: only on request).
+    masker : MixtureMasker, optional
+        The masker to use (a loaded model, say) instead of a new one.
+    fps : float, optional
+        The source's frame rate, in which the model counts ``absorb_seconds``
+        (default: ``model.fps``).
 
     Frames of another size than the model's (a camera changing mode, a mixed
     image folder) start a new model, with a warning on the ``bgsub`` logger.
@@ -107,9 +112,12 @@ class FrameStep:
     def __init__(self, model: ModelConfig | None = None,
                  postprocess: PostprocessConfig | None = None, *, threads: int | None = None,
                  keep_raw: bool = False, background: bool = False,
-                 probability: bool = False, masker: MixtureMasker | None = None) -> None:
-        #: the masker (*masker* when given, a loaded model say; else a new one of *model*)
-        self.masker = masker if masker is not None else MixtureMasker(model, threads=threads)
+                 probability: bool = False, masker: MixtureMasker | None = None,
+                 fps: float | None = None) -> None:
+        #: the masker (*masker* when given, a loaded model say; else a new one of *model*,
+        #: counting its absorption time in *fps*, the source's frame rate)
+        self.masker = (masker if masker is not None
+                       else MixtureMasker(model, threads=threads, fps=fps))
         self.postprocessor = Postprocessor(postprocess)
         self.keep_raw = keep_raw
         self.background = background

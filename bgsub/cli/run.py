@@ -351,7 +351,7 @@ def _build(channel: _Channel, n: int, args, config, draw, threads: int, window, 
                                          nice=config.pipeline.io_nice)
     stop.on_repeat.append(lambda count: _hurry(writer, count))
     load = outputs.get("--load-model")
-    channel.step = step = FrameStep.from_config(config, threads=threads,
+    channel.step = step = FrameStep.from_config(config, threads=threads, fps=fps,
                                                 masker=_loaded(load, config, threads))
     if step.masker.frame_shape is not None:
         saved = step.masker.frame_shape

@@ -377,6 +377,22 @@ def _scan_on_cluster(args: argparse.Namespace, files: list[_File], todo: list[_F
     from .. import distributed
 
     distributed._need_dask()  # a one-line error, before anything is done
+    dask_logger = logging.getLogger("distributed")
+    dask_level = dask_logger.level
+    if not args.debug:  # Dask's warnings here (the tasks a stop cancels): bgsub says what matters
+        dask_logger.setLevel(logging.ERROR)
+    try:
+        return _cluster_scan(args, files, todo, config, options, settings, stop, events_path,
+                             report_path)
+    finally:
+        dask_logger.setLevel(dask_level)
+
+
+def _cluster_scan(args: argparse.Namespace, files: list[_File], todo: list[_File],
+                  config: Config, options: ScanOptions, settings: str, stop,
+                  events_path: Path, report_path: Path | None) -> int:
+    from .. import distributed
+
     if args.scheduler is not None:
         client = distributed.connect(args.scheduler, config.scan.connect_timeout)
         cluster, threads = None, None  # each host's share: set once its workers are known
@@ -389,7 +405,7 @@ def _scan_on_cluster(args: argparse.Namespace, files: list[_File], todo: list[_F
         # workers x masker threads <= cores: a worker per task up to one per core
         workers = args.workers or min(cpus, max(1, tasks))
         threads = max(1, cpus // workers)
-        cluster = distributed.local_cluster(workers)
+        cluster = distributed.local_cluster(workers, quiet=not args.debug)
         from distributed import Client
         client = Client(cluster, set_as_default=False)
     try:

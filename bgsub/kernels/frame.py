@@ -28,6 +28,15 @@ named helper inlined into the kernel:
 * :func:`_general_run`: every other group: match, classify, learn with every
   slot in registers, re-rank.
 
+Selective update and the flicker level: beside the state, each pixel keeps a
+16-bit flicker word (bits 0-14 a level V in 0..32767, bit 15 its last own
+classification), updated every learned frame by ``V += (32767 b - V) >> 5``
+(b = 1 when the classification changed).  A background pixel learns at
+alpha; a foreground one at alpha_fg (the masker derives it from
+``absorb_seconds``) raised linearly towards alpha as V / 32767 nears the
+reference level, and, when it belongs to a ghost released by
+:mod:`bgsub.kernels.ghosts`, at max(ghost_rate, alpha) and is background.
+
 Indices are unsigned: Numba then emits no negative-index wraparound, which
 would hide the addresses' linearity from the vectoriser.  Cast shadows are
 marked per tile right after it (:mod:`bgsub.kernels.shadows`).

@@ -1,0 +1,61 @@
+"""The README's accuracy table: ``bgsub eval`` on the four CDnet sequences beside OpenCV.
+
+    python benchmarks/accuracy_table.py [DATA_DIR] [bgsub eval options ...]
+
+runs ``bgsub eval DATA_DIR/{highway,pedestrians,office,busStation} --compare
+raw,mog2,knn,mog`` (plus any other options: ``--set section.key=value``...)
+and prints its JSON as the README's Markdown table: per sequence and for the
+mean, bgsub, its raw mask, MOG2, KNN and MOG with the seven CDnet metrics.
+DATA_DIR defaults to ``../shared/data`` beside the checkout, or
+``$BGSUB_DATA``.  All the scoring is done by :mod:`bgsub.cli.evaluate`; this
+file only fixes the comparison and the layout.  The MOG column needs
+opencv-contrib (``cv2.bgsegm``); without it bgsub skips MOG with a note.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from bgsub.cli.evaluate import main as evaluate
+from bgsub.evaluation import METRICS
+
+SEQUENCES = ("highway", "pedestrians", "office", "busStation")
+DEFAULT_DATA = Path(os.environ.get(
+    "BGSUB_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+NAMES = {"bgsub": "bgsub", "raw": "bgsub, raw mask", "mog2": "OpenCV MOG2",
+         "knn": "OpenCV KNN", "mog": "OpenCV MOG (bgsegm)"}
+
+
+def table(data: dict) -> str:
+    head = "| sequence | method | " + " | ".join(label for _, label in METRICS) + " |"
+    lines = [head, "|" + "---|" * (len(METRICS) + 2)]
+    rows = [(s["name"], s["results"]) for s in data["sequences"]] + [("mean", data["mean"])]
+    for name, results in rows:
+        for method, metrics in results.items():
+            cells = [f"{metrics[key]:.4f}" for key, _ in METRICS]
+            if method == "bgsub":
+                cells[-1] = f"**{cells[-1]}**"
+            lines.append(f"| {name} | {NAMES.get(method, method)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    data_dir = DEFAULT_DATA
+    if argv and not argv[0].startswith("-"):
+        data_dir, argv = Path(argv[0]), argv[1:]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "scores.json"
+        code = evaluate([*(str(data_dir / s) for s in SEQUENCES), "--compare",
+                         "raw,mog2,knn,mog", "--json", str(out), "--quiet", *argv])
+        if code != 0:
+            return code
+        print(table(json.loads(out.read_text())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
