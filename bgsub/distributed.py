@@ -188,10 +188,16 @@ def _file_errors() -> tuple[type[BaseException], ...]:
 
 
 class _Reporter:
-    """A task's progress: frames done, to the client every second; and a stop the client asks."""
+    """A task's progress: frames done, to the client every second; and a stop the client asks.
 
-    def __init__(self, task: str, run: str | None, step: int, stop: threading.Event) -> None:
+    The frames are those of the task's stretch (its warm-up's not counted), so that
+    the client's sum over the tasks under way never passes the frames to scan.
+    """
+
+    def __init__(self, task: str, run: str | None, step: int, stop: threading.Event,
+                 warmup: int = 0) -> None:
         self.task, self.run, self.step, self.stop = task, run, step, stop
+        self.warmup = warmup
         self.last = 0.0
         self.worker = None
         self.stop_event = None
@@ -210,7 +216,8 @@ class _Reporter:
         self.last = now
         if self.worker is not None:
             self.worker.log_event(PROGRESS_TOPIC, {"task": self.task,
-                                                   "frames": done * self.step})
+                                                   "frames": max(0, done * self.step
+                                                                 - self.warmup)})
         if self.stop_event is not None:
             try:
                 if self.stop_event.is_set():
@@ -276,7 +283,7 @@ def scan_task(chunk: Chunk, config: Config, threads: int | dict[str, int] | None
     if thumbnails is not None:
         on_event = _thumbnailer(config, thumbnails, images)
     stop = threading.Event()
-    reporter = _Reporter(task, run, config.scan.frame_skip + 1, stop)
+    reporter = _Reporter(task, run, config.scan.frame_skip + 1, stop, chunk.warmup)
     try:
         result = scan_file(chunk.location, config, options, on_event=on_event,
                            progress=reporter, stop=stop)
@@ -445,6 +452,9 @@ def iter_scan(client: Client, paths: Iterable[str | Path], config: Config, *,
         plans.append(plan_chunks(path, config, fps, count, first, end) if fps else
                      [Chunk(path, str(Path(path).resolve()), start=options.start,
                             end=options.end)])
+    if progress is not None:  # before the tasks: their first reports come at once
+        client.subscribe_topic(PROGRESS_TOPIC, lambda event: progress(
+            event[1]["task"], event[1]["frames"]))
     names = {}
     futures = {}
     for index, chunks in enumerate(plans):
@@ -455,9 +465,6 @@ def iter_scan(client: Client, paths: Iterable[str | Path], config: Config, *,
                                    thumbnails=thumbnails(chunk.path) if thumbnails else None,
                                    task=name, run=run, key=name, pure=False)
             futures[future] = (index, chunk)
-    if progress is not None:
-        client.subscribe_topic(PROGRESS_TOPIC, lambda event: progress(
-            event[1]["task"], event[1]["frames"]))
     stopper = Event(f"bgsub-stop-{run}", client=client)
     done: dict[int, list[TaskOutput]] = {}
     # the futures' callbacks run in the client's thread; this one waits for them in short

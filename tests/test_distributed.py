@@ -1,7 +1,10 @@
 """bgsub.distributed and bgsub scan --workers/--scheduler on a LocalCluster of 2 processes."""
 
+import csv
 import dataclasses
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +22,8 @@ from distributed import Client, LocalCluster  # noqa: E402
 
 import bgsub  # noqa: E402
 from bgsub.config import Config, replace_section  # noqa: E402
+import bgsub.cli.scan  # noqa: E402
+from bgsub.cli import main  # noqa: E402
 from bgsub.distributed import (ClusterError, check_versions, iter_scan, plan_chunks,  # noqa: E402
                                scan_files, scan_task, Chunk)
 from bgsub.scan import scan_file  # noqa: E402
@@ -194,3 +199,122 @@ def test_cluster_flags_that_make_no_sense_are_usage_errors(videos, tmp_path):
     r = bgsub_cmd("scan", videos / "a.mp4", "--workers", 2, "--scheduler", "tcp://x:1",
                   cwd=tmp_path)
     assert r.returncode == 2 and "not allowed with" in r.stderr
+
+
+def test_a_task_of_a_stopped_run_ends_without_a_result(client, videos):
+    from distributed import Event
+
+    chunk = Chunk(str(videos / "crossing.mp4"), str(videos / "crossing.mp4"))
+    Event("bgsub-stop-test-stopped", client=client).set()  # what the client sets on Ctrl-C
+    stopped = client.submit(scan_task, chunk, NO_ROLLS, 1, bgsub.__version__,
+                            run="test-stopped", pure=False).result(timeout=120)
+    assert stopped.result is None and stopped.error == "stopped"  # not half a file's events
+    going = client.submit(scan_task, chunk, NO_ROLLS, 1, bgsub.__version__,
+                          run="test-going", pure=False).result(timeout=120)
+    assert going.error is None and same(going.result, scan_file(chunk.path, NO_ROLLS))
+
+
+def test_progress_shows_the_frames_and_files_done_across_the_workers(videos, tmp_path,
+                                                                     monkeypatch):
+    bars = []
+
+    class Bar:  # what the run's bar is told
+        def __init__(self, total=None, **kwargs):
+            self.total, self.values, self.notes = total, [], []
+            bars.append(self)
+
+        def update(self, done):
+            self.values.append(done)
+
+        def note(self, text):
+            self.notes.append(text)
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(bgsub.cli.scan, "Progress", Bar)
+    long = tmp_path / "long.mp4"
+    write_events_video(str(long), EventSpec(frames=1800, crossings=((100, 129),)))
+    # the long file in 3 stretches of 600 frames: 3 tasks, 2 at a time
+    assert main(["scan", str(long), str(videos / "a.mp4"), "--workers", "2", "--scan-only",
+                 "--quiet", "--output-dir", str(tmp_path / "out"),
+                 "--set", "scan.chunk_minutes=0.3333334", "--set", "scan.chunk_warmup=60"]) == 0
+    (bar,) = bars
+    assert bar.total == 1950 and bar.values[-1] == 1950
+    assert bar.values == sorted(bar.values)  # never back, warm-ups not counted
+    # the files' ends alone give 0, 150, 1800, 1950: the others came from the tasks under way
+    assert set(bar.values) - {0, 150, 1800, 1950}, bar.values
+    assert bar.notes[-1] == "2/2 files, 3 events"
+
+
+def session_processes(session):
+    """The processes of a session still there (the bgsub command's, its workers')."""
+    import psutil  # a dependency of Dask's
+
+    left = []
+    for pid in psutil.pids():
+        try:
+            if os.getsid(pid) == session:
+                left.append(pid)
+        except OSError:  # gone meanwhile
+            pass
+    return left
+
+
+@pytest.mark.parametrize("signum,to_group", [(signal.SIGINT, True), (signal.SIGTERM, False)],
+                         ids=["ctrl-c-to-the-group", "sigterm-to-bgsub"])
+def test_a_stopped_cluster_scan_keeps_the_files_done_and_a_new_run_carries_on(
+        signum, to_group, tmp_path):
+    folder = tmp_path / "night"
+    folder.mkdir()
+    write_events_video(str(folder / "00.mp4"), EventSpec(frames=1200, crossings=((100, 129),
+                                                                                 (700, 729))))
+    for i in range(1, 6):
+        shutil.copy(folder / "00.mp4", folder / f"{i:02d}.mp4")
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "bgsub", "scan", str(folder), "--output-dir", str(out),
+               "--workers", "2"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300  # a loaded machine: seconds become minutes
+        while not list(out.glob("*.scan.json")) and process.poll() is None \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if to_group:  # a terminal's Ctrl-C: every process of the group, workers too
+            os.killpg(process.pid, signum)
+        else:
+            process.send_signal(signum)
+        stdout, stderr = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    assert process.returncode == 128 + signum, stderr
+    assert f"stopped by {signal.Signals(signum).name}" in stderr
+    # bgsub's lines only: no worker's traceback, no Dask warning about the tasks cancelled
+    assert all(line.startswith("bgsub: ") for line in stderr.splitlines()), stderr
+    deadline = time.monotonic() + 60
+    while session_processes(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert session_processes(process.pid) == []  # the workers are gone with the client
+    # the files done are complete: records, clips, thumbnails, the table; nothing half-written
+    done = sorted(p.name.removesuffix(".scan.json") for p in out.glob("*.scan.json"))
+    assert 1 <= len(done) < 6, done
+    rows = list(csv.DictReader((out / "events.csv").open()))
+    assert sorted({Path(row["file"]).stem for row in rows}) == done and len(rows) == 2 * len(done)
+    for row in rows:
+        assert (out / row["clip"]).stat().st_size > 0 and (out / row["thumbnail"]).exists()
+    assert len(stdout.splitlines()) == len(rows)
+    assert [f["status"] for f in json.loads((out / "events.json").read_text())["files"]] == \
+        ["scanned"] * len(done)
+    assert not list(out.glob(".*"))
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("*.scan.json")}
+    # started again: the files done are skipped, the others scanned
+    again = bgsub_cmd("scan", folder, "--output-dir", out, "--workers", 2, cwd=tmp_path,
+                      timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"{len(done)} of 6 files already scanned" in again.stderr
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    rows = list(csv.DictReader((out / "events.csv").open()))
+    assert len(rows) == 12 and len(list(out.glob("*.scan.json"))) == 6
