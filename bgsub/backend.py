@@ -28,6 +28,7 @@ LL_GRID = 8
 _LL_ROWS = 2
 _LL_RUN = 8
 _SHARED_PASS_TILES = 1024  # frames of this many tiles or more share the neighbour pass out
+_F0 = np.float32(0.0)
 _GHOST_EVERY = 2  # frames between two ghost tests
 _RHO_CODES = {"alpha_over_weight": kernels.RHO_ALPHA_OVER_W, "gaussian": kernels.RHO_GAUSSIAN}
 
@@ -78,6 +79,7 @@ class CpuBackend:
         """
         cfg = self.config
         k = cfg.k
+        variances = channels if cfg.covariance == "diagonal" else 1
         if width <= 0 or pixels % width:
             raise ValueError(f"{pixels} pixels are not rows of {width}")
         self._height, self._width = pixels // width, width
@@ -88,12 +90,27 @@ class CpuBackend:
         self._release = np.zeros(pixels, np.uint8)
         self._releasing = False
         self._frames = 0
+        # the kernels' arguments that do not change from frame to frame
+        lam2 = np.float32(cfg.match_threshold ** 2)
+        tau2 = np.float32(cfg.shadow_threshold ** 2)
+        var_range = self._var_range()
+        self._fixed = {
+            "init": (np.float32(cfg.init_weight), np.float32(cfg.init_variance)),
+            "rates": (np.float32(1.0 / cfg.flicker_reference if cfg.flicker_reference > 0
+                                 else 0.0), np.float32(cfg.ghost_rate), lam2,
+                      np.float32(cfg.background_ratio)),
+            "shadows": (*var_range, np.float32(cfg.shadow_ratio_min), tau2,
+                        np.uint8(cfg.shadow_value)),
+            "neighbours": (self._height, width, k, channels, variances, lam2,
+                           np.float32(cfg.background_ratio), *var_range,
+                           np.float32(cfg.shadow_ratio_min), tau2, np.uint8(cfg.shadow_value),
+                           cfg.neighbour_radius, int(cfg.neighbour_flicker * FLICKER_ONE),
+                           cfg.shadows and cfg.shadow_texture)}
         cells = (-(-self._height // neighbours.GHOST_CELL), -(-width // neighbours.GHOST_CELL))
         self._cells = np.zeros(cells, np.uint8)
         self._ghost_run = np.zeros(cells, np.int32)
         self._labels = np.zeros(cells, np.int32)
         self._stack = np.zeros(cells[0] * cells[1], np.int64)
-        variances = channels if cfg.covariance == "diagonal" else 1
         self._dims = (k, channels, variances, pixels)
         # empty slots (w = 0, mu = 0) with the initial variance, as one tile repeated
         one_tile = kernels.encode_state(
@@ -135,29 +152,20 @@ class CpuBackend:
         if kernel is None:
             kernel = self._kernels[learn] = self._kernel(learn)
         cfg = self.config
-        w_init, var_init = (cfg.init_weight, cfg.init_variance) if learn else (0.0, 0.0)
-        alpha = alpha or 0.0
-        alpha_fg = alpha if alpha_fg is None else alpha_fg
-        inv_ref = 1.0 / cfg.flicker_reference if cfg.flicker_reference > 0 else 0.0
-        lam2 = np.float32(cfg.match_threshold ** 2)
-        tau2 = np.float32(cfg.shadow_threshold ** 2)
+        fixed = self._fixed
+        w_init, var_init = fixed["init"] if learn else (_F0, _F0)
+        alpha = np.float32(alpha or 0.0)
         self._runner.run(kernel, (
-            x, self._state, mask, self._aux, self._release, self._dims[3], np.float32(alpha),
-            np.float32(alpha_fg), np.float32(inv_ref), np.float32(cfg.ghost_rate), lam2,
-            np.float32(cfg.background_ratio), np.float32(w_init), np.float32(var_init),
-            *self._var_range(), np.float32(cfg.shadow_ratio_min), tau2,
-            np.uint8(cfg.shadow_value)), self._tiles())
+            x, self._state, mask, self._aux, self._release, self._dims[3], alpha,
+            alpha if alpha_fg is None else np.float32(alpha_fg), *fixed["rates"], w_init,
+            var_init, *fixed["shadows"]), self._tiles())
         self._cells.fill(0)
-        k, channels, variances, _ = self._dims
-        args = (x, self._state, mask, self._aux, self._release, self._cells, self._height,
-                self._width, k, channels, variances, lam2, np.float32(cfg.background_ratio),
-                *self._var_range(), np.float32(cfg.shadow_ratio_min), tau2,
-                np.uint8(cfg.shadow_value), cfg.neighbour_radius,
-                int(cfg.neighbour_flicker * FLICKER_ONE), cfg.shadows and cfg.shadow_texture)
+        args = (x, self._state, mask, self._aux, self._release, self._cells,
+                *fixed["neighbours"])
         if self._tiles() < _SHARED_PASS_TILES:
-            # its work is in the few tiles with foreground: below about a
-            # megapixel, handing tiles to helpers a second time a frame costs
-            # more than it saves (640x480 on 2 cores)
+            # its work is in the few tiles with foreground: in small frames,
+            # handing tiles to helpers a second time a frame costs more than it
+            # saves (320x240 on 2 cores)
             neighbours.neighbour_pass(*args, 0, self._tiles())
         else:
             self._runner.run(neighbours.neighbour_pass, args, self._tiles())

@@ -208,37 +208,40 @@ class NaiveMixture:
         return False
 
     def _texture_kept(self, x, p):
-        """Brightness around p (5x5) a scaled copy of the background's: NCC >= 0.4, spread <= 0.2."""
+        """Brightness around p (5x5) a scaled copy of the background's.
+
+        L = the sum of the frame's channels, M = the sum of the top mean's
+        stored codes (mean * 256), integers summed exactly; in grey levels
+        (L / 3, M / 768): the fit L = a M leaves an RMS residual of at most
+        0.2 of the mean of L, and the normalised cross-correlation is >= 0.4.
+        """
         h, wd = self.h, self.wd
         y, xx = divmod(p, wd)
-        lxs, lbs = [], []
+        sx = sb = sxx = sbb = sxb = count = 0
         for yy in range(max(0, y - 2), min(h, y + 3)):
             for xq in range(max(0, xx - 2), min(wd, xx + 3)):
                 q = yy * wd + xq
-                lxs.append((float(x[q, 0]) + float(x[q, 1]) + float(x[q, 2])) * (1.0 / 3.0))
-                lbs.append((float(self.mu[0, 0, q]) + float(self.mu[0, 1, q])
-                            + float(self.mu[0, 2, q])) * (1.0 / 3.0))
-        sx = sb = sxx = sbb = sxb = sr = srr = 0.0
-        for lx, lb in zip(lxs, lbs):
-            sx += lx
-            sb += lb
-            sxx += lx * lx
-            sbb += lb * lb
-            sxb += lx * lb
-            r = lx / max(lb, 1.0)
-            sr += r
-            srr += r * r
-        inv = 1.0 / len(lxs)
-        mx, mb, mr = sx * inv, sb * inv, sr * inv
+                lx = int(x[q, 0]) + int(x[q, 1]) + int(x[q, 2])
+                lb = sum(int(round(float(self.mu[0, ch, q]) * 256)) for ch in range(3))
+                sx += lx
+                sb += lb
+                sxx += lx * lx
+                sbb += lb * lb
+                sxb += lx * lb
+                count += 1
+        if sbb <= 0 or sx <= 0:
+            return False
+        sx, sb, sxx, sbb, sxb = sx / 3.0, sb / 768.0, sxx / 9.0, sbb / 589824.0, sxb / 2304.0
+        inv = 1.0 / count
+        residual = max(sxx - sxb * sxb / sbb, 0.0) * inv
+        if math.sqrt(residual) > 0.2 * sx * inv:
+            return False
+        mx, mb = sx * inv, sb * inv
         vx = sxx * inv - mx * mx
         vb = sbb * inv - mb * mb
-        cxb = sxb * inv - mx * mb
-        vr = max(srr * inv - mr * mr, 0.0)
-        if mr <= 0.0 or math.sqrt(vr) > 0.2 * mr:
-            return False
         if vx * vb <= 1e-6:
             return False
-        return cxb / math.sqrt(vx * vb) >= 0.4
+        return (sxb * inv - mx * mb) / math.sqrt(vx * vb) >= 0.4
 
     def _own_fg(self, mask, p):
         return (self.flicker[p] >> 15) == 1 and (mask[p] != 0 or self.release[p])

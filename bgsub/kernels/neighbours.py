@@ -20,9 +20,11 @@ shadow) are visited, a few percent of a frame:
   brightness around it is a scaled copy of the background's: over the 5x5
   window (clipped at the frame's edge), brightness L = mean of the channels,
   background brightness M = mean of the top-ranked component's channels,
-  the normalised cross-correlation of L and M is at least 0.4 and the ratio
-  L / max(M, 1) varies by at most 0.2 of its mean.  A shadow keeps the
-  floor's texture, a grey object replaces it.
+  the fit L = a M leaves a root-mean-square residual of at most 0.2 of the
+  mean of L, and L and M correlate (normalised cross-correlation at least
+  0.4).  A shadow keeps the floor's texture, a grey object replaces it.
+  (The sums are of integers, the channels and the stored mean codes, so they
+  are exact in any order; no division per pixel.)
 * **Ghost cells**: each pixel still foreground by its own classification
   (a released ghost's pixels included, neighbour matches not) marks its 8x8
   cell for :mod:`bgsub.kernels.ghosts`.
@@ -66,46 +68,58 @@ def _slot(q, planes):
 def texture_kept(x, state, p, h, w, k, nc, nv):
     """Whether the frame's brightness around p is a scaled copy of the background's.
 
-    See the module docstring; float64 sums over the window, row by row.
+    Over the window (see the module docstring), with L = the channels' sum
+    and M = the sum of the top-ranked mean's stored codes (integers: their
+    sums are exact, in any order), the fit L = a M through the origin leaves
+    a root-mean-square residual of at most 0.2 of the mean brightness, and L
+    and M correlate (normalised cross-correlation at least 0.4; a window
+    flatter than that in either can tell nothing).  The sums are then taken
+    to grey levels (L / 3, M / 768) in float64.
     """
     planes = k * (1 + nc + nv)
     y = p // w
     xx = p - y * w
-    sx = sb = sxx = sbb = sxb = sr = srr = 0.0
+    sx = sb = sxx = sbb = sxb = 0
     count = 0
-    third = 1.0 / 3.0
     for yy in range(max(0, y - TEXTURE_RADIUS), min(h, y + TEXTURE_RADIUS + 1)):
         for xq in range(max(0, xx - TEXTURE_RADIUS), min(w, xx + TEXTURE_RADIUS + 1)):
             q = yy * w + xq
             s = _slot(q, planes)
-            lx = (np.float64(x[q * 3]) + np.float64(x[q * 3 + 1])
-                  + np.float64(x[q * 3 + 2])) * third
-            lb = (np.float64(dec_mu(state[mu_index(s, 0, 0, k, nc)]))
-                  + np.float64(dec_mu(state[mu_index(s, 0, 1, k, nc)]))
-                  + np.float64(dec_mu(state[mu_index(s, 0, 2, k, nc)]))) * third
+            lx = np.int64(x[q * 3]) + np.int64(x[q * 3 + 1]) + np.int64(x[q * 3 + 2])
+            lb = (np.int64(state[mu_index(s, 0, 0, k, nc)])
+                  + np.int64(state[mu_index(s, 0, 1, k, nc)])
+                  + np.int64(state[mu_index(s, 0, 2, k, nc)]))
             sx += lx
             sb += lb
             sxx += lx * lx
             sbb += lb * lb
             sxb += lx * lb
-            r = lx / max(lb, 1.0)
-            sr += r
-            srr += r * r
             count += 1
+    return _texture_test(sx, sb, sxx, sbb, sxb, count)
+
+
+@njit(inline="always", cache=True, error_model="numpy")
+def _texture_test(sx_i, sb_i, sxx_i, sbb_i, sxb_i, count):
+    """The texture test from the window's integer sums (see texture_kept)."""
+    if sbb_i <= 0 or sx_i <= 0:
+        return False
+    sx = np.float64(sx_i) / 3.0
+    sb = np.float64(sb_i) / 768.0
+    sxx = np.float64(sxx_i) / 9.0
+    sbb = np.float64(sbb_i) / 589824.0
+    sxb = np.float64(sxb_i) / 2304.0
     inv = 1.0 / count
+    residual = max(sxx - sxb * sxb / sbb, 0.0) * inv
+    if math.sqrt(residual) > TEXTURE_SPREAD * sx * inv:
+        return False
     mx = sx * inv
     mb = sb * inv
     vx = sxx * inv - mx * mx
     vb = sbb * inv - mb * mb
-    cxb = sxb * inv - mx * mb
-    mr = sr * inv
-    vr = max(srr * inv - mr * mr, 0.0)
-    if mr <= 0.0 or math.sqrt(vr) > TEXTURE_SPREAD * mr:
-        return False
     den = vx * vb
     if den <= 1e-6:
         return False  # a flat window: no texture to compare
-    return cxb / math.sqrt(den) >= TEXTURE_NCC
+    return (sxb * inv - mx * mb) / math.sqrt(den) >= TEXTURE_NCC
 
 
 @njit(inline="always", cache=True, error_model="numpy")
@@ -196,12 +210,22 @@ def neighbour_pass(x, state, mask, aux, release, cells, h, w, k, nc, nv, lam2, b
             held |= release[start + ii]
         if (seen | held) == 0:
             continue
+        # the tile's first row and column: a pixel's follow by subtraction,
+        # not by a division per pixel
+        row0 = first // w
+        col0 = first - row0 * w
         ii = 0
         while True:
             # a search with a data-dependent exit, which the vectoriser leaves
             # alone (see shadows.shadow_tile); released pixels only count in
             # the rare tiles that hold some
             if held == 0:
+                # eight bytes at a time through the background (one load each)
+                while ii + 8 <= nb and (mask[first + ii] | mask[first + ii + 1]
+                                        | mask[first + ii + 2] | mask[first + ii + 3]
+                                        | mask[first + ii + 4] | mask[first + ii + 5]
+                                        | mask[first + ii + 6] | mask[first + ii + 7]) == 0:
+                    ii += 8
                 while ii < nb and mask[first + ii] == 0:
                     ii += 1
             else:
@@ -224,7 +248,11 @@ def neighbour_pass(x, state, mask, aux, release, cells, h, w, k, nc, nv, lam2, b
                                 ratio_min, tau2) and texture_kept(x, state, p, h, w, k, nc, nv):
                     mask[p] = value
             if code >> 15 != 0:
-                y = p // w
+                y = row0
+                col = col0 + ii - 1
+                while col >= w:
+                    col -= w
+                    y += 1
                 # threads may mark one cell at once: each writes the same byte 1
-                cells[y // GHOST_CELL, (p - y * w) // GHOST_CELL] = 1
+                cells[y // GHOST_CELL, col // GHOST_CELL] = 1
 
