@@ -29,7 +29,7 @@ _LL_ROWS = 2
 _LL_RUN = 8
 _SHARED_PASS_TILES = 1024  # frames of this many tiles or more share the neighbour pass out
 _F0 = np.float32(0.0)
-_GHOST_EVERY = 2  # frames between two ghost tests
+_GHOST_EVERY = 4  # frames between two ghost tests
 _RHO_CODES = {"alpha_over_weight": kernels.RHO_ALPHA_OVER_W, "gaussian": kernels.RHO_GAUSSIAN}
 
 
@@ -182,27 +182,10 @@ class CpuBackend:
         for that many frames.
         """
         cfg = self.config
-        if not self._cells.any():
-            self._ghost_run.fill(0)
-        else:
-            labels = self._labels
-            count = ghosts.label_cells(self._cells, labels, self._stack)
-            outline = np.zeros(count, np.int64)
-            pairs = np.zeros(count, np.int64)
-            frame_sum = np.zeros(count)
-            model_sum = np.zeros(count)
-            ghosts.ghost_outline(x, self._state, mask, self._aux, self._release, labels, count,
-                                 self._height, self._width, *self._dims[:3], outline, frame_sum,
-                                 model_sum, pairs)
-            ghost = ((outline >= ghosts.MIN_OUTLINE) & (pairs >= 1) & (pairs >= outline)
-                     & (frame_sum < cfg.ghost_contrast * model_sum))
-            ghost[0] = False
-            self._ghost_run[:] = np.where(ghost[labels], self._ghost_run + _GHOST_EVERY, 0)
-        released = self._ghost_run >= cfg.ghost_frames
-        if released.any() or self._releasing:
-            ghosts.expand_cells(released.view(np.uint8), self._height, self._width,
-                                self._release)
-            self._releasing = bool(released.any())
+        self._releasing = ghosts.track_ghosts(
+            x, self._state, mask, self._aux, self._release, self._cells, self._labels,
+            self._stack, self._ghost_run, self._height, self._width, *self._dims[:3],
+            cfg.ghost_contrast, cfg.ghost_frames, _GHOST_EVERY, self._releasing)
 
     def log_likelihood(self, x: np.ndarray) -> float:
         """Mean per-pixel log-likelihood (nats) of the flat frame *x* under the state.

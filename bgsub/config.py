@@ -141,7 +141,7 @@ class ModelConfig:
         Ghost release: a foreground blob (on a grid of 8x8 cells) whose outline
         is an edge of the background image but not of the frame (what an
         object that left uncovers) is let go after this many frames in a row;
-        0 turns this off.
+        0 turns this off.  (Tested every 4th frame, each test counting for 4.)
     ghost_rate : float
         Learning rate in (0, 1] of a released ghost's pixels.
     ghost_contrast : float

@@ -152,7 +152,7 @@ class NaiveMixture:
             mask[:] = 0
         elif learn and self.ghost[0] > 0:
             self.frames += 1
-            if self.frames % 2 == 0:  # a test every second frame counts for two
+            if self.frames % 4 == 0:  # a test every fourth frame counts for four
                 self._track_ghosts(x, mask, cells)
         return mask.reshape(h, wd)
 
@@ -327,7 +327,7 @@ class NaiveMixture:
                  and fsum[lab] < contrast * msum[lab] for lab in range(count)]
         for ci in range(gh):
             for cj in range(gw):
-                self.ghost_run[ci, cj] = self.ghost_run[ci, cj] + 2 if ghost[labels[ci, cj]] else 0
+                self.ghost_run[ci, cj] = self.ghost_run[ci, cj] + 4 if ghost[labels[ci, cj]] else 0
         for p in range(n):
             y, xx = divmod(p, wd)
             self.release[p] = self.ghost_run[y // GHOST_CELL, xx // GHOST_CELL] >= frames

@@ -405,7 +405,16 @@ def _short_run(x, state, mask, aux, first, base, g, e, k, nc, nv, inv_c, lam2, a
             w2_prev = w2
             v_prev = v
         mask[p] = moved
-        aux[p] = _flicker_code(aux[p], np.int32(0))
+    # the flicker words: background now, so a word of 0 (level 0, background
+    # last frame: most of a steady scene) stays 0, and a run of such words is
+    # only read
+    words = np.uint16(0)
+    for ii in range(g, e):
+        words |= aux[first + np.uint64(ii)]
+    if words != 0:
+        for ii in range(g, e):
+            p = first + np.uint64(ii)
+            aux[p] = _flicker_code(aux[p], np.int32(0))
     if _flags(mask, first, g, e) != 0:
         for ii in range(g, e):
             if mask[first + np.uint64(ii)] != 0:

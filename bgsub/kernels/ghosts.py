@@ -36,8 +36,8 @@ from numba import njit
 from .layout import BLOCK, FLICKER_ONE, W_ONE, dec_mu, mu_index, w_index
 from .neighbours import GHOST_CELL
 
-__all__ = ["ghost_outline", "label_cells", "expand_cells", "REFERENCE_WEIGHT", "REFERENCE_FLICKER",
-           "MIN_OUTLINE"]
+__all__ = ["track_ghosts", "ghost_outline", "label_cells", "REFERENCE_WEIGHT",
+           "REFERENCE_FLICKER", "MIN_OUTLINE"]
 
 REFERENCE_WEIGHT = 0.8
 REFERENCE_FLICKER = 0.05
@@ -142,9 +142,46 @@ def label_cells(cells, labels, stack):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def expand_cells(cells, h, w, out):
-    """out (h * w,) uint8: each pixel takes its 8x8 cell's value in ``cells``."""
-    for y in range(h):
-        row = cells[y // GHOST_CELL]
-        for xx in range(w):
-            out[y * w + xx] = row[xx // GHOST_CELL]
+def track_ghosts(x, state, mask, aux, release, cells, labels, stack, run, h, w, k, nc, nv,
+                 contrast, frames, every, releasing):
+    """One ghost test: label the blobs, test their outlines, count, release (see above).
+
+    ``cells`` from the neighbour pass; ``run`` (cells' shape, int32) the
+    frames in a row each cell has been in a ghost, raised by ``every`` for
+    a cell in a ghost now, else 0; cells at ``frames`` or more are released:
+    ``release`` (N,) is rewritten when any is, or when ``releasing`` (some
+    were last time).  Returns whether any cell is released.
+    """
+    gh, gw = cells.shape
+    any_cell = False
+    for i in range(gh):
+        for j in range(gw):
+            any_cell |= cells[i, j] != 0
+    if not any_cell:
+        for i in range(gh):
+            for j in range(gw):
+                run[i, j] = 0
+    else:
+        count = label_cells(cells, labels, stack)
+        outline = np.zeros(count, np.int64)
+        pairs = np.zeros(count, np.int64)
+        frame_sum = np.zeros(count)
+        model_sum = np.zeros(count)
+        ghost_outline(x, state, mask, aux, release, labels, count, h, w, k, nc, nv, outline,
+                      frame_sum, model_sum, pairs)
+        ghost = np.zeros(count, np.bool_)
+        for i in range(1, count):
+            ghost[i] = ((outline[i] >= MIN_OUTLINE) and pairs[i] >= 1 and pairs[i] >= outline[i]
+                        and frame_sum[i] < contrast * model_sum[i])
+        for i in range(gh):
+            for j in range(gw):
+                run[i, j] = run[i, j] + every if ghost[labels[i, j]] else 0
+    released = False
+    for i in range(gh):
+        for j in range(gw):
+            released |= run[i, j] >= frames
+    if released or releasing:
+        for y in range(h):
+            for xx in range(w):
+                release[y * w + xx] = 1 if run[y // GHOST_CELL, xx // GHOST_CELL] >= frames else 0
+    return released
