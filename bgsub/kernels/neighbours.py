@@ -41,9 +41,8 @@ import numpy as np
 from numba import njit
 
 from .frame import _match
-from .layout import (BLOCK, FLICKER_ONE, Q_MAX, W_ONE, dec_mu, dec_var, dec_w, mu_index,
-                     var_index, w_index)
-from .shadows import darker_diagonal, darker_spherical
+from .layout import BLOCK, FLICKER_ONE, Q_MAX, W_ONE, mu_index
+from .shadows import darker_background
 
 __all__ = ["neighbour_pass", "texture_kept", "TEXTURE_RADIUS", "TEXTURE_NCC", "TEXTURE_SPREAD",
            "GHOST_CELL"]
@@ -120,38 +119,6 @@ def _texture_test(sx_i, sb_i, sxx_i, sbb_i, sxb_i, count):
     if den <= 1e-6:
         return False  # a flat window: no texture to compare
     return (sxb * inv - mx * mb) / math.sqrt(den) >= TEXTURE_NCC
-
-
-@njit(inline="always", cache=True, error_model="numpy")
-def _grey_shadow(x, state, p, s, k, nc, nv, var_min, step, t_q, lam2, ratio_min, tau2):
-    """Whether p is a darker copy (the grey check left out) of a background component."""
-    inv_c = _ONE / np.float32(nc)
-    px = p * 3
-    a0 = np.float32(x[px])
-    a1 = np.float32(x[px + 1])
-    a2 = np.float32(x[px + 2])
-    above = _ZERO
-    for j in range(k):
-        if above > t_q:
-            return False
-        q = state[w_index(s, j)]
-        ww = dec_w(q)
-        b0 = dec_mu(state[mu_index(s, j, 0, k, nc)])
-        b1 = dec_mu(state[mu_index(s, j, 1, k, nc)])
-        b2 = dec_mu(state[mu_index(s, j, 2, k, nc)])
-        v0 = dec_var(state[var_index(s, j, 0, k, nc, nv)], var_min, step)
-        if nv == 1:
-            darker = darker_spherical(a0, a1, a2, ww, b0, b1, b2, v0, inv_c, lam2, ratio_min,
-                                      tau2, False)
-        else:
-            v1 = dec_var(state[var_index(s, j, 1, k, nc, nv)], var_min, step)
-            v2 = dec_var(state[var_index(s, j, 2, k, nc, nv)], var_min, step)
-            darker = darker_diagonal(a0, a1, a2, ww, b0, b1, b2, v0, v1, v2, inv_c, lam2,
-                                     ratio_min, tau2, False)
-        if darker:
-            return True
-        above += np.float32(q)
-    return False
 
 
 @njit(inline="always", cache=True, error_model="numpy")
@@ -244,8 +211,9 @@ def neighbour_pass(x, state, mask, aux, release, cells, h, w, k, nc, nv, lam2, b
                     continue
             if m == _FG and texture and nc == 3:
                 s = np.uint64(t) * np.uint64(planes * BLOCK) + np.uint64(ii - 1)
-                if _grey_shadow(x, state, p, s, k, nc, nv, var_min, step, t_q, lam2,
-                                ratio_min, tau2) and texture_kept(x, state, p, h, w, k, nc, nv):
+                if darker_background(x, state, np.uint64(p), s, k, nc, nv, _ONE / np.float32(nc),
+                                     var_min, step, t_q, lam2, ratio_min, tau2,
+                                     False) and texture_kept(x, state, p, h, w, k, nc, nv):
                     mask[p] = value
             if code >> 15 != 0:
                 y = row0

@@ -63,7 +63,8 @@ from ..labels import FOREGROUND
 from .layout import (BLOCK, Q_MAX, UBLOCK, W_ONE, dec_mu, dec_var, dec_w, mu_index, var_index,
                      w_index)
 
-__all__ = ["darker_spherical", "darker_diagonal", "shadow_tile", "mark_shadows"]
+__all__ = ["darker_spherical", "darker_diagonal", "darker_background", "shadow_tile",
+           "mark_shadows"]
 
 _ZERO = np.float32(0.0)
 _ONE = np.float32(1.0)
@@ -71,7 +72,8 @@ _FG = np.uint8(FOREGROUND)
 
 
 @njit(inline="always", cache=True, error_model="numpy")
-def darker_spherical(a0, a1, a2, ww, b0, b1, b2, v, inv_c, lam2, ratio_min, tau2, grey_check=True):
+def darker_spherical(a0, a1, a2, ww, b0, b1, b2, v, inv_c, lam2, ratio_min, tau2,
+                     grey_check=True):
     """Whether value (a0, a1, a2) is a darker copy of a component (w, mean b, variance v).
 
     The tests run cheapest and most often failing first, each ending the
@@ -140,6 +142,42 @@ def darker_diagonal(a0, a1, a2, ww, b0, b1, b2, v0, v1, v2, inv_c, lam2, ratio_m
 
 
 @njit(inline="always", cache=True, error_model="numpy")
+def darker_background(x, state, p, s, k, nc, nv, inv_c, var_min, step, t_q, lam2, ratio_min,
+                      tau2, grey_check):
+    """Whether colour pixel p (state at offset s) is a darker copy of a background slot.
+
+    The slots in rank order while at most T of weight ranks above them, the
+    test of :func:`darker_spherical` or :func:`darker_diagonal` on each.
+    """
+    px = p * np.uint64(3)
+    a0 = np.float32(x[px])
+    a1 = np.float32(x[px + np.uint64(1)])
+    a2 = np.float32(x[px + np.uint64(2)])
+    above = _ZERO  # the weight codes ranked above slot j (the slots are in rank order)
+    for j in range(k):
+        if above > t_q:
+            return False  # j and the slots after it are not background
+        q = state[w_index(s, j)]
+        ww = dec_w(q)
+        b0 = dec_mu(state[mu_index(s, j, 0, k, nc)])
+        b1 = dec_mu(state[mu_index(s, j, 1, k, nc)])
+        b2 = dec_mu(state[mu_index(s, j, 2, k, nc)])
+        v0 = dec_var(state[var_index(s, j, 0, k, nc, nv)], var_min, step)
+        if nv == 1:
+            darker = darker_spherical(a0, a1, a2, ww, b0, b1, b2, v0, inv_c, lam2, ratio_min,
+                                      tau2, grey_check)
+        else:
+            v1 = dec_var(state[var_index(s, j, 1, k, nc, nv)], var_min, step)
+            v2 = dec_var(state[var_index(s, j, 2, k, nc, nv)], var_min, step)
+            darker = darker_diagonal(a0, a1, a2, ww, b0, b1, b2, v0, v1, v2, inv_c, lam2,
+                                     ratio_min, tau2, grey_check)
+        if darker:
+            return True
+        above += np.float32(q)
+    return False
+
+
+@njit(inline="always", cache=True, error_model="numpy")
 def shadow_tile(x, state, mask, t, nb, k, nc, nv, var_min, step, t_q, lam2, ratio_min, tau2,
                 value):
     """Relabel tile t's foreground pixels that are cast shadows (the tests above).
@@ -171,32 +209,9 @@ def shadow_tile(x, state, mask, t, nb, k, nc, nv, var_min, step, t_q, lam2, rati
         ii += 1
         p = first + i
         s = base + i
-        px = p * np.uint64(3)
-        a0 = np.float32(x[px])
-        a1 = np.float32(x[px + np.uint64(1)])
-        a2 = np.float32(x[px + np.uint64(2)])
-        above = _ZERO  # the weight codes ranked above slot j (the slots are in rank order)
-        for j in range(k):
-            if above > t_q:
-                break  # j and the slots after it are not background
-            q = state[w_index(s, j)]
-            ww = dec_w(q)
-            b0 = dec_mu(state[mu_index(s, j, 0, k, nc)])
-            b1 = dec_mu(state[mu_index(s, j, 1, k, nc)])
-            b2 = dec_mu(state[mu_index(s, j, 2, k, nc)])
-            v0 = dec_var(state[var_index(s, j, 0, k, nc, nv)], var_min, step)
-            if nv == 1:
-                darker = darker_spherical(a0, a1, a2, ww, b0, b1, b2, v0, inv_c, lam2,
-                                          ratio_min, tau2)
-            else:
-                v1 = dec_var(state[var_index(s, j, 1, k, nc, nv)], var_min, step)
-                v2 = dec_var(state[var_index(s, j, 2, k, nc, nv)], var_min, step)
-                darker = darker_diagonal(a0, a1, a2, ww, b0, b1, b2, v0, v1, v2, inv_c, lam2,
-                                         ratio_min, tau2)
-            if darker:
-                mask[p] = value
-                break
-            above += np.float32(q)
+        if darker_background(x, state, p, s, k, nc, nv, inv_c, var_min, step, t_q, lam2,
+                             ratio_min, tau2, True):
+            mask[p] = value
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
