@@ -5,11 +5,12 @@ import os
 import subprocess
 import sys
 
-import cv2
 import numpy as np
 import pytest
 
 from bgsub.synthetic import EventSpec, render_events, write_events_video
+
+from test_sinks import read_video  # every frame, decoded by OpenCV as a player would
 
 SPEC = EventSpec(width=160, height=120, frames=150, fps=30.0, crossings=((40, 69), (110, 129)))
 
@@ -26,16 +27,6 @@ def bgsub(*args, cwd, timeout=300):
     env.pop("DISPLAY", None)
     return subprocess.run([sys.executable, "-m", "bgsub", *map(str, args)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
-
-
-def frames_of(path):
-    cap = cv2.VideoCapture(str(path))
-    out = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            return out
-        out.append(frame)
 
 
 def test_events_lines_clips_and_commands(recording, tmp_path):
@@ -59,7 +50,7 @@ def test_events_lines_clips_and_commands(recording, tmp_path):
         assert end["peak_score"] > 0.01 and end["box"] is not None
         # the clip is the event's frames, pre-roll included, as the source had them: the
         # box shows in its frames exactly where it shows in the source's
-        clip = frames_of(tmp_path / end["clip"])
+        clip = read_video(tmp_path / end["clip"])
         assert len(clip) == end["end_frame"] - end["start_frame"] + 1
         scene = list(render_events(SPEC))
         moving = [i for i in range(len(clip))
