@@ -159,9 +159,16 @@ class CpuBackend:
             x, self._state, mask, self._aux, self._release, self._dims[3], alpha,
             alpha if alpha_fg is None else np.float32(alpha_fg), *fixed["rates"], w_init,
             var_init, *fixed["shadows"]), self._tiles())
-        self._cells.fill(0)
+        # the ghost test runs every _GHOST_EVERY learned frames: only its frames
+        # need the foreground's cells
+        test_ghosts = learn and track_ghosts and cfg.ghost_frames > 0
+        if test_ghosts:
+            self._frames += 1
+            test_ghosts = self._frames % _GHOST_EVERY == 0
+        if test_ghosts:
+            self._cells.fill(0)
         args = (x, self._state, mask, self._aux, self._release, self._cells,
-                *fixed["neighbours"])
+                *fixed["neighbours"], test_ghosts)
         if self._tiles() < _SHARED_PASS_TILES:
             # its work is in the few tiles with foreground: in small frames,
             # handing tiles to helpers a second time a frame costs more than it
@@ -169,10 +176,8 @@ class CpuBackend:
             neighbours.neighbour_pass(*args, 0, self._tiles())
         else:
             self._runner.run(neighbours.neighbour_pass, args, self._tiles())
-        if learn and track_ghosts and cfg.ghost_frames > 0:
-            self._frames += 1
-            if self._frames % _GHOST_EVERY == 0:
-                self._track_ghosts(x, mask)
+        if test_ghosts:
+            self._track_ghosts(x, mask)
 
     def _track_ghosts(self, x: np.ndarray, mask: np.ndarray) -> None:
         """Count each cell's frames in a ghost; release those at ghost_frames (next frame).
@@ -239,10 +244,6 @@ class CpuBackend:
                              f"({size} {self._state.dtype} codes)")
         self._state[:] = codes[:self._state.size]
         self._aux[:] = codes[self._state.size:]
-
-    def flicker(self) -> np.ndarray:
-        """float32 (N,): each pixel's flicker level in [0, 1]."""
-        return (self._aux & FLICKER_ONE).astype(np.float32) / np.float32(FLICKER_ONE)
 
     def released(self) -> np.ndarray:
         """bool (N,): the pixels of released ghosts (background from the next frame)."""

@@ -27,7 +27,7 @@ shadow) are visited, a few percent of a frame:
   are exact in any order; no division per pixel.)
 * **Ghost cells**: each pixel still foreground by its own classification
   (a released ghost's pixels included, neighbour matches not) marks its 8x8
-  cell for :mod:`bgsub.kernels.ghosts`.
+  cell for :mod:`bgsub.kernels.ghosts`, on the frames that test for ghosts.
 
 Every value is computed in the order of ``tests/naive.py``; change both
 together.
@@ -147,8 +147,8 @@ def _neighbour_match(x, state, p, h, w, k, nc, nv, lam2, var_min, step, t_q, rad
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def neighbour_pass(x, state, mask, aux, release, cells, h, w, k, nc, nv, lam2, bg_ratio,
-                   var_min, var_max, ratio_min, tau2, value, radius, gate, texture, t_start,
-                   t_stop):
+                   var_min, var_max, ratio_min, tau2, value, radius, gate, texture, mark,
+                   t_start, t_stop):
     """The pass over tiles ``t_start .. t_stop - 1`` after the frame kernel (see above).
 
     ``mask`` (N,) as the frame kernel left it, updated in place; ``aux`` the
@@ -156,7 +156,8 @@ def neighbour_pass(x, state, mask, aux, release, cells, h, w, k, nc, nv, lam2, b
     ``cells`` (ceil(h / 8), ceil(w / 8)) uint8 gets 1 for each cell holding
     a pixel still foreground by its own classification.  ``radius`` 0 turns
     the neighbour match off; ``gate`` is the flicker level (0..32767) from
-    which it applies; ``texture`` turns the grey shadows' texture test on.
+    which it applies; ``texture`` turns the grey shadows' texture test on;
+    ``mark`` asks for the cells (only the ghost test's frames need them).
     """
     n = h * w
     step = (var_max - var_min) / Q_MAX
@@ -215,7 +216,7 @@ def neighbour_pass(x, state, mask, aux, release, cells, h, w, k, nc, nv, lam2, b
                                      var_min, step, t_q, lam2, ratio_min, tau2,
                                      False) and texture_kept(x, state, p, h, w, k, nc, nv):
                     mask[p] = value
-            if code >> 15 != 0:
+            if mark and code >> 15 != 0:
                 y = row0
                 col = col0 + ii - 1
                 while col >= w:
