@@ -94,18 +94,21 @@ class CpuBackend:
         lam2 = np.float32(cfg.match_threshold ** 2)
         tau2 = np.float32(cfg.shadow_threshold ** 2)
         var_range = self._var_range()
+        value = np.uint8(cfg.shadow_value)
+        # the frame kernel's mark for the texture test's candidates, which the
+        # neighbour pass replaces: any value a mask cannot hold otherwise
+        candidate = np.uint8(254 if cfg.shadow_value != 254 else 253)
         self._fixed = {
             "init": (np.float32(cfg.init_weight), np.float32(cfg.init_variance)),
             "rates": (np.float32(1.0 / cfg.flicker_reference if cfg.flicker_reference > 0
                                  else 0.0), np.float32(cfg.ghost_rate), lam2,
                       np.float32(cfg.background_ratio)),
-            "shadows": (*var_range, np.float32(cfg.shadow_ratio_min), tau2,
-                        np.uint8(cfg.shadow_value)),
+            "shadows": (*var_range, np.float32(cfg.shadow_ratio_min), tau2, value, candidate),
             "neighbours": (self._height, width, k, channels, variances, lam2,
                            np.float32(cfg.background_ratio), *var_range,
-                           np.float32(cfg.shadow_ratio_min), tau2, np.uint8(cfg.shadow_value),
                            cfg.neighbour_radius, int(cfg.neighbour_flicker * FLICKER_ONE),
-                           cfg.shadows and cfg.shadow_texture)}
+                           candidate, value)}
+        self._busy = np.zeros(-(-pixels // kernels.BLOCK), np.uint8)
         cells = (-(-self._height // neighbours.GHOST_CELL), -(-width // neighbours.GHOST_CELL))
         self._cells = np.zeros(cells, np.uint8)
         self._ghost_run = np.zeros(cells, np.int32)
@@ -127,7 +130,7 @@ class CpuBackend:
     def _kernel(self, learn: bool):
         k, channels, variances, _ = self._dims
         return kernels.frame_kernel(k, channels, variances, learn, _RHO_CODES[self.config.rho],
-                                    self.config.shadows)
+                                    self.config.shadows, self.config.shadow_texture)
 
     def _tiles(self) -> int:
         return -(-self._dims[3] // kernels.BLOCK)
@@ -156,7 +159,7 @@ class CpuBackend:
         w_init, var_init = fixed["init"] if learn else (_F0, _F0)
         alpha = np.float32(alpha or 0.0)
         self._runner.run(kernel, (
-            x, self._state, mask, self._aux, self._release, self._dims[3], alpha,
+            x, self._state, mask, self._aux, self._release, self._busy, self._dims[3], alpha,
             alpha if alpha_fg is None else np.float32(alpha_fg), *fixed["rates"], w_init,
             var_init, *fixed["shadows"]), self._tiles())
         # the ghost test runs every _GHOST_EVERY learned frames: only its frames
@@ -167,8 +170,8 @@ class CpuBackend:
             test_ghosts = self._frames % _GHOST_EVERY == 0
         if test_ghosts:
             self._cells.fill(0)
-        args = (x, self._state, mask, self._aux, self._release, self._cells,
-                *fixed["neighbours"], test_ghosts)
+        args = (x, self._state, mask, self._aux, self._release, self._busy, self._cells,
+                *fixed["neighbours"], test_ghosts, self._releasing)
         if self._tiles() < _SHARED_PASS_TILES:
             # its work is in the few tiles with foreground: in small frames,
             # handing tiles to helpers a second time a frame costs more than it

@@ -225,12 +225,18 @@ def test_short_path_reranks_like_the_general_path(k, channels, covariance):
     # the product's kernel, shadows and all (the tests above have compiled it)
     kernel = kernels.frame_kernel(k, channels, nv, True, 0, True)
     got = np.empty(n, np.uint8)
+    tiles = -(-n // kernels.BLOCK)
+    busy = np.full(tiles, 7, np.uint8)
     _, value, ratio_min, tau, lam = slow.shadow
-    kernel(x.reshape(-1), state, got, aux, release, n, alpha, alpha_fg, slow.inv_ref,
+    kernel(x.reshape(-1), state, got, aux, release, busy, n, alpha, alpha_fg, slow.inv_ref,
            slow.ghost[1], slow.lam2, slow.T, slow.w_init, slow.var_init, vmin, vmax,
-           np.float32(ratio_min), np.float32(tau ** 2), np.uint8(value), 0,
-           -(-n // kernels.BLOCK))
+           np.float32(ratio_min), np.float32(tau ** 2), np.uint8(value), np.uint8(254), 0,
+           tiles)
     np.testing.assert_array_equal(aux, slow.flicker.astype(np.uint16))
+    # a tile is busy when a pixel of it is foreground (shadows aside)
+    fg = np.zeros(tiles * kernels.BLOCK, bool)
+    fg[:n] = expected != 0
+    np.testing.assert_array_equal(busy != 0, fg.reshape(tiles, -1).any(axis=1))
     if channels == 3:
         expected = naive_shadows(x, slow.w, slow.mu, slow.var, expected, slow.T, lam, ratio_min,
                                  tau, value)
@@ -257,3 +263,29 @@ def test_state_is_kept_in_rank_order():
         keys = state["w"] ** 2 / state["var"][:, 0]
         assert np.all(np.diff(keys, axis=0) <= 0), t
         assert np.any(np.diff(keys, axis=0) < 0)  # not all ties: the order has content
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_only_tiles_with_foreground_are_busy(channels):
+    """The frame kernel flags the tiles that hold foreground, and only those.
+
+    The neighbour pass visits no other tile: a missing flag would leave a
+    texture candidate in the mask, an extra one only costs time.
+    """
+    from bgsub import kernels
+    rng = np.random.default_rng(channels)
+    shape = (96, 64, channels) if channels == 3 else (96, 64)
+    scene = rng.integers(60, 200, shape).astype(np.uint8)
+    m = MixtureMasker(k=3)
+    for _ in range(30):
+        m.apply(scene)
+    frame = scene.copy()
+    frame[70:74, 10:20] += 128  # rows 70-73: tile 4 of 6 (uint8: wraps, far from before)
+    mask = m.apply(frame)
+    busy = m._backend._busy
+    tiles = np.zeros(busy.size * kernels.BLOCK, bool)
+    tiles[:mask.size] = mask.reshape(-1) != 0
+    np.testing.assert_array_equal(busy != 0, tiles.reshape(busy.size, -1).any(axis=1))
+    assert np.count_nonzero(busy) == 1 and mask[70:74, 10:20].all()
+    m.apply(scene)
+    assert not m._backend._busy.any()

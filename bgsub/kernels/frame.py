@@ -340,7 +340,10 @@ def _offsets(nc):
 @njit(inline="always", cache=True, error_model="numpy")
 def _classify_tile(x, state, mask, first, base, nb, k, nc, nv, inv_c, lam2, var_min, step,
                    t_q):
-    """Classification alone: foreground when no slot within lambda sigma is background."""
+    """Classification alone: foreground when no slot within lambda sigma is background.
+
+    Returns the OR of the tile's mask (nonzero: some pixel is foreground).
+    """
     u_nc, c1, c2 = _offsets(nc)
     for ii in range(nb):
         p = first + np.uint64(ii)
@@ -349,6 +352,7 @@ def _classify_tile(x, state, mask, first, base, nb, k, nc, nv, inv_c, lam2, var_
             state, base + np.uint64(ii), np.float32(x[px]), np.float32(x[px + c1]),
             np.float32(x[px + c2]), k, nc, nv, inv_c, lam2, var_min, step)
         mask[p] = _FG if (best < ZERO) | (above > t_q) else _BG
+    return _flags(mask, first, 0, nb)
 
 
 @njit(inline="always", cache=True, error_model="numpy")
@@ -513,25 +517,27 @@ def _general_run(x, state, mask, aux, release, first, base, g, e, k, nc, nv, inv
 
 _SIGNATURE = ((types.Array(types.uint8, 1, "C"), types.Array(types.uint16, 1, "C"),
                types.Array(types.uint8, 1, "C"), types.Array(types.uint16, 1, "C"),
-               types.Array(types.uint8, 1, "C"), types.int64) + (types.float32,) * 12
-              + (types.uint8,) + (types.int64,) * 2)
+               types.Array(types.uint8, 1, "C"), types.Array(types.uint8, 1, "C"), types.int64)
+              + (types.float32,) * 12 + (types.uint8,) * 2 + (types.int64,) * 2)
 
 
 def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: int,
-                 shadows: bool = False):
+                 shadows: bool = False, texture: bool = False):
     """The kernel that classifies one frame and (if ``learn``) learns from it.
 
     Built once per model shape: ``k``, the channel and variance counts, the
     mode and whether it marks shadows are frozen into it as compile-time
     constants (and, being plain values, let Numba's disk cache find it again
     in the next process).  The kernel is called as ``kernel(x, state, mask,
-    n, alpha, lam2, bg_ratio, w_init, var_init, var_min, var_max, ratio_min,
-    tau2, value, t_start, t_stop)`` and works on the tiles ``t_start <= t <
+    aux, release, busy, n, alpha, alpha_fg, inv_ref, ghost_rate, lam2,
+    bg_ratio, w_init, var_init, var_min, var_max, ratio_min, tau2, value,
+    candidate, t_start, t_stop)`` and works on the tiles ``t_start <= t <
     t_stop`` without the GIL: threads share a frame out by tiles (see
     :mod:`bgsub.tiles`).  With ``shadows`` (colour only), each tile's cast
     shadows are marked (see :func:`bgsub.kernels.shadows.mark_shadows`) right
     after the tile is classified and learned from, while its state is in the
-    cache.  Building is thread-safe (:mod:`bgsub.kernels.build`).
+    cache; with ``texture`` too, so are the candidates for the neighbour
+    pass's texture test.  Building is thread-safe (:mod:`bgsub.kernels.build`).
 
     Parameters
     ----------
@@ -541,36 +547,50 @@ def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: i
         The flat state (see :mod:`bgsub.kernels.layout`), updated in place.
     mask : (N,) uint8
         Output: 255 foreground, 0 background (classified before learning).
+    aux : (N,) uint16
+        The flicker words, updated in place when learning.
+    release : (N,) uint8
+        1 for the pixels of released ghosts (see :mod:`bgsub.kernels.ghosts`).
+    busy : (tiles,) uint8
+        Output: per tile, nonzero when a pixel of it is foreground (the OR
+        of its mask before the shadows): with the released ghosts' pixels,
+        the pixels the neighbour pass visits.
     n : int
         Pixels in the frame.
-    alpha : float32
-        Learning rate of this frame (ignored when not ``learn``).
+    alpha, alpha_fg : float32
+        Learning rates of this frame, for background and foreground
+        (ignored when not ``learn``).
+    inv_ref, ghost_rate : float32
+        1 / ``flicker_reference`` and a released ghost's rate.
     lam2, bg_ratio, w_init, var_init, var_min, var_max : float32
         lambda squared, T, the replacement weight and variance, and the
         variance clamp (which also sets the variances' encoding).
     ratio_min, tau2 : float32
         The darkest shadow's brightness ratio, and the colour-distortion
         threshold squared (ignored without ``shadows``).
-    value : uint8
-        The mask value of a shadow (ignored without ``shadows``).
+    value, candidate : uint8
+        The mask values of a shadow and of a texture candidate (ignored
+        without ``shadows`` and ``texture``).
     t_start, t_stop : int
         The tiles to process.
     """
     # grey frames have no shadows: one kernel for both settings
-    return _build(int(k), int(channels), int(variances), bool(learn), int(rho_mode),
-                  bool(shadows) and int(channels) == 3)
+    colour = bool(shadows) and int(channels) == 3
+    return _build(int(k), int(channels), int(variances), bool(learn), int(rho_mode), colour,
+                  colour and bool(texture))
 
 
 @functools.lru_cache(maxsize=None)
-def _build(k: int, nc: int, nv: int, learn: bool, rho_mode: int, shadows: bool):
+def _build(k: int, nc: int, nv: int, learn: bool, rho_mode: int, shadows: bool,
+           texture: bool):
     planes = k * (1 + nc + nv)
     inv_c = ONE / np.float32(nc)
     u_tile = np.uint64(planes * BLOCK)
 
     @njit(cache=True, nogil=True, error_model="numpy")
-    def kernel(x, state, mask, aux, release, n, alpha, alpha_fg, inv_ref, ghost_rate, lam2,
-               bg_ratio, w_init, var_init, var_min, var_max, ratio_min, tau2, value, t_start,
-               t_stop):
+    def kernel(x, state, mask, aux, release, busy, n, alpha, alpha_fg, inv_ref, ghost_rate,
+               lam2, bg_ratio, w_init, var_init, var_min, var_max, ratio_min, tau2, value,
+               candidate, t_start, t_stop):
         step = (var_max - var_min) / Q_MAX
         inv_step = ONE / step if step > ZERO else ZERO
         t_q = bg_ratio * W_ONE
@@ -583,8 +603,8 @@ def _build(k: int, nc: int, nv: int, learn: bool, rho_mode: int, shadows: bool):
             base = np.uint64(t) * u_tile
             first = np.uint64(t) * UBLOCK
             if not learn:
-                _classify_tile(x, state, mask, first, base, nb, k, nc, nv, inv_c, lam2,
-                               var_min, step, t_q)
+                seen = _classify_tile(x, state, mask, first, base, nb, k, nc, nv, inv_c, lam2,
+                                      var_min, step, t_q)
             else:
                 # the short path goes by groups of _GROUP pixels (one vector),
                 # so that its vector loops stay full; a group with any other
@@ -606,10 +626,15 @@ def _build(k: int, nc: int, nv: int, learn: bool, rho_mode: int, shadows: bool):
                                  inv_c, lam2, alpha, alpha_fg, inv_ref, ghost_rate, w_init,
                                  q_init, var_min, var_max, step, inv_step, t_q, rho_mode, zero)
                     g = e
-            if shadows:
+                # (an OR over the tile's mask, in cache: an OR carried
+                # through the general path's loop would keep it from
+                # vectorising)
+                seen = _flags(mask, first, 0, nb)
+            busy[t] = seen
+            if shadows and seen == _FG:
                 # while the tile's state is still in the cache
                 shadow_tile(x, state, mask, t, nb, k, nc, nv, var_min, step, t_q, lam2,
-                            ratio_min, tau2, value)
+                            ratio_min, tau2, value, candidate, texture)
 
     compile_vectorized(kernel, _SIGNATURE)  # from Numba's disk cache when it is there
     return kernel

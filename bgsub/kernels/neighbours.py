@@ -4,7 +4,8 @@ The frame kernel classifies and learns tile by tile, several tiles at once;
 a test that reads a neighbour's state must wait until every tile has learned,
 so these run in a second pass over the tiles, which reads the state anywhere
 and writes only its own pixels' mask.  Only pixels left foreground (or
-shadow) are visited, a few percent of a frame:
+shadow) are visited, a few percent of a frame, in the tiles the frame kernel
+flagged (``busy``): a frame of background costs a byte per tile.
 
 * **Neighbour match** (Elgammal et al. 2000's displacement probability,
   ViBe's spatial diffusion): a pixel whose flicker level is at least the
@@ -16,7 +17,8 @@ shadow) are visited, a few percent of a frame:
   otherwise match the background next to it and erode.
 * **Shadows on grey backgrounds by texture**: a foreground pixel that is a
   darker copy of a background component whose colour is too close to grey for
-  the colour test (:mod:`bgsub.kernels.shadows`) is a shadow when the frame's
+  the colour test (:mod:`bgsub.kernels.shadows`; the frame kernel marks such
+  candidates while it has their state in cache) is a shadow when the frame's
   brightness around it is a scaled copy of the background's: over the 5x5
   window (clipped at the frame's edge), brightness L = mean of the channels,
   background brightness M = mean of the top-ranked component's channels,
@@ -42,7 +44,6 @@ from numba import njit
 
 from .frame import _match
 from .layout import BLOCK, FLICKER_ONE, Q_MAX, W_ONE, mu_index
-from .shadows import darker_background
 
 __all__ = ["neighbour_pass", "texture_kept", "TEXTURE_RADIUS", "TEXTURE_NCC", "TEXTURE_SPREAD",
            "GHOST_CELL"]
@@ -63,25 +64,17 @@ def _slot(q, planes):
     return np.uint64((q // BLOCK) * planes * BLOCK + q % BLOCK)
 
 
-@njit(cache=True, error_model="numpy")
-def texture_kept(x, state, p, h, w, k, nc, nv):
-    """Whether the frame's brightness around p is a scaled copy of the background's.
+@njit(inline="always", cache=True, error_model="numpy")
+def _columns(x, state, y0, y1, c0, c1, w, k, nc, planes):
+    """The texture sums over rows y0..y1-1 of columns c0..c1-1: L, M, LL, MM, LM, count.
 
-    Over the window (see the module docstring), with L = the channels' sum
-    and M = the sum of the top-ranked mean's stored codes (integers: their
-    sums are exact, in any order), the fit L = a M through the origin leaves
-    a root-mean-square residual of at most 0.2 of the mean brightness, and L
-    and M correlate (normalised cross-correlation at least 0.4; a window
-    flatter than that in either can tell nothing).  The sums are then taken
-    to grey levels (L / 3, M / 768) in float64.
+    L = the channels' sum, M = the sum of the top-ranked mean's stored codes,
+    as int64: the sums are exact in any order.
     """
-    planes = k * (1 + nc + nv)
-    y = p // w
-    xx = p - y * w
     sx = sb = sxx = sbb = sxb = 0
     count = 0
-    for yy in range(max(0, y - TEXTURE_RADIUS), min(h, y + TEXTURE_RADIUS + 1)):
-        for xq in range(max(0, xx - TEXTURE_RADIUS), min(w, xx + TEXTURE_RADIUS + 1)):
+    for yy in range(y0, y1):
+        for xq in range(c0, c1):
             q = yy * w + xq
             s = _slot(q, planes)
             lx = np.int64(x[q * 3]) + np.int64(x[q * 3 + 1]) + np.int64(x[q * 3 + 2])
@@ -94,7 +87,29 @@ def texture_kept(x, state, p, h, w, k, nc, nv):
             sbb += lb * lb
             sxb += lx * lb
             count += 1
-    return _texture_test(sx, sb, sxx, sbb, sxb, count)
+    return sx, sb, sxx, sbb, sxb, count
+
+
+@njit(cache=True, error_model="numpy")
+def texture_kept(x, state, p, h, w, k, nc, nv):
+    """Whether the frame's brightness around p is a scaled copy of the background's.
+
+    Over the window (see the module docstring), with L = the channels' sum
+    and M = the sum of the top-ranked mean's stored codes (integers: their
+    sums are exact, in any order), the fit L = a M through the origin leaves
+    a root-mean-square residual of at most 0.2 of the mean brightness, and L
+    and M correlate (normalised cross-correlation at least 0.4; a window
+    flatter than that in either can tell nothing).  The sums are then taken
+    to grey levels (L / 3, M / 768) in float64.  (The neighbour pass slides
+    the window along a row instead: the same sums.)
+    """
+    planes = k * (1 + nc + nv)
+    y = p // w
+    xx = p - y * w
+    sums = _columns(x, state, max(0, y - TEXTURE_RADIUS), min(h, y + TEXTURE_RADIUS + 1),
+                    max(0, xx - TEXTURE_RADIUS), min(w, xx + TEXTURE_RADIUS + 1), w, k, nc,
+                    planes)
+    return _texture_test(*sums)
 
 
 @njit(inline="always", cache=True, error_model="numpy")
@@ -146,38 +161,49 @@ def _neighbour_match(x, state, p, h, w, k, nc, nv, lam2, var_min, step, t_q, rad
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def neighbour_pass(x, state, mask, aux, release, cells, h, w, k, nc, nv, lam2, bg_ratio,
-                   var_min, var_max, ratio_min, tau2, value, radius, gate, texture, mark,
-                   t_start, t_stop):
+def neighbour_pass(x, state, mask, aux, release, busy, cells, h, w, k, nc, nv, lam2, bg_ratio,
+                   var_min, var_max, radius, gate, candidate, value, mark, releasing, t_start,
+                   t_stop):
     """The pass over tiles ``t_start .. t_stop - 1`` after the frame kernel (see above).
 
-    ``mask`` (N,) as the frame kernel left it, updated in place; ``aux`` the
-    flicker words; ``release`` (N,) 1 for the pixels of released ghosts;
-    ``cells`` (ceil(h / 8), ceil(w / 8)) uint8 gets 1 for each cell holding
-    a pixel still foreground by its own classification.  ``radius`` 0 turns
-    the neighbour match off; ``gate`` is the flicker level (0..32767) from
-    which it applies; ``texture`` turns the grey shadows' texture test on;
-    ``mark`` asks for the cells (only the ghost test's frames need them).
+    ``mask`` (N,) as the frame kernel left it, updated in place: its texture
+    candidates (``candidate``, see :func:`bgsub.kernels.shadows.shadow_tile`)
+    become shadows (``value``) or foreground; ``aux`` the flicker words;
+    ``release`` (N,) 1 for the pixels of released ghosts, ``releasing``
+    whether any is; ``busy`` the frame kernel's per-tile flags (a tile of 0
+    holds no foreground: nothing to visit but released pixels); ``cells``
+    (ceil(h / 8), ceil(w / 8)) uint8 gets 1 for each cell holding a pixel
+    still foreground by its own classification.  ``radius`` 0 turns the
+    neighbour match off; ``gate`` is the flicker level (0..32767) from which
+    it applies; ``mark`` asks for the cells (only the ghost test's frames
+    need them).
     """
     n = h * w
     step = (var_max - var_min) / Q_MAX
     t_q = bg_ratio * W_ONE
     planes = k * (1 + nc + nv)
+    # the texture window last summed: its row and columns lo..hi-1, and its
+    # sums (see texture_kept); candidates come in runs along a row, and the
+    # next one's window is this one's, a column over
+    win_y = win_lo = win_hi = -1
+    sx = sb = sxx = sbb = sxb = 0
+    count = 0
     for t in range(t_start, t_stop):
+        if busy[t] == 0 and not releasing:
+            continue
         first = t * BLOCK
         nb = min(BLOCK, n - first)
-        # most tiles have nothing to test: an OR over the tile (a vector loop;
-        # unsigned indices, so that no negative-index wraparound hides the
-        # addresses' linearity from the vectoriser)
-        start = np.uint64(first)
-        seen = np.uint8(0)
-        for ii in range(np.uint64(nb)):
-            seen |= mask[start + ii]
+        # released pixels only count in the rare tiles that hold some (an OR
+        # over the tile, a vector loop; unsigned indices, so that no
+        # negative-index wraparound hides the addresses' linearity from the
+        # vectoriser)
         held = np.uint8(0)
-        for ii in range(np.uint64(nb)):
-            held |= release[start + ii]
-        if (seen | held) == 0:
-            continue
+        if releasing:
+            start = np.uint64(first)
+            for ii in range(np.uint64(nb)):
+                held |= release[start + ii]
+            if busy[t] == 0 and held == 0:
+                continue
         # the tile's first row and column: a pixel's follow by subtraction,
         # not by a division per pixel
         row0 = first // w
@@ -185,8 +211,7 @@ def neighbour_pass(x, state, mask, aux, release, cells, h, w, k, nc, nv, lam2, b
         ii = 0
         while True:
             # a search with a data-dependent exit, which the vectoriser leaves
-            # alone (see shadows.shadow_tile); released pixels only count in
-            # the rare tiles that hold some
+            # alone (see shadows.shadow_tile)
             if held == 0:
                 # eight bytes at a time through the background (one load each)
                 while ii + 8 <= nb and (mask[first + ii] | mask[first + ii + 1]
@@ -210,12 +235,28 @@ def neighbour_pass(x, state, mask, aux, release, cells, h, w, k, nc, nv, lam2, b
                                     radius):
                     mask[p] = 0
                     continue
-            if m == _FG and texture and nc == 3:
-                s = np.uint64(t) * np.uint64(planes * BLOCK) + np.uint64(ii - 1)
-                if darker_background(x, state, np.uint64(p), s, k, nc, nv, _ONE / np.float32(nc),
-                                     var_min, step, t_q, lam2, ratio_min, tau2,
-                                     False) and texture_kept(x, state, p, h, w, k, nc, nv):
-                    mask[p] = value
+            if m == candidate and nc == 3:
+                y = p // w
+                xx = p - y * w
+                y0 = max(0, y - TEXTURE_RADIUS)
+                y1 = min(h, y + TEXTURE_RADIUS + 1)
+                lo = max(0, xx - TEXTURE_RADIUS)
+                hi = min(w, xx + TEXTURE_RADIUS + 1)
+                if y == win_y and win_lo <= lo < win_hi and (lo - win_lo) + (hi - win_hi) < hi - lo:
+                    # slide: the columns left behind out, the new ones in
+                    out = _columns(x, state, y0, y1, win_lo, lo, w, k, nc, planes)
+                    new = _columns(x, state, y0, y1, win_hi, hi, w, k, nc, planes)
+                    sx += new[0] - out[0]
+                    sb += new[1] - out[1]
+                    sxx += new[2] - out[2]
+                    sbb += new[3] - out[3]
+                    sxb += new[4] - out[4]
+                    count += new[5] - out[5]
+                else:
+                    sx, sb, sxx, sbb, sxb, count = _columns(x, state, y0, y1, lo, hi, w, k, nc,
+                                                            planes)
+                win_y, win_lo, win_hi = y, lo, hi
+                mask[p] = value if _texture_test(sx, sb, sxx, sbb, sxb, count) else _FG
             if mark and code >> 15 != 0:
                 y = row0
                 col = col0 + ii - 1
@@ -224,4 +265,3 @@ def neighbour_pass(x, state, mask, aux, release, cells, h, w, k, nc, nv, lam2, b
                     y += 1
                 # threads may mark one cell at once: each writes the same byte 1
                 cells[y // GHOST_CELL, col // GHOST_CELL] = 1
-

@@ -88,6 +88,22 @@ def cell_log_likelihood(x, state, k, nc, nv, var_min, var_max, outlier, h, w, gr
     for c in range(grid * grid):
         cell_sum[c] = 0.0
         cell_count[c] = 0
+    # first a load from each run's cache line in every plane, with nothing
+    # depending on it: the misses overlap, where the loop below, one pixel's
+    # arithmetic after another, would take them one at a time (the frame
+    # kernel has cycled the whole state through the caches since last time)
+    touched = np.uint16(0)
+    for i in range(gy):
+        y0 = i * h // gy
+        y1 = (i + 1) * h // gy
+        for j in range(gx):
+            x0 = j * w // gx
+            x1 = (j + 1) * w // gx
+            xs = max(x0, (x0 + x1) // 2 - run // 2)
+            for r in range(rows):
+                p = (y0 + (r + 1) * (y1 - y0) // (rows + 1)) * w + xs
+                for plane in range(planes):
+                    touched |= _at(state, p, planes, plane)
     for i in range(gy):
         y0 = i * h // gy
         y1 = (i + 1) * h // gy
@@ -107,6 +123,7 @@ def cell_log_likelihood(x, state, k, nc, nv, var_min, var_max, outlier, h, w, gr
                             mix += wj * _density(x, p, state, k, nc, nv, jj, var_min, step)
                     cell_sum[i * grid + j] += math.log((1.0 - outlier) * mix + uniform)
                     cell_count[i * grid + j] += 1
+    return touched
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

@@ -64,17 +64,24 @@ from .layout import (BLOCK, Q_MAX, UBLOCK, W_ONE, dec_mu, dec_var, dec_w, mu_ind
                      w_index)
 
 __all__ = ["darker_spherical", "darker_diagonal", "darker_background", "shadow_tile",
-           "mark_shadows"]
+           "mark_shadows", "NOT_DARKER", "GREY", "COLOURED"]
 
 _ZERO = np.float32(0.0)
 _ONE = np.float32(1.0)
 _FG = np.uint8(FOREGROUND)
+# what darker_spherical, darker_diagonal and darker_background find
+NOT_DARKER = 0
+GREY = 1  # a darker copy of a grey component: for the texture test
+COLOURED = 2  # a shadow by colour
 
 
 @njit(inline="always", cache=True, error_model="numpy")
 def darker_spherical(a0, a1, a2, ww, b0, b1, b2, v, inv_c, lam2, ratio_min, tau2,
-                     grey_check=True):
+                     grey_too=False):
     """Whether value (a0, a1, a2) is a darker copy of a component (w, mean b, variance v).
+
+    Returns COLOURED (a shadow by colour), GREY (a darker copy of a grey
+    component: a candidate for the texture test) or NOT_DARKER.
 
     The tests run cheapest and most often failing first, each ending the
     test when it fails: most foreground pixels are not shadows.
@@ -85,36 +92,41 @@ def darker_spherical(a0, a1, a2, ww, b0, b1, b2, v, inv_c, lam2, ratio_min, tau2
     a grey car on grey asphalt, a person in black on a concrete floor.
     Scaling by a moves ``a b`` and shrinks the ball alike, so whether it
     reaches grey does not depend on a: b must lie at least tau_c sigma from
-    the axis.  ``grey_check=False`` leaves that test out, for the texture test of
-    :mod:`bgsub.kernels.neighbours`, which tells a shadow by other means.
+    the axis.  With ``grey_too`` the other tests still run on a grey component,
+    whose darker copies are GREY, for the texture test of
+    :mod:`bgsub.kernels.neighbours`, which tells a shadow by other means;
+    without, a grey component is NOT_DARKER at once.
     """
     num = a0 * b0 + a1 * b1 + a2 * b2
     den = b0 * b0 + b1 * b1 + b2 * b2
     # products rather than the ratio keep the band's ends exact; a black mean
     # (den 0) has no darker copy
     if not ((ww > _ZERO) & (den > _ZERO) & (ratio_min * den <= num) & (num <= den)):
-        return False
+        return NOT_DARKER
     grey = (b0 + b1 + b2) * inv_c
     g0 = b0 - grey
     g1 = b1 - grey
     g2 = b2 - grey
-    if grey_check and not (g0 * g0 + g1 * g1 + g2 * g2) * inv_c >= tau2 * v:
-        return False  # too close to grey to tell
+    coloured = (g0 * g0 + g1 * g1 + g2 * g2) * inv_c >= tau2 * v
+    if not (coloured or grey_too):
+        return NOT_DARKER  # too close to grey to tell
     a = num / den
     d0 = a0 - a * b0
     d1 = a1 - a * b1
     d2 = a2 - a * b2
     if not (d0 * d0 + d1 * d1 + d2 * d2) * inv_c < tau2 * a * a * v:
-        return False
+        return NOT_DARKER
     e0 = a0 - b0
     e1 = a1 - b1
     e2 = a2 - b2
-    return (e0 * e0 + e1 * e1 + e2 * e2) * inv_c >= lam2 * v  # x does not match it
+    if not (e0 * e0 + e1 * e1 + e2 * e2) * inv_c >= lam2 * v:
+        return NOT_DARKER  # x matches it
+    return COLOURED if coloured else GREY
 
 
 @njit(inline="always", cache=True, error_model="numpy")
 def darker_diagonal(a0, a1, a2, ww, b0, b1, b2, v0, v1, v2, inv_c, lam2, ratio_min, tau2,
-                    grey_check=True):
+                    grey_too=False):
     """:func:`darker_spherical` for a variance per channel: every sum weighs by precision.
 
     (The nearest grey, too, is the precision-weighted mean of the channels.)
@@ -122,41 +134,47 @@ def darker_diagonal(a0, a1, a2, ww, b0, b1, b2, v0, v1, v2, inv_c, lam2, ratio_m
     num = a0 * b0 / v0 + a1 * b1 / v1 + a2 * b2 / v2
     den = b0 * b0 / v0 + b1 * b1 / v1 + b2 * b2 / v2
     if not ((ww > _ZERO) & (den > _ZERO) & (ratio_min * den <= num) & (num <= den)):
-        return False
+        return NOT_DARKER
     grey = (b0 / v0 + b1 / v1 + b2 / v2) / (_ONE / v0 + _ONE / v1 + _ONE / v2)
     g0 = b0 - grey
     g1 = b1 - grey
     g2 = b2 - grey
-    if grey_check and not (g0 * g0 / v0 + g1 * g1 / v1 + g2 * g2 / v2) * inv_c >= tau2:
-        return False
+    coloured = (g0 * g0 / v0 + g1 * g1 / v1 + g2 * g2 / v2) * inv_c >= tau2
+    if not (coloured or grey_too):
+        return NOT_DARKER
     a = num / den
     d0 = a0 - a * b0
     d1 = a1 - a * b1
     d2 = a2 - a * b2
     if not (d0 * d0 / v0 + d1 * d1 / v1 + d2 * d2 / v2) * inv_c < tau2 * a * a:
-        return False
+        return NOT_DARKER
     e0 = a0 - b0
     e1 = a1 - b1
     e2 = a2 - b2
-    return (e0 * e0 / v0 + e1 * e1 / v1 + e2 * e2 / v2) * inv_c >= lam2
+    if not (e0 * e0 / v0 + e1 * e1 / v1 + e2 * e2 / v2) * inv_c >= lam2:
+        return NOT_DARKER
+    return COLOURED if coloured else GREY
 
 
 @njit(inline="always", cache=True, error_model="numpy")
 def darker_background(x, state, p, s, k, nc, nv, inv_c, var_min, step, t_q, lam2, ratio_min,
-                      tau2, grey_check):
+                      tau2, grey_too):
     """Whether colour pixel p (state at offset s) is a darker copy of a background slot.
 
     The slots in rank order while at most T of weight ranks above them, the
-    test of :func:`darker_spherical` or :func:`darker_diagonal` on each.
+    test of :func:`darker_spherical` or :func:`darker_diagonal` on each:
+    COLOURED when one is a coloured shadow's; else, with ``grey_too``, GREY
+    when one is a grey component's darker copy; else NOT_DARKER.
     """
     px = p * np.uint64(3)
     a0 = np.float32(x[px])
     a1 = np.float32(x[px + np.uint64(1)])
     a2 = np.float32(x[px + np.uint64(2)])
     above = _ZERO  # the weight codes ranked above slot j (the slots are in rank order)
+    found = NOT_DARKER
     for j in range(k):
         if above > t_q:
-            return False  # j and the slots after it are not background
+            break  # j and the slots after it are not background
         q = state[w_index(s, j)]
         ww = dec_w(q)
         b0 = dec_mu(state[mu_index(s, j, 0, k, nc)])
@@ -164,38 +182,36 @@ def darker_background(x, state, p, s, k, nc, nv, inv_c, var_min, step, t_q, lam2
         b2 = dec_mu(state[mu_index(s, j, 2, k, nc)])
         v0 = dec_var(state[var_index(s, j, 0, k, nc, nv)], var_min, step)
         if nv == 1:
-            darker = darker_spherical(a0, a1, a2, ww, b0, b1, b2, v0, inv_c, lam2, ratio_min,
-                                      tau2, grey_check)
+            kind = darker_spherical(a0, a1, a2, ww, b0, b1, b2, v0, inv_c, lam2, ratio_min,
+                                    tau2, grey_too)
         else:
             v1 = dec_var(state[var_index(s, j, 1, k, nc, nv)], var_min, step)
             v2 = dec_var(state[var_index(s, j, 2, k, nc, nv)], var_min, step)
-            darker = darker_diagonal(a0, a1, a2, ww, b0, b1, b2, v0, v1, v2, inv_c, lam2,
-                                     ratio_min, tau2, grey_check)
-        if darker:
-            return True
+            kind = darker_diagonal(a0, a1, a2, ww, b0, b1, b2, v0, v1, v2, inv_c, lam2,
+                                   ratio_min, tau2, grey_too)
+        if kind == COLOURED:
+            return COLOURED
+        found = max(found, kind)
         above += np.float32(q)
-    return False
+    return found
 
 
 @njit(inline="always", cache=True, error_model="numpy")
 def shadow_tile(x, state, mask, t, nb, k, nc, nv, var_min, step, t_q, lam2, ratio_min, tau2,
-                value):
+                value, candidate, grey_too):
     """Relabel tile t's foreground pixels that are cast shadows (the tests above).
 
     One pixel at a time, and only foreground ones: scalar code for the few
-    pixels that need it, on a tile whose state the frame kernel just touched.
+    pixels that need it, on a tile whose state the frame kernel just touched
+    (and only on a tile with foreground: its callers OR the tile's mask).
+    With ``grey_too``, the darker copies of grey components get ``candidate``
+    (the neighbour pass's texture test decides them, and leaves no
+    candidate in the mask).
     """
     planes = k * (1 + nc + nv)
     base = np.uint64(t) * np.uint64(planes * BLOCK)
     first = np.uint64(t) * UBLOCK
     inv_c = _ONE / np.float32(nc)
-    # most tiles have no foreground: an OR over the tile's mask (a vector
-    # loop) rules them out at a fraction of a per-pixel test's cost
-    seen = np.uint8(0)
-    for ii in range(nb):
-        seen |= mask[first + np.uint64(ii)]
-    if seen != _FG:
-        return
     ii = 0
     while True:
         # a search with a data-dependent exit: the vectoriser leaves it (and
@@ -209,9 +225,12 @@ def shadow_tile(x, state, mask, t, nb, k, nc, nv, var_min, step, t_q, lam2, rati
         ii += 1
         p = first + i
         s = base + i
-        if darker_background(x, state, p, s, k, nc, nv, inv_c, var_min, step, t_q, lam2,
-                             ratio_min, tau2, True):
+        kind = darker_background(x, state, p, s, k, nc, nv, inv_c, var_min, step, t_q, lam2,
+                                 ratio_min, tau2, grey_too)
+        if kind == COLOURED:
             mask[p] = value
+        elif kind == GREY:
+            mask[p] = candidate
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -233,5 +252,13 @@ def mark_shadows(x, state, mask, n, k, nc, nv, var_min, var_max, bg_ratio, lam2,
     step = (var_max - var_min) / Q_MAX
     t_q = bg_ratio * W_ONE
     for t in range(t_start, t_stop):
-        shadow_tile(x, state, mask, t, min(BLOCK, n - t * BLOCK), k, nc, nv, var_min, step,
-                    t_q, lam2, ratio_min, tau2, value)
+        nb = min(BLOCK, n - t * BLOCK)
+        # most tiles have no foreground: an OR over the tile's mask (a vector
+        # loop) rules them out at a fraction of a per-pixel test's cost
+        seen = np.uint8(0)
+        first = np.uint64(t) * UBLOCK
+        for ii in range(nb):
+            seen |= mask[first + np.uint64(ii)]
+        if seen == _FG:
+            shadow_tile(x, state, mask, t, nb, k, nc, nv, var_min, step, t_q, lam2, ratio_min,
+                        tau2, value, value, False)
