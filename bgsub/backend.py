@@ -98,16 +98,19 @@ class CpuBackend:
         # the frame kernel's mark for the texture test's candidates, which the
         # neighbour pass replaces: any value a mask cannot hold otherwise
         candidate = np.uint8(254 if cfg.shadow_value != 254 else 253)
+        # the flicker level from which the neighbour match applies (never, off)
+        gate = (int(cfg.neighbour_flicker * FLICKER_ONE) if cfg.neighbour_radius > 0
+                else FLICKER_ONE + 1)
         self._fixed = {
             "init": (np.float32(cfg.init_weight), np.float32(cfg.init_variance)),
             "rates": (np.float32(1.0 / cfg.flicker_reference if cfg.flicker_reference > 0
                                  else 0.0), np.float32(cfg.ghost_rate), lam2,
                       np.float32(cfg.background_ratio)),
-            "shadows": (*var_range, np.float32(cfg.shadow_ratio_min), tau2, value, candidate),
+            "shadows": (*var_range, np.float32(cfg.shadow_ratio_min), tau2, value, candidate,
+                        gate),
             "neighbours": (self._height, width, k, channels, variances, lam2,
                            np.float32(cfg.background_ratio), *var_range,
-                           cfg.neighbour_radius, int(cfg.neighbour_flicker * FLICKER_ONE),
-                           candidate, value)}
+                           cfg.neighbour_radius, gate, candidate, value)}
         self._busy = np.zeros(-(-pixels // kernels.BLOCK), np.uint8)
         cells = (-(-self._height // neighbours.GHOST_CELL), -(-width // neighbours.GHOST_CELL))
         self._cells = np.zeros(cells, np.uint8)

@@ -13,19 +13,43 @@ starts holds the frame up for a scheduler time slice, several milliseconds:
 measured on 2 cores with one other busy process, a 320x240 frame took 6-8 ms
 instead of 0.6 ms.  Here a helper that wakes late finds no chunk left, and
 nobody waits for it.
+
+Between frames a helper spins (:mod:`bgsub.kernels.spin`, without the GIL)
+for up to ``SPIN_SECONDS`` before it sleeps, and the caller spins for the
+helpers' last chunks: waking a sleeping thread takes the operating system
+tens of microseconds (about 45 us on the benchmarks' 2-core machine), a
+tenth of a 640x480 frame.  A helper spins only while frames come that fast
+(the last gap between two frames was shorter than the spin), and only when
+the runner has no more threads than the machine has cores, so that a
+masker waiting for its source burns no CPU.
 """
 
 from __future__ import annotations
 
+import functools
+import os
 import threading
+import time
 
 import numba
+import numpy as np
+
+from .kernels import spin
 
 __all__ = ["TileRunner", "shared_runner"]
 
 CHUNKS_PER_THREAD = 2  # a thread's chunk: this fraction of the tiles left per thread
 MIN_TILES_PER_CHUNK = 4  # below this (4096 pixels), a chunk costs more to hand out than it saves
 IDLE_SECONDS = 10.0  # a helper with no frame for this long ends; the next frame starts it again
+SPIN_SECONDS = 300e-6  # the longest spin for the next frame or the helpers' chunks
+SETTLE_SECONDS = 10e-6  # see spin.report_and_wait
+_GEN, _DONE = 0, 1  # the control counters: the frame's generation, tiles the helpers finished
+
+
+@functools.cache
+def _pauses(seconds: float) -> int:
+    """Spins of bgsub.kernels.spin that last about *seconds* here."""
+    return max(1, int(seconds * spin.pauses_per_second()))
 
 
 class TileRunner:
@@ -43,12 +67,17 @@ class TileRunner:
         self._busy = threading.Lock()  # one frame at a time
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
-        self._finished = threading.Condition(self._lock)
         self._job = None
         self._generation = 0
-        self._next = self._active = 0
+        self._next = 0
         self._error: BaseException | None = None
         self._helpers: list[threading.Thread] = []
+        # the generation and the helpers' finished tiles, for the spins
+        self._ctl = np.zeros(8, np.int64)
+        self._may_spin = self.threads <= (os.cpu_count() or 1)
+        self._spin_now = False  # frames come faster than a spin lasts
+        self._last_end = -1.0
+        self._owed = 0  # tiles of an interrupted frame that helpers may still report
 
     def run(self, kernel, args: tuple, n_tiles: int) -> None:
         """Process tiles ``0 .. n_tiles - 1`` with ``kernel(*args, t_start, t_stop)``."""
@@ -57,72 +86,109 @@ class TileRunner:
                 or not self._busy.acquire(blocking=False)):
             kernel(*args, 0, n_tiles)
             return
+        mine = 0
+        completed = False
         try:
+            now = time.perf_counter()
+            self._spin_now = self._may_spin and now - self._last_end < SPIN_SECONDS
             self._start_helpers()
+            self._collect_owed()
             with self._lock:
                 self._job = (kernel, args, n_tiles)
                 self._next = 0
-                self._active = 0
                 self._error = None
                 self._generation += 1
-                self._wake.notify_all()
-            self._work()
+                self._ctl[_DONE] = 0
+                self._wake.notify_all()  # the helpers that sleep
+            mine = self._work(publish=True)
+            # the helpers' chunks: spin, then sleep in short steps (a helper
+            # that took a chunk and lost its CPU may be a while)
+            target = n_tiles - mine
+            if not spin.wait_at_least(self._ctl, _DONE, target, _pauses(SPIN_SECONDS)):
+                while not spin.wait_at_least(self._ctl, _DONE, target, 1):
+                    time.sleep(50e-6)
+            completed = True
             with self._lock:
-                while self._next < n_tiles or self._active:
-                    self._finished.wait()
                 self._job = None
                 error = self._error
             if error is not None:
                 raise error
         finally:
+            if not completed:  # interrupted: no more chunks, and the next frame
+                with self._lock:  # waits for the helpers' reports of theirs
+                    self._job = None
+                    self._owed = self._next - mine
+            self._last_end = time.perf_counter()
             self._busy.release()
 
-    def _work(self) -> None:
-        """Take chunks until none are left.
+    def _collect_owed(self) -> None:
+        """After an interrupted frame, wait (briefly) for the helpers to report its chunks.
+
+        Their reports would otherwise count towards this frame.  At most 0.1 s:
+        a chunk takes a millisecond or so, and the count owed may be high by
+        the caller's own chunk that the interrupt cut short.
+        """
+        if self._owed:
+            deadline = time.monotonic() + 0.1
+            while self._ctl[_DONE] < self._owed and time.monotonic() < deadline:
+                time.sleep(100e-6)
+            self._owed = 0
+
+    def _work(self, publish: bool = False) -> int:
+        """Take chunks until none are left; returns how many tiles this thread processed.
 
         Chunks shrink as the frame runs out (guided scheduling): a thread
         takes 1 / (CHUNKS_PER_THREAD * threads) of the tiles left, at least
         MIN_TILES_PER_CHUNK.  Large chunks first keep the handing out cheap;
         small ones last keep a thread from waiting long for the other's
-        final chunk.
+        final chunk.  With *publish* (the caller), the generation goes to
+        the spinning helpers just before the first chunk starts, so that
+        they find the GIL free when they come for it.
         """
+        done = 0
         while True:
             with self._lock:
                 if self._job is None:
-                    return
+                    return done
                 kernel, args, n_tiles = self._job
                 start = self._next
                 if start >= n_tiles:
-                    return
+                    return done
                 left = n_tiles - start
                 size = max(MIN_TILES_PER_CHUNK, -(-left // (CHUNKS_PER_THREAD * self.threads)))
                 self._next = stop = min(n_tiles, start + size)
-                self._active += 1
+                if publish:
+                    self._ctl[_GEN] = self._generation
+                    publish = False
             try:
                 kernel(*args, start, stop)
             except BaseException as exc:  # re-raised in the calling thread
                 with self._lock:
                     self._error = self._error or exc
-            with self._lock:
-                self._active -= 1
-                if self._active == 0 and self._next >= n_tiles:
-                    self._finished.notify_all()
+            done += stop - start
 
     def _helper(self, seen: int) -> None:
-        """Help with every frame from generation *seen* on; end after IDLE_SECONDS without one.
+        """Help with every frame after generation *seen*; end after IDLE_SECONDS without one.
 
-        Idle helpers end so that a runner of many threads that is no longer
-        used (a masker dropped, a camera stopped) does not keep them for ever.
+        Between frames: report the tiles done and spin for the next
+        generation (without the GIL), then sleep.  Idle helpers end so that a
+        runner of many threads that is no longer used (a masker dropped, a
+        camera stopped) does not keep them for ever.
         """
         me = threading.current_thread()
+        done = 0
+        settle = _pauses(SETTLE_SECONDS)
         while True:
+            pauses = _pauses(SPIN_SECONDS) if self._spin_now else 0
+            spin.report_and_wait(self._ctl, _DONE, done, _GEN, seen, pauses, settle)
+            done = 0
             with self._lock:
                 if self._generation == seen and not self._wake.wait_for(
                         lambda: self._generation != seen, IDLE_SECONDS):
                     self._helpers.remove(me)
                     return
                 seen = self._generation
-            self._work()
+            done = self._work()
 
     def _start_helpers(self) -> None:
         with self._lock:

@@ -231,17 +231,23 @@ class NaiveMixture:
                 count += 1
         if sbb <= 0 or sx <= 0:
             return False
-        sx, sb, sxx, sbb, sxb = sx / 3.0, sb / 768.0, sxx / 9.0, sbb / 589824.0, sxb / 2304.0
-        inv = 1.0 / count
-        residual = max(sxx - sxb * sxb / sbb, 0.0) * inv
-        if math.sqrt(residual) > 0.2 * sx * inv:
+        # in grey levels (L / 3, M / 768), with n the count, the fit's RMS
+        # residual sqrt(max(LL - LM^2 / MM, 0) / n) <= 0.2 L / n is
+        # 25 n (LL MM - LM^2) <= L^2 MM; n^2 times the variances and the
+        # covariance are exact integers; the window is flat when the
+        # variances' product (in grey levels) is at most 1e-6, and the
+        # correlation c / sqrt(vx vb) >= 0.4 is c >= 0 and 25 c^2 >= 4 vx vb.
+        # Float64 where the products can pass 2^63, as the kernel computes
+        n = float(count)
+        if 25.0 * n * (float(sxx) * float(sbb) - float(sxb) * float(sxb)) > (
+                float(sx) * float(sx) * float(sbb)):
             return False
-        mx, mb = sx * inv, sb * inv
-        vx = sxx * inv - mx * mx
-        vb = sbb * inv - mb * mb
-        if vx * vb <= 1e-6:
+        vx = float(count * sxx - sx * sx)
+        vb = float(count * sbb - sb * sb)
+        if vx * vb <= 1e-6 * 9.0 * 768.0 ** 2 * (n * n) * (n * n):
             return False
-        return (sxb * inv - mx * mb) / math.sqrt(vx * vb) >= 0.4
+        c = float(count * sxb - sx * sb)
+        return c >= 0.0 and 25.0 * c * c >= 4.0 * (vx * vb)
 
     def _own_fg(self, mask, p):
         return (self.flicker[p] >> 15) == 1 and (mask[p] != 0 or self.release[p])

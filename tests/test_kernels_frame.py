@@ -230,13 +230,14 @@ def test_short_path_reranks_like_the_general_path(k, channels, covariance):
     _, value, ratio_min, tau, lam = slow.shadow
     kernel(x.reshape(-1), state, got, aux, release, busy, n, alpha, alpha_fg, slow.inv_ref,
            slow.ghost[1], slow.lam2, slow.T, slow.w_init, slow.var_init, vmin, vmax,
-           np.float32(ratio_min), np.float32(tau ** 2), np.uint8(value), np.uint8(254), 0,
-           tiles)
+           np.float32(ratio_min), np.float32(tau ** 2), np.uint8(value), np.uint8(254),
+           32768, 0, tiles)
     np.testing.assert_array_equal(aux, slow.flicker.astype(np.uint16))
-    # a tile is busy when a pixel of it is foreground (shadows aside)
+    # a tile is busy when a pixel of it is foreground; with no texture test
+    # and no neighbour match (gate 32768), it holds no work for the pass
     fg = np.zeros(tiles * kernels.BLOCK, bool)
     fg[:n] = expected != 0
-    np.testing.assert_array_equal(busy != 0, fg.reshape(tiles, -1).any(axis=1))
+    np.testing.assert_array_equal(busy, fg.reshape(tiles, -1).any(axis=1))
     if channels == 3:
         expected = naive_shadows(x, slow.w, slow.mu, slow.var, expected, slow.T, lam, ratio_min,
                                  tau, value)
@@ -287,5 +288,13 @@ def test_only_tiles_with_foreground_are_busy(channels):
     tiles[:mask.size] = mask.reshape(-1) != 0
     np.testing.assert_array_equal(busy != 0, tiles.reshape(busy.size, -1).any(axis=1))
     assert np.count_nonzero(busy) == 1 and mask[70:74, 10:20].all()
+    assert busy[4] == kernels.frame.BUSY_FOREGROUND  # nothing flickers yet: no work
     m.apply(scene)
     assert not m._backend._busy.any()
+    # a patch that comes and goes flickers: its tile holds work for the
+    # neighbour match (the masks are checked against the reference elsewhere)
+    for i in range(60):
+        m.apply(frame if i % 2 else scene)
+    busy = m._backend._busy
+    assert busy[4] == kernels.frame.BUSY_FOREGROUND | kernels.frame.BUSY_WORK
+    assert np.count_nonzero(busy) == 1

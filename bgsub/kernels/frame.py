@@ -60,12 +60,14 @@ from .layout import (BLOCK, FLICKER_ONE, ONE, Q_MAX, UBLOCK, W_ONE, ZERO, channe
                      w_code, w_index)
 from .shadows import shadow_tile
 
-__all__ = ["frame_kernel", "RHO_ALPHA_OVER_W", "RHO_GAUSSIAN"]
+__all__ = ["frame_kernel", "RHO_ALPHA_OVER_W", "RHO_GAUSSIAN", "BUSY_FOREGROUND", "BUSY_WORK"]
 
 RHO_ALPHA_OVER_W = 0
 RHO_GAUSSIAN = 1
 
 _NO_KEY = np.float32(-1.0)
+BUSY_FOREGROUND = np.uint8(1)  # the tile holds foreground
+BUSY_WORK = np.uint8(2)  # and a texture candidate or a pixel for the neighbour match
 _FG = np.uint8(FOREGROUND)
 _BG = np.uint8(0)
 _GROUP = 8  # pixels that take the short path together: one AVX2 vector
@@ -518,7 +520,7 @@ def _general_run(x, state, mask, aux, release, first, base, g, e, k, nc, nv, inv
 _SIGNATURE = ((types.Array(types.uint8, 1, "C"), types.Array(types.uint16, 1, "C"),
                types.Array(types.uint8, 1, "C"), types.Array(types.uint16, 1, "C"),
                types.Array(types.uint8, 1, "C"), types.Array(types.uint8, 1, "C"), types.int64)
-              + (types.float32,) * 12 + (types.uint8,) * 2 + (types.int64,) * 2)
+              + (types.float32,) * 12 + (types.uint8,) * 2 + (types.int64,) * 3)
 
 
 def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: int,
@@ -531,7 +533,7 @@ def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: i
     in the next process).  The kernel is called as ``kernel(x, state, mask,
     aux, release, busy, n, alpha, alpha_fg, inv_ref, ghost_rate, lam2,
     bg_ratio, w_init, var_init, var_min, var_max, ratio_min, tau2, value,
-    candidate, t_start, t_stop)`` and works on the tiles ``t_start <= t <
+    candidate, gate, t_start, t_stop)`` and works on the tiles ``t_start <= t <
     t_stop`` without the GIL: threads share a frame out by tiles (see
     :mod:`bgsub.tiles`).  With ``shadows`` (colour only), each tile's cast
     shadows are marked (see :func:`bgsub.kernels.shadows.mark_shadows`) right
@@ -552,9 +554,9 @@ def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: i
     release : (N,) uint8
         1 for the pixels of released ghosts (see :mod:`bgsub.kernels.ghosts`).
     busy : (tiles,) uint8
-        Output: per tile, nonzero when a pixel of it is foreground (the OR
-        of its mask before the shadows): with the released ghosts' pixels,
-        the pixels the neighbour pass visits.
+        Output: per tile, BUSY_FOREGROUND when a pixel of it is foreground,
+        plus BUSY_WORK when one is a texture candidate or flickers at
+        ``gate`` or more: what the neighbour pass needs to visit.
     n : int
         Pixels in the frame.
     alpha, alpha_fg : float32
@@ -571,6 +573,9 @@ def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: i
     value, candidate : uint8
         The mask values of a shadow and of a texture candidate (ignored
         without ``shadows`` and ``texture``).
+    gate : int
+        The flicker level (0..32767) from which the neighbour match applies
+        (above 32767: it does not).
     t_start, t_stop : int
         The tiles to process.
     """
@@ -590,7 +595,7 @@ def _build(k: int, nc: int, nv: int, learn: bool, rho_mode: int, shadows: bool,
     @njit(cache=True, nogil=True, error_model="numpy")
     def kernel(x, state, mask, aux, release, busy, n, alpha, alpha_fg, inv_ref, ghost_rate,
                lam2, bg_ratio, w_init, var_init, var_min, var_max, ratio_min, tau2, value,
-               candidate, t_start, t_stop):
+               candidate, gate, t_start, t_stop):
         step = (var_max - var_min) / Q_MAX
         inv_step = ONE / step if step > ZERO else ZERO
         t_q = bg_ratio * W_ONE
@@ -630,11 +635,22 @@ def _build(k: int, nc: int, nv: int, learn: bool, rho_mode: int, shadows: bool,
                 # through the general path's loop would keep it from
                 # vectorising)
                 seen = _flags(mask, first, 0, nb)
-            busy[t] = seen
-            if shadows and seen == _FG:
-                # while the tile's state is still in the cache
-                shadow_tile(x, state, mask, t, nb, k, nc, nv, var_min, step, t_q, lam2,
-                            ratio_min, tau2, value, candidate, texture)
+            flags = np.uint8(0)
+            if seen != 0:
+                flags = BUSY_FOREGROUND
+                if shadows and shadow_tile(x, state, mask, t, nb, k, nc, nv, var_min, step,
+                                           t_q, lam2, ratio_min, tau2, value, candidate,
+                                           texture):
+                    flags |= BUSY_WORK
+                # foreground that flickers enough for the neighbour match
+                flicker = np.uint8(0)
+                for ii in range(nb):
+                    at = first + np.uint64(ii)
+                    flicker |= np.uint8(mask[at] != 0) & np.uint8(
+                        (np.int32(aux[at]) & _FLICKER_ONE) >= gate)
+                if flicker != 0:
+                    flags |= BUSY_WORK
+            busy[t] = flags
 
     compile_vectorized(kernel, _SIGNATURE)  # from Numba's disk cache when it is there
     return kernel

@@ -206,12 +206,13 @@ def shadow_tile(x, state, mask, t, nb, k, nc, nv, var_min, step, t_q, lam2, rati
     (and only on a tile with foreground: its callers OR the tile's mask).
     With ``grey_too``, the darker copies of grey components get ``candidate``
     (the neighbour pass's texture test decides them, and leaves no
-    candidate in the mask).
+    candidate in the mask).  Returns 1 when it marked a candidate, else 0.
     """
     planes = k * (1 + nc + nv)
     base = np.uint64(t) * np.uint64(planes * BLOCK)
     first = np.uint64(t) * UBLOCK
     inv_c = _ONE / np.float32(nc)
+    found = np.uint8(0)
     ii = 0
     while True:
         # a search with a data-dependent exit: the vectoriser leaves it (and
@@ -231,6 +232,8 @@ def shadow_tile(x, state, mask, t, nb, k, nc, nv, var_min, step, t_q, lam2, rati
             mask[p] = value
         elif kind == GREY:
             mask[p] = candidate
+            found = np.uint8(1)
+    return found
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

@@ -1,0 +1,124 @@
+"""Waiting without the GIL or the kernel: atomic counters and bounded spins (Numba).
+
+Waking a thread that sleeps on a lock takes the kernel tens of microseconds
+(90 us for a round trip between two Python threads on the 2-core machine of
+the benchmarks), and a thread that wants the GIL while another holds it
+sleeps the same way.  :class:`bgsub.tiles.TileRunner` hands a frame's tiles to
+its helpers several hundred times a second, so its waits between frames are
+short spins here instead: a thread spins with the GIL released, on a counter
+that the other side changes with an atomic operation, and sleeps on a
+condition variable only when the spin runs out.
+
+The spins count pause instructions rather than time (Numba has no clock);
+:func:`pauses_per_second` calibrates them.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+__all__ = ["add", "load", "pause", "report_and_wait", "wait_at_least", "pauses_per_second"]
+
+_MACHINE = platform.machine().lower()
+_X86 = _MACHINE in ("x86_64", "amd64", "i386", "i686")
+_ARM = _MACHINE in ("aarch64", "arm64")
+
+
+def _item_pointer(context, builder, aryty, ary, i):
+    arr = context.make_array(aryty)(context, builder, ary)
+    return cgutils.get_item_pointer(context, builder, aryty, arr, [i], wraparound=False)
+
+
+@intrinsic
+def add(typingctx, ary, i, value):
+    """``ary[i] += value`` as one atomic operation (int64 array); returns the old value."""
+    if not (isinstance(ary, types.Array) and ary.dtype == types.int64):
+        return None
+    sig = types.int64(ary, types.int64, types.int64)
+
+    def codegen(context, builder, signature, args):
+        ptr = _item_pointer(context, builder, signature.args[0], args[0], args[1])
+        return builder.atomic_rmw("add", ptr, args[2], "seq_cst")
+
+    return sig, codegen
+
+
+@intrinsic
+def load(typingctx, ary, i):
+    """``ary[i]`` read afresh from memory every time (an atomic load, acquire)."""
+    if not (isinstance(ary, types.Array) and ary.dtype == types.int64):
+        return None
+    sig = types.int64(ary, types.int64)
+
+    def codegen(context, builder, signature, args):
+        ptr = _item_pointer(context, builder, signature.args[0], args[0], args[1])
+        return builder.load_atomic(ptr, "acquire", 8)
+
+    return sig, codegen
+
+
+@intrinsic
+def pause(typingctx):
+    """The CPU's spin-wait hint (x86 ``pause``, Arm ``yield``; none elsewhere)."""
+    sig = types.void()
+
+    # the spin-wait hint: it saves power and lets a hyper-thread sibling run
+    def codegen(context, builder, signature, args):
+        if _X86:
+            builder.call(cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.VoidType(), []), "llvm.x86.sse2.pause"), [])
+        elif _ARM:
+            builder.call(cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.VoidType(), [ir.IntType(32)]),
+                "llvm.aarch64.hint"), [ir.Constant(ir.IntType(32), 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(nogil=True, cache=True)
+def report_and_wait(ctl, done_at, done, gen_at, seen, pauses, settle):
+    """Add *done* to ``ctl[done_at]``, then wait while ``ctl[gen_at] == seen``, at most *pauses*.
+
+    Returns ``ctl[gen_at]``: *seen* when the spin ran out.  On a change it
+    spins *settle* pauses more: the thread that made it still holds the GIL
+    for a moment, and wanting the GIL then would put this one to sleep.
+    """
+    add(ctl, done_at, done)
+    for _ in range(pauses):
+        gen = load(ctl, gen_at)
+        if gen != seen:
+            for _ in range(settle):
+                pause()
+            return gen
+        pause()
+    return load(ctl, gen_at)
+
+
+@njit(nogil=True, cache=True)
+def wait_at_least(ctl, at, target, pauses):
+    """Wait until ``ctl[at] >= target``, at most *pauses*; returns whether it is."""
+    for _ in range(pauses):
+        if load(ctl, at) >= target:
+            return True
+        pause()
+    return load(ctl, at) >= target
+
+
+def pauses_per_second() -> float:
+    """How many spins of :func:`wait_at_least` take a second here (best of a few)."""
+    ctl = np.zeros(1, np.int64)
+    wait_at_least(ctl, 0, 1, 10)  # compiled (or loaded) before the clock starts
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        wait_at_least(ctl, 0, 1, 20000)
+        best = min(best, time.perf_counter() - t0)
+    return 20000 / max(best, 1e-9)
