@@ -68,7 +68,7 @@ def _density(x, p, state, k, nc, nv, j, var_min, step):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def cell_log_likelihood(x, state, k, nc, nv, var_min, var_max, outlier, h, w, grid, rows, run,
-                        cell_sum, cell_count):
+                        cell_sum, cell_count, row_start, row_stop):
     """Sums of ln p(x) (float64) per cell of a grid over the frame, on a few runs per cell.
 
     Cell (i, j) of the ``grid`` x ``grid`` partition (fewer cells when the
@@ -78,33 +78,20 @@ def cell_log_likelihood(x, state, k, nc, nv, var_min, var_max, outlier, h, w, gr
     1)`` (ch the cell's height), starting ``run / 2`` left of the cell's
     centre (clipped to the cell).  ``cell_sum`` and ``cell_count`` (grid *
     grid,) get each cell's sum and sample count, row-major.  Runs rather than
-    single pixels: a run shares its cache lines in every plane.
+    single pixels: a run shares its cache lines in every plane.  Only the
+    grid's rows ``row_start .. row_stop - 1`` are computed (their cells
+    written): a tile runner (:mod:`bgsub.tiles`) shares the rows out, and
+    each cell's sum comes from one thread, in one order.
     """
     planes = k * (1 + nc + nv)
     step = (var_max - var_min) / Q_MAX
     uniform = outlier * 256.0 ** -nc
     gy = min(grid, h)
     gx = min(grid, w)
-    for c in range(grid * grid):
+    for c in range(row_start * grid, row_stop * grid):
         cell_sum[c] = 0.0
         cell_count[c] = 0
-    # first a load from each run's cache line in every plane, with nothing
-    # depending on it: the misses overlap, where the loop below, one pixel's
-    # arithmetic after another, would take them one at a time (the frame
-    # kernel has cycled the whole state through the caches since last time)
-    touched = np.uint16(0)
-    for i in range(gy):
-        y0 = i * h // gy
-        y1 = (i + 1) * h // gy
-        for j in range(gx):
-            x0 = j * w // gx
-            x1 = (j + 1) * w // gx
-            xs = max(x0, (x0 + x1) // 2 - run // 2)
-            for r in range(rows):
-                p = (y0 + (r + 1) * (y1 - y0) // (rows + 1)) * w + xs
-                for plane in range(planes):
-                    touched |= _at(state, p, planes, plane)
-    for i in range(gy):
+    for i in range(row_start, min(row_stop, gy)):
         y0 = i * h // gy
         y1 = (i + 1) * h // gy
         for j in range(gx):
@@ -123,7 +110,6 @@ def cell_log_likelihood(x, state, k, nc, nv, var_min, var_max, outlier, h, w, gr
                             mix += wj * _density(x, p, state, k, nc, nv, jj, var_min, step)
                     cell_sum[i * grid + j] += math.log((1.0 - outlier) * mix + uniform)
                     cell_count[i * grid + j] += 1
-    return touched
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
