@@ -53,3 +53,30 @@ def test_callers_on_two_threads_each_get_all_their_tiles():
     for t in threads:
         t.join()
     assert results == [True] * 100
+
+
+def test_frames_after_an_interrupted_one_get_all_their_tiles():
+    """Ctrl-C in the caller while a helper still works on a chunk: every later
+    frame still returns only once all its tiles are done (the interrupted
+    frame's chunks are reported before the next frame counts its own)."""
+    import _thread
+    import time
+
+    main = threading.get_ident()
+
+    def slow_helpers(counts, t_start, t_stop):
+        # the helper's chunks outlast the caller's, which leave it time to wake
+        time.sleep(0.05 if threading.get_ident() != main else 0.002)
+        count_tiles(counts, t_start, t_stop)
+
+    runner = TileRunner(2)
+    timer = threading.Timer(0.2, _thread.interrupt_main)
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        for _ in range(1000):  # until the interrupt lands in a frame
+            runner.run(slow_helpers, (np.zeros(64, np.int64),), 64)
+    timer.join()
+    for _ in range(20):
+        counts = np.zeros(64, np.int64)
+        runner.run(slow_helpers, (counts,), 64)
+        assert np.all(counts == 1)  # every tile done before run() returned
