@@ -124,6 +124,7 @@ class CpuBackend:
                            np.float32(cfg.background_ratio), *var_range,
                            cfg.neighbour_radius, gate, candidate, value)}
         self._busy = np.zeros(-(-pixels // kernels.BLOCK), np.uint8)
+        self._idle_ctl = np.zeros(8, np.int64)  # a scheduled kernel's, run alone
         cells = (-(-self._height // neighbours.GHOST_CELL), -(-width // neighbours.GHOST_CELL))
         self._cells = np.zeros(cells, np.uint8)
         self._ghost_run = np.zeros(cells, np.int32)
@@ -177,7 +178,7 @@ class CpuBackend:
         self._runner.run(kernel, (
             x, self._state, mask, self._aux, self._release, self._busy, self._dims[3], alpha,
             alpha if alpha_fg is None else np.float32(alpha_fg), *fixed["rates"], w_init,
-            var_init, *fixed["shadows"]), self._tiles())
+            var_init, *fixed["shadows"]), self._tiles(), scheduled=True)
         # the ghost test runs every _GHOST_EVERY learned frames: only its frames
         # need the foreground's cells
         test_ghosts = learn and track_ghosts and cfg.ghost_frames > 0
@@ -192,9 +193,9 @@ class CpuBackend:
             # its work is in the few tiles with foreground: in small frames,
             # handing tiles to helpers once more a frame costs more than it
             # saves (320x240 on 2 cores)
-            neighbours.neighbour_pass(*args, 0, self._tiles())
+            neighbours.neighbour_pass(*args, self._idle_ctl, 1, 0, self._tiles())
         else:
-            self._runner.run(neighbours.neighbour_pass, args, self._tiles())
+            self._runner.run(neighbours.neighbour_pass, args, self._tiles(), scheduled=True)
         if test_ghosts:
             self._track_ghosts(x, mask)
 

@@ -14,9 +14,13 @@ measured on 2 cores with one other busy process, a 320x240 frame took 6-8 ms
 instead of 0.6 ms.  Here a helper that wakes late finds no chunk left, and
 nobody waits for it.
 
-Between frames a helper spins (:mod:`bgsub.kernels.spin`, without the GIL)
-for up to ``SPIN_SECONDS`` before it sleeps, and the caller spins for the
-helpers' last chunks: waking a sleeping thread takes the operating system
+The frame kernel and the neighbour pass take their chunks themselves
+(*scheduled* kernels: one call per thread, chunks claimed with atomic
+operations, :func:`bgsub.kernels.spin.take_chunk`): handing chunks out in
+Python needs the GIL between chunks, and a thread that finds the other
+holding it sleeps.  Between frames a helper spins (:mod:`bgsub.kernels.spin`,
+without the GIL) for up to ``SPIN_SECONDS`` before it sleeps, and the caller
+spins for the helpers' last chunks: waking a sleeping thread takes the operating system
 tens of microseconds (about 45 us on the benchmarks' 2-core machine), a
 tenth of a 640x480 frame.  A helper spins only while frames come that fast
 (the last gap between two frames was shorter than the spin), and only when
@@ -35,15 +39,16 @@ import numba
 import numpy as np
 
 from .kernels import spin
+from .kernels.spin import CHUNKS_PER_THREAD, MIN_TILES_PER_CHUNK
+from .kernels.spin import DONE as _DONE
+from .kernels.spin import GEN as _GEN
+from .kernels.spin import NEXT as _NEXT
 
 __all__ = ["TileRunner", "shared_runner"]
 
-CHUNKS_PER_THREAD = 2  # a thread's chunk: this fraction of the tiles left per thread
-MIN_TILES_PER_CHUNK = 4  # below this (4096 pixels), a chunk costs more to hand out than it saves
 IDLE_SECONDS = 10.0  # a helper with no frame for this long ends; the next frame starts it again
 SPIN_SECONDS = 300e-6  # the longest spin for the next frame or the helpers' chunks
 SETTLE_SECONDS = 10e-6  # see spin.report_and_wait
-_GEN, _DONE = 0, 1  # the control counters: the frame's generation, tiles the helpers finished
 
 
 @functools.cache
@@ -74,19 +79,32 @@ class TileRunner:
         self._helpers: list[threading.Thread] = []
         # the generation and the helpers' finished tiles, for the spins
         self._ctl = np.zeros(8, np.int64)
+        self._idle_ctl = np.zeros(8, np.int64)  # for a scheduled kernel run alone
         self._may_spin = self.threads <= (os.cpu_count() or 1)
         self._spin_now = False  # frames come faster than a spin lasts
         self._last_end = -1.0
         self._owed = 0  # tiles of an interrupted frame that helpers may still report
 
-    def run(self, kernel, args: tuple, n_tiles: int) -> None:
-        """Process tiles ``0 .. n_tiles - 1`` with ``kernel(*args, t_start, t_stop)``."""
+    def run(self, kernel, args: tuple, n_tiles: int, scheduled: bool = False) -> None:
+        """Process tiles ``0 .. n_tiles - 1`` with ``kernel(*args, t_start, t_stop)``.
+
+        A *scheduled* kernel takes its chunks itself: it is called once per
+        thread as ``kernel(*args, ctl, threads, base, n_tiles)``, takes chunks
+        with :func:`bgsub.kernels.spin.take_chunk` and adds the tiles it
+        finished to ``ctl[DONE]``, all without the GIL (with ``threads`` 1 it
+        processes ``t_start .. t_stop - 1`` itself).  Handing chunks out in
+        Python instead takes the GIL between chunks, and a thread that finds
+        the other holding it sleeps (about 45 us here) several times a frame.
+        """
         # alone, too small to share, or another thread's frame is in progress
         if (self.threads == 1 or n_tiles < 2 * MIN_TILES_PER_CHUNK
                 or not self._busy.acquire(blocking=False)):
-            kernel(*args, 0, n_tiles)
+            if scheduled:
+                kernel(*args, self._idle_ctl, 1, 0, n_tiles)
+            else:
+                kernel(*args, 0, n_tiles)
             return
-        mine = 0
+        mine = base = 0
         completed = False
         try:
             now = time.perf_counter()
@@ -94,7 +112,10 @@ class TileRunner:
             self._start_helpers()
             self._collect_owed()
             with self._lock:
-                self._job = (kernel, args, n_tiles)
+                # a scheduled job's tile 0 is where the tiles handed out
+                # stand now (see spin.take_chunk)
+                base = int(self._ctl[_NEXT])
+                self._job = (kernel, args, n_tiles, scheduled, base)
                 self._next = 0
                 self._error = None
                 self._generation += 1
@@ -117,7 +138,11 @@ class TileRunner:
             if not completed:  # interrupted: no more chunks, and the next frame
                 with self._lock:  # waits for the helpers' reports of theirs
                     self._job = None
-                    self._owed = self._next - mine
+                    if scheduled:  # the tiles left can be claimed by no one now
+                        claimed = spin.raise_to(self._ctl, _NEXT, base + n_tiles) - base
+                        self._owed = min(claimed, n_tiles)
+                    else:
+                        self._owed = self._next - mine
             self._last_end = time.perf_counter()
             self._busy.release()
 
@@ -135,7 +160,7 @@ class TileRunner:
             self._owed = 0
 
     def _work(self, publish: bool = False) -> int:
-        """Take chunks until none are left; returns how many tiles this thread processed.
+        """Take chunks until none are left; returns how many tiles this thread counted.
 
         Chunks shrink as the frame runs out (guided scheduling): a thread
         takes 1 / (CHUNKS_PER_THREAD * threads) of the tiles left, at least
@@ -143,29 +168,40 @@ class TileRunner:
         small ones last keep a thread from waiting long for the other's
         final chunk.  With *publish* (the caller), the generation goes to
         the spinning helpers just before the first chunk starts, so that
-        they find the GIL free when they come for it.
+        they find the GIL free when they come for it.  A scheduled kernel
+        takes its chunks and counts its tiles itself: one call, 0 returned.
         """
         done = 0
         while True:
             with self._lock:
                 if self._job is None:
                     return done
-                kernel, args, n_tiles = self._job
+                kernel, args, n_tiles, scheduled, base = self._job
                 start = self._next
-                if start >= n_tiles:
-                    return done
-                left = n_tiles - start
-                size = max(MIN_TILES_PER_CHUNK, -(-left // (CHUNKS_PER_THREAD * self.threads)))
-                self._next = stop = min(n_tiles, start + size)
+                if not scheduled:  # (a scheduled kernel: one call per thread)
+                    if start >= n_tiles:
+                        return done
+                    left = n_tiles - start
+                    size = max(MIN_TILES_PER_CHUNK,
+                               -(-left // (CHUNKS_PER_THREAD * self.threads)))
+                    self._next = stop = min(n_tiles, start + size)
                 if publish:
                     self._ctl[_GEN] = self._generation
                     publish = False
             try:
-                kernel(*args, start, stop)
+                if scheduled:
+                    kernel(*args, self._ctl, self.threads, base, n_tiles)
+                else:
+                    kernel(*args, start, stop)
             except BaseException as exc:  # re-raised in the calling thread
                 with self._lock:
                     self._error = self._error or exc
-            done += stop - start
+                if scheduled:  # its tiles will never be counted: release the caller
+                    spin.bump(self._ctl, _DONE, n_tiles)
+            if not scheduled:
+                done += stop - start
+            else:
+                return done
 
     def _helper(self, seen: int) -> None:
         """Help with every frame after generation *seen*; end after IDLE_SECONDS without one.

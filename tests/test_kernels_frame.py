@@ -231,7 +231,7 @@ def test_short_path_reranks_like_the_general_path(k, channels, covariance):
     kernel(x.reshape(-1), state, got, aux, release, busy, n, alpha, alpha_fg, slow.inv_ref,
            slow.ghost[1], slow.lam2, slow.T, slow.w_init, slow.var_init, vmin, vmax,
            np.float32(ratio_min), np.float32(tau ** 2), np.uint8(value), np.uint8(254),
-           32768, 0, tiles)
+           32768, np.zeros(8, np.int64), 1, 0, tiles)
     np.testing.assert_array_equal(aux, slow.flicker.astype(np.uint16))
     # a tile is busy when a pixel of it is foreground; with no texture test
     # and no neighbour match (gate 32768), it holds no work for the pass

@@ -2,9 +2,11 @@
 
 import threading
 
+import numba
 import numpy as np
 import pytest
 
+from bgsub.kernels import spin
 from bgsub.tiles import TileRunner
 
 
@@ -21,6 +23,44 @@ def test_every_tile_is_processed_once(threads, n_tiles):
         counts = np.zeros(n_tiles, np.int64)
         runner.run(count_tiles, (counts,), n_tiles)
         assert np.all(counts == 1)
+
+
+@numba.njit(nogil=True)
+def count_scheduled(counts, ctl, threads, t_start, t_stop):
+    """A kernel that takes its own chunks, as the frame kernel does."""
+    base = t_start
+    start, stop = t_start, t_stop
+    if threads > 1:
+        start, stop = spin.take_chunk(ctl, base, t_stop, threads)
+    while start < stop:
+        for t in range(start, stop):
+            counts[t] += 1
+        if threads <= 1:
+            break
+        spin.add(ctl, spin.DONE, stop - start)
+        start, stop = spin.take_chunk(ctl, base, t_stop, threads)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 4])
+@pytest.mark.parametrize("n_tiles", [1, 15, 16, 17, 1000, 8101])
+def test_a_scheduled_kernel_processes_every_tile_once(threads, n_tiles):
+    runner = TileRunner(threads)
+    for _ in range(20):  # frames in a row: the helpers spin between them
+        counts = np.zeros(n_tiles, np.int64)
+        runner.run(count_scheduled, (counts,), n_tiles, scheduled=True)
+        assert np.all(counts == 1)
+
+
+def test_scheduled_and_python_jobs_in_turn_each_get_all_their_tiles():
+    """A helper still in a scheduled kernel's call when the next job starts takes
+    nothing of it (the frame kernel, then the pass or the log-likelihood)."""
+    runner = TileRunner(2)
+    for i in range(300):
+        n = (37, 300, 8, 2025)[i % 4]
+        counts = np.zeros(n, np.int64)
+        runner.run(count_scheduled if i % 2 else count_tiles, (counts,), n,
+                   scheduled=bool(i % 2))
+        assert np.all(counts == 1), i
 
 
 def test_an_error_in_any_chunk_reaches_the_caller():

@@ -59,6 +59,7 @@ from .layout import (BLOCK, FLICKER_ONE, ONE, Q_MAX, UBLOCK, W_ONE, ZERO, channe
                      dec_w, mu_code, mu_index, q16, rank_var, stored_key, var_code, var_index,
                      w_code, w_index)
 from .shadows import shadow_tile
+from .spin import DONE, add, take_chunk
 
 __all__ = ["frame_kernel", "RHO_ALPHA_OVER_W", "RHO_GAUSSIAN", "BUSY_FOREGROUND", "BUSY_WORK"]
 
@@ -520,7 +521,8 @@ def _general_run(x, state, mask, aux, release, first, base, g, e, k, nc, nv, inv
 _SIGNATURE = ((types.Array(types.uint8, 1, "C"), types.Array(types.uint16, 1, "C"),
                types.Array(types.uint8, 1, "C"), types.Array(types.uint16, 1, "C"),
                types.Array(types.uint8, 1, "C"), types.Array(types.uint8, 1, "C"), types.int64)
-              + (types.float32,) * 12 + (types.uint8,) * 2 + (types.int64,) * 3)
+              + (types.float32,) * 12 + (types.uint8,) * 2 + (types.int64,)
+              + (types.Array(types.int64, 1, "C"),) + (types.int64,) * 3)
 
 
 def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: int,
@@ -595,7 +597,7 @@ def _build(k: int, nc: int, nv: int, learn: bool, rho_mode: int, shadows: bool,
     @njit(cache=True, nogil=True, error_model="numpy")
     def kernel(x, state, mask, aux, release, busy, n, alpha, alpha_fg, inv_ref, ghost_rate,
                lam2, bg_ratio, w_init, var_init, var_min, var_max, ratio_min, tau2, value,
-               candidate, gate, t_start, t_stop):
+               candidate, gate, ctl, threads, t_start, t_stop):
         step = (var_max - var_min) / Q_MAX
         inv_step = ONE / step if step > ZERO else ZERO
         t_q = bg_ratio * W_ONE
@@ -603,54 +605,67 @@ def _build(k: int, nc: int, nv: int, learn: bool, rho_mode: int, shadows: bool,
         one_minus_a = ONE - alpha
         # 0 for any finite alpha, but not known to LLVM to be 0 (see _opaque)
         zero = np.int32(alpha - alpha)
-        for t in range(t_start, t_stop):
-            nb = min(BLOCK, n - t * BLOCK)
-            base = np.uint64(t) * u_tile
-            first = np.uint64(t) * UBLOCK
-            if not learn:
-                seen = _classify_tile(x, state, mask, first, base, nb, k, nc, nv, inv_c, lam2,
-                                      var_min, step, t_q)
-            else:
-                # the short path goes by groups of _GROUP pixels (one vector),
-                # so that its vector loops stay full; a group with any other
-                # pixel takes the general path.  The mask holds the per-pixel
-                # flags until it gets the labels.
-                _flag_general(x, state, mask, first, base, nb, k, nc, nv, inv_c, lam2, var_min,
-                              step)
-                g = 0
-                while g < nb:
-                    # a run of short-path groups, then a run of general ones:
-                    # one vector loop per run rather than per group
-                    e = _run_end(mask, first, g, nb, False)
-                    _short_run(x, state, mask, aux, first, base, g, e, k, nc, nv, inv_c,
-                               lam2, alpha, one_minus_a, var_min, var_max, step, inv_step,
-                               rho_mode, zero)
-                    g = e
-                    e = _run_end(mask, first, g, nb, True)
-                    _general_run(x, state, mask, aux, release, first, base, g, e, k, nc, nv,
-                                 inv_c, lam2, alpha, alpha_fg, inv_ref, ghost_rate, w_init,
-                                 q_init, var_min, var_max, step, inv_step, t_q, rho_mode, zero)
-                    g = e
-                # (an OR over the tile's mask, in cache: an OR carried
-                # through the general path's loop would keep it from
-                # vectorising)
-                seen = _flags(mask, first, 0, nb)
-            flags = np.uint8(0)
-            if seen != 0:
-                flags = BUSY_FOREGROUND
-                if shadows and shadow_tile(x, state, mask, t, nb, k, nc, nv, var_min, step,
-                                           t_q, lam2, ratio_min, tau2, value, candidate,
-                                           texture):
-                    flags |= BUSY_WORK
-                # foreground that flickers enough for the neighbour match
-                flicker = np.uint8(0)
-                for ii in range(nb):
-                    at = first + np.uint64(ii)
-                    flicker |= np.uint8(mask[at] != 0) & np.uint8(
-                        (np.int32(aux[at]) & _FLICKER_ONE) >= gate)
-                if flicker != 0:
-                    flags |= BUSY_WORK
-            busy[t] = flags
+        # with threads > 1, the kernel takes its chunks of tiles 0..t_stop-1
+        # itself (see bgsub.tiles; t_start is then the job's base), and
+        # counts the tiles it finished
+        job_base = t_start  # threads > 1: the job's base in ctl (see spin.take_chunk)
+        c_start = t_start
+        c_stop = t_stop
+        if threads > 1:
+            c_start, c_stop = take_chunk(ctl, job_base, t_stop, threads)
+        while c_start < c_stop:
+            for t in range(c_start, c_stop):
+                nb = min(BLOCK, n - t * BLOCK)
+                base = np.uint64(t) * u_tile
+                first = np.uint64(t) * UBLOCK
+                if not learn:
+                    seen = _classify_tile(x, state, mask, first, base, nb, k, nc, nv, inv_c, lam2,
+                                          var_min, step, t_q)
+                else:
+                    # the short path goes by groups of _GROUP pixels (one vector),
+                    # so that its vector loops stay full; a group with any other
+                    # pixel takes the general path.  The mask holds the per-pixel
+                    # flags until it gets the labels.
+                    _flag_general(x, state, mask, first, base, nb, k, nc, nv, inv_c, lam2, var_min,
+                                  step)
+                    g = 0
+                    while g < nb:
+                        # a run of short-path groups, then a run of general ones:
+                        # one vector loop per run rather than per group
+                        e = _run_end(mask, first, g, nb, False)
+                        _short_run(x, state, mask, aux, first, base, g, e, k, nc, nv, inv_c,
+                                   lam2, alpha, one_minus_a, var_min, var_max, step, inv_step,
+                                   rho_mode, zero)
+                        g = e
+                        e = _run_end(mask, first, g, nb, True)
+                        _general_run(x, state, mask, aux, release, first, base, g, e, k, nc, nv,
+                                     inv_c, lam2, alpha, alpha_fg, inv_ref, ghost_rate, w_init,
+                                     q_init, var_min, var_max, step, inv_step, t_q, rho_mode, zero)
+                        g = e
+                    # (an OR over the tile's mask, in cache: an OR carried
+                    # through the general path's loop would keep it from
+                    # vectorising)
+                    seen = _flags(mask, first, 0, nb)
+                flags = np.uint8(0)
+                if seen != 0:
+                    flags = BUSY_FOREGROUND
+                    if shadows and shadow_tile(x, state, mask, t, nb, k, nc, nv, var_min, step,
+                                               t_q, lam2, ratio_min, tau2, value, candidate,
+                                               texture):
+                        flags |= BUSY_WORK
+                    # foreground that flickers enough for the neighbour match
+                    flicker = np.uint8(0)
+                    for ii in range(nb):
+                        at = first + np.uint64(ii)
+                        flicker |= np.uint8(mask[at] != 0) & np.uint8(
+                            (np.int32(aux[at]) & _FLICKER_ONE) >= gate)
+                    if flicker != 0:
+                        flags |= BUSY_WORK
+                busy[t] = flags
+            if threads <= 1:
+                break
+            add(ctl, DONE, c_stop - c_start)
+            c_start, c_stop = take_chunk(ctl, job_base, t_stop, threads)
 
     compile_vectorized(kernel, _SIGNATURE)  # from Numba's disk cache when it is there
     return kernel

@@ -37,13 +37,12 @@ together.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit
 
 from .frame import BUSY_WORK, _match
 from .layout import BLOCK, FLICKER_ONE, Q_MAX, W_ONE, mu_index
+from .spin import DONE, add, take_chunk
 
 __all__ = ["neighbour_pass", "texture_kept", "TEXTURE_RADIUS", "TEXTURE_NCC", "TEXTURE_SPREAD",
            "GHOST_CELL"]
@@ -170,8 +169,8 @@ def _neighbour_match(x, state, p, h, w, k, nc, nv, lam2, var_min, step, t_q, rad
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def neighbour_pass(x, state, mask, aux, release, busy, cells, h, w, k, nc, nv, lam2, bg_ratio,
-                   var_min, var_max, radius, gate, candidate, value, mark, releasing, t_start,
-                   t_stop):
+                   var_min, var_max, radius, gate, candidate, value, mark, releasing, ctl, threads,
+                   t_start, t_stop):
     """The pass over tiles ``t_start .. t_stop - 1`` after the frame kernel (see above).
 
     ``mask`` (N,) as the frame kernel left it, updated in place: its texture
@@ -197,82 +196,93 @@ def neighbour_pass(x, state, mask, aux, release, busy, cells, h, w, k, nc, nv, l
     win_y = win_lo = win_hi = -1
     sx = sb = sxx = sbb = sxb = 0
     count = 0
-    for t in range(t_start, t_stop):
-        flags = busy[t]
-        # a tile with neither foreground to test nor cells to mark is skipped
-        if (flags & BUSY_WORK) == 0 and not (mark and (flags != 0 or releasing)):
-            continue
-        first = t * BLOCK
-        nb = min(BLOCK, n - first)
-        # released pixels only count in the rare tiles that hold some (an OR
-        # over the tile, a vector loop; unsigned indices, so that no
-        # negative-index wraparound hides the addresses' linearity from the
-        # vectoriser)
-        held = np.uint8(0)
-        if releasing:
-            start = np.uint64(first)
-            for ii in range(np.uint64(nb)):
-                held |= release[start + ii]
-            if flags == 0 and held == 0:
+    job_base = t_start  # threads > 1: the job's base in ctl (see spin.take_chunk)
+    c_start = t_start
+    c_stop = t_stop
+    if threads > 1:
+        c_start, c_stop = take_chunk(ctl, job_base, t_stop, threads)
+    while c_start < c_stop:
+        for t in range(c_start, c_stop):
+            flags = busy[t]
+            # a tile with neither foreground to test nor cells to mark is skipped
+            if (flags & BUSY_WORK) == 0 and not (mark and (flags != 0 or releasing)):
                 continue
-        # the tile's first row and column: a pixel's follow by subtraction,
-        # not by a division per pixel
-        row0 = first // w
-        col0 = first - row0 * w
-        ii = 0
-        while True:
-            # a search with a data-dependent exit, which the vectoriser leaves
-            # alone (see shadows.shadow_tile)
-            if held == 0:
-                # eight bytes at a time through the background (one load each)
-                while ii + 8 <= nb and (mask[first + ii] | mask[first + ii + 1]
-                                        | mask[first + ii + 2] | mask[first + ii + 3]
-                                        | mask[first + ii + 4] | mask[first + ii + 5]
-                                        | mask[first + ii + 6] | mask[first + ii + 7]) == 0:
-                    ii += 8
-                while ii < nb and mask[first + ii] == 0:
-                    ii += 1
-            else:
-                while ii < nb and mask[first + ii] == 0 and release[first + ii] == 0:
-                    ii += 1
-            if ii >= nb:
-                break
-            p = first + ii
-            ii += 1
-            m = mask[p]
-            code = np.int32(aux[p])
-            if m != 0 and radius > 0 and (code & FLICKER_ONE) >= gate:
-                if _neighbour_match(x, state, p, h, w, k, nc, nv, lam2, var_min, step, t_q,
-                                    radius):
-                    mask[p] = 0
+            first = t * BLOCK
+            nb = min(BLOCK, n - first)
+            # released pixels only count in the rare tiles that hold some (an OR
+            # over the tile, a vector loop; unsigned indices, so that no
+            # negative-index wraparound hides the addresses' linearity from the
+            # vectoriser)
+            held = np.uint8(0)
+            if releasing:
+                start = np.uint64(first)
+                for ii in range(np.uint64(nb)):
+                    held |= release[start + ii]
+                if flags == 0 and held == 0:
                     continue
-            if m == candidate and nc == 3:
-                y = p // w
-                xx = p - y * w
-                y0 = max(0, y - TEXTURE_RADIUS)
-                y1 = min(h, y + TEXTURE_RADIUS + 1)
-                lo = max(0, xx - TEXTURE_RADIUS)
-                hi = min(w, xx + TEXTURE_RADIUS + 1)
-                if y == win_y and win_lo <= lo < win_hi and (lo - win_lo) + (hi - win_hi) < hi - lo:
-                    # slide: the columns left behind out, the new ones in
-                    out = _columns(x, state, y0, y1, win_lo, lo, w, k, nc, planes)
-                    new = _columns(x, state, y0, y1, win_hi, hi, w, k, nc, planes)
-                    sx += new[0] - out[0]
-                    sb += new[1] - out[1]
-                    sxx += new[2] - out[2]
-                    sbb += new[3] - out[3]
-                    sxb += new[4] - out[4]
-                    count += new[5] - out[5]
+            # the tile's first row and column: a pixel's follow by subtraction,
+            # not by a division per pixel
+            row0 = first // w
+            col0 = first - row0 * w
+            ii = 0
+            while True:
+                # a search with a data-dependent exit, which the vectoriser leaves
+                # alone (see shadows.shadow_tile)
+                if held == 0:
+                    # eight bytes at a time through the background (one load each)
+                    while ii + 8 <= nb and (mask[first + ii] | mask[first + ii + 1]
+                                            | mask[first + ii + 2] | mask[first + ii + 3]
+                                            | mask[first + ii + 4] | mask[first + ii + 5]
+                                            | mask[first + ii + 6] | mask[first + ii + 7]) == 0:
+                        ii += 8
+                    while ii < nb and mask[first + ii] == 0:
+                        ii += 1
                 else:
-                    sx, sb, sxx, sbb, sxb, count = _columns(x, state, y0, y1, lo, hi, w, k, nc,
-                                                            planes)
-                win_y, win_lo, win_hi = y, lo, hi
-                mask[p] = value if _texture_test(sx, sb, sxx, sbb, sxb, count) else _FG
-            if mark and code >> 15 != 0:
-                y = row0
-                col = col0 + ii - 1
-                while col >= w:
-                    col -= w
-                    y += 1
-                # threads may mark one cell at once: each writes the same byte 1
-                cells[y // GHOST_CELL, col // GHOST_CELL] = 1
+                    while ii < nb and mask[first + ii] == 0 and release[first + ii] == 0:
+                        ii += 1
+                if ii >= nb:
+                    break
+                p = first + ii
+                ii += 1
+                m = mask[p]
+                code = np.int32(aux[p])
+                if m != 0 and radius > 0 and (code & FLICKER_ONE) >= gate:
+                    if _neighbour_match(x, state, p, h, w, k, nc, nv, lam2, var_min, step, t_q,
+                                        radius):
+                        mask[p] = 0
+                        continue
+                if m == candidate and nc == 3:
+                    y = p // w
+                    xx = p - y * w
+                    y0 = max(0, y - TEXTURE_RADIUS)
+                    y1 = min(h, y + TEXTURE_RADIUS + 1)
+                    lo = max(0, xx - TEXTURE_RADIUS)
+                    hi = min(w, xx + TEXTURE_RADIUS + 1)
+                    if (y == win_y and win_lo <= lo < win_hi
+                            and (lo - win_lo) + (hi - win_hi) < hi - lo):
+                        # slide: the columns left behind out, the new ones in
+                        out = _columns(x, state, y0, y1, win_lo, lo, w, k, nc, planes)
+                        new = _columns(x, state, y0, y1, win_hi, hi, w, k, nc, planes)
+                        sx += new[0] - out[0]
+                        sb += new[1] - out[1]
+                        sxx += new[2] - out[2]
+                        sbb += new[3] - out[3]
+                        sxb += new[4] - out[4]
+                        count += new[5] - out[5]
+                    else:
+                        sx, sb, sxx, sbb, sxb, count = _columns(x, state, y0, y1, lo, hi, w,
+                                                                k, nc, planes)
+                    win_y, win_lo, win_hi = y, lo, hi
+                    mask[p] = value if _texture_test(sx, sb, sxx, sbb, sxb, count) else _FG
+                if mark and code >> 15 != 0:
+                    y = row0
+                    col = col0 + ii - 1
+                    while col >= w:
+                        col -= w
+                        y += 1
+                    # threads may mark one cell at once: each writes the same byte 1
+                    cells[y // GHOST_CELL, col // GHOST_CELL] = 1
+        if threads <= 1:
+            break
+        add(ctl, DONE, c_stop - c_start)
+        c_start, c_stop = take_chunk(ctl, job_base, t_stop, threads)

@@ -24,7 +24,14 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["add", "load", "pause", "report_and_wait", "wait_at_least", "pauses_per_second"]
+__all__ = ["add", "compare_and_swap", "load", "pause", "report_and_wait", "wait_at_least", "pauses_per_second",
+           "take_chunk", "bump", "raise_to", "GEN", "DONE", "NEXT", "CHUNKS_PER_THREAD", "MIN_TILES_PER_CHUNK"]
+
+# a tile runner's control counters (bgsub.tiles): the frame's generation, the
+# tiles finished, the next tile to hand out
+GEN, DONE, NEXT = 0, 1, 2
+CHUNKS_PER_THREAD = 2  # a thread's chunk: this fraction of the tiles left per thread
+MIN_TILES_PER_CHUNK = 4  # below this (4096 pixels), a chunk costs more to hand out than it saves
 
 _MACHINE = platform.machine().lower()
 _X86 = _MACHINE in ("x86_64", "amd64", "i386", "i686")
@@ -46,6 +53,21 @@ def add(typingctx, ary, i, value):
     def codegen(context, builder, signature, args):
         ptr = _item_pointer(context, builder, signature.args[0], args[0], args[1])
         return builder.atomic_rmw("add", ptr, args[2], "seq_cst")
+
+    return sig, codegen
+
+
+@intrinsic
+def compare_and_swap(typingctx, ary, i, expected, value):
+    """``ary[i] = value`` if it holds *expected*, as one atomic operation; returns whether it did."""
+    if not (isinstance(ary, types.Array) and ary.dtype == types.int64):
+        return None
+    sig = types.boolean(ary, types.int64, types.int64, types.int64)
+
+    def codegen(context, builder, signature, args):
+        ptr = _item_pointer(context, builder, signature.args[0], args[0], args[1])
+        pair = builder.cmpxchg(ptr, args[2], args[3], "seq_cst", "seq_cst")
+        return builder.extract_value(pair, 1)
 
     return sig, codegen
 
@@ -84,6 +106,21 @@ def pause(typingctx):
 
 
 @njit(nogil=True, cache=True)
+def bump(ctl, at, value):
+    """``ctl[at] += value`` atomically, from Python; returns the old value."""
+    return add(ctl, at, value)
+
+
+@njit(nogil=True, cache=True)
+def raise_to(ctl, at, value):
+    """``ctl[at] = max(ctl[at], value)`` atomically, from Python; returns the old value."""
+    while True:
+        old = load(ctl, at)
+        if old >= value or compare_and_swap(ctl, at, old, value):
+            return old
+
+
+@njit(nogil=True, cache=True)
 def report_and_wait(ctl, done_at, done, gen_at, seen, pauses, settle):
     """Add *done* to ``ctl[done_at]``, then wait while ``ctl[gen_at] == seen``, at most *pauses*.
 
@@ -110,6 +147,27 @@ def wait_at_least(ctl, at, target, pauses):
             return True
         pause()
     return load(ctl, at) >= target
+
+
+@njit(inline="always", cache=True)
+def take_chunk(ctl, base, n_tiles, threads):
+    """The next chunk ``(start, stop)`` of a job's tiles 0..n_tiles-1; ``(n_tiles, n_tiles)``: none.
+
+    ``ctl[NEXT]`` counts the tiles handed out over all jobs (it only grows);
+    the job's tile 0 is its value *base* when the job began.  Guided: 1 /
+    (CHUNKS_PER_THREAD * threads) of the tiles left, at least
+    MIN_TILES_PER_CHUNK, claimed with a compare-and-swap: a thread still in
+    an earlier job's call, which has no tile left, can never claim one of
+    this job's, as an atomic add could.
+    """
+    while True:
+        at = load(ctl, NEXT)
+        start = at - base
+        if start >= n_tiles or start < 0:
+            return n_tiles, n_tiles
+        size = max(MIN_TILES_PER_CHUNK, -(-(n_tiles - start) // (CHUNKS_PER_THREAD * threads)))
+        if compare_and_swap(ctl, NEXT, at, at + size):
+            return start, min(n_tiles, start + size)
 
 
 def pauses_per_second() -> float:
