@@ -28,17 +28,11 @@ def test_every_tile_is_processed_once(threads, n_tiles):
 @numba.njit(nogil=True)
 def count_scheduled(counts, ctl, threads, t_start, t_stop):
     """A kernel that takes its own chunks, as the frame kernel does."""
-    base = t_start
-    start, stop = t_start, t_stop
-    if threads > 1:
-        start, stop = spin.take_chunk(ctl, base, t_stop, threads)
+    start, stop = spin.first_chunk(ctl, t_start, t_stop, threads)
     while start < stop:
         for t in range(start, stop):
             counts[t] += 1
-        if threads <= 1:
-            break
-        spin.add(ctl, spin.DONE, stop - start)
-        start, stop = spin.take_chunk(ctl, base, t_stop, threads)
+        start, stop = spin.next_chunk(ctl, t_start, t_stop, threads, start, stop)
 
 
 @pytest.mark.parametrize("threads", [1, 2, 4])

@@ -59,7 +59,7 @@ from .layout import (BLOCK, FLICKER_ONE, ONE, Q_MAX, UBLOCK, W_ONE, ZERO, channe
                      dec_w, mu_code, mu_index, q16, rank_var, stored_key, var_code, var_index,
                      w_code, w_index)
 from .shadows import shadow_tile
-from .spin import DONE, add, take_chunk
+from .spin import first_chunk, next_chunk
 
 __all__ = ["frame_kernel", "RHO_ALPHA_OVER_W", "RHO_GAUSSIAN", "BUSY_FOREGROUND", "BUSY_WORK"]
 
@@ -608,11 +608,7 @@ def _build(k: int, nc: int, nv: int, learn: bool, rho_mode: int, shadows: bool,
         # with threads > 1, the kernel takes its chunks of tiles 0..t_stop-1
         # itself (see bgsub.tiles; t_start is then the job's base), and
         # counts the tiles it finished
-        job_base = t_start  # threads > 1: the job's base in ctl (see spin.take_chunk)
-        c_start = t_start
-        c_stop = t_stop
-        if threads > 1:
-            c_start, c_stop = take_chunk(ctl, job_base, t_stop, threads)
+        c_start, c_stop = first_chunk(ctl, t_start, t_stop, threads)
         while c_start < c_stop:
             for t in range(c_start, c_stop):
                 nb = min(BLOCK, n - t * BLOCK)
@@ -662,10 +658,7 @@ def _build(k: int, nc: int, nv: int, learn: bool, rho_mode: int, shadows: bool,
                     if flicker != 0:
                         flags |= BUSY_WORK
                 busy[t] = flags
-            if threads <= 1:
-                break
-            add(ctl, DONE, c_stop - c_start)
-            c_start, c_stop = take_chunk(ctl, job_base, t_stop, threads)
+            c_start, c_stop = next_chunk(ctl, t_start, t_stop, threads, c_start, c_stop)
 
     compile_vectorized(kernel, _SIGNATURE)  # from Numba's disk cache when it is there
     return kernel

@@ -42,7 +42,7 @@ from numba import njit
 
 from .frame import BUSY_WORK, _match
 from .layout import BLOCK, FLICKER_ONE, Q_MAX, W_ONE, mu_index
-from .spin import DONE, add, take_chunk
+from .spin import first_chunk, next_chunk
 
 __all__ = ["neighbour_pass", "texture_kept", "TEXTURE_RADIUS", "TEXTURE_NCC", "TEXTURE_SPREAD",
            "GHOST_CELL"]
@@ -196,11 +196,7 @@ def neighbour_pass(x, state, mask, aux, release, busy, cells, h, w, k, nc, nv, l
     win_y = win_lo = win_hi = -1
     sx = sb = sxx = sbb = sxb = 0
     count = 0
-    job_base = t_start  # threads > 1: the job's base in ctl (see spin.take_chunk)
-    c_start = t_start
-    c_stop = t_stop
-    if threads > 1:
-        c_start, c_stop = take_chunk(ctl, job_base, t_stop, threads)
+    c_start, c_stop = first_chunk(ctl, t_start, t_stop, threads)
     while c_start < c_stop:
         for t in range(c_start, c_stop):
             flags = busy[t]
@@ -282,7 +278,4 @@ def neighbour_pass(x, state, mask, aux, release, busy, cells, h, w, k, nc, nv, l
                         y += 1
                     # threads may mark one cell at once: each writes the same byte 1
                     cells[y // GHOST_CELL, col // GHOST_CELL] = 1
-        if threads <= 1:
-            break
-        add(ctl, DONE, c_stop - c_start)
-        c_start, c_stop = take_chunk(ctl, job_base, t_stop, threads)
+        c_start, c_stop = next_chunk(ctl, t_start, t_stop, threads, c_start, c_stop)

@@ -24,8 +24,9 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["add", "compare_and_swap", "load", "pause", "report_and_wait", "wait_at_least", "pauses_per_second",
-           "take_chunk", "bump", "raise_to", "GEN", "DONE", "NEXT", "CHUNKS_PER_THREAD", "MIN_TILES_PER_CHUNK"]
+__all__ = ["add", "compare_and_swap", "load", "pause", "report_and_wait", "wait_at_least",
+           "pauses_per_second", "take_chunk", "first_chunk", "next_chunk", "bump", "raise_to",
+           "GEN", "DONE", "NEXT", "CHUNKS_PER_THREAD", "MIN_TILES_PER_CHUNK"]
 
 # a tile runner's control counters (bgsub.tiles): the frame's generation, the
 # tiles finished, the next tile to hand out
@@ -59,7 +60,7 @@ def add(typingctx, ary, i, value):
 
 @intrinsic
 def compare_and_swap(typingctx, ary, i, expected, value):
-    """``ary[i] = value`` if it holds *expected*, as one atomic operation; returns whether it did."""
+    """``ary[i] = value`` if it holds *expected*, atomically; returns whether it did."""
     if not (isinstance(ary, types.Array) and ary.dtype == types.int64):
         return None
     sig = types.boolean(ary, types.int64, types.int64, types.int64)
@@ -168,6 +169,25 @@ def take_chunk(ctl, base, n_tiles, threads):
         size = max(MIN_TILES_PER_CHUNK, -(-(n_tiles - start) // (CHUNKS_PER_THREAD * threads)))
         if compare_and_swap(ctl, NEXT, at, at + size):
             return start, min(n_tiles, start + size)
+
+
+@njit(inline="always", cache=True)
+def first_chunk(ctl, t_start, t_stop, threads):
+    """A scheduled kernel's first chunk: taken from ``ctl`` (threads > 1; ``t_start``
+    is then the job's base and ``t_stop`` its tile count), or all of ``t_start ..
+    t_stop - 1`` (one thread)."""
+    if threads > 1:
+        return take_chunk(ctl, t_start, t_stop, threads)
+    return t_start, t_stop
+
+
+@njit(inline="always", cache=True)
+def next_chunk(ctl, t_start, t_stop, threads, c_start, c_stop):
+    """Count the chunk ``c_start .. c_stop - 1`` done and take the next (see first_chunk)."""
+    if threads <= 1:
+        return t_stop, t_stop
+    add(ctl, DONE, c_stop - c_start)
+    return take_chunk(ctl, t_start, t_stop, threads)
 
 
 def pauses_per_second() -> float:
