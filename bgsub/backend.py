@@ -31,6 +31,8 @@ _LL_RUN = 8
 # 640x480; 1280x720 gained a quarter once the helpers spin between jobs)
 _SHARED_PASS_TILES = 128
 _F0 = np.float32(0.0)
+_GHOST_EVERY = 4  # frames between two ghost tests
+_RHO_CODES = {"alpha_over_weight": kernels.RHO_ALPHA_OVER_W, "gaussian": kernels.RHO_GAUSSIAN}
 
 
 def _aligned_zeros(size: int, dtype) -> np.ndarray:
@@ -41,8 +43,6 @@ def _aligned_zeros(size: int, dtype) -> np.ndarray:
     raw = np.zeros(size * dtype.itemsize + 64, np.uint8)
     start = -raw.ctypes.data % 64
     return raw[start:start + size * dtype.itemsize].view(dtype)
-_GHOST_EVERY = 4  # frames between two ghost tests
-_RHO_CODES = {"alpha_over_weight": kernels.RHO_ALPHA_OVER_W, "gaussian": kernels.RHO_GAUSSIAN}
 
 
 class CpuBackend:
@@ -124,7 +124,6 @@ class CpuBackend:
                            np.float32(cfg.background_ratio), *var_range,
                            cfg.neighbour_radius, gate, candidate, value)}
         self._busy = np.zeros(-(-pixels // kernels.BLOCK), np.uint8)
-        self._idle_ctl = np.zeros(8, np.int64)  # a scheduled kernel's, run alone
         cells = (-(-self._height // neighbours.GHOST_CELL), -(-width // neighbours.GHOST_CELL))
         self._cells = np.zeros(cells, np.uint8)
         self._ghost_run = np.zeros(cells, np.int32)
@@ -189,13 +188,11 @@ class CpuBackend:
             self._cells.fill(0)
         args = (x, self._state, mask, self._aux, self._release, self._busy, self._cells,
                 *fixed["neighbours"], test_ghosts, self._releasing)
-        if self._tiles() < _SHARED_PASS_TILES:
-            # its work is in the few tiles with foreground: in small frames,
-            # handing tiles to helpers once more a frame costs more than it
-            # saves (320x240 on 2 cores)
-            neighbours.neighbour_pass(*args, self._idle_ctl, 1, 0, self._tiles())
-        else:
-            self._runner.run(neighbours.neighbour_pass, args, self._tiles(), scheduled=True)
+        # its work is in the few tiles with foreground: in small frames,
+        # handing tiles to helpers once more a frame costs more than it saves
+        # (320x240 on 2 cores)
+        self._runner.run(neighbours.neighbour_pass, args, self._tiles(), scheduled=True,
+                         share=self._tiles() >= _SHARED_PASS_TILES)
         if test_ghosts:
             self._track_ghosts(x, mask)
 

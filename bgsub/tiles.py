@@ -85,8 +85,11 @@ class TileRunner:
         self._last_end = -1.0
         self._owed = 0  # tiles of an interrupted frame that helpers may still report
 
-    def run(self, kernel, args: tuple, n_tiles: int, scheduled: bool = False) -> None:
+    def run(self, kernel, args: tuple, n_tiles: int, scheduled: bool = False,
+            share: bool = True) -> None:
         """Process tiles ``0 .. n_tiles - 1`` with ``kernel(*args, t_start, t_stop)``.
+
+        ``share=False`` runs them all on the calling thread.
 
         A *scheduled* kernel takes its chunks itself: it is called once per
         thread as ``kernel(*args, ctl, threads, base, n_tiles)``, takes chunks
@@ -97,7 +100,7 @@ class TileRunner:
         the other holding it sleeps (about 45 us here) several times a frame.
         """
         # alone, too small to share, or another thread's frame is in progress
-        if (self.threads == 1 or n_tiles < 2 * MIN_TILES_PER_CHUNK
+        if (not share or self.threads == 1 or n_tiles < 2 * MIN_TILES_PER_CHUNK
                 or not self._busy.acquire(blocking=False)):
             if scheduled:
                 kernel(*args, self._idle_ctl, 1, 0, n_tiles)

@@ -343,10 +343,7 @@ def _offsets(nc):
 @njit(inline="always", cache=True, error_model="numpy")
 def _classify_tile(x, state, mask, first, base, nb, k, nc, nv, inv_c, lam2, var_min, step,
                    t_q):
-    """Classification alone: foreground when no slot within lambda sigma is background.
-
-    Returns the OR of the tile's mask (nonzero: some pixel is foreground).
-    """
+    """Classification alone: foreground when no slot within lambda sigma is background."""
     u_nc, c1, c2 = _offsets(nc)
     for ii in range(nb):
         p = first + np.uint64(ii)
@@ -355,7 +352,6 @@ def _classify_tile(x, state, mask, first, base, nb, k, nc, nv, inv_c, lam2, var_
             state, base + np.uint64(ii), np.float32(x[px]), np.float32(x[px + c1]),
             np.float32(x[px + c2]), k, nc, nv, inv_c, lam2, var_min, step)
         mask[p] = _FG if (best < ZERO) | (above > t_q) else _BG
-    return _flags(mask, first, 0, nb)
 
 
 @njit(inline="always", cache=True, error_model="numpy")
@@ -535,13 +531,14 @@ def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: i
     in the next process).  The kernel is called as ``kernel(x, state, mask,
     aux, release, busy, n, alpha, alpha_fg, inv_ref, ghost_rate, lam2,
     bg_ratio, w_init, var_init, var_min, var_max, ratio_min, tau2, value,
-    candidate, gate, t_start, t_stop)`` and works on the tiles ``t_start <= t <
-    t_stop`` without the GIL: threads share a frame out by tiles (see
-    :mod:`bgsub.tiles`).  With ``shadows`` (colour only), each tile's cast
-    shadows are marked (see :func:`bgsub.kernels.shadows.mark_shadows`) right
-    after the tile is classified and learned from, while its state is in the
-    cache; with ``texture`` too, so are the candidates for the neighbour
-    pass's texture test.  Building is thread-safe (:mod:`bgsub.kernels.build`).
+    candidate, gate, ctl, threads, t_start, t_stop)`` without the GIL; it is
+    a scheduled kernel of :class:`bgsub.tiles.TileRunner`: threads share a
+    frame out by tiles, each taking its chunks itself.  With ``shadows``
+    (colour only), each tile's cast shadows are marked (see
+    :func:`bgsub.kernels.shadows.mark_shadows`) right after the tile is
+    classified and learned from, while its state is in the cache; with
+    ``texture`` too, so are the candidates for the neighbour pass's texture
+    test.  Building is thread-safe (:mod:`bgsub.kernels.build`).
 
     Parameters
     ----------
@@ -578,8 +575,13 @@ def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: i
     gate : int
         The flicker level (0..32767) from which the neighbour match applies
         (above 32767: it does not).
+    ctl, threads : (8,) int64, int
+        With ``threads`` > 1, the runner's counters, from which the kernel
+        takes chunks of tiles ``0 .. t_stop - 1`` (``t_start`` is then the
+        job's base, see :func:`bgsub.kernels.spin.take_chunk`); with 1, it
+        processes ``t_start .. t_stop - 1`` and leaves ``ctl`` alone.
     t_start, t_stop : int
-        The tiles to process.
+        The tiles to process (see ``ctl``).
     """
     # grey frames have no shadows: one kernel for both settings
     colour = bool(shadows) and int(channels) == 3
@@ -615,8 +617,8 @@ def _build(k: int, nc: int, nv: int, learn: bool, rho_mode: int, shadows: bool,
                 base = np.uint64(t) * u_tile
                 first = np.uint64(t) * UBLOCK
                 if not learn:
-                    seen = _classify_tile(x, state, mask, first, base, nb, k, nc, nv, inv_c, lam2,
-                                          var_min, step, t_q)
+                    _classify_tile(x, state, mask, first, base, nb, k, nc, nv, inv_c, lam2,
+                                   var_min, step, t_q)
                 else:
                     # the short path goes by groups of _GROUP pixels (one vector),
                     # so that its vector loops stay full; a group with any other
@@ -638,10 +640,10 @@ def _build(k: int, nc: int, nv: int, learn: bool, rho_mode: int, shadows: bool,
                                      inv_c, lam2, alpha, alpha_fg, inv_ref, ghost_rate, w_init,
                                      q_init, var_min, var_max, step, inv_step, t_q, rho_mode, zero)
                         g = e
-                    # (an OR over the tile's mask, in cache: an OR carried
-                    # through the general path's loop would keep it from
-                    # vectorising)
-                    seen = _flags(mask, first, 0, nb)
+                # whether the tile holds foreground: an OR over its mask, in
+                # cache (an OR carried through the general path's loop would
+                # keep it from vectorising)
+                seen = _flags(mask, first, 0, nb)
                 flags = np.uint8(0)
                 if seen != 0:
                     flags = BUSY_FOREGROUND

@@ -44,7 +44,7 @@ from .frame import BUSY_WORK, _match
 from .layout import BLOCK, FLICKER_ONE, Q_MAX, W_ONE, mu_index
 from .spin import first_chunk, next_chunk
 
-__all__ = ["neighbour_pass", "texture_kept", "TEXTURE_RADIUS", "TEXTURE_NCC", "TEXTURE_SPREAD",
+__all__ = ["neighbour_pass", "TEXTURE_RADIUS", "TEXTURE_NCC", "TEXTURE_SPREAD",
            "GHOST_CELL"]
 
 TEXTURE_RADIUS = 2
@@ -90,33 +90,15 @@ def _columns(x, state, y0, y1, c0, c1, w, k, nc, planes):
     return sx, sb, sxx, sbb, sxb, count
 
 
-@njit(cache=True, error_model="numpy")
-def texture_kept(x, state, p, h, w, k, nc, nv):
-    """Whether the frame's brightness around p is a scaled copy of the background's.
-
-    Over the window (see the module docstring), with L = the channels' sum
-    and M = the sum of the top-ranked mean's stored codes (integers: their
-    sums are exact, in any order), the fit L = a M through the origin leaves
-    a root-mean-square residual of at most 0.2 of the mean brightness, and L
-    and M correlate (normalised cross-correlation at least 0.4; a window
-    flatter than that in either can tell nothing).  The sums are then taken
-    to grey levels (L / 3, M / 768) in float64.  (The neighbour pass slides
-    the window along a row instead: the same sums.)
-    """
-    planes = k * (1 + nc + nv)
-    y = p // w
-    xx = p - y * w
-    sums = _columns(x, state, max(0, y - TEXTURE_RADIUS), min(h, y + TEXTURE_RADIUS + 1),
-                    max(0, xx - TEXTURE_RADIUS), min(w, xx + TEXTURE_RADIUS + 1), w, k, nc,
-                    planes)
-    return _texture_test(*sums)
-
-
 @njit(inline="always", cache=True, error_model="numpy")
 def _texture_test(sx, sb, sxx, sbb, sxb, count):
-    """The texture test from the window's integer sums (see texture_kept).
+    """Whether the frame's brightness in a window is a scaled copy of the background's.
 
-    In grey levels (L / 3, M / 768) the scales cancel: with n the count,
+    From the window's integer sums (see _columns and the module docstring):
+    the fit L = a M through the origin leaves a root-mean-square residual of
+    at most 0.2 of the mean brightness, and L and M correlate (normalised
+    cross-correlation at least 0.4; a window flatter than that in either can
+    tell nothing).  In grey levels (L / 3, M / 768) the scales cancel: with n the count,
     the residual test ``sqrt(max(LL - LM^2 / MM, 0) / n) <= 0.2 L / n`` (sums
     of L = a M's fit) is ``25 n (LL MM - LM^2) <= L^2 MM``; the variances
     and covariance times n^2 are ``vx = n LL - L^2``, ``vb = n MM - M^2``,
@@ -191,7 +173,7 @@ def neighbour_pass(x, state, mask, aux, release, busy, cells, h, w, k, nc, nv, l
     t_q = bg_ratio * W_ONE
     planes = k * (1 + nc + nv)
     # the texture window last summed: its row and columns lo..hi-1, and its
-    # sums (see texture_kept); candidates come in runs along a row, and the
+    # sums (see _columns); candidates come in runs along a row, and the
     # next one's window is this one's, a column over
     win_y = win_lo = win_hi = -1
     sx = sb = sxx = sbb = sxb = 0
