@@ -222,7 +222,7 @@ class CpuBackend:
         self._runner.run(kernels.cell_log_likelihood, (
             x, self._state, *self._dims[:3], *self._var_range(), self.config.outlier_weight,
             self._height, self._width, LL_GRID, _LL_ROWS, _LL_RUN, self.cell_sum,
-            self.cell_count), LL_GRID)
+            self.cell_count), LL_GRID, scheduled=True)
         return float(self.cell_sum.sum() / self.cell_count.sum())
 
     def probability(self, x: np.ndarray) -> np.ndarray:

@@ -43,12 +43,14 @@ from .kernels.spin import CHUNKS_PER_THREAD, MIN_TILES_PER_CHUNK
 from .kernels.spin import DONE as _DONE
 from .kernels.spin import GEN as _GEN
 from .kernels.spin import NEXT as _NEXT
+from .kernels.spin import PYTHON as _PYTHON
+from .kernels.spin import CLAIM as _CLAIM
 
 __all__ = ["TileRunner", "shared_runner"]
 
 IDLE_SECONDS = 10.0  # a helper with no frame for this long ends; the next frame starts it again
 SPIN_SECONDS = 300e-6  # the longest spin for the next frame or the helpers' chunks
-SETTLE_SECONDS = 10e-6  # see spin.report_and_wait
+CLAIM_SECONDS = 50e-6  # the longest wait for a turn in Python (spin.enter_python)
 
 
 @functools.cache
@@ -79,11 +81,13 @@ class TileRunner:
         self._helpers: list[threading.Thread] = []
         # the generation and the helpers' finished tiles, for the spins
         self._ctl = np.zeros(8, np.int64)
+        self._ctl[_PYTHON] = 1  # the caller, whichever thread it is
         self._idle_ctl = np.zeros(8, np.int64)  # for a scheduled kernel run alone
         self._may_spin = self.threads <= (os.cpu_count() or 1)
         self._spin_now = False  # frames come faster than a spin lasts
         self._last_end = -1.0
         self._owed = 0  # tiles of an interrupted frame that helpers may still report
+        self._sleeping = 0  # helpers asleep on self._wake
 
     def run(self, kernel, args: tuple, n_tiles: int, scheduled: bool = False,
             share: bool = True) -> None:
@@ -112,8 +116,10 @@ class TileRunner:
         try:
             now = time.perf_counter()
             self._spin_now = self._may_spin and now - self._last_end < SPIN_SECONDS
-            self._start_helpers()
-            self._collect_owed()
+            if len(self._helpers) < self.threads - 1:
+                self._start_helpers()
+            if self._owed:
+                self._collect_owed()
             with self._lock:
                 # a scheduled job's tile 0 is where the tiles handed out
                 # stand now (see spin.take_chunk)
@@ -123,12 +129,13 @@ class TileRunner:
                 self._error = None
                 self._generation += 1
                 self._ctl[_DONE] = 0
-                self._wake.notify_all()  # the helpers that sleep
+                if self._sleeping:
+                    self._wake.notify_all()
             mine = self._work(publish=True)
             # the helpers' chunks: spin, then sleep in short steps (a helper
             # that took a chunk and lost its CPU may be a while)
             target = n_tiles - mine
-            if not spin.wait_at_least(self._ctl, _DONE, target, _pauses(SPIN_SECONDS)):
+            if not spin.wait_done(self._ctl, target, _pauses(SPIN_SECONDS)):
                 while not spin.wait_at_least(self._ctl, _DONE, target, 1):
                     time.sleep(50e-6)
             completed = True
@@ -201,6 +208,7 @@ class TileRunner:
                     self._error = self._error or exc
                 if scheduled:  # its tiles will never be counted: release the caller
                     spin.bump(self._ctl, _DONE, n_tiles)
+                    spin.bump(self._ctl, _PYTHON, 1)  # it left Python and did not come back
             if not scheduled:
                 done += stop - start
             else:
@@ -216,25 +224,34 @@ class TileRunner:
         """
         me = threading.current_thread()
         done = 0
-        settle = _pauses(SETTLE_SECONDS)
         while True:
             pauses = _pauses(SPIN_SECONDS) if self._spin_now else 0
-            spin.report_and_wait(self._ctl, _DONE, done, _GEN, seen, pauses, settle)
+            spin.report_and_wait(self._ctl, done, seen, pauses)
             done = 0
+            slept = False
             with self._lock:
-                if self._generation == seen and not self._wake.wait_for(
-                        lambda: self._generation != seen, IDLE_SECONDS):
-                    self._helpers.remove(me)
-                    return
+                if self._generation == seen:
+                    spin.leave_python(self._ctl)  # asleep, it leaves the turn to the others
+                    slept = True
+                    self._sleeping += 1
+                    woken = self._wake.wait_for(lambda: self._generation != seen, IDLE_SECONDS)
+                    self._sleeping -= 1
+                    if not woken:
+                        self._helpers.remove(me)
+                        return
                 seen = self._generation
+            if slept:
+                spin.enter_python(self._ctl)
             done = self._work()
 
     def _start_helpers(self) -> None:
+        self._ctl[_CLAIM] = _pauses(CLAIM_SECONDS)
         with self._lock:
             while len(self._helpers) < self.threads - 1:
                 helper = threading.Thread(target=self._helper, args=(self._generation,),
                                           name="bgsub-tiles", daemon=True)
                 self._helpers.append(helper)
+                spin.bump(self._ctl, _PYTHON, 1)  # it starts in Python
                 helper.start()
 
 

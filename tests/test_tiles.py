@@ -28,11 +28,13 @@ def test_every_tile_is_processed_once(threads, n_tiles):
 @numba.njit(nogil=True)
 def count_scheduled(counts, ctl, threads, t_start, t_stop):
     """A kernel that takes its own chunks, as the frame kernel does."""
+    spin.out_of_python(ctl, threads)
     start, stop = spin.first_chunk(ctl, t_start, t_stop, threads)
     while start < stop:
         for t in range(start, stop):
             counts[t] += 1
         start, stop = spin.next_chunk(ctl, t_start, t_stop, threads, start, stop)
+    spin.back_to_python(ctl, threads)
 
 
 @pytest.mark.parametrize("threads", [1, 2, 4])

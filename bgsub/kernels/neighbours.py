@@ -42,7 +42,7 @@ from numba import njit
 
 from .frame import BUSY_WORK, _match
 from .layout import BLOCK, FLICKER_ONE, Q_MAX, W_ONE, mu_index
-from .spin import first_chunk, next_chunk
+from .spin import back_to_python, first_chunk, next_chunk, out_of_python
 
 __all__ = ["neighbour_pass", "TEXTURE_RADIUS", "TEXTURE_NCC", "TEXTURE_SPREAD",
            "GHOST_CELL"]
@@ -51,6 +51,7 @@ TEXTURE_RADIUS = 2
 TEXTURE_NCC = 0.4
 TEXTURE_SPREAD = 0.2
 GHOST_CELL = 8  # pixels per side of a ghost cell
+_PASS_CHUNKS = 16  # per thread: chunks of 1/32 of the tiles left with 2 threads, at least 4
 
 _ZERO = np.float32(0.0)
 _FLAT = 1e-6 * 9.0 * 768.0 ** 2  # a flat window's variance product, in the sums' units
@@ -178,7 +179,10 @@ def neighbour_pass(x, state, mask, aux, release, busy, cells, h, w, k, nc, nv, l
     win_y = win_lo = win_hi = -1
     sx = sb = sxx = sbb = sxb = 0
     count = 0
-    c_start, c_stop = first_chunk(ctl, t_start, t_stop, threads)
+    out_of_python(ctl, threads)  # (see bgsub.kernels.spin.enter_python)
+    # small chunks: the work is in the few busy tiles, which lie together
+    # (the first quarter of a frame's tiles can hold them all)
+    c_start, c_stop = first_chunk(ctl, t_start, t_stop, threads, _PASS_CHUNKS)
     while c_start < c_stop:
         for t in range(c_start, c_stop):
             flags = busy[t]
@@ -260,4 +264,6 @@ def neighbour_pass(x, state, mask, aux, release, busy, cells, h, w, k, nc, nv, l
                         y += 1
                     # threads may mark one cell at once: each writes the same byte 1
                     cells[y // GHOST_CELL, col // GHOST_CELL] = 1
-        c_start, c_stop = next_chunk(ctl, t_start, t_stop, threads, c_start, c_stop)
+        c_start, c_stop = next_chunk(ctl, t_start, t_stop, threads, c_start, c_stop,
+                                     _PASS_CHUNKS)
+    back_to_python(ctl, threads)

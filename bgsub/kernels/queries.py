@@ -13,6 +13,7 @@ import math
 import numpy as np
 from numba import njit
 
+from .spin import back_to_python, first_chunk, next_chunk, out_of_python
 from .layout import BLOCK, HALF, Q_MAX, W_ONE, ZERO, dec_mu, dec_var, dec_w, index
 
 __all__ = ["background_means", "cell_log_likelihood", "foreground_probability"]
@@ -68,7 +69,7 @@ def _density(x, p, state, k, nc, nv, j, var_min, step):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def cell_log_likelihood(x, state, k, nc, nv, var_min, var_max, outlier, h, w, grid, rows, run,
-                        cell_sum, cell_count, row_start, row_stop):
+                        cell_sum, cell_count, ctl, threads, t_start, t_stop):
     """Sums of ln p(x) (float64) per cell of a grid over the frame, on a few runs per cell.
 
     Cell (i, j) of the ``grid`` x ``grid`` partition (fewer cells when the
@@ -78,16 +79,30 @@ def cell_log_likelihood(x, state, k, nc, nv, var_min, var_max, outlier, h, w, gr
     1)`` (ch the cell's height), starting ``run / 2`` left of the cell's
     centre (clipped to the cell).  ``cell_sum`` and ``cell_count`` (grid *
     grid,) get each cell's sum and sample count, row-major.  Runs rather than
-    single pixels: a run shares its cache lines in every plane.  Only the
-    grid's rows ``row_start .. row_stop - 1`` are computed (their cells
-    written): a tile runner (:mod:`bgsub.tiles`) shares the rows out, and
-    each cell's sum comes from one thread, in one order.
+    single pixels: a run shares its cache lines in every plane.  The grid's
+    rows are the "tiles" of a scheduled kernel of a tile runner
+    (:mod:`bgsub.tiles`; ``ctl, threads, t_start, t_stop`` as for
+    :func:`bgsub.kernels.frame.frame_kernel`): each cell's sum comes from
+    one thread, in one order.
     """
     planes = k * (1 + nc + nv)
     step = (var_max - var_min) / Q_MAX
     uniform = outlier * 256.0 ** -nc
     gy = min(grid, h)
     gx = min(grid, w)
+    out_of_python(ctl, threads)  # (see bgsub.kernels.spin.enter_python)
+    row_start, row_stop = first_chunk(ctl, t_start, t_stop, threads)
+    while row_start < row_stop:
+        _cell_rows(x, state, k, nc, nv, var_min, step, outlier, uniform, planes, h, w, grid,
+                   rows, run, cell_sum, cell_count, gy, gx, row_start, row_stop)
+        row_start, row_stop = next_chunk(ctl, t_start, t_stop, threads, row_start, row_stop)
+    back_to_python(ctl, threads)
+
+
+@njit(inline="always", cache=True, error_model="numpy")
+def _cell_rows(x, state, k, nc, nv, var_min, step, outlier, uniform, planes, h, w, grid, rows,
+               run, cell_sum, cell_count, gy, gx, row_start, row_stop):
+    """The cells of the grid's rows ``row_start .. row_stop - 1`` (see cell_log_likelihood)."""
     for c in range(row_start * grid, row_stop * grid):
         cell_sum[c] = 0.0
         cell_count[c] = 0

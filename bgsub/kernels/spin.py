@@ -25,12 +25,14 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 __all__ = ["add", "compare_and_swap", "load", "pause", "report_and_wait", "wait_at_least",
-           "pauses_per_second", "take_chunk", "first_chunk", "next_chunk", "bump", "raise_to",
-           "GEN", "DONE", "NEXT", "CHUNKS_PER_THREAD", "MIN_TILES_PER_CHUNK"]
+           "wait_done", "pauses_per_second", "take_chunk", "first_chunk", "next_chunk",
+           "out_of_python", "back_to_python", "bump", "raise_to", "enter_python", "leave_python",
+           "GEN", "DONE", "NEXT", "PYTHON", "CLAIM", "CHUNKS_PER_THREAD", "MIN_TILES_PER_CHUNK"]
 
 # a tile runner's control counters (bgsub.tiles): the frame's generation, the
-# tiles finished, the next tile to hand out
-GEN, DONE, NEXT = 0, 1, 2
+# tiles finished, the next tile to hand out, the runner's threads in Python
+# (see enter_python), and the longest wait (in pauses) to enter it
+GEN, DONE, NEXT, PYTHON, CLAIM = 0, 1, 2, 3, 4
 CHUNKS_PER_THREAD = 2  # a thread's chunk: this fraction of the tiles left per thread
 MIN_TILES_PER_CHUNK = 4  # below this (4096 pixels), a chunk costs more to hand out than it saves
 
@@ -121,23 +123,80 @@ def raise_to(ctl, at, value):
             return old
 
 
-@njit(nogil=True, cache=True)
-def report_and_wait(ctl, done_at, done, gen_at, seen, pauses, settle):
-    """Add *done* to ``ctl[done_at]``, then wait while ``ctl[gen_at] == seen``, at most *pauses*.
+# Taking turns in Python.  A runner's threads leave Numba for Python
+# several times a frame, each time taking the GIL; one that finds another
+# holding it sleeps, and waking it costs tens of microseconds.  So they take
+# turns: ``ctl[PYTHON]`` counts the runner's threads that are in Python (the
+# caller starts there), and a thread about to go back waits, spinning
+# without the GIL, until none is.  The count is lowered inside the Numba
+# call, where the GIL is already released, and raised before the call
+# returns and takes it again.  The wait is bounded (``ctl[CLAIM]`` pauses):
+# a thread in Python for long (another job, a plain Python kernel, the
+# caller's own work between frames) only makes the others go ahead and
+# contend for the GIL as they would without the count.
 
-    Returns ``ctl[gen_at]``: *seen* when the spin ran out.  On a change it
-    spins *settle* pauses more: the thread that made it still holds the GIL
-    for a moment, and wanting the GIL then would put this one to sleep.
-    """
-    add(ctl, done_at, done)
-    for _ in range(pauses):
-        gen = load(ctl, gen_at)
-        if gen != seen:
-            for _ in range(settle):
-                pause()
-            return gen
+# (calls, not inlined: inside the frame kernel's chunk loop, inlined code
+# changed how LLVM compiled the tile loop, 3% slower)
+@njit(cache=True, nogil=True)
+def _leave(ctl):
+    add(ctl, PYTHON, -1)
+
+
+@njit(cache=True, nogil=True)
+def _enter(ctl):
+    for _ in range(load(ctl, CLAIM)):
+        now = load(ctl, PYTHON)
+        if now <= 0 and compare_and_swap(ctl, PYTHON, now, now + 1):
+            return
         pause()
-    return load(ctl, gen_at)
+    add(ctl, PYTHON, 1)
+
+
+@njit(nogil=True, cache=True)
+def leave_python(ctl):
+    """From Python, before a thread blocks (a lock, a sleep): it no longer counts as in Python."""
+    _leave(ctl)
+
+
+@njit(nogil=True, cache=True)
+def enter_python(ctl):
+    """From Python, after a thread blocked: wait for the others to leave Python, then count."""
+    _enter(ctl)
+
+
+@njit(nogil=True, cache=True)
+def report_and_wait(ctl, done, seen, pauses):
+    """Add *done* to ``ctl[DONE]``, then wait while ``ctl[GEN] == seen``, at most *pauses*.
+
+    Returns ``ctl[GEN]``: *seen* when the spin ran out.  The calling thread
+    is out of Python meanwhile (see enter_python): the thread that changed
+    the generation may still hold the GIL for a moment, and wanting it then
+    would put this one to sleep.
+    """
+    _leave(ctl)
+    add(ctl, DONE, done)
+    gen = seen
+    for _ in range(pauses):
+        gen = load(ctl, GEN)
+        if gen != seen:
+            break
+        pause()
+    _enter(ctl)
+    return load(ctl, GEN)
+
+
+@njit(nogil=True, cache=True)
+def wait_done(ctl, target, pauses):
+    """Wait until ``ctl[DONE] >= target``, at most *pauses*, out of Python; returns whether it is."""
+    _leave(ctl)
+    reached = False
+    for _ in range(pauses):
+        if load(ctl, DONE) >= target:
+            reached = True
+            break
+        pause()
+    _enter(ctl)
+    return reached or load(ctl, DONE) >= target
 
 
 @njit(nogil=True, cache=True)
@@ -151,12 +210,12 @@ def wait_at_least(ctl, at, target, pauses):
 
 
 @njit(inline="always", cache=True)
-def take_chunk(ctl, base, n_tiles, threads):
+def take_chunk(ctl, base, n_tiles, threads, per_thread=CHUNKS_PER_THREAD):
     """The next chunk ``(start, stop)`` of a job's tiles 0..n_tiles-1; ``(n_tiles, n_tiles)``: none.
 
     ``ctl[NEXT]`` counts the tiles handed out over all jobs (it only grows);
     the job's tile 0 is its value *base* when the job began.  Guided: 1 /
-    (CHUNKS_PER_THREAD * threads) of the tiles left, at least
+    (per_thread * threads) of the tiles left, at least
     MIN_TILES_PER_CHUNK, claimed with a compare-and-swap: a thread still in
     an earlier job's call, which has no tile left, can never claim one of
     this job's, as an atomic add could.
@@ -166,28 +225,43 @@ def take_chunk(ctl, base, n_tiles, threads):
         start = at - base
         if start >= n_tiles or start < 0:
             return n_tiles, n_tiles
-        size = max(MIN_TILES_PER_CHUNK, -(-(n_tiles - start) // (CHUNKS_PER_THREAD * threads)))
+        size = max(MIN_TILES_PER_CHUNK, -(-(n_tiles - start) // (per_thread * threads)))
         if compare_and_swap(ctl, NEXT, at, at + size):
             return start, min(n_tiles, start + size)
 
 
 @njit(inline="always", cache=True)
-def first_chunk(ctl, t_start, t_stop, threads):
+def first_chunk(ctl, t_start, t_stop, threads, per_thread=CHUNKS_PER_THREAD):
     """A scheduled kernel's first chunk: taken from ``ctl`` (threads > 1; ``t_start``
     is then the job's base and ``t_stop`` its tile count), or all of ``t_start ..
-    t_stop - 1`` (one thread)."""
-    if threads > 1:
-        return take_chunk(ctl, t_start, t_stop, threads)
-    return t_start, t_stop
+    t_stop - 1`` (one thread).  Chunks are 1 / (per_thread * threads) of the
+    tiles left (see take_chunk)."""
+    if threads <= 1:
+        return t_start, t_stop
+    return take_chunk(ctl, t_start, t_stop, threads, per_thread)
 
 
 @njit(inline="always", cache=True)
-def next_chunk(ctl, t_start, t_stop, threads, c_start, c_stop):
+def next_chunk(ctl, t_start, t_stop, threads, c_start, c_stop, per_thread=CHUNKS_PER_THREAD):
     """Count the chunk ``c_start .. c_stop - 1`` done and take the next (see first_chunk)."""
     if threads <= 1:
         return t_stop, t_stop
     add(ctl, DONE, c_stop - c_start)
-    return take_chunk(ctl, t_start, t_stop, threads)
+    return take_chunk(ctl, t_start, t_stop, threads, per_thread)
+
+
+@njit(inline="always", cache=True)
+def out_of_python(ctl, threads):
+    """A scheduled kernel's first step: the GIL is released by now (see enter_python)."""
+    if threads > 1:
+        _leave(ctl)
+
+
+@njit(inline="always", cache=True)
+def back_to_python(ctl, threads):
+    """A scheduled kernel's last step: wait for a turn in Python (see enter_python)."""
+    if threads > 1:
+        _enter(ctl)
 
 
 def pauses_per_second() -> float:
