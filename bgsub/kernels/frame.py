@@ -597,9 +597,10 @@ def _build(k: int, nc: int, nv: int, learn: bool, rho_mode: int, shadows: bool,
     u_tile = np.uint64(planes * BLOCK)
 
     @njit(cache=True, nogil=True, error_model="numpy")
-    def tiles(x, state, mask, aux, release, busy, n, alpha, alpha_fg, inv_ref, ghost_rate,
-              lam2, bg_ratio, w_init, var_init, var_min, var_max, ratio_min, tau2, value,
-              candidate, gate, ctl, threads, t_start, t_stop):
+    def kernel(x, state, mask, aux, release, busy, n, alpha, alpha_fg, inv_ref, ghost_rate,
+               lam2, bg_ratio, w_init, var_init, var_min, var_max, ratio_min, tau2, value,
+               candidate, gate, ctl, threads, t_start, t_stop):
+        out_of_python(ctl, threads)  # (see bgsub.kernels.spin.enter_python)
         step = (var_max - var_min) / Q_MAX
         inv_step = ONE / step if step > ZERO else ZERO
         t_q = bg_ratio * W_ONE
@@ -661,17 +662,6 @@ def _build(k: int, nc: int, nv: int, learn: bool, rho_mode: int, shadows: bool,
                         flags |= BUSY_WORK
                 busy[t] = flags
             c_start, c_stop = next_chunk(ctl, t_start, t_stop, threads, c_start, c_stop)
-
-    # the runner's turns in Python around the tiles, in a call of their own:
-    # inside it, they changed how LLVM compiled the tile loop (3% slower)
-    @njit(cache=True, nogil=True, error_model="numpy")
-    def kernel(x, state, mask, aux, release, busy, n, alpha, alpha_fg, inv_ref, ghost_rate,
-               lam2, bg_ratio, w_init, var_init, var_min, var_max, ratio_min, tau2, value,
-               candidate, gate, ctl, threads, t_start, t_stop):
-        out_of_python(ctl, threads)
-        tiles(x, state, mask, aux, release, busy, n, alpha, alpha_fg, inv_ref, ghost_rate,
-              lam2, bg_ratio, w_init, var_init, var_min, var_max, ratio_min, tau2, value,
-              candidate, gate, ctl, threads, t_start, t_stop)
         back_to_python(ctl, threads)
 
     compile_vectorized(kernel, _SIGNATURE)  # from Numba's disk cache when it is there

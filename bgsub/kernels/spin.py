@@ -135,8 +135,8 @@ def raise_to(ctl, at, value):
 # caller's own work between frames) only makes the others go ahead and
 # contend for the GIL as they would without the count.
 
-# (calls, not inlined: inside the frame kernel's chunk loop, inlined code
-# changed how LLVM compiled the tile loop, 3% slower)
+# (calls, not inlined: they stay out of the way of LLVM's work on the frame
+# kernel's loops)
 @njit(cache=True, nogil=True)
 def _leave(ctl):
     add(ctl, PYTHON, -1)
