@@ -25,7 +25,9 @@ tens of microseconds (about 45 us on the benchmarks' 2-core machine), a
 tenth of a 640x480 frame.  A helper spins only while frames come that fast
 (the last gap between two frames was shorter than the spin), and only when
 the runner has no more threads than the machine has cores, so that a
-masker waiting for its source burns no CPU.
+masker waiting for its source burns no CPU.  For the same reason the
+runner's threads take turns in Python (see :func:`bgsub.kernels.spin.enter_python`):
+one that leaves Numba while another is in Python would otherwise sleep on the GIL.
 """
 
 from __future__ import annotations
