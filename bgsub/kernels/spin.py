@@ -187,7 +187,7 @@ def report_and_wait(ctl, done, seen, pauses):
 
 @njit(nogil=True, cache=True)
 def wait_done(ctl, target, pauses):
-    """Wait, out of Python, until ``ctl[DONE] >= target``, at most *pauses*; returns whether it is."""
+    """Wait until ``ctl[DONE] >= target``, at most *pauses*, out of Python; True if it is."""
     _leave(ctl)
     reached = False
     for _ in range(pauses):
