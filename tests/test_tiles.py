@@ -59,6 +59,24 @@ def test_scheduled_and_python_jobs_in_turn_each_get_all_their_tiles():
         assert np.all(counts == 1), i
 
 
+def test_turns_in_python_balance_out():
+    """Every thread that leaves Python for a kernel or a wait comes back counted
+    (see spin.enter_python): after frames of both kinds, once the helper
+    spins or sleeps, only the caller counts as in Python.  An unbalanced
+    count would make threads wait their turn for nothing, or not at all."""
+    import time
+
+    runner = TileRunner(2)
+    for i in range(200):
+        n = (37, 300, 8, 2025)[i % 4]
+        counts = np.zeros(n, np.int64)
+        runner.run(count_scheduled if i % 2 else count_tiles, (counts,), n,
+                   scheduled=bool(i % 2))
+        assert np.all(counts == 1), i
+    time.sleep(0.05)
+    assert runner._ctl[spin.PYTHON] == 1
+
+
 def test_an_error_in_any_chunk_reaches_the_caller():
     def failing(counts, t_start, t_stop):
         if t_start <= 500 < t_stop:
