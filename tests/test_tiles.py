@@ -134,3 +134,18 @@ def test_frames_after_an_interrupted_one_get_all_their_tiles():
         counts = np.zeros(64, np.int64)
         runner.run(slow_helpers, (counts,), 64)
         assert np.all(counts == 1)  # every tile done before run() returned
+
+
+def test_a_maskers_frames_leave_the_turns_balanced():
+    """The same for a masker's frames: the log-likelihood, the frame kernel and
+    the neighbour pass, all scheduled, on a frame large enough to share."""
+    import time
+
+    from bgsub import MixtureMasker
+
+    rng = np.random.default_rng(3)
+    masker = MixtureMasker(threads=2)
+    for _ in range(30):
+        masker.apply(rng.integers(0, 256, (480, 640, 3), np.uint8))
+    time.sleep(0.05)
+    assert masker._backend._runner._ctl[spin.PYTHON] == 1
