@@ -47,18 +47,6 @@ def test_a_scheduled_kernel_processes_every_tile_once(threads, n_tiles):
         assert np.all(counts == 1)
 
 
-def test_scheduled_and_python_jobs_in_turn_each_get_all_their_tiles():
-    """A helper still in a scheduled kernel's call when the next job starts takes
-    nothing of it (the frame kernel, then the pass or the log-likelihood)."""
-    runner = TileRunner(2)
-    for i in range(300):
-        n = (37, 300, 8, 2025)[i % 4]
-        counts = np.zeros(n, np.int64)
-        runner.run(count_scheduled if i % 2 else count_tiles, (counts,), n,
-                   scheduled=bool(i % 2))
-        assert np.all(counts == 1), i
-
-
 def settles_to_one(runner, seconds=5.0):
     """Whether the runner's count of threads in Python comes down to 1 (the caller).
 
@@ -73,13 +61,17 @@ def settles_to_one(runner, seconds=5.0):
     return runner._ctl[spin.PYTHON] == 1
 
 
-def test_turns_in_python_balance_out():
-    """Every thread that leaves Python for a kernel or a wait comes back counted
-    (see spin.enter_python): after frames of both kinds, once the helper
-    spins or sleeps, only the caller counts as in Python.  An unbalanced
-    count would make threads wait their turn for nothing, or not at all."""
+def test_scheduled_and_python_jobs_in_turn_each_get_all_their_tiles():
+    """A helper still in a scheduled kernel's call when the next job starts takes
+    nothing of it (the frame kernel, then the pass or the log-likelihood).
+
+    And every thread that left Python for a kernel or a wait came back
+    counted (see spin.enter_python): once the helper spins or sleeps, only
+    the caller counts as in Python.  An unbalanced count would make threads
+    wait their turn for nothing, or not at all.
+    """
     runner = TileRunner(2)
-    for i in range(200):
+    for i in range(300):
         n = (37, 300, 8, 2025)[i % 4]
         counts = np.zeros(n, np.int64)
         runner.run(count_scheduled if i % 2 else count_tiles, (counts,), n,
