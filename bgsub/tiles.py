@@ -42,11 +42,8 @@ import numpy as np
 
 from .kernels import spin
 from .kernels.spin import CHUNKS_PER_THREAD, MIN_TILES_PER_CHUNK
-from .kernels.spin import DONE as _DONE
-from .kernels.spin import GEN as _GEN
-from .kernels.spin import NEXT as _NEXT
+from .kernels.spin import CLAIM as _CLAIM, DONE as _DONE, GEN as _GEN, NEXT as _NEXT
 from .kernels.spin import PYTHON as _PYTHON
-from .kernels.spin import CLAIM as _CLAIM
 
 __all__ = ["TileRunner", "shared_runner"]
 

@@ -1,6 +1,7 @@
 """The tile runner: every tile exactly once, errors surface, concurrent callers are safe."""
 
 import threading
+import time
 
 import numba
 import numpy as np
@@ -53,8 +54,6 @@ def settles_to_one(runner, seconds=5.0):
     The helper needs a moment (its spin runs out, it goes back to Python and
     to sleep), longer on a loaded machine: the count is polled for a while.
     """
-    import time
-
     deadline = time.monotonic() + seconds
     while runner._ctl[spin.PYTHON] != 1 and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -117,7 +116,6 @@ def test_frames_after_an_interrupted_one_get_all_their_tiles():
     frame still returns only once all its tiles are done (the interrupted
     frame's chunks are reported before the next frame counts its own)."""
     import _thread
-    import time
 
     main = threading.get_ident()
 
