@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 from bgsub.cli import main as bgsub
-from bgsub.evaluation import METRICS
+from bgsub.eval.cdnet import METRICS
 
 SEQUENCES = ("highway", "pedestrians", "office", "busStation")
 DEFAULT_DATA = Path(os.environ.get(

@@ -2,7 +2,7 @@
 
 Run: python benchmarks/bench_distributed.py [--rounds 3] [--json out.json]
 
-On LocalClusters of worker processes (bgsub.distributed.local_cluster, as
+On LocalClusters of worker processes (bgsub.scan.cluster.local_cluster, as
 ``bgsub scan --workers N`` starts them), each started and warmed (the
 kernels loaded in every worker) before it is timed:
 
@@ -36,9 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from distributed import Client  # noqa: E402
 
 from bgsub.config import Config, replace_section  # noqa: E402
-from bgsub.distributed import local_cluster, plan_chunks, scan_files  # noqa: E402
-from bgsub.scan import ScanOptions  # noqa: E402
-from bgsub.synthetic import EventSpec, write_events_video  # noqa: E402
+from bgsub.scan.cluster import local_cluster, plan_chunks, scan_files  # noqa: E402
+from bgsub.scan.scanner import ScanOptions  # noqa: E402
+from bgsub.eval.synthetic import EventSpec, write_events_video  # noqa: E402
 
 
 def _noop(i):

@@ -2,15 +2,15 @@
 
     python benchmarks/bench_pipeline.py [--frames N] [--sizes 640x480,1280x720]
 
-For each size a synthetic clip (bgsub.synthetic) is written to a temporary
+For each size a synthetic clip (bgsub.eval.synthetic) is written to a temporary
 folder, then measured four ways in this process, each stage run as the
 command runs it (OpenCV's thread pool off, the masker with the command's
 thread count, ``pipeline.masker_threads``):
 
 * decode only: read every frame with OpenCV;
-* mask only: the frame step (bgsub.step.FrameStep: the masker, then the
+* mask only: the frame step (bgsub.model.step.FrameStep: the masker, then the
   post-processing) on frames already in memory (the main loop's work);
-* encode only: the --output sink (bgsub.sinks.AnnotatedVideoSink: draw the
+* encode only: the --output sink (bgsub.io.sinks.AnnotatedVideoSink: draw the
   annotated frames and write them with OpenCV's mp4v writer) on those
   results (the writer thread's work);
 * end to end: the bgsub command (cli.main) with --no-display --output.
@@ -50,11 +50,11 @@ import cv2
 
 from bgsub.cli import main as bgsub_main
 from bgsub.config import resolve_config
-from bgsub.display import drawer
-from bgsub.pipeline import masker_threads
-from bgsub.sinks import AnnotatedVideoSink
-from bgsub.step import FrameStep
-from bgsub.synthetic import SceneSpec, write_video
+from bgsub.io.display import drawer
+from bgsub.io.pipeline import masker_threads
+from bgsub.io.sinks import AnnotatedVideoSink
+from bgsub.model.step import FrameStep
+from bgsub.eval.synthetic import SceneSpec, write_video
 
 
 def rounds_of(rounds, fns):

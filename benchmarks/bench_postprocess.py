@@ -20,7 +20,7 @@ import numpy as np
 
 from bgsub import Config, MixtureMasker, Postprocessor
 from bgsub.config import apply_overrides
-from bgsub.evaluation import load_cdnet_sequence
+from bgsub.eval.cdnet import load_cdnet_sequence
 
 SIZES = [(320, 240), (640, 480), (1280, 720), (1920, 1080)]
 DEFAULT_SEQ = Path(os.environ.get(

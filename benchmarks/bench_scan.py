@@ -20,7 +20,7 @@ figure is a ratio within one round, and the median over the rounds is given.
   other settings the defaults, and once more with ``min_event_length=1`` as
   DVR-Scan's ``-l 1``).  Prints precision, recall and F per sequence.  Then
   the same on generated scenes with a tree swaying in gusts by 1.5, 3 and 5
-  pixels (:class:`bgsub.synthetic.EventSpec`), where false events come from
+  pixels (:class:`bgsub.eval.synthetic.EventSpec`), where false events come from
   the wind: precision is what matters there.
 * **speed**: CDnet highway upscaled to 1920x1080 (H.264, ffmpeg's defaults),
   scanned for events only: ``dvr-scan -so`` against ``bgsub scan --scan-only``
@@ -183,7 +183,7 @@ def quality(data: Path, work: Path, dvr: str) -> dict:
 
 def trees(work: Path, dvr: str) -> dict:
     """Event precision with a tree swaying in gusts (a generated stand-in for such footage)."""
-    from bgsub.synthetic import EventSpec, render_events, write_events_video
+    from bgsub.eval.synthetic import EventSpec, render_events, write_events_video
 
     results = {}
     print("\n## A tree in the wind (generated: 320x240, 900 frames, two people crossing)\n")
@@ -303,7 +303,7 @@ def speed(data: Path, work: Path, dvr: str, rounds: int) -> dict:
 # ---------------------------------------------------------------- many files
 
 def make_clips(work: Path, count: int) -> Path:
-    from bgsub.synthetic import EventSpec, write_events_video
+    from bgsub.eval.synthetic import EventSpec, write_events_video
 
     folder = work / f"clips{count}"
     if len(list(folder.glob("*.mp4"))) != count:

@@ -3,7 +3,7 @@
     python benchmarks/bench_streams.py [--max 8] [--seconds 20] [--fps 15]
 
 Generated sources: for each stream an HTTP MJPEG server on 127.0.0.1 sends
-pre-encoded 640x480 JPEG frames of a synthetic scene (bgsub.synthetic) at
+pre-encoded 640x480 JPEG frames of a synthetic scene (bgsub.eval.synthetic) at
 the given rate, paced by the clock, as an IP camera does (encoding happens
 once, before the run, so the servers cost almost nothing).  Then the real
 command, ``bgsub URL1 URL2 ... --no-display --stats s-{n}.csv``, masks all
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import cv2
 
-from bgsub.synthetic import MjpegServer, SceneSpec, render
+from bgsub.eval.synthetic import MjpegServer, SceneSpec, render
 
 
 def frames_jpeg(n: int, seed: int) -> list[bytes]:

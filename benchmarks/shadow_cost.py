@@ -26,8 +26,8 @@ import numba
 import numpy as np
 
 from bgsub import MixtureMasker
-from bgsub.evaluation import load_cdnet_sequence
-from bgsub.synthetic import SAMPLE, render
+from bgsub.eval.cdnet import load_cdnet_sequence
+from bgsub.eval.synthetic import SAMPLE, render
 
 DEFAULT_SEQ = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "highway"
 

@@ -3,7 +3,7 @@
     python benchmarks/shadow_scene.py [--saturation S] [--noise N] [--set key=value ...]
 
 A synthetic scene built for it: a smooth coloured texture (the one of
-bgsub.synthetic, its colours scaled towards grey by S) under sensor noise,
+bgsub.eval.synthetic, its colours scaled towards grey by S) under sensor noise,
 learned for 150 frames; then, frame after frame, an object crosses with its
 shadow below it.  The shadow darkens the background by 0.5, 0.6, 0.7 and 0.8
 in turn and tints it as skylight does (blue x1.04, red x0.97); the objects

@@ -2,7 +2,7 @@
 
     python benchmarks/soak.py [--frames 1000000] [--size 160x120] [--every 30]
 
-A generated camera (an HTTP MJPEG stream on 127.0.0.1, bgsub.synthetic's
+A generated camera (an HTTP MJPEG stream on 127.0.0.1, bgsub.eval.synthetic's
 MjpegServer, frames sent as fast as bgsub reads them) shows a still scene
 that a box crosses every few seconds; ``bgsub URL --no-display --quiet
 --events ev.jsonl --clips clips/ --stats s.csv --save-model m.ckpt`` runs on
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bgsub.synthetic import EventSpec, MjpegServer, render_events
+from bgsub.eval.synthetic import EventSpec, MjpegServer, render_events
 
 
 def scene(width: int, height: int) -> list[np.ndarray]:

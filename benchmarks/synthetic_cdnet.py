@@ -16,7 +16,7 @@ what a setting tuned on highway alone might get wrong:
   levels plus flicker), objects pass over it.
 
 Then ``bgsub eval OUT_DIR/*`` or ``python benchmarks/tune.py OUT_DIR/* ...``.
-The scenes come from :mod:`bgsub.synthetic` with fixed seeds: the same files
+The scenes come from :mod:`bgsub.eval.synthetic` with fixed seeds: the same files
 every time.
 """
 
@@ -28,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from bgsub.synthetic import SAMPLE, SceneSpec, render
+from bgsub.eval.synthetic import SAMPLE, SceneSpec, render
 
 LEARNING = 30  # frames not scored at the start
 

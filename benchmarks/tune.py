@@ -26,10 +26,10 @@ import time
 from pathlib import Path
 
 from bgsub.config import Config, ConfigError, PostprocessConfig, apply_overrides, resolve_config
-from bgsub.evaluation import (CdnetError, Confusion, evaluate_sequence, load_cdnet_sequence,
+from bgsub.eval.cdnet import (CdnetError, Confusion, evaluate_sequence, load_cdnet_sequence,
                               mean_metrics)
-from bgsub.postprocess import Postprocessor
-from bgsub.step import FrameStep
+from bgsub.model.postprocess import Postprocessor
+from bgsub.model.step import FrameStep
 
 
 def parse_grid(items: list[str]) -> list[tuple[str, list[str]]]:

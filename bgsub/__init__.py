@@ -10,28 +10,29 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 # public name -> the module that defines it
 _EXPORTS = {
-    "MixtureMasker": "masker", "FrameSizeError": "masker", "absorption_frames": "masker",
+    "MixtureMasker": "model.masker", "FrameSizeError": "model.masker",
+    "absorption_frames": "model.masker",
     "Config": "config", "ConfigError": "config", "ModelConfig": "config",
     "PostprocessConfig": "config", "load_config": "config",
-    "Postprocessor": "postprocess",
-    "FrameStep": "step", "FrameResult": "step",
+    "Postprocessor": "model.postprocess",
+    "FrameStep": "model.step", "FrameResult": "model.step",
     # the scan brings PyAV (FFmpeg) along
-    "scan_file": "scan", "iter_events": "scan", "ScanOptions": "scan", "ScanResult": "scan",
-    "MotionEvent": "scan",
+    "scan_file": "scan.scanner", "iter_events": "scan.scanner", "ScanOptions": "scan.scanner",
+    "ScanResult": "scan.scanner", "MotionEvent": "scan.scanner",
 }
 
 __all__ = [*_EXPORTS, "__version__"]
 
 if TYPE_CHECKING:
     from .config import Config, ConfigError, ModelConfig, PostprocessConfig, load_config
-    from .masker import FrameSizeError, MixtureMasker, absorption_frames
-    from .postprocess import Postprocessor
-    from .scan import MotionEvent, ScanOptions, ScanResult, iter_events, scan_file
-    from .step import FrameResult, FrameStep
+    from .model.masker import FrameSizeError, MixtureMasker, absorption_frames
+    from .model.postprocess import Postprocessor
+    from .scan.scanner import MotionEvent, ScanOptions, ScanResult, iter_events, scan_file
+    from .model.step import FrameResult, FrameStep
 
 
 def __getattr__(name: str) -> Any:

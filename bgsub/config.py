@@ -91,7 +91,7 @@ class ModelConfig:
         1/t warm-up.  "em" and "random": the same while the first
         ``init_frames`` frames are collected, then each pixel's mixture is
         refitted to them by batch EM (initialised by k-means or at random,
-        see :mod:`bgsub.em`) and learning carries on online.
+        see :mod:`bgsub.model.em`) and learning carries on online.
     init_frames : int
         Frames collected for the EM bootstrap (2..1000; memory: H*W*C bytes each).
     em_max_iter : int
@@ -100,7 +100,7 @@ class ModelConfig:
         The bootstrap's EM stops when a pixel's mean log-likelihood gains less.
     shadows : bool
         Mark moving cast shadows among the foreground pixels of colour frames
-        (see :mod:`bgsub.kernels.shadows`).
+        (see :mod:`bgsub.model.kernels.shadows`).
     shadow_value : int
         Mask value of a shadow pixel, 0..254: 127 by default (OpenCV's
         convention), 0 folds shadows into the background.
@@ -119,7 +119,7 @@ class ModelConfig:
     absorb_seconds : float
         Selective update: how long a stopped object (a person who waits, a
         parked car) stays foreground, in seconds > 0.  Foreground pixels learn
-        at the rate that takes this long (see :func:`bgsub.masker.absorption_frames`),
+        at the rate that takes this long (see :func:`bgsub.model.masker.absorption_frames`),
         background ones at ``learning_rate``.
     fps : float
         Frames per second that ``absorb_seconds`` is counted in when the
@@ -311,7 +311,7 @@ class PostprocessConfig:
     1. median filter, 2. opening, 3. closing, 4. removal of small blobs,
     5. hole filling.  The steps act on the foreground (255); shadow pixels
     (127) stay 127 unless a step makes them foreground (see
-    :mod:`bgsub.postprocess`).
+    :mod:`bgsub.model.postprocess`).
 
     The defaults were chosen on CDnet highway and four synthetic scenes
     (small and noisy, shaking, rippling water; ``benchmarks/``); see
@@ -463,7 +463,7 @@ _DURATIONS = ("min_event_length", "pre_roll", "post_roll", "flicker_window", "ch
 
 @dataclass(frozen=True)
 class ScanConfig:
-    """How ``bgsub scan`` finds motion events in recorded video (see :mod:`bgsub.events`).
+    """How ``bgsub scan`` finds motion events in recorded video (see :mod:`bgsub.scan.detector`).
 
     Durations are frames (``45``), seconds (``"1.5s"``) or timecodes
     (``"00:00:01.5"``), see :mod:`bgsub.timecode`.

@@ -20,14 +20,14 @@ SHAPES = [(k, c, v, learn, rho, shadows)
 WARM_UP = r"""
 import sys
 import numpy as np
-from bgsub.kernels import frame_kernel
+from bgsub.model.kernels import frame_kernel
 shapes = eval(sys.argv[1])
 for shape in shapes:
     frame_kernel(*shape)
 if sys.argv[2] == "1":  # and everything else that compiles on first use
     from bgsub import MixtureMasker, Postprocessor
-    from bgsub.display import annotate
-    from bgsub.em import fit_mixtures
+    from bgsub.io.display import annotate
+    from bgsub.model.em import fit_mixtures
     rng = np.random.default_rng(0)
     for shape, params in [((40, 48, 3), {}), ((40, 48), {}), ((40, 48, 3), {"covariance": "diagonal"}),
                           ((40, 48, 3), {"init": "em", "init_frames": 3, "threads": 1})]:

@@ -7,7 +7,7 @@ explicit cumulative sum in rank order.  The fast kernels must agree with it:
 identical masks, state within float32 tolerance.
 
 The state is kept as the kernels store it, 16-bit codes (see
-``bgsub.kernels``): every value is decoded when read and encoded when written,
+``bgsub.model.kernels``): every value is decoded when read and encoded when written,
 with the formulas written out again here (``_dec_*`` / ``_enc_*``).
 
 Two choices are shared with the kernels on purpose, so that agreement can be
@@ -21,14 +21,14 @@ exact rather than approximate:
 ``quantize=False`` keeps float32 state instead (no codes): the model as it was
 before 16-bit storage, to measure what the storage changes.
 
-``naive_shadows`` is the reference of ``bgsub.kernels.shadows``: the same equations,
+``naive_shadows`` is the reference of ``bgsub.model.kernels.shadows``: the same equations,
 pixel by pixel and component by component in rank order.
 
 Accuracy II's equations are here too, written from their descriptions in
-``bgsub.kernels.frame`` (flicker level, selective update), ``bgsub.kernels.neighbours``
+``bgsub.model.kernels.frame`` (flicker level, selective update), ``bgsub.model.kernels.neighbours``
 (neighbour match, shadows on grey backgrounds by texture, ghost cells),
-``bgsub.kernels.ghosts`` (the outline test and the release of ghost cells) and
-``bgsub.masker`` (recovery by grid cells).
+``bgsub.model.kernels.ghosts`` (the outline test and the release of ghost cells) and
+``bgsub.model.masker`` (recovery by grid cells).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bgsub import MixtureMasker
-from bgsub.checkpoint import FORMAT, CheckpointError, load
+from bgsub.model.checkpoint import FORMAT, CheckpointError
 
 
 def frames(n, channels, seed=2, shape=(40, 56)):
@@ -78,7 +78,7 @@ def test_a_damaged_checkpoint_is_refused_with_a_reason(saved, damage, message):
     with pytest.raises(CheckpointError, match=message.replace("(", r"\(").replace(")", r"\)")):
         MixtureMasker.load(saved)
     with pytest.raises(CheckpointError, match="cannot be read"):
-        load(saved.parent / "missing.ckpt", MixtureMasker)
+        MixtureMasker.load(saved.parent / "missing.ckpt")
 
 
 SAVER = r"""

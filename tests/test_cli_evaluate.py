@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -11,20 +9,14 @@ import pytest
 
 from bgsub import MixtureMasker
 from bgsub.config import PostprocessConfig
-from bgsub.evaluation import OPENCV_SEED
-from bgsub.postprocess import Postprocessor
-from bgsub.synthetic import SceneSpec, render
+from bgsub.eval.cdnet import OPENCV_SEED
+from bgsub.model.postprocess import Postprocessor
+from bgsub.eval.synthetic import SceneSpec, render
+from kit import bgsub
 
 METRIC_KEYS = ["recall", "specificity", "fpr", "fnr", "pwc", "precision", "f_measure"]
 FRAMES = 36
 FIRST = 11  # temporalROI: frames 11..36 are scored
-
-
-def bgsub(*args, cwd, timeout=300):
-    env = dict(os.environ)
-    env.pop("DISPLAY", None)
-    return subprocess.run([sys.executable, "-m", "bgsub", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def cdnet_labels(gt):

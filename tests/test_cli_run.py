@@ -11,18 +11,11 @@ import cv2
 import numpy as np
 import pytest
 
-from bgsub.synthetic import SceneSpec, render, write_video
+from bgsub.eval.synthetic import SceneSpec, render, write_video
+from kit import bgsub
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = SceneSpec(width=96, height=64, frames=40, seed=1)
-
-
-def bgsub(*args, cwd, timeout=120):
-    env = dict(os.environ)
-    env.pop("DISPLAY", None)
-    env.pop("WAYLAND_DISPLAY", None)
-    return subprocess.run([sys.executable, "-m", "bgsub", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
 
 
 def count_frames(path):
@@ -225,10 +218,10 @@ def test_a_stream_that_never_answers_times_out(tmp_path):
 
 def test_pipeline_takes_single_channel_frames_as_grey():
     """(H, W, 1) frames from a custom reader are grey frames, not a size change each time."""
-    from bgsub.display import drawer
+    from bgsub.io.display import drawer
     from bgsub.config import DisplayConfig
-    from bgsub.pipeline import run_pipeline
-    from bgsub.step import FrameStep
+    from bgsub.io.pipeline import run_pipeline
+    from bgsub.model.step import FrameStep
 
     class Reader:
         def __init__(self):
@@ -259,7 +252,7 @@ def test_pipeline_takes_single_channel_frames_as_grey():
     (4, False, 2, 4),
 ])
 def test_masker_threads_auto_leaves_a_core_to_the_writer(setting, writes, cpus, expected):
-    from bgsub.pipeline import masker_threads
+    from bgsub.io.pipeline import masker_threads
 
     assert masker_threads(setting, writes, cpus) == expected
 

@@ -19,23 +19,10 @@ import cv2
 import numpy as np
 import pytest
 
-from bgsub.synthetic import MjpegServer, SceneSpec, write_video
+from bgsub.eval.synthetic import MjpegServer, SceneSpec, write_video
+from kit import bgsub, cli_env
 
 SPEC = SceneSpec(width=320, height=240, frames=200, seed=3)
-
-
-def env_without_display(**extra):
-    env = dict(os.environ)
-    env.pop("DISPLAY", None)
-    env.pop("WAYLAND_DISPLAY", None)
-    env.update(extra)
-    return env
-
-
-def bgsub(*args, cwd, timeout=180, **popen):
-    return subprocess.run([sys.executable, "-m", "bgsub", *map(str, args)], cwd=cwd,
-                          env=popen.pop("env", env_without_display()), capture_output=True,
-                          text=True, timeout=timeout, **popen)
 
 
 def frames_in(path):
@@ -176,7 +163,7 @@ def test_a_second_signal_never_costs_the_outputs(tmp_path, sig, code):
     proc = subprocess.Popen(
         [sys.executable, "-m", "bgsub", str(long), "--no-display", "--output", "so.mp4",
          "--mask-output", "so.mkv", "--stats", "so.csv", "--set", "output.queue_size=400"],
-        cwd=tmp_path, env=env_without_display(), stderr=subprocess.PIPE, text=True)
+        cwd=tmp_path, env=cli_env(), stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (tmp_path / ".so.bgsub-partial.csv").exists():
         time.sleep(0.05)
@@ -249,7 +236,7 @@ def test_no_or_a_closed_stderr_still_writes_every_output(mid, tmp_path, shell):
            f"model.k=5 {shell}")  # a kernel build (from the cache), whose stderr is filtered
     r = subprocess.run(["bash", "-o", "pipefail", "-c", cmd] if "|" not in shell
                        else ["bash", "-c", f"{cmd}; echo ${{PIPESTATUS[0]}} > rc"],
-                       cwd=tmp_path, env=env_without_display(), capture_output=True, text=True,
+                       cwd=tmp_path, env=cli_env(), capture_output=True, text=True,
                        timeout=300)
     code = int((tmp_path / "rc").read_text()) if "|" in shell else r.returncode
     assert code == 0, r
@@ -264,6 +251,7 @@ def test_a_masker_shared_by_threads_serialises_its_calls(tmp_path):
 import threading
 import numpy as np
 from bgsub import FrameSizeError, MixtureMasker
+from kit import bgsub, cli_env
 m = MixtureMasker()
 errors = []
 def run(shape, seed):
@@ -320,7 +308,7 @@ def test_an_x_server_that_never_answers_means_headless(mid, tmp_path):
     try:
         start = time.monotonic()
         r = bgsub(mid, "--stats", "s.csv", cwd=tmp_path,
-                  env=env_without_display(DISPLAY=f"127.0.0.1:{display}"))
+                  env=cli_env(DISPLAY=f"127.0.0.1:{display}"))
         elapsed = time.monotonic() - start
     finally:
         server.close()
@@ -337,7 +325,7 @@ def test_a_signal_while_a_stream_connects_stops_at_once(tmp_path, sig, code):
     try:
         proc = subprocess.Popen([sys.executable, "-m", "bgsub", f"rtsp://127.0.0.1:{port}/x",
                                  "--no-display", "--set", "source.open_timeout=120"],
-                                cwd=tmp_path, env=env_without_display(),
+                                cwd=tmp_path, env=cli_env(),
                                 stderr=subprocess.PIPE, text=True)
         time.sleep(3)  # well into the wait for the stream
         start = time.monotonic()
@@ -391,7 +379,7 @@ def test_a_stream_password_is_never_shown(tmp_path):
 
 
 def test_redact_replaces_every_password():
-    from bgsub.sources import redact
+    from bgsub.io.sources import redact
 
     assert redact("rtsp://admin:s3cret@cam.local:554/a and http://u:p%40ss@h/x") == (
         "rtsp://admin:***@cam.local:554/a and http://u:***@h/x")
@@ -405,7 +393,7 @@ def test_ctrl_c_while_starting_is_quiet(mid, tmp_path):
     """From the moment bgsub's code runs (Python's own start takes some 30 ms before it)."""
     for delay in (0.15, 0.3, 0.8):
         proc = subprocess.Popen([sys.executable, "-m", "bgsub", str(mid), "--no-display"],
-                                cwd=tmp_path, env=env_without_display(),
+                                cwd=tmp_path, env=cli_env(),
                                 stderr=subprocess.PIPE, text=True)
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)

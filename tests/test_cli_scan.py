@@ -13,17 +13,13 @@ import cv2
 import pytest
 
 from bgsub.cli import main
-from bgsub.synthetic import EventSpec, write_events_video
+from bgsub.eval.synthetic import EventSpec, write_events_video
+from kit import bgsub
 from test_cli_run import count_frames
 
 # 1.5 s pre-roll and 2 s post-roll at 30 fps: crossings 4 s apart are two events
 MOVING = EventSpec(frames=300, crossings=((60, 79), (240, 259)))
 STILL = EventSpec(frames=90, crossings=())
-
-
-def bgsub(*args, cwd, timeout=120):
-    return subprocess.run([sys.executable, "-m", "bgsub", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ import av
 import numpy as np
 import pytest
 
-from bgsub.clips import Clip, ClipError, clip_extension, cut_clip, thumbnail
-from bgsub.synthetic import EventSpec, render_events, write_events_video
+from bgsub.scan.clips import Clip, ClipError, clip_extension, cut_clip, thumbnail
+from bgsub.eval.synthetic import EventSpec, render_events, write_events_video
 from test_sinks import read_video  # every frame, decoded by OpenCV as a player would
 
 SPEC = EventSpec(frames=150, crossings=((60, 89),))

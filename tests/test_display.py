@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from bgsub.config import Config, DisplayConfig
-from bgsub.display import Display, Window, annotate, compose, display_unavailable_reason, drawer
-from bgsub.pipeline import run_pipeline
-from bgsub.sources import FrameReader, open_source
-from bgsub.step import FrameStep
-from bgsub.synthetic import SceneSpec, write_video
+from bgsub.io.display import Display, Window, annotate, compose, display_unavailable_reason, drawer
+from bgsub.io.pipeline import run_pipeline
+from bgsub.io.sources import FrameReader, open_source
+from bgsub.model.step import FrameStep
+from bgsub.eval.synthetic import SceneSpec, write_video
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +133,7 @@ def test_compose_gives_each_source_a_row():
 
 
 def test_titles_that_do_not_fit_are_cut_not_spilled():
-    from bgsub.display import _strip
+    from bgsub.io.display import _strip
 
     strip = _strip(100, [(0, "a very long title that cannot fit"), (50, "next")])
     assert strip.shape == (22, 100, 3)

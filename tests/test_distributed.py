@@ -1,4 +1,4 @@
-"""bgsub.distributed and bgsub scan --workers/--scheduler on a LocalCluster of 2 processes."""
+"""bgsub.scan.cluster and bgsub scan --workers/--scheduler on a LocalCluster of 2 processes."""
 
 import csv
 import dataclasses
@@ -22,17 +22,12 @@ from distributed import Client, LocalCluster  # noqa: E402
 
 import bgsub  # noqa: E402
 import bgsub.cli.scan  # noqa: E402
-from bgsub.config import Config, replace_section  # noqa: E402
 from bgsub.cli import main  # noqa: E402
-from bgsub.distributed import (ClusterError, check_versions, iter_scan, plan_chunks,  # noqa: E402
+from bgsub.scan.cluster import (ClusterError, check_versions, iter_scan, plan_chunks,  # noqa: E402
                                scan_files, scan_task, Chunk)
-from bgsub.scan import scan_file  # noqa: E402
-from bgsub.synthetic import EventSpec, write_events_video  # noqa: E402
-
-
-def config_with(**scan):
-    config = Config()
-    return dataclasses.replace(config, scan=replace_section(config.scan, **scan))
+from bgsub.scan.scanner import scan_file  # noqa: E402
+from bgsub.eval.synthetic import EventSpec, write_events_video  # noqa: E402
+from kit import bgsub as bgsub_cmd, config_with
 
 
 NO_ROLLS = config_with(pre_roll=0, post_roll=0, min_event_length=1)
@@ -111,7 +106,7 @@ def test_a_corrupt_file_is_reported_once_and_a_path_no_worker_sees_per_file(clie
 
 
 def test_workers_of_another_bgsub_are_refused(client, videos, monkeypatch):
-    monkeypatch.setattr(bgsub, "__version__", "0.0.0-other")
+    monkeypatch.setattr(bgsub._version, "__version__", "0.0.0-other")
     with pytest.raises(ClusterError, match="another bgsub than this 0.0.0-other"):
         check_versions(client)
     # a worker that joins later refuses the task itself
@@ -149,11 +144,6 @@ def test_a_worker_killed_in_the_middle_of_a_task_has_it_run_again_elsewhere(clie
     client.wait_for_workers(2, timeout=60)
     assert set(client.run(os.getpid).values()) != pids  # ... and its nanny started another
     assert same(result, scan_file(path, NO_ROLLS))  # no event lost or twice
-
-
-def bgsub_cmd(*args, cwd, timeout=180):
-    return subprocess.run([sys.executable, "-m", "bgsub", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout)
 
 
 def test_scan_with_workers_writes_what_a_local_scan_writes(videos, tmp_path):

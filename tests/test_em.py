@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from bgsub.em import fit_mixtures
+from bgsub.model.em import fit_mixtures
 
 from naive import naive_em
 

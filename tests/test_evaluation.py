@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from bgsub.evaluation import (
+from bgsub.eval.cdnet import (
     CdnetError,
     Confusion,
     GroundTruth,
@@ -13,7 +13,7 @@ from bgsub.evaluation import (
     load_cdnet_sequence,
     mean_metrics,
 )
-from bgsub.step import FrameStep
+from bgsub.model.step import FrameStep
 
 
 def test_confusion_follows_cdnet_labels():

@@ -10,8 +10,8 @@ from pathlib import Path
 import cv2
 import pytest
 
-from bgsub.evaluation import evaluate_sequence, load_cdnet_sequence
-from bgsub.step import FrameStep
+from bgsub.eval.cdnet import evaluate_sequence, load_cdnet_sequence
+from bgsub.model.step import FrameStep
 
 ROOT = Path(__file__).resolve().parents[1]
 SEQ = Path(os.environ.get("BGSUB_HIGHWAY", ROOT.parent / "shared" / "data" / "highway"))

@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from bgsub.events import Event, EventDetector, EventRules, FrameScore, union_box
+from bgsub.scan.detector import Event, EventDetector, EventRules, FrameScore, union_box
 
 TH = 0.01
 
@@ -224,7 +224,7 @@ def test_the_detector_starts_afresh_after_finish():
 
 @pytest.mark.parametrize("pre_roll,post_roll", [(0, 0), (3, 5), (10, 2)])
 def test_events_of_stretches_scanned_apart_join_into_those_of_one_pass(pre_roll, post_roll):
-    from bgsub.events import join_events
+    from bgsub.scan.detector import join_events
 
     rng = np.random.default_rng(pre_roll * 10 + post_roll)
     rules = EventRules(TH, min_length=1, pre_roll=pre_roll, post_roll=post_roll)

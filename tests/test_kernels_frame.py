@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from bgsub import MixtureMasker
-from bgsub.synthetic import SceneSpec, render
+from bgsub.eval.synthetic import SceneSpec, render
 
 from naive import NaiveMixture, naive_shadows
 
@@ -198,7 +198,7 @@ def _near_ties(rng, n, k, channels, covariance):
                  (5, 3, "spherical"), (2, 3, "spherical")])
 def test_short_path_reranks_like_the_general_path(k, channels, covariance):
     """Pixel groups that all match slot 0 take the kernel's short path; checked bit for bit."""
-    from bgsub import kernels
+    from bgsub.model import kernels
     rng = np.random.default_rng(k * 10 + channels)
     cfg = dict(k=k, covariance=covariance, learning_rate=0.05)
     slow = NaiveMixture(**cfg)
@@ -273,7 +273,7 @@ def test_only_tiles_with_foreground_are_busy(channels):
     The neighbour pass visits no other tile: a missing flag would leave a
     texture candidate in the mask, an extra one only costs time.
     """
-    from bgsub import kernels
+    from bgsub.model import kernels
     rng = np.random.default_rng(channels)
     shape = (96, 64, channels) if channels == 3 else (96, 64)
     scene = rng.integers(60, 200, shape).astype(np.uint8)

@@ -4,8 +4,11 @@ import numpy as np
 import pytest
 from naive import naive_shadows  # tests/naive.py, the plain reference
 
-from bgsub import MixtureMasker, kernels
+from bgsub import MixtureMasker
+
+from bgsub.model import kernels
 from bgsub.config import ModelConfig
+from kit import noisy
 
 DEFAULTS = ModelConfig()
 
@@ -148,10 +151,6 @@ def coloured_background(rng):
     levels = np.array([200.0, 110.0, 40.0])
     order = np.argsort(rng.random((H, W, 3)), axis=2)
     return levels[order] + rng.uniform(-15, 15, (H, W, 3))
-
-
-def noisy(rng, image, sigma=3.0):
-    return np.clip(np.rint(image + rng.normal(0, sigma, image.shape)), 0, 255).astype(np.uint8)
 
 
 SHADOW = (slice(10, 20), slice(10, 30))

@@ -1,14 +1,12 @@
 """Live events: JSON lines as events start and end, clips with their pre-roll, --on-event."""
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from bgsub.synthetic import EventSpec, render_events, write_events_video
+from bgsub.eval.synthetic import EventSpec, render_events, write_events_video
+from kit import bgsub
 
 from test_sinks import read_video  # every frame, decoded by OpenCV as a player would
 
@@ -20,13 +18,6 @@ def recording(tmp_path_factory):
     path = tmp_path_factory.mktemp("live") / "cam.mkv"
     assert write_events_video(str(path), SPEC, crf=0) == SPEC.frames
     return path
-
-
-def bgsub(*args, cwd, timeout=300):
-    env = dict(os.environ)
-    env.pop("DISPLAY", None)
-    return subprocess.run([sys.executable, "-m", "bgsub", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
 
 
 def test_events_lines_clips_and_commands(recording, tmp_path):

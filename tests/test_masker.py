@@ -211,7 +211,7 @@ def test_idle_helper_threads_end():
     import threading
     import time
 
-    from bgsub import tiles
+    from bgsub.model import tiles
 
     saved = tiles.IDLE_SECONDS
     tiles.IDLE_SECONDS = 0.2

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from bgsub import MixtureMasker
+from kit import noisy
 
 from naive import NaiveMixture
 
@@ -24,10 +25,6 @@ def textured(rng, h=H, w=W, smooth=False, sigma=1.5):
         image = cv2.GaussianBlur(image, (0, 0), sigma)
         image = 30 + (image - image.min()) * 190 / max(np.ptp(image), 1)
     return image
-
-
-def noisy(rng, image, sigma=3.0):
-    return np.clip(np.rint(image + rng.normal(0, sigma, image.shape)), 0, 255).astype(np.uint8)
 
 
 def fg(mask, region=None):

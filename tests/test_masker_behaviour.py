@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from bgsub import MixtureMasker, absorption_frames
+from kit import noisy
 
 H, W = 40, 60
 
@@ -11,10 +12,6 @@ H, W = 40, 60
 def textured_background(rng, channels):
     shape = (H, W) if channels == 1 else (H, W, channels)
     return rng.integers(30, 220, shape).astype(np.float64)
-
-
-def noisy(rng, image, sigma=3.0):
-    return np.clip(np.rint(image + rng.normal(0, sigma, image.shape)), 0, 255).astype(np.uint8)
 
 
 def fg_fraction(mask, region=None):
@@ -207,7 +204,7 @@ def test_diagonal_beats_spherical_when_channels_differ_in_noise():
     One shared variance is inflated by red's noise, so the blue change hides
     inside it; a variance per channel sees it, and still tolerates red's noise.
     """
-    from bgsub.evaluation import Confusion, confusion
+    from bgsub.eval.cdnet import Confusion, confusion
 
     rng = np.random.default_rng(8)
     bg = textured_background(rng, 3)

@@ -72,14 +72,14 @@ def test_no_import_cycles():
 
 def test_the_masker_knows_no_files_windows_or_commands():
     g = graph()
-    seen, todo = set(), ["bgsub.masker"]
+    seen, todo = set(), ["bgsub.model.masker"]
     while todo:
         m = todo.pop()
         if m not in seen:
             seen.add(m)
             todo.extend(g[m])
-    assert not seen & {"bgsub.sources", "bgsub.sinks", "bgsub.display", "bgsub.pipeline",
-                       "bgsub.cli", "bgsub.evaluation"}, seen
+    assert not seen & {"bgsub.io.sources", "bgsub.io.sinks", "bgsub.io.display", "bgsub.io.pipeline",
+                       "bgsub.cli", "bgsub.eval.cdnet"}, seen
 
 
 def test_dask_is_loaded_only_for_a_cluster_scan():
@@ -88,7 +88,7 @@ def test_dask_is_loaded_only_for_a_cluster_scan():
     import subprocess
     import sys
 
-    code = ("import sys, bgsub, bgsub.cli, bgsub.cli.scan, bgsub.distributed\n"
+    code = ("import sys, bgsub, bgsub.cli, bgsub.cli.scan, bgsub.scan.cluster\n"
             "from bgsub.cli import main\n"
             "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed'))\n"
             "assert not loaded, loaded\n")

@@ -9,7 +9,7 @@ import pytest
 
 from bgsub import ConfigError
 from bgsub.config import Config, PostprocessConfig, apply_overrides
-from bgsub.postprocess import Postprocessor
+from bgsub.model.postprocess import Postprocessor
 
 
 def only(**steps):
@@ -384,8 +384,8 @@ def test_the_command_writes_post_processed_masks(tmp_path):
 
 
 def test_run_pipeline_uses_the_configured_postprocessor():
-    from bgsub.pipeline import run_pipeline
-    from bgsub.step import FrameStep
+    from bgsub.io.pipeline import run_pipeline
+    from bgsub.model.step import FrameStep
 
     frames = [np.full((12, 12), 100, np.uint8) for _ in range(3)]
     frames[2] = frames[2].copy()

@@ -8,10 +8,10 @@ import threading
 import numpy as np
 import pytest
 
-from bgsub.priority import lower_this_thread
-from bgsub.sinks import Sink, SinkWriter
-from bgsub.sources import FrameReader, Source, SourceInfo
-from bgsub.synthetic import SceneSpec, write_video
+from bgsub.io.priority import lower_this_thread
+from bgsub.io.sinks import Sink, SinkWriter
+from bgsub.io.sources import FrameReader, Source, SourceInfo
+from bgsub.eval.synthetic import SceneSpec, write_video
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="per-thread nice values are Linux only")
@@ -77,7 +77,7 @@ RUN_THEN_LIST_PRIORITIES = r"""
 import os, sys, time
 import cv2, numpy as np
 from bgsub import cli
-from bgsub.sinks import VideoSink
+from bgsub.io.sinks import VideoSink
 
 slow = VideoSink.write_image
 def write(self, image):  # a writer that falls behind, so its queue is full at the end

@@ -4,7 +4,7 @@ import io
 import logging
 
 from bgsub.cli.common import logging_to_stderr
-from bgsub.progress import Progress
+from bgsub.io.progress import Progress
 
 
 class Terminal(io.StringIO):

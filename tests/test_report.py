@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from bgsub.report import render_report, write_report
+from bgsub.scan.report import render_report, write_report
 
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
 

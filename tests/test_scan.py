@@ -9,17 +9,13 @@ import pytest
 
 import bgsub
 from bgsub.config import Config, replace_section
-from bgsub.scan import Activity, ScanOptions, find_videos, iter_events, scan_file
-from bgsub.sources import SourceError
-from bgsub.synthetic import EventSpec, write_events_video
+from bgsub.scan.scanner import Activity, ScanOptions, find_videos, iter_events, scan_file
+from bgsub.io.sources import SourceError
+from bgsub.eval.synthetic import EventSpec, write_events_video
+from kit import config_with
 
 # two crossings 60 frames apart, in 150 frames (5 s at 30 fps)
 SPEC = EventSpec(frames=150, crossings=((20, 39), (100, 119)))
-
-
-def config_with(**scan):
-    config = Config()
-    return dataclasses.replace(config, scan=replace_section(config.scan, **scan))
 
 
 NO_ROLLS = config_with(pre_roll=0, post_roll=0, min_event_length=1)
@@ -166,8 +162,8 @@ def test_a_tree_in_the_wind_is_no_event_but_someone_walking_past_it_is(tmp_path)
 
 
 def test_pixels_that_blink_stop_counting_and_pixels_that_change_once_do_not():
-    from bgsub.events import EventRules
-    from bgsub.scan import MotionScorer
+    from bgsub.scan.detector import EventRules
+    from bgsub.scan.scanner import MotionScorer
 
     scorer = MotionScorer("x", EventRules(0.01), 30.0, (1.0, 1.0), flicker=0.06,
                           flicker_frames=45.0)
@@ -190,7 +186,7 @@ def test_a_camera_s_next_recording_carries_on_with_the_same_model(tmp_path):
     # the flicker check keeps 1.5 s of memory per file: off, the scores are exact
     config = dataclasses.replace(NO_ROLLS, scan=replace_section(NO_ROLLS.scan, flicker=0.0))
     whole = scan_file(paths["all"], config, ScanOptions(scores=True))
-    from bgsub.step import FrameStep
+    from bgsub.model.step import FrameStep
 
     step = FrameStep.from_config(config)
     scan_file(paths["first"], config, step=step)
@@ -205,7 +201,7 @@ def test_a_camera_s_next_recording_carries_on_with_the_same_model(tmp_path):
 @pytest.mark.parametrize("config", [NO_ROLLS, Config()], ids=["no rolls", "defaults"])
 def test_stretches_scanned_apart_with_a_warm_up_merge_into_the_whole_file_s_result(recording,
                                                                                    config):
-    from bgsub.scan import merge_results
+    from bgsub.scan.scanner import merge_results
 
     whole = scan_file(recording, config, ScanOptions(scores=True))
     # cut inside the first crossing (20..39) and between the two; scanned in any order

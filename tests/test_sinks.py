@@ -4,10 +4,10 @@ import cv2
 import numpy as np
 import pytest
 
-from bgsub.display import annotate
-from bgsub.sinks import (AnnotatedVideoSink, BackgroundVideoSink, MaskDirSink, MaskVideoSink,
+from bgsub.io.display import annotate
+from bgsub.io.sinks import (AnnotatedVideoSink, BackgroundVideoSink, MaskDirSink, MaskVideoSink,
                          ProbabilityVideoSink, Sink, SinkError, SinkWriter, StatsSink)
-from bgsub.step import FrameResult
+from bgsub.model.step import FrameResult
 
 
 def result(index, h=96, w=128):

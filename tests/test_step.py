@@ -8,7 +8,7 @@ import pytest
 from bgsub import MixtureMasker, Postprocessor
 from bgsub.config import PostprocessConfig
 from bgsub.labels import foreground_fraction
-from bgsub.step import FrameStep
+from bgsub.model.step import FrameStep
 
 
 def frames(n=6, shape=(32, 40, 3)):

@@ -5,9 +5,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from bgsub.evaluation import Confusion, confusion
-from bgsub.step import FrameStep
-from bgsub.synthetic import SAMPLE, render
+from bgsub.eval.cdnet import Confusion, confusion
+from bgsub.model.step import FrameStep
+from bgsub.eval.synthetic import SAMPLE, render
 
 SAMPLE_PATH = Path(__file__).resolve().parents[1] / "videos" / "sample.mp4"
 

@@ -7,8 +7,8 @@ import numba
 import numpy as np
 import pytest
 
-from bgsub.kernels import spin
-from bgsub.tiles import TileRunner
+from bgsub.model.kernels import spin
+from bgsub.model.tiles import TileRunner
 
 
 def count_tiles(counts, t_start, t_stop):

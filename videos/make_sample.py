@@ -2,13 +2,13 @@
 
     python videos/make_sample.py
 
-The scene is described in bgsub/synthetic.py; tests rebuild the ground truth
-with ``bgsub.synthetic.render(bgsub.synthetic.SAMPLE)``.
+The scene is described in bgsub/eval/synthetic.py; tests rebuild the ground truth
+with ``bgsub.eval.synthetic.render(bgsub.eval.synthetic.SAMPLE)``.
 """
 
 from pathlib import Path
 
-from bgsub.synthetic import SAMPLE, write_video
+from bgsub.eval.synthetic import SAMPLE, write_video
 
 if __name__ == "__main__":
     target = Path(__file__).with_name("sample.mp4")

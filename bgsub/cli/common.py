@@ -23,10 +23,10 @@ from typing import Callable, Iterator
 import cv2
 from tqdm import tqdm
 
-from .. import __version__
+from .._version import __version__
 from ..config import ConfigError, apply_overrides, resolve_config
-from ..outputs import SinkError
-from ..sources import SourceError, redact
+from ..files import SinkError
+from ..io.sources import SourceError, redact
 
 __all__ = ["EXIT_OK", "EXIT_INTERNAL", "EXIT_USAGE", "UsageError", "Parser", "StopRequest",
            "common_options", "config_of", "guarded", "stop_on_signals", "logging_to_stderr",

@@ -2,7 +2,7 @@
 
 Every input frame of each sequence goes, in order, through the configured
 frame step (``[model]`` and ``[postprocess]``); the frames in
-``temporalROI.txt`` are scored with the CDnet rules (:mod:`bgsub.evaluation`).
+``temporalROI.txt`` are scored with the CDnet rules (:mod:`bgsub.eval.cdnet`).
 ``--compare`` adds other methods, run on the same frames in the same pass:
 
 * ``raw``: bgsub's mask before post-processing (the same model, no second run);
@@ -26,14 +26,14 @@ from pathlib import Path
 
 import cv2
 
-from .. import __version__
+from .._version import __version__
 from ..config import Config
-from ..evaluation import (COMPARE_METHODS, METRICS, CdnetError, CdnetSequence, SequenceScores,
+from ..eval.cdnet import (COMPARE_METHODS, METRICS, CdnetError, CdnetSequence, SequenceScores,
                           evaluate_sequence, load_cdnet_sequence, mean_metrics)
-from ..outputs import (SinkError, check_not_inputs, check_output_dir, check_writable_file,
+from ..files import (SinkError, check_not_inputs, check_output_dir, check_writable_file,
                        write_atomically)
-from ..progress import Progress
-from ..step import FrameStep
+from ..io.progress import Progress
+from ..model.step import FrameStep
 from .common import UsageError, config_of, run_command
 
 __all__ = ["add_parser", "main", "parse_compare"]

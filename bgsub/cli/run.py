@@ -1,9 +1,9 @@
 """``bgsub [run]``: mask a camera, a video file, an image folder or a stream.
 
-The outputs are sinks (:mod:`bgsub.sinks`) written by one writer thread, the
-window is one more consumer (:class:`bgsub.display.Window`), and the frames
-go through the shared :class:`~bgsub.step.FrameStep` in
-:func:`bgsub.pipeline.run_pipeline`.
+The outputs are sinks (:mod:`bgsub.io.sinks`) written by one writer thread, the
+window is one more consumer (:class:`bgsub.io.display.Window`), and the frames
+go through the shared :class:`~bgsub.model.step.FrameStep` in
+:func:`bgsub.io.pipeline.run_pipeline`.
 """
 
 from __future__ import annotations
@@ -16,18 +16,19 @@ from pathlib import Path
 
 import cv2
 
-from ..checkpoint import CheckpointError, Checkpointer
-from ..display import Display, Window, drawer
-from ..live import LiveEvents
-from ..masker import MixtureMasker
-from ..outputs import (SinkError, check_not_inputs, check_output_dir, check_output_file,
+from ..live.checkpointer import Checkpointer
+from ..model.checkpoint import CheckpointError
+from ..io.display import Display, Window, drawer
+from ..live.events import LiveEvents
+from ..model.masker import MixtureMasker
+from ..files import (SinkError, check_not_inputs, check_output_dir, check_output_file,
                        check_writable_file)
-from ..pipeline import masker_threads, needs_of, run_pipeline
-from ..progress import Progress
-from ..sinks import (AnnotatedVideoSink, BackgroundVideoSink, MaskDirSink, MaskVideoSink,
+from ..io.pipeline import masker_threads, needs_of, run_pipeline
+from ..io.progress import Progress
+from ..io.sinks import (AnnotatedVideoSink, BackgroundVideoSink, MaskDirSink, MaskVideoSink,
                      ProbabilityVideoSink, SinkWriter, StatsSink)
-from ..sources import IMAGE_EXTENSIONS, FrameReader, OpenCancelled, open_source
-from ..step import FrameStep
+from ..io.sources import IMAGE_EXTENSIONS, FrameReader, OpenCancelled, open_source
+from ..model.step import FrameStep
 from .common import UsageError, config_of, run_command, stop_on_signals
 
 __all__ = ["add_parser", "main"]

@@ -1,12 +1,12 @@
 """``bgsub scan``: find the motion events in recorded video files.
 
-Each file goes through :func:`bgsub.scan.scan_file` (the shared frame step
-in :func:`~bgsub.pipeline.run_pipeline`, then the event detector), several
+Each file goes through :func:`bgsub.scan.scanner.scan_file` (the shared frame step
+in :func:`~bgsub.io.pipeline.run_pipeline`, then the event detector), several
 files at once when there are several and cores to spare.  As each file is
 done, its thumbnails (written as its events complete) and clips
-(:mod:`bgsub.clips`) are followed by its record (:mod:`bgsub.tables`),
+(:mod:`bgsub.scan.clips`) are followed by its record (:mod:`bgsub.scan.tables`),
 atomically: a run started again skips the files already done.  At the end
-the run's events table and HTML report (:mod:`bgsub.report`) cover every
+the run's events table and HTML report (:mod:`bgsub.scan.report`) cover every
 file, those of earlier runs included.
 """
 
@@ -30,19 +30,19 @@ import cv2
 import numba
 from tqdm import tqdm
 
-from ..outputs import atomic_path
-from ..avsource import VideoFile
-from ..clips import ClipError, clip_extension, cut_clip, thumbnail
+from ..files import atomic_path
+from ..io.avsource import VideoFile
+from ..scan.clips import ClipError, clip_extension, cut_clip, thumbnail
 from ..config import Config, apply_overrides, replace_section
-from ..distributed import ClusterError  # the module loads Dask only when it scans
-from ..progress import Progress
+from ..scan.cluster import ClusterError  # the module loads Dask only when it scans
+from ..io.progress import Progress
 from ..regions import RegionError, outlines, parse_polygon
-from ..report import write_report
-from ..scan import ScanOptions, ScanResult, find_videos, region_of, scan_file
-from ..sinks import check_output_dir, check_writable_file
-from ..sources import SourceError
-from ..step import FrameStep
-from ..tables import (failure_record, identity, is_done, read_record, record_of,
+from ..scan.report import write_report
+from ..scan.scanner import ScanOptions, ScanResult, find_videos, region_of, scan_file
+from ..io.sinks import check_output_dir, check_writable_file
+from ..io.sources import SourceError
+from ..model.step import FrameStep
+from ..scan.tables import (failure_record, identity, is_done, read_record, record_of,
                       settings_digest, write_events, write_record)
 from ..timecode import DURATION_FORMS, parse_duration
 from .common import UsageError, config_of, guarded, logging_to_stderr, stop_on_signals
@@ -374,9 +374,9 @@ def _scan_on_cluster(args: argparse.Namespace, files: list[_File], todo: list[_F
     one machine, each file's record once all its stretches are done, so
     that a run stopped and started again carries on as a local one does.
     """
-    from .. import distributed
+    from ..scan import cluster as dask_scan
 
-    distributed._need_dask()  # a one-line error, before anything is done
+    dask_scan._need_dask()  # a one-line error, before anything is done
     dask_logger = logging.getLogger("distributed")
     dask_level = dask_logger.level
     if not args.debug:  # Dask's warnings here (the tasks a stop cancels): bgsub says what matters
@@ -391,21 +391,21 @@ def _scan_on_cluster(args: argparse.Namespace, files: list[_File], todo: list[_F
 def _cluster_scan(args: argparse.Namespace, files: list[_File], todo: list[_File],
                   config: Config, options: ScanOptions, settings: str, stop,
                   events_path: Path, report_path: Path | None) -> int:
-    from .. import distributed
+    from ..scan import cluster as dask_scan
 
     if args.scheduler is not None:
-        client = distributed.connect(args.scheduler, config.scan.connect_timeout)
+        client = dask_scan.connect(args.scheduler, config.scan.connect_timeout)
         cluster, threads = None, None  # each host's share: set once its workers are known
     else:
         for file in todo:
             _probe(file)
-        tasks = sum(len(distributed.plan_chunks(f.path, config, f.fps, f.frames))
+        tasks = sum(len(dask_scan.plan_chunks(f.path, config, f.fps, f.frames))
                     for f in todo)
         cpus = numba.config.NUMBA_NUM_THREADS
         # workers x masker threads <= cores: a worker per task up to one per core
         workers = args.workers or min(cpus, max(1, tasks))
         threads = max(1, cpus // workers)
-        cluster = distributed.local_cluster(workers, quiet=not args.debug)
+        cluster = dask_scan.local_cluster(workers, quiet=not args.debug)
         from distributed import Client
         client = Client(cluster, set_as_default=False)
     try:
@@ -418,7 +418,7 @@ def _cluster_scan(args: argparse.Namespace, files: list[_File], todo: list[_File
         by_path = {str(f.path): f for f in todo}
         began = time.perf_counter()
         try:
-            outcomes = distributed.iter_scan(
+            outcomes = dask_scan.iter_scan(
                 client, [f.path for f in todo], config, options=options, threads=threads,
                 thumbnails=None if args.scan_only else lambda p: by_path[p].size or (0, 0),
                 progress=progress.advance, stop=stop,

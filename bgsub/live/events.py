@@ -1,0 +1,329 @@
+"""Events of a live run: a JSON line as each event starts and ends, clips with their
+pre-roll, a command per event.
+
+:class:`LiveEvents` is a pipeline consumer.  It scores each result with the
+scan's :class:`~bgsub.scan.scanner.MotionScorer` and its :class:`~bgsub.scan.detector.EventDetector`
+(the rules of ``[scan]``: a camera and its recordings are judged alike) and:
+
+* appends to ``--events FILE.jsonl`` one JSON object per line as an event
+  starts (``"type": "start"``) and once it is complete (``"type": "end"``),
+  flushed at once, so that other programs can follow the file (``tail -f``);
+  times are wall-clock ISO 8601 of the frames concerned;
+* writes a clip per event into ``--clips DIR`` (``.mp4``), from its first
+  frame, ``pre_roll`` before its motion: recent frames wait in a ring
+  buffer, JPEG-compressed (``events.clip_quality``), because motion is only
+  recognised ``min_event_length`` after it began.  The buffer holds
+  ``pre_roll + min_event_length`` frames and no more: at 1080p and quality
+  90, 150-400 KB a frame, about 60 MB for 5 s at 30 fps.  Compressing and
+  writing happen in a thread of their own;
+* runs ``--on-event CMD`` (a shell command) with the event's JSON on its
+  stdin, at its start and at its end, in the background: at most
+  ``events.max_commands`` at once, each stopped after
+  ``events.command_timeout`` seconds; masking never waits for them.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import json
+import logging
+import os
+import queue
+import re
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..config import Config
+from ..scan.detector import Event
+from ..files import SinkError
+from ..scan.scanner import MotionEvent, MotionScorer, rules_for, scorer_for
+from ..io.sinks import VideoSink
+from ..model.step import FrameResult
+
+__all__ = ["LiveEvents"]
+
+logger = logging.getLogger("bgsub")
+
+
+def _iso(t: float) -> str:
+    return datetime.datetime.fromtimestamp(t).astimezone().isoformat(timespec="milliseconds")
+
+
+class LiveEvents:
+    """A consumer that turns a live source's results into events, lines, clips, commands.
+
+    Parameters
+    ----------
+    name : str
+        The source, named in every line (a URL's password is already out).
+    config : Config
+        ``[scan]`` gives the rules, ``[events]`` the rest.
+    fps : float
+        The source's frame rate (durations in seconds become frames).
+    events : Path, optional
+        The JSON Lines file to append to.
+    clips : Path, optional
+        The folder for the clips.
+    on_event : str, optional
+        The shell command to run per event.
+    """
+
+    def __init__(self, name: str, config: Config, fps: float, events: Path | None = None,
+                 clips: Path | None = None, on_event: str | None = None) -> None:
+        self.name = name
+        self.fps = fps
+        self.rules = rules_for(config.scan, fps)
+        self._config = config
+        self.scorer: MotionScorer | None = None  # made on the first frame: its size
+        self._times: collections.deque = collections.deque(
+            maxlen=self.rules.pre_roll + self.rules.min_length + 2)
+        self._started = 0
+        self._open: dict[str, Any] | None = None  # the start line of the event under way
+        self.count = 0
+        try:
+            self._lines = open(events, "a", encoding="utf-8") if events is not None else None
+        except OSError as exc:
+            raise SinkError(f"--events {events}: cannot be written ({exc.strerror})") from None
+        self.events_path = events
+        self._clips = _ClipWriter(clips, fps, config.events.clip_quality,
+                                  self.rules.pre_roll + self.rules.min_length + 2, name) \
+            if clips is not None else None
+        self._commands = _Commands(on_event, config.events.max_commands,
+                                   config.events.command_timeout) if on_event else None
+
+    @property
+    def needs(self) -> frozenset[str]:
+        """The raw mask, where flicker is judged (as the scan does)."""
+        return frozenset({"raw_mask"}) if self._config.scan.flicker > 0 else frozenset()
+
+    def write(self, result: FrameResult) -> None:
+        now = time.time()
+        if self.scorer is None:  # the frames' size is known now
+            h, w = result.mask.shape
+            self.scorer = scorer_for(self.name, self._config.scan, self.fps, (w, h),
+                                     first=result.index, on_event=self._ended,
+                                     keep_events=False)
+        self._times.append((result.index, now))
+        if self._clips is not None:
+            self._clips.frame(result.index, result.frame)
+        self.scorer.write(result)
+        detector = self.scorer.detector
+        if detector.started > self._started:
+            self._started = detector.started
+            self._begin(detector.current())
+        current = detector.current()
+        if self._clips is not None and current is not None:
+            # the clip holds the event's frames so far: to this one, or to its end
+            self._clips.upto(current.start, result.index if current.end < 0 else
+                             min(current.end, result.index))
+
+    def _time_of(self, index: int) -> float:
+        for i, t in self._times:
+            if i == index:
+                return t
+        first_index, first_time = self._times[0]  # before the buffer: back by the rate
+        return first_time - (first_index - index) / self.fps
+
+    def _begin(self, event: Event) -> None:
+        self.count += 1
+        line = {"type": "start", "source": self.name, "event": self.count,
+                "start": _iso(self._time_of(event.start)), "start_frame": event.start,
+                "motion_start": _iso(self._time_of(event.motion_start))}
+        self._open = line
+        if self._clips is not None:
+            line["clip"] = str(self._clips.begin(self.count, event.start,
+                                                 self._time_of(event.start)))
+        self._emit(line)
+
+    def _ended(self, event: MotionEvent, frame: np.ndarray, moving: np.ndarray) -> None:
+        start = self._open or {}
+        self._open = None
+        line = {"type": "end", "source": self.name, "event": start.get("event", self.count),
+                "start": start.get("start", _iso(self._time_of(event.start_frame))),
+                "end": _iso(self._time_of(event.end_frame) + 1.0 / self.fps),
+                "start_frame": event.start_frame, "end_frame": event.end_frame,
+                "duration": round(event.duration, 3), "peak_score": round(event.peak_score, 6),
+                "peak_frame": event.peak_frame, "largest": event.largest,
+                "box": list(event.box) if event.box is not None else None}
+        if self._clips is not None:
+            line["clip"] = str(self._clips.end(event.end_frame))
+        self._emit(line)
+
+    def _emit(self, line: dict[str, Any]) -> None:
+        text = json.dumps(line)
+        if self._lines is not None:
+            try:
+                self._lines.write(text + "\n")
+                self._lines.flush()  # at once: other programs follow the file
+            except OSError as exc:
+                raise SinkError(f"--events {self.events_path}: cannot be written "
+                                f"({exc.strerror})") from None
+        if self._commands is not None:
+            self._commands.run(text)
+
+    def close(self) -> None:
+        """The events under way end with the last frame; every file is finished."""
+        if self.scorer is not None:
+            self.scorer.finish(self.scorer.last_index)
+        errors = []
+        for part in (self._clips, self._commands):
+            if part is not None:
+                try:
+                    part.close()
+                except Exception as exc:
+                    errors.append(exc)
+        if self._lines is not None:
+            self._lines.close()
+        if errors:
+            raise errors[0]
+
+
+_STOP = object()
+
+
+class _ClipWriter:
+    """The clips, in a thread: a ring of recent frames (JPEG), and the clip being written."""
+
+    def __init__(self, folder: Path, fps: float, quality: int, keep: int, name: str) -> None:
+        self.folder = folder
+        self.fps = fps
+        self.quality = quality
+        self.prefix = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")[-40:] or "source"
+        self._queue: queue.Queue = queue.Queue(maxsize=256)
+        self._ring: collections.deque = collections.deque(maxlen=keep)
+        self._sink: VideoSink | None = None
+        self._written = -1  # the last frame in the clip
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="bgsub-clips", daemon=True)
+        self._thread.start()
+
+    def frame(self, index: int, image: np.ndarray) -> None:
+        self._put(("frame", index, image))
+
+    def begin(self, number: int, start: int, when: float) -> Path:
+        stamp = datetime.datetime.fromtimestamp(when).strftime("%Y%m%d-%H%M%S")
+        path = self.folder / f"{self.prefix}-{stamp}-event{number:04d}.mp4"
+        self._put(("begin", path, start))
+        return path
+
+    def upto(self, start: int, last: int) -> None:
+        self._put(("upto", start, last))
+
+    def end(self, last: int) -> Path | None:
+        path = getattr(self, "_path", None)
+        self._put(("end", last))
+        return path
+
+    def _put(self, item) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        if item[0] == "begin":
+            self._path = item[1]
+        self._queue.put(item)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            try:
+                self._handle(item)
+            except BaseException as exc:  # raised by the next call in the pipeline
+                self._error = exc
+                self._abandon()
+
+    def _handle(self, item) -> None:
+        kind = item[0]
+        if kind == "frame":
+            _, index, image = item
+            ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+            self._ring.append((index, data))
+        elif kind == "begin":
+            _, path, start = item
+            self._finish()
+            self._sink = VideoSink(path, self.fps, "--clips")
+            self._written = start - 1
+        elif kind == "upto" and self._sink is not None:
+            _, start, last = item
+            for index, data in self._ring:
+                if self._written < index <= last:
+                    self._sink.write_image(cv2.imdecode(data, cv2.IMREAD_COLOR))
+                    self._written = index
+        elif kind == "end":
+            self._finish()
+
+    def _finish(self) -> None:
+        if self._sink is not None:
+            sink, self._sink = self._sink, None
+            sink.close()
+
+    def _abandon(self) -> None:
+        if self._sink is not None:
+            self._sink.abandon()
+            self._sink = None
+
+    def close(self) -> None:
+        self._queue.put(("end", -1))
+        self._queue.put(_STOP)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
+class _Commands:
+    """``--on-event``: a shell command per event line, in the background, a few at once."""
+
+    def __init__(self, command: str, most: int, timeout: float) -> None:
+        self.command = command
+        self.timeout = timeout
+        self._slots = threading.BoundedSemaphore(most)
+        self._threads: list[threading.Thread] = []
+        self.skipped = 0
+
+    def run(self, text: str) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.skipped += 1
+            logger.warning("--on-event: %s commands still run; this event is not passed on",
+                           self._slots._initial_value)  # noqa: SLF001
+            return
+        thread = threading.Thread(target=self._one, args=(text,), name="bgsub-on-event",
+                                  daemon=True)
+        thread.start()
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+
+    def _one(self, text: str) -> None:
+        try:
+            # a session of its own: the shell's children go with it when it is stopped
+            proc = subprocess.Popen(self.command, shell=True, stdin=subprocess.PIPE,
+                                    start_new_session=True)
+            try:
+                proc.communicate(text.encode() + b"\n", timeout=self.timeout)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except OSError:
+                    proc.kill()
+                proc.wait()
+                logger.warning("--on-event: the command ran over %g s and was stopped",
+                               self.timeout)
+            else:
+                if proc.returncode:
+                    logger.warning("--on-event: the command exited with status %d",
+                                   proc.returncode)
+        except OSError as exc:
+            logger.warning("--on-event: the command cannot run (%s)", exc.strerror)
+        finally:
+            self._slots.release()
+
+    def close(self) -> None:
+        for thread in self._threads:
+            thread.join(self.timeout + 5)

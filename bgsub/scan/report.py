@@ -1,0 +1,164 @@
+"""The scan's HTML report: which files had motion, and each file's timeline and events.
+
+One self-contained HTML file (no script or style from elsewhere; the
+thumbnails and clips are linked by relative paths, so the report moves with
+its folder).  At the top, a table of every file: scanned with motion,
+scanned without, or failed (with the reason).  Then per file with events an
+activity timeline, an SVG of the highest score in each stretch of time with
+the events shaded and the threshold drawn, and the events with their
+thumbnails, times and clips.
+
+Made from the files' records (:mod:`bgsub.scan.tables`), so a run that resumes
+reports the files an earlier run scanned as well.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+from typing import Any
+
+from .._version import __version__
+from ..files import write_text_atomically
+from ..timecode import timecode
+
+__all__ = ["write_report", "render_report"]
+
+_STYLE = """
+body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; background: #fafafa; }
+h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 2em; }
+table { border-collapse: collapse; } td, th { padding: .2em .7em; border-bottom: 1px solid #ddd;
+  text-align: left; } th { background: #eee; }
+.motion { color: #b00; font-weight: 600; } .none { color: #777; } .failed { color: #fff;
+  background: #b00; padding: 0 .4em; border-radius: 3px; }
+svg.timeline { width: 100%; height: 70px; background: #fff; border: 1px solid #ccc; }
+.events { display: flex; flex-wrap: wrap; gap: .8em; }
+.event { background: #fff; border: 1px solid #ccc; padding: .4em; width: 330px; }
+.event img { width: 320px; height: auto; display: block; background: #ddd; min-height: 40px; }
+#broken { display: none; color: #b00; }
+"""
+
+# counts thumbnails that do not load (a report moved without its folder),
+# and says so on the page; the count is also the page's data-broken-images
+_SCRIPT = """
+window.addEventListener("load", function () {
+  var broken = 0;
+  document.querySelectorAll("img").forEach(function (img) {
+    if (!img.complete || img.naturalWidth === 0) broken++;
+  });
+  document.body.dataset.brokenImages = String(broken);
+  document.body.dataset.loaded = "yes";
+  if (broken) {
+    var note = document.getElementById("broken");
+    note.textContent = broken + " thumbnail(s) could not be loaded: keep the report in " +
+      "the folder it was written to.";
+    note.style.display = "block";
+  }
+});
+"""
+
+
+def _link(folder: Path, name: str | None, base: Path) -> str | None:
+    return None if not name else os.path.relpath(folder / name, base).replace(os.sep, "/")
+
+
+def _timeline(record: dict[str, Any], threshold: float) -> str:
+    """The activity timeline of one file as inline SVG."""
+    first, last = record["first_frame"], record["last_frame"]
+    span = max(1, last - first + 1)
+    activity = record.get("activity") or {"first": first, "width": 1, "values": []}
+    values = activity["values"]
+    top = max([threshold * 3, *values]) or 1.0
+    width, height = 1000.0, 60.0
+
+    def x(frame: float) -> float:
+        return (frame - first) / span * width
+
+    def y(value: float) -> float:
+        return height - min(1.0, value / top) * (height - 4)
+
+    parts = [f'<svg class="timeline" viewBox="0 0 {width:g} {height:g}" '
+             'preserveAspectRatio="none" role="img" aria-label="activity timeline">']
+    for event in record["events"]:
+        x0, x1 = x(event["start_frame"]), x(event["end_frame"] + 1)
+        parts.append(f'<rect class="event-span" x="{x0:.2f}" y="0" width="{max(x1 - x0, 0.5):.2f}" '
+                     f'height="{height:g}" fill="#f4b400" fill-opacity="0.35">'
+                     f'<title>event {event["event"]}: {event["start_timecode"]} - '
+                     f'{event["end_timecode"]}</title></rect>')
+    if values:
+        step = activity["width"]
+        points = []
+        for i, value in enumerate(values):
+            left = activity["first"] + i * step
+            points.append(f"{x(left):.2f},{y(value):.2f} {x(left + step):.2f},{y(value):.2f}")
+        parts.append(f'<polyline points="{" ".join(points)}" fill="none" stroke="#1565c0" '
+                     'stroke-width="1.2" vector-effect="non-scaling-stroke"/>')
+    parts.append(f'<line x1="0" x2="{width:g}" y1="{y(threshold):.2f}" y2="{y(threshold):.2f}" '
+                 'stroke="#b00" stroke-dasharray="4 3" vector-effect="non-scaling-stroke">'
+                 '<title>threshold</title></line>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def render_report(records: list[tuple[dict[str, Any], Path]], base: Path, threshold: float,
+                  title: str = "bgsub scan") -> str:
+    """The report's HTML for *records* (each with its folder), links relative to *base*."""
+    esc = html.escape
+    scanned = [r for r, _ in records if r["status"] == "scanned"]
+    with_motion = [r for r in scanned if r["events"]]
+    failed = [r for r, _ in records if r["status"] != "scanned"]
+    events = sum(len(r["events"]) for r in scanned)
+    hours = sum(r.get("seconds", 0.0) for r in scanned) / 3600
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           f"<title>{esc(title)}</title><style>{_STYLE}</style>",
+           f"<script>{_SCRIPT}</script></head><body>",
+           f"<h1>{esc(title)}</h1>",
+           f'<p id="summary">{len(records)} files: {len(with_motion)} with motion, '
+           f"{len(scanned) - len(with_motion)} without, {len(failed)} failed; {events} events "
+           f"in {hours:.2f} hours of video. Made by bgsub {esc(__version__)}.</p>",
+           '<p id="broken"></p>',
+           '<table id="files"><tr><th>file</th><th>motion</th><th>events</th>'
+           "<th>length</th></tr>"]
+    for i, (record, _) in enumerate(records):
+        if record["status"] != "scanned":
+            state = f'<span class="failed">failed</span> {esc(record.get("error") or "")}'
+            count = length = ""
+        elif record["events"]:
+            state = f'<a class="motion" href="#file{i}">motion</a>'
+            count, length = str(len(record["events"])), timecode(record["seconds"])
+        else:
+            state = '<span class="none">none</span>'
+            count, length = "0", timecode(record["seconds"])
+        out.append(f'<tr data-status="{esc(record["status"])}"><td>{esc(record["file"])}</td>'
+                   f"<td>{state}</td><td>{count}</td><td>{length}</td></tr>")
+    out.append("</table>")
+    for i, (record, folder) in enumerate(records):
+        if record["status"] != "scanned" or not record["events"]:
+            continue
+        out.append(f'<section class="file" id="file{i}"><h2>{esc(record["file"])}</h2>')
+        out.append(f'<p>{len(record["events"])} events in {timecode(record["seconds"])} '
+                   f'({record["width"]}x{record["height"]}, {record["fps"]:g} fps)</p>')
+        out.append(_timeline(record, threshold))
+        out.append('<div class="events">')
+        for event in record["events"]:
+            image = _link(folder, event.get("thumbnail"), base)
+            clip = _link(folder, event.get("clip"), base)
+            out.append('<div class="event">')
+            if image:
+                out.append(f'<img src="{esc(image)}" alt="event {event["event"]}, peak frame '
+                           f'{event["peak_frame"]}" loading="eager">')
+            out.append(f'<div>event {event["event"]}: {event["start_timecode"]} - '
+                       f'{event["end_timecode"]} ({event["duration"]:.1f} s), peak '
+                       f'{100 * event["peak_score"]:.2f}% at frame {event["peak_frame"]}')
+            if clip:
+                out.append(f' · <a href="{esc(clip)}">clip</a>')
+            out.append("</div></div>")
+        out.append("</div></section>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def write_report(path: Path, records: list[tuple[dict[str, Any], Path]], threshold: float) -> None:
+    """Write the report for *records* to *path*, atomically."""
+    write_text_atomically(path, render_report(records, path.parent, threshold))
