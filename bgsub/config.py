@@ -623,6 +623,162 @@ class Config:
     events: EventsConfig = field(default_factory=EventsConfig)
 
 
+# What each setting means, one to three lines: the comments of config.toml and the
+# documentation's configuration reference are made from these (docs/configref.py), and
+# tests/test_docs.py keeps the three in step.  Kept apart from the fields themselves, each
+# field's metadata is filled in from this table when the module loads.
+
+def _doc(text: str, unit: str = "", valid: str = "") -> dict[str, str]:
+    return {"doc": text, "unit": unit, "range": valid}
+
+
+_FIELD_DOCS: dict[type, dict[str, dict[str, str]]] = {
+    SourceConfig: {
+        "width": _doc("Frame width to request from a camera; 0: the camera's", "pixels", ">= 0"),
+        "height": _doc("Frame height to request from a camera; 0: the camera's", "pixels",
+                       ">= 0"),
+        "fps": _doc("Frame rate to request from a camera; 0: the camera's", "frames/s",
+                    "0..1000"),
+        "open_timeout": _doc("Wait for a stream to connect or deliver a frame", "seconds",
+                             "(0, 3600]"),
+        "queue_size": _doc("Frames the reader thread may decode ahead of the masker", "frames",
+                           ">= 1"),
+        "reconnect": _doc("Reopen a camera or stream that stops delivering (files never)"),
+        "reconnect_limit": _doc("Attempts after each drop before an error; 0: for ever", "",
+                                ">= 0"),
+        "reconnect_delay": _doc("Wait before the first attempt, doubled after each failure",
+                                "seconds", "(0, 3600]"),
+        "reconnect_max_delay": _doc("Longest wait between two attempts", "seconds",
+                                    "reconnect_delay..86400"),
+    },
+    ModelConfig: {
+        "k": _doc("Gaussians per pixel", "", "1..8"),
+        "learning_rate": _doc("alpha: weight of the newest frame in a background pixel's "
+                              "averages", "", "[0, 1]"),
+        "match_threshold": _doc("lambda: a value matches within this many standard deviations",
+                                "", "> 0"),
+        "background_ratio": _doc("T: top-ranked components are background up to this weight",
+                                 "", "(0, 1)"),
+        "init_weight": _doc("Weight of a component created for an unmatched value", "",
+                            "(0, 1)"),
+        "init_variance": _doc("Variance of a new component", "grey levels squared",
+                              "min_variance..max_variance"),
+        "min_variance": _doc("Floor of every variance", "grey levels squared", "(0, 65025]"),
+        "max_variance": _doc("Ceiling of every variance", "grey levels squared", "(0, 65025]"),
+        "rho": _doc("Rate of the matched component's mean and variance: alpha / w, or the "
+                    "paper's", "", '"alpha_over_weight", "gaussian"'),
+        "covariance": _doc("One variance per component, or one per channel", "",
+                           '"spherical", "diagonal"'),
+        "outlier_weight": _doc("epsilon: weight of a uniform outlier term in the likelihood",
+                               "", "(0, 1)"),
+        "recovery_drop": _doc("A log-likelihood drop this large starts a recovery; 0: off",
+                              "nats per pixel", ">= 0"),
+        "recovery_rate": _doc("Learning rate during a recovery", "", "(0, 1]"),
+        "recovery_frames": _doc("Length of a recovery", "frames", "1..100000"),
+        "recovery_cells": _doc("Share of an 8x8 grid's cells that must drop at once", "",
+                               "(0, 1]"),
+        "init": _doc("How the model starts: the first frame, or a batch EM fit", "",
+                     '"first-frame", "em", "random"'),
+        "init_frames": _doc("Frames collected for the EM bootstrap", "frames", "2..1000"),
+        "em_max_iter": _doc("Most EM iterations of the bootstrap", "", "1..10000"),
+        "em_tol": _doc("The bootstrap's EM stops below this gain", "nats per pixel", "> 0"),
+        "shadows": _doc("Mark moving cast shadows in colour frames"),
+        "shadow_value": _doc("Mask value of a shadow pixel; 0 folds shadows into the "
+                             "background", "", "0..254"),
+        "shadow_ratio_min": _doc("The darkest shadow: the share of the light it keeps", "",
+                                 "(0, 1)"),
+        "shadow_threshold": _doc("tau_c: a shadow's colour lies within this many standard "
+                                 "deviations", "", "> 0"),
+        "shadow_texture": _doc("On grey backgrounds, tell shadows by the floor's texture"),
+        "absorb_seconds": _doc("How long a stopped object stays foreground", "seconds",
+                               "(0, 1e7]"),
+        "fps": _doc("The rate absorb_seconds is counted in when the source gives none",
+                    "frames/s", "(0, 1000]"),
+        "flicker_reference": _doc("Flicker level from which foreground learns at alpha; 0: "
+                                  "never", "", "[0, 1]"),
+        "neighbour_radius": _doc("Neighbour match radius; 0: off", "pixels", "0..3"),
+        "neighbour_flicker": _doc("Flicker level from which the neighbour match applies", "",
+                                  "[0, 1]"),
+        "ghost_frames": _doc("A ghost is released after this many frames; 0: off", "frames",
+                             "0..100000"),
+        "ghost_rate": _doc("Learning rate of a released ghost's pixels", "", "(0, 1]"),
+        "ghost_contrast": _doc("A ghost's outline has less frame contrast than this share",
+                               "", "(0, 1)"),
+    },
+    PostprocessConfig: {
+        "median_size": _doc("Median window side; 0 or 1: off", "pixels", "odd, 3..99"),
+        "open_size": _doc("Opening (removes specks) element side; 0 or 1: off", "pixels",
+                          "odd, 3..99"),
+        "close_size": _doc("Closing (bridges gaps) element side; 0 or 1: off", "pixels",
+                           "odd, 3..99"),
+        "kernel_shape": _doc("Shape of both elements", "", '"ellipse", "rect", "cross"'),
+        "min_blob_area": _doc("Smaller foreground blobs are removed; 0: off", "pixels",
+                              ">= 0"),
+        "fill_holes": _doc("Fill background regions enclosed by foreground"),
+        "max_hole_area": _doc("Fill only holes up to this size; 0: any", "pixels", ">= 0"),
+    },
+    DisplayConfig: {
+        "max_width": _doc("The panes are scaled down to fit this width", "pixels", ">= 64"),
+        "show_background": _doc("Show the background model as a pane"),
+        "show_probability": _doc("Show the foreground probability as a pane (costs time)"),
+        "min_blob_area": _doc("Boxes around foreground blobs of at least this size", "pixels",
+                              ">= 1"),
+        "tint": _doc("Strength of the red tint over foreground pixels", "", "[0, 1]"),
+    },
+    OutputConfig: {
+        "queue_size": _doc("Frames that may wait for the writer thread", "frames", ">= 1"),
+        "checkpoint_every": _doc("Save the model (--save-model) this often on a live "
+                                 "source; 0: at the end", "seconds", "[0, 1e7]"),
+    },
+    PipelineConfig: {
+        "masker_threads": _doc("Masker threads of the bgsub command; 0: auto", "",
+                               "0..256"),
+        "io_nice": _doc("Nice steps (Linux) of the reader and writer threads", "", "0..19"),
+    },
+    ScanConfig: {
+        "threshold": _doc("A frame has motion when this share of watched pixels is "
+                          "foreground", "", "(0, 1]"),
+        "min_area": _doc("A frame also has motion when its largest blob is this large; 0: "
+                         "off", "source pixels", ">= 0"),
+        "min_event_length": _doc("Motion lasting this long starts an event", "duration",
+                                 ">= 1 frame"),
+        "pre_roll": _doc("Video an event includes before its motion", "duration", ">= 0"),
+        "post_roll": _doc("An event ends after this long without motion", "duration", ">= 0"),
+        "flicker": _doc("Pixels whose raw mask flickers more than this are not scored; 0: "
+                        "off", "", "[0, 1]"),
+        "flicker_window": _doc("Time constant of the flicker share", "duration",
+                               ">= 1 frame"),
+        "downscale": _doc("Score frames N times smaller each way; 0: auto, at most 640 wide", "",
+                          "0..64"),
+        "frame_skip": _doc("Frames skipped after each scored frame", "frames", "0..1000"),
+        "regions": _doc("Polygons [x0, y0, x1, y1, ...] to score; none: the whole frame",
+                        "source pixels"),
+        "exclude": _doc("Polygons not to score", "source pixels"),
+        "region_mask": _doc('Image whose white pixels are watched; "": none', "path"),
+        "draw_region": _doc("Outline the region on thumbnails"),
+        "jobs": _doc("Files scanned at once; 0: auto", "", "0..256"),
+        "chunk_minutes": _doc("On a cluster, split longer files into chunks; 0: never",
+                              "minutes", ">= 0"),
+        "chunk_warmup": _doc("Video each chunk's model learns from first", "duration",
+                             ">= 0"),
+        "connect_timeout": _doc("Wait for a cluster's scheduler to answer", "seconds", "> 0"),
+    },
+    EventsConfig: {
+        "clip_quality": _doc("JPEG quality of the pre-roll frames held in memory", "",
+                             "50..100"),
+        "max_commands": _doc("--on-event commands that may run at once", "", "1..64"),
+        "command_timeout": _doc("An --on-event command is stopped after this long",
+                                "seconds", "(0, 86400]"),
+    },
+}
+
+for _cls, _docs in _FIELD_DOCS.items():
+    for _field in fields(_cls):
+        if _field.name in _docs:  # a field without one is caught by tests/test_docs.py
+            _field.metadata = types.MappingProxyType(_docs[_field.name])
+del _cls, _docs, _field
+
+
 def _check_types(obj: Any, section: str) -> None:
     """Check every field of a section against its annotation, converting where lossless.
 
