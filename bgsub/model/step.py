@@ -95,6 +95,8 @@ class FrameStep:
         The source's frame rate, in which the model counts ``absorb_seconds``
         (default: ``model.fps``).
 
+    Notes
+    -----
     Frames of another size than the model's (a camera changing mode, a mixed
     image folder) start a new model, with a warning on the ``bgsub`` logger.
     Each result holds new arrays: consumers may keep them.
