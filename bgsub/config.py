@@ -42,111 +42,90 @@ MAX_THREADS = 256  # a bound on thread counts asked for (pipeline.masker_threads
 class ModelConfig:
     """Parameters of the per-pixel Stauffer–Grimson mixture.
 
+    The documentation's model page (``docs/model.md``) says what each
+    parameter does in the model; its configuration reference gives each
+    default, unit and range and what the default rests on.  Every value is
+    validated: an invalid one raises :class:`ConfigError` naming it.
+
     Parameters
     ----------
     k : int
         Gaussians per pixel (1..8).
     learning_rate : float
-        alpha in [0, 1]: the weight of the newest frame in every running
-        average.  Early frames use ``max(alpha, 1/t)`` (t = frames learned so
-        far, counting the current one) so a fresh model settles at once.
+        alpha in [0, 1]: the weight of the newest frame in a background
+        pixel's running averages (early frames use ``max(alpha, 1/t)``).
     match_threshold : float
-        lambda > 0: a value matches a component when its mean squared
-        per-channel distance to the mean is below ``lambda**2 * variance``.
+        lambda > 0: a value matches a component within this many standard
+        deviations (of one channel).
     background_ratio : float
-        T in (0, 1): components, ranked by weight/sigma, belong to the
-        background until their cumulative weight exceeds T.
+        T in (0, 1): components ranked by weight/sigma are background until
+        their cumulative weight exceeds T.
     init_weight : float
-        Weight in (0, 1) given to a component created for an unmatched value
-        (before the weights are renormalised).
+        Weight in (0, 1) of a component created for an unmatched value.
     init_variance : float
-        Variance (grey levels squared) of a newly created component.
+        Variance (grey levels squared) of a new component.
     min_variance, max_variance : float
-        Clamp for every variance; ``min_variance <= init_variance <= max_variance``.
+        Clamp of every variance; ``min_variance <= init_variance <= max_variance``,
+        each in (0, 65025].
     rho : {"alpha_over_weight", "gaussian"}
-        Learning rate of the matched component's mean and variance:
-        ``alpha / w`` (default) or the paper's ``alpha * eta(x | mu, sigma)``.
+        Learning rate of the matched component's mean and variance: ``alpha / w``
+        or the paper's ``alpha * eta(x | mu, sigma)``.
     covariance : {"spherical", "diagonal"}
-        One variance per component shared by the channels (Stauffer and
-        Grimson's sigma^2 I), or one per channel.
+        One variance per component shared by the channels, or one per channel.
     outlier_weight : float
         epsilon in (0, 1): the weight of a uniform outlier term in the
-        likelihood ``p(x) = (1 - eps) sum_j w_j N_j(x) + eps / 256**C`` used by
-        ``log_likelihood`` and ``foreground_probability``.
+        likelihood behind ``log_likelihood`` and ``foreground_probability``.
     recovery_drop : float
-        When the mean log-likelihood falls this many nats per pixel below its
-        running average in at least ``recovery_cells`` of the cells of an 8x8
-        grid over the frame at once (lights switched on, camera bumped), the
-        model learns at ``recovery_rate`` for ``recovery_frames`` frames.  0
-        turns this off.
+        A drop of the log-likelihood, in nats per pixel (>= 0; 0: off), that
+        starts a recovery when ``recovery_cells`` of an 8x8 grid's cells drop
+        at once.
     recovery_cells : float
-        The fraction of the grid's cells, in (0, 1], that must drop together:
-        a change of the whole scene, never one object, however close.
+        The fraction of the grid's cells, in (0, 1], that must drop together.
     recovery_rate : float
         Learning rate in (0, 1] during a recovery.
     recovery_frames : int
-        Length of a recovery, in frames (>= 1).
+        Length of a recovery, in frames (1..100000).
     init : {"first-frame", "em", "random"}
-        How the model starts.  "first-frame": from the first frame and the
-        1/t warm-up.  "em" and "random": the same while the first
-        ``init_frames`` frames are collected, then each pixel's mixture is
-        refitted to them by batch EM (initialised by k-means or at random,
-        see :mod:`bgsub.model.em`) and learning carries on online.
+        How the model starts: from the first frame, or refitted by batch EM
+        (initialised by k-means or at random, see :mod:`bgsub.model.em`) over
+        the first ``init_frames`` frames.
     init_frames : int
         Frames collected for the EM bootstrap (2..1000; memory: H*W*C bytes each).
     em_max_iter : int
-        Most EM iterations of the bootstrap.
+        Most EM iterations of the bootstrap (1..10000).
     em_tol : float
-        The bootstrap's EM stops when a pixel's mean log-likelihood gains less.
+        The bootstrap's EM stops when a pixel's mean log-likelihood gains less (> 0).
     shadows : bool
-        Mark moving cast shadows among the foreground pixels of colour frames
-        (see :mod:`bgsub.model.kernels.shadows`).
+        Mark moving cast shadows among the foreground pixels of colour frames.
     shadow_value : int
-        Mask value of a shadow pixel, 0..254: 127 by default (OpenCV's
-        convention), 0 folds shadows into the background.
+        Mask value of a shadow pixel, 0..254 (0 folds shadows into the background).
     shadow_ratio_min : float
-        The darkest shadow, in (0, 1): a shadow keeps at least this fraction
-        of a background component's light (and at most all of it).
+        The darkest shadow, in (0, 1): the fraction of the light it keeps.
     shadow_threshold : float
-        tau_c > 0: a shadow's colour lies within this many standard
-        deviations (of one channel, scaled by the brightness ratio) of the
-        darkened background colour; a background colour closer than that to
-        grey gets no shadows by colour alone.
+        tau_c > 0: a shadow's colour lies within this many standard deviations
+        of the darkened background colour.
     shadow_texture : bool
-        On a grey background, a darker pixel is a shadow when the frame's
-        brightness around it (5x5) is a scaled copy of the background's:
-        normalised cross-correlation >= 0.4 and ratio spread <= 0.2.
+        On a grey background, tell a shadow by the floor's texture.
     absorb_seconds : float
-        Selective update: how long a stopped object (a person who waits, a
-        parked car) stays foreground, in seconds > 0.  Foreground pixels learn
-        at the rate that takes this long (see :func:`bgsub.model.masker.absorption_frames`),
-        background ones at ``learning_rate``.
+        Selective update: how long a stopped object stays foreground, in
+        seconds (0, 1e7] (see :func:`bgsub.model.masker.absorption_frames`).
     fps : float
-        Frames per second that ``absorb_seconds`` is counted in when the
-        source gives none (the command line uses the source's).
+        Frames per second, in (0, 1000], that ``absorb_seconds`` is counted in
+        when the source gives none.
     flicker_reference : float
-        A pixel's flicker level is the running mean (gain 1/32) of whether
-        its own classification changed since the last frame.  A foreground
-        pixel learns at ``learning_rate`` from this level on, proportionally
-        less below it (waves, leaves, shaking edges: they go on being learned
-        as background).  0: foreground always learns at the selective rate.
+        The flicker level in [0, 1] from which a foreground pixel learns at
+        ``learning_rate`` (0: never).
     neighbour_radius : int
-        0..3: a foreground pixel whose flicker level is at least
-        ``neighbour_flicker`` is background when it matches a background
-        component of a pixel within this radius (jitter, waving branches).  0
-        turns this off.
+        Radius, 0..3, of the neighbour match (0: off).
     neighbour_flicker : float
-        The flicker level in [0, 1] from which the neighbour test applies.
+        The flicker level in [0, 1] from which the neighbour match applies.
     ghost_frames : int
-        Ghost release: a foreground blob (on a grid of 8x8 cells) whose outline
-        is an edge of the background image but not of the frame (what an
-        object that left uncovers) is let go after this many frames in a row;
-        0 turns this off.  (Tested every 4th frame, each test counting for 4.)
+        Frames, 0..100000, after which a ghost is released (0: off).
     ghost_rate : float
         Learning rate in (0, 1] of a released ghost's pixels.
     ghost_contrast : float
         A blob is a ghost when the frame's contrast across its outline is
-        below this fraction of the background image's, in (0, 1).
+        below this fraction, in (0, 1), of the background image's.
     """
 
     k: int = 3

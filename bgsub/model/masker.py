@@ -128,74 +128,17 @@ def rate_for_absorption(frames: float, background_ratio: float, init_weight: flo
 class MixtureMasker:
     """Background subtraction with a per-pixel adaptive Gaussian mixture.
 
-    Every pixel keeps ``k`` Gaussians (weight w, mean mu per channel, variance
-    sigma^2 shared by the channels), updated online from each frame as in
-    Stauffer & Grimson (1999):
-
-    * **Match.**  With ``d2 = ||x - mu||^2 / C`` (the mean squared per-channel
-      distance, C = 1 grey, 3 colour) a value matches a component when
-      ``d2 < lambda^2 sigma^2``.  Dividing by C keeps lambda the same number
-      of standard deviations of one channel whatever the channel count.  Among
-      matching components the highest-ranked one is taken.
-    * **Rank.**  Components are ranked by w / sigma.  The background is the
-      first B components whose cumulative weight exceeds T; a pixel is
-      foreground when it matched none of them.  Each frame is classified
-      against the model *before* the model learns from it.
-    * **Learn.**  ``w_j <- (1 - alpha) w_j + alpha M_j`` for every component
-      (M = 1 for the match).  The matched component moves its mean and
-      variance by rho: ``mu <- mu + rho (x - mu)``, ``sigma^2 <- sigma^2 +
-      rho (d2 - sigma^2)`` (d2 taken from the mean before the update), clamped
-      to ``[min_variance, max_variance]``.
-    * **Replace.**  An unmatched value replaces the least probable component
-      (lowest w / sigma; empty slots first) with mean x, ``init_variance`` and
-      ``init_weight``; then the weights are renormalised to sum to one.
-
-    ``rho = alpha / w`` (with w the updated weight) is the default.  The
-    paper's ``rho = alpha * eta(x | mu, sigma)`` is offered as
-    ``rho="gaussian"``, but eta is a density of order 1e-3 to 1e-5 for typical
-    variances, so rho is hundreds of times smaller than alpha: a component's
-    mean and variance trail the scene (a new component keeps its wide initial
-    variance for thousands of frames).  On CDnet highway (raw masks, shipped
-    defaults otherwise) it scores F = 0.811 against 0.868 for ``alpha / w``,
-    which is the default.  ``alpha / w`` is also what MOG2 uses, and it makes a
-    young component's mean the running average of its own samples.
-
-    Early frames learn with ``max(alpha, 1/t)`` (t = frames learned so far,
-    this one included), so the first frames are averaged equally instead of
-    being forgotten at rate alpha.  The first frame is the model: its mask is
-    all background.
-
-    Beyond Stauffer and Grimson: ``covariance="diagonal"`` keeps a variance
-    per channel (Mahalanobis match); ``init="em"`` refits every pixel's
-    mixture by batch EM over the first frames (:mod:`bgsub.model.em`);
-    :meth:`foreground_probability` gives the soft posterior of the last frame
-    and :attr:`log_likelihood` its fit, whose sudden drops make the model
-    learn faster for a while (``recovery_drop``).
-
-    **Foreground that persists** (see :mod:`bgsub.model.kernels.frame`,
-    :mod:`~bgsub.model.kernels.neighbours`, :mod:`~bgsub.model.kernels.ghosts`).  Foreground
-    pixels learn at :attr:`foreground_rate`, so that a stopped object stays
-    foreground ``absorb_seconds``, raised towards alpha as the pixel's flicker
-    level (how often its classification changes) nears
-    ``flicker_reference``; a flickering foreground pixel that matches a
-    background component of a neighbour is background; a foreground blob
-    whose outline is an edge of the background image and not of the frame (a
-    ghost, what an object that left uncovers) is let go after
-    ``ghost_frames``.  A recovery (``recovery_drop``) starts only when most
-    cells of an 8x8 grid over the frame drop at once.
-
-    **Shadows.**  After the update, a foreground pixel of a colour frame that
-    is a darker copy of one of its background components is relabelled
-    ``shadow_value`` (127 by default, as OpenCV's MOG2 does; 0 folds shadows
-    into the background): its brightness ratio to the component,
-    ``a = <x, mu> / |mu|^2`` (each channel weighed by its precision for the
-    diagonal model), lies in ``[shadow_ratio_min, 1]`` and its colour lies
-    within ``shadow_threshold`` standard deviations, scaled by a, of the
-    darkened ``a mu``.  Components whose colour is too close to grey for that
-    test to tell a shadow from a grey object are skipped, so grey frames have
-    no shadows, and so is the component the frame itself matched or created
-    (with k = 1 nothing is left).  127 is never foreground: the display, the
-    statistics and the evaluation count only 255.  See :mod:`bgsub.model.kernels.shadows`.
+    Every pixel keeps ``k`` Gaussians, updated online from each frame
+    (Stauffer and Grimson's model, with selective update, a flicker level,
+    neighbour match, ghost release, shadow detection and recovery from
+    sudden changes).  :meth:`apply` classifies a frame against the model,
+    then learns from it, and returns the mask: 0 background, 255 foreground,
+    ``shadow_value`` (127) for a moving cast shadow.  The documentation's
+    model page (``docs/model.md``) describes the model once; the
+    configuration reference gives each parameter's default and what it rests
+    on.  The per-pixel work is the backend's
+    (:class:`bgsub.model.backend.CpuBackend`, the Numba kernels of
+    :mod:`bgsub.model.kernels`, mirrored by ``tests/naive.py``).
 
     Parameters
     ----------
@@ -213,6 +156,9 @@ class MixtureMasker:
         ``bgsub`` command writing a video, fewer threads leave that CPU to it.
         ``threads=1`` starts no thread at all, whatever threading layer Numba
         uses.
+    fps : float, optional
+        The source's frame rate, in (0, 1000], in which ``absorb_seconds`` is
+        counted (default: ``config.fps``).
     **params
         Single parameters overriding ``config`` (``k``, ``learning_rate``,
         ``match_threshold``, ``background_ratio``, ``init_weight``,
