@@ -142,6 +142,15 @@ def test_ci_runs_the_readme_commands():
     assert any(line.startswith("NO_MKDOCS_2_WARNING=1 mkdocs build --strict") for line in ci)
 
 
+def test_the_readme_links_lead_somewhere():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", readme)
+    local = [link for link in links if not urllib.parse.urlsplit(link).scheme]
+    assert "docs/reference/configuration.md" in local and "CHANGELOG.md" in local
+    for link in local:
+        assert (ROOT / link).is_file(), link
+
+
 # --- the benchmarks' tables ----------------------------------------------------------------
 
 PAGE = """# Speed
