@@ -202,6 +202,36 @@ def test_the_pages_hold_the_tables_the_benchmarks_write(page, name):
     assert doctables.replace_table(text, name, table.group(1)) == text
 
 
+def docs_table(page: str, name: str) -> list[str]:
+    text = (DOCS / page).read_text(encoding="utf-8")
+    return re.search(rf"<!-- table:{name} -->\n(.*?)\n<!-- /table:{name} -->", text,
+                     re.DOTALL).group(1).splitlines()
+
+
+def test_the_benchmarks_write_the_pages_tables_in_their_shape(monkeypatch):
+    """Given a row's numbers, each benchmark writes the line the page holds for them."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import accuracy_table
+    import bench_fps
+
+    speed = docs_table("speed.md", "speed")
+    row = next(line for line in speed if line.startswith("| 640x480 | BGR |"))
+    cells = [c.strip("* ") for c in row.strip("|").split("|")]
+    ours, mog2, state, copy = (float(cells[i]) for i in (2, 3, 5, 6))
+    written = bench_fps.markdown_table([("640x480", "BGR", ours, mog2, state, copy)])
+    assert written.splitlines()[:2] == speed[:2]
+    assert written.splitlines()[2] == row
+
+    accuracy = docs_table("accuracy.md", "accuracy")
+    row = next(line for line in accuracy if line.startswith("| highway | bgsub |"))
+    values = [float(c.strip("* ")) for c in row.strip("|").split("|")[2:]]
+    metrics = {key: value for (key, _), value in zip(accuracy_table.METRICS, values)}
+    data = {"sequences": [{"name": "highway", "results": {"bgsub": metrics}}],
+            "mean": {"bgsub": metrics}}
+    written = accuracy_table.table(data).splitlines()
+    assert written[:2] == accuracy[:2] and written[2] == row
+
+
 # --- the site, built, served and looked at ---------------------------------------------------
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
