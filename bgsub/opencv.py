@@ -105,9 +105,8 @@ class BackgroundSubtractorGMM:
     """bgsub's mixture masker behind OpenCV's ``BackgroundSubtractorMOG2`` methods.
 
     Build it with :func:`createBackgroundSubtractorGMM`.  The masker is made on
-    the first frame (its match threshold depends on the channel count) and
-    made anew, as MOG2 does, when a frame of another size or channel count
-    comes.  A setter that changes the model keeps what has been learned:
+    the first frame and made anew, as MOG2 does, when a frame of another size
+    or channel count comes.  A setter that changes the model keeps what has been learned:
     the masker is rebuilt from its own state with the new settings
     (:meth:`setNMixtures` keeps each pixel's top-ranked components and
     renormalises their weights, or adds empty slots; :meth:`setVarMin` and
