@@ -413,7 +413,7 @@ class BackgroundSubtractorGMM:
 
 
 def _reencode(masker: MixtureMasker, codes: np.ndarray, config: ModelConfig) -> np.ndarray:
-    """*masker*'s state *codes* (from a checkpoint) for *config*'s k and variance range (a checkpoint's layout).
+    """*masker*'s state *codes* (a checkpoint's) laid out for *config*'s k and variance range.
 
     Fewer components keep each pixel's top-ranked ones with their weights
     renormalised to sum to one; more add empty slots (weight 0).  Variances

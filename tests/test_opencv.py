@@ -7,7 +7,6 @@ drop-in with the same calls, and assert the same direction for both.
 from __future__ import annotations
 
 import difflib
-import math
 
 import cv2
 import numpy as np
@@ -371,6 +370,11 @@ def test_setters_keep_what_the_model_learned():
     # variances of one channel, within the new range (MOG2's, summed over 3 channels)
     assert state["var"].min() >= 16 / 3 - 0.01 and state["var"].max() <= 400 / 3 + 0.01
     assert _count(sub.apply(noisy(rng, base, 2))) < 0.01 * H * W  # still the background
+    sub.setNMixtures(5)  # more: empty slots
+    state = sub.masker.state()
+    assert state["w"].shape[0] == 5 and (state["w"][1:] == 0).all()
+    np.testing.assert_allclose(sub.getBackgroundImage(), background, atol=1)
+    assert _count(sub.apply(noisy(rng, base, 2))) < 0.01 * H * W
 
 
 def test_apply_writes_into_fgmask_and_starts_again_on_another_size():
