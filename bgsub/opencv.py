@@ -78,7 +78,9 @@ def createBackgroundSubtractorGMM(history: int = 500, varThreshold: float = 16,
         Mark moving cast shadows (with the shadow value, 127).
     config : ModelConfig, optional
         bgsub's parameters for everything the three above do not set
-        (default: bgsub's defaults).
+        (default: bgsub's defaults); its ``learning_rate``,
+        ``absorb_seconds``, ``match_threshold`` and ``shadows`` are replaced
+        by the mapped values.
     threads : int, optional
         Threads of the masker (see :class:`bgsub.model.masker.MixtureMasker`).
 
