@@ -274,3 +274,70 @@ def test_the_command_refuses_a_forged_checkpoint_in_one_line(checkpoint, tmp_pat
     r = bgsub("small.avi", "--no-display", "--load-model", "/dev/zero", cwd=tmp_path,
               timeout=120, preexec_fn=limited)
     assert r.returncode == 2 and "not a regular file" in r.stderr, r.stderr
+
+
+# -- passwords: none in any output, file names included -----------------------------------
+
+def test_redact_hides_a_password_that_holds_an_at_sign():
+    from bgsub.io.sources import redact
+
+    assert redact("http://user:top@secret@127.0.0.1:8080/x failed") == (
+        "http://user:***@127.0.0.1:8080/x failed")
+    assert redact("rtsp://a:b@c@d@cam/x?q=a:b@c") == "rtsp://a:***@cam/x?q=a:b@c"
+    # a library's message that quotes the address without its scheme
+    assert redact("invalid address 'user:secret@host:1'", "tcp://user:secret@host:1") == (
+        "invalid address 'user:***@host:1'")
+
+
+def test_a_stream_password_with_an_at_sign_is_in_no_output(tmp_path):
+    import cv2
+
+    from bgsub.eval.synthetic import MjpegServer
+
+    video = events_recording(tmp_path, EventSpec(frames=150, crossings=((50, 69),)))
+    capture = cv2.VideoCapture(str(video))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    server = MjpegServer(frames, fps=100, batches=[len(frames)])
+    try:
+        r = bgsub(f"http://user:pw1@s3cret@127.0.0.1:{server.port}/x", "--no-display",
+                  "--events", "ev.jsonl", "--clips", "c", "--set", "source.reconnect=false",
+                  "--set", "source.open_timeout=5", cwd=tmp_path, timeout=300)
+    finally:
+        server.close()
+    lines = (tmp_path / "ev.jsonl").read_text().splitlines()
+    assert lines and json.loads(lines[0])["source"] == (
+        f"http://user:***@127.0.0.1:{server.port}/x"), lines
+    clips = [p.name for p in (tmp_path / "c").iterdir()]
+    assert clips, r.stderr
+    for text in [r.stderr, r.stdout, *lines, *clips]:
+        assert "s3cret" not in text and "pw1" not in text, text
+
+
+def test_live_events_redact_the_name_they_are_given(tmp_path):
+    from bgsub.config import Config
+    from bgsub.live.events import LiveEvents
+
+    events = LiveEvents("http://user:pw1@s3cret@127.0.0.1:1/x", Config(), 25.0,
+                        clips=tmp_path / "c")
+    try:
+        assert events.name == "http://user:***@127.0.0.1:1/x"
+        assert "s3cret" not in events._clips.prefix and "pw1" not in events._clips.prefix
+    finally:
+        events.close()
+
+
+def test_a_scheduler_password_is_in_no_message(tmp_path):
+    pytest.importorskip("distributed")
+    video = events_recording(tmp_path, EventSpec(frames=20, crossings=()))
+    for address in ("tcp://user:secret@127.0.0.1:1", "tcp://user:pw1@s3cret@127.0.0.1:1"):
+        r = bgsub("scan", video, "--scheduler", address, "--set", "scan.connect_timeout=2",
+                  cwd=tmp_path, timeout=300)
+        assert r.returncode == 2, r.stderr
+        assert "user:***@127.0.0.1:1" in r.stderr, r.stderr
+        assert "s3cret" not in r.stderr + r.stdout and "pw1" not in r.stderr + r.stdout
