@@ -169,3 +169,15 @@ def test_a_browser_follows_hostile_names_to_their_files(hostile, tmp_path):
                 for name in HOSTILE if name.isprintable() or "\n" in name for ext in ("jpg", "mp4")}
     assert expected <= set(links)
     assert "pwned" not in re.search(r"<title>[^<]*</title>", r.stdout)[0]
+
+
+def test_a_record_read_back_cannot_put_markup_in_the_page(tmp_path):
+    """Records are files a resumed run reads back: every value of theirs is text."""
+    hostile = event(1, 40, 100, "a.event001.jpg")
+    hostile["start_timecode"] = "<script>alert(1)</script>"
+    hostile["peak_frame"] = '"><img src=x onerror=alert(1)>'
+    record = scanned("a.mp4", [hostile], [0.0] * 30)
+    record["width"] = "<b>w</b>"
+    page = render_report([(record, tmp_path)], tmp_path, threshold=0.003)
+    assert "<script>alert" not in page and "<img src=x" not in page and "<b>w" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page

@@ -247,7 +247,7 @@ class CpuBackend:
 
     @staticmethod
     def code_count(config: ModelConfig, pixels: int, channels: int) -> int:
-        """The length of :meth:`codes` for *pixels* pixels of *channels* channels (no allocation)."""
+        """The length of :meth:`codes` for *pixels* pixels of *channels* channels, unallocated."""
         variances = channels if config.covariance == "diagonal" else 1
         planes = config.k * (1 + channels + variances)
         return -(-pixels // kernels.BLOCK) * planes * kernels.BLOCK + pixels
