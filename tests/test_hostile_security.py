@@ -146,6 +146,8 @@ FORGED = {
     "negative nbytes": (_negative, "bytes"),
     "string nbytes": (_entry("state", "nbytes", "10"), "bytes"),
     "an unknown array": (_entry("ghosts", "name", "extra"), "'extra'"),
+    "a list as an array's name": (_entry("ghosts", "name", ["state"]), "['state']"),
+    "a header nested too deep": (None, "header is damaged"),
     "a list of tracking": (_set("tracking", []), "'tracking' must be a mapping"),
     "a short likelihood average": (_tracking("log_likelihood_average", [0.5] * 5),
                                    "log_likelihood_average must be a list of 64"),
@@ -171,6 +173,8 @@ def test_a_checkpoint_with_a_valid_checksum_and_bad_content_is_refused(checkpoin
         forged = _forge(checkpoint, change, payload=body[:ghosts["offset"]])
     elif case == "a list as header":
         forged = _forge(checkpoint, raw_header=b"[1, 2, 3]")
+    elif case == "a header nested too deep":
+        forged = _forge(checkpoint, raw_header=b"[" * 100000 + b"]" * 100000)
     else:
         forged = _forge(checkpoint, change)
     with pytest.raises(CheckpointError) as caught:

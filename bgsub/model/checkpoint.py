@@ -91,7 +91,7 @@ def _header(raw: bytes, name: str) -> dict[str, Any]:
     ``sum(entry["nbytes"])`` and can be trusted to describe the arrays."""
     try:
         header = json.loads(raw)
-    except ValueError:  # UnicodeDecodeError included
+    except (ValueError, RecursionError):  # UnicodeDecodeError included; nested too deep
         raise CheckpointError(f"{name}: the checkpoint's header is damaged") from None
 
     def bad(what: str) -> CheckpointError:
@@ -108,7 +108,7 @@ def _header(raw: bytes, name: str) -> dict[str, Any]:
                                                           "nbytes"}:
             raise bad("an array entry must hold name, dtype, shape, offset and nbytes")
         array = entry["name"]
-        if array not in ARRAYS or array in seen:
+        if not isinstance(array, str) or array not in ARRAYS or array in seen:
             raise bad(f"an array named {array!r}: expected each of {', '.join(ARRAYS)} "
                       "at most once")
         seen.add(array)
