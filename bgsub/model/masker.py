@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend import CpuBackend
+from .backend import LL_GRID, CpuBackend
 from ..config import MAX_THREADS, ModelConfig, load_config, replace_section
 from . import checkpoint
 from .em import fit_mixtures
@@ -269,12 +269,16 @@ class MixtureMasker:
         self._shape: tuple[int, ...] | None = None
         self._backend.release()
 
-    def _allocate(self, shape: tuple[int, ...]) -> None:
+    def _allocate(self, shape: tuple[int, ...], bootstrap: bool | None = None) -> None:
+        """The state for frames of *shape*, and the EM bootstrap's frames when
+        *bootstrap* (default: when the configuration starts by EM)."""
         channels = 1 if len(shape) == 2 else shape[2]
         n = shape[0] * shape[1]
         self._shape = shape
         self._backend.allocate(n, channels, shape[1])
-        if self._config.init != "first-frame":
+        if bootstrap is None:
+            bootstrap = self._config.init != "first-frame"
+        if bootstrap:
             self._bootstrap = np.empty((n, self._config.init_frames, channels), np.uint8)
 
     def _check_frame(self, frame) -> np.ndarray:
@@ -508,13 +512,17 @@ class MixtureMasker:
 
     @_locked
     def __getstate__(self) -> dict:
-        """Everything the model has learned (see :mod:`bgsub.model.checkpoint`).
+        """Everything the model has learned and carries from frame to frame (see
+        :mod:`bgsub.model.checkpoint`): a masker restored from it makes the same
+        masks, bit for bit, from the next frame on.
 
         Not the last frame: :meth:`foreground_probability` needs a new one.
         """
         arrays = {}
+        ghost_frames = 0
         if self._shape is not None:
             arrays["state"] = self._backend.codes()
+            arrays["ghosts"], ghost_frames = self._backend.ghost_codes()
         if self._bootstrap is not None:
             arrays["bootstrap"] = self._bootstrap.copy()
         return {
@@ -526,37 +534,36 @@ class MixtureMasker:
                          "log_likelihood_average": (None if self._ll_average is None
                                                     else self._ll_average.tolist()),
                          "fps": self._fps,
-                         "recovery_left": self._recovery_left, "recovering": self._boosted},
+                         "recovery_left": self._recovery_left, "recovering": self._boosted,
+                         "ghost_test_frames": ghost_frames},
             "arrays": arrays,
         }
 
     def __setstate__(self, state: dict) -> None:
-        config = ModelConfig(**state["config"])
-        self.__init__(config, threads=state.get("threads"), fps=state["tracking"].get("fps"))
-        shape = state["shape"]
+        """Restore a state of :meth:`__getstate__`, every part checked before any is used.
+
+        Raises ValueError (TypeError for a part of the wrong kind) naming what
+        does not fit; the sizes are checked before anything of the frame's
+        size is allocated.
+        """
+        config, threads, fps, shape, tracking, arrays = _checked_state(state)
+        self.__init__(config, threads=threads, fps=fps)
         if shape is None:
             return
-        shape = tuple(int(v) for v in shape)
-        if len(shape) not in (2, 3) or min(shape) < 1 or len(shape) == 3 and shape[2] != 3:
-            raise ValueError(f"a frame shape of {shape}")
-        self._allocate(shape)
-        self._backend.load_codes(state["arrays"]["state"], shape[0] * shape[1],
+        t = tracking["frames_learned"]
+        self._allocate(shape, bootstrap=arrays.get("bootstrap") is not None)
+        self._backend.load_codes(arrays["state"], shape[0] * shape[1],
                                  1 if len(shape) == 2 else 3, shape[1])
-        bootstrap = state["arrays"].get("bootstrap")
+        self._backend.load_ghosts(arrays["ghosts"], tracking["ghost_test_frames"])
         if self._bootstrap is not None:
-            if bootstrap is None or bootstrap.shape != self._bootstrap.shape:
-                raise ValueError("the EM bootstrap's frames are missing or of another size")
-            self._bootstrap[:] = bootstrap
-        tracking = state["tracking"]
-        self._t = int(tracking["frames_learned"])
-        if self._bootstrap is not None and self._t >= config.init_frames:
-            self._bootstrap = None
+            self._bootstrap[:] = arrays["bootstrap"]
+        self._t = t
         ll = tracking["log_likelihood"]
         self._ll = math.nan if ll is None else float(ll)
         average = tracking["log_likelihood_average"]
         self._ll_average = None if average is None else np.asarray(average, np.float64)
-        self._recovery_left = int(tracking["recovery_left"])
-        self._boosted = bool(tracking["recovering"])
+        self._recovery_left = tracking["recovery_left"]
+        self._boosted = tracking["recovering"]
 
     def save(self, path: str | Path) -> None:
         """Write the model to *path* (atomically; see :mod:`bgsub.model.checkpoint`).
@@ -582,7 +589,7 @@ class MixtureMasker:
             state = {**state, "threads": threads}
         try:
             masker.__setstate__(state)
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
             raise checkpoint.CheckpointError(f"{name}: the checkpoint does not hold a usable "
                                              f"model ({exc})") from None
         return masker
@@ -591,6 +598,97 @@ class MixtureMasker:
         c = self._config
         return (f"MixtureMasker(k={c.k}, learning_rate={c.learning_rate}, "
                 f"match_threshold={c.match_threshold}, background_ratio={c.background_ratio})")
+
+
+def _integer(value, what: str, low: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{what} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _number(value, what: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+            or not math.isfinite(value):
+        raise ValueError(f"{what} must be a finite number or null, got {value!r}")
+    return float(value)
+
+
+def _checked_state(state) -> tuple:
+    """The parts of a saved state, each of the right kind and size for the others.
+
+    Returns (config, threads, fps, shape, tracking, arrays); raises
+    ValueError naming the first part that does not fit.  Nothing of the
+    frame's size is allocated here: the arrays' shapes are compared with the
+    ones the configuration and frame shape call for.
+    """
+    if not isinstance(state, dict):
+        raise ValueError(f"a state must be a mapping, got {type(state).__name__}")
+    for key, kind in (("config", dict), ("tracking", dict), ("arrays", dict)):
+        if not isinstance(state.get(key), kind):
+            raise ValueError(f"its {key!r} must be a mapping, got "
+                             f"{type(state.get(key)).__name__}")
+    try:
+        config = ModelConfig(**state["config"])
+    except TypeError as exc:  # a setting it does not know, or one missing
+        raise ValueError(f"its model settings do not fit this bgsub ({exc})") from None
+    threads = state.get("threads")
+    if threads is not None:
+        threads = _integer(threads, "threads", 1)
+    tracking = dict(state["tracking"])
+    fps = _number(tracking.get("fps"), "fps")
+    shape = state.get("shape")
+    if shape is not None:
+        if (not isinstance(shape, (list, tuple)) or len(shape) not in (2, 3)
+                or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1
+                       for v in shape) or len(shape) == 3 and shape[2] != 3):
+            raise ValueError(f"a frame shape of {shape!r}: expected [height, width] or "
+                             "[height, width, 3]")
+        shape = tuple(int(v) for v in shape)
+    checked = {
+        "frames_learned": _integer(tracking.get("frames_learned"), "frames_learned"),
+        "log_likelihood": _number(tracking.get("log_likelihood"), "log_likelihood"),
+        "recovery_left": _integer(tracking.get("recovery_left"), "recovery_left"),
+        "ghost_test_frames": _integer(tracking.get("ghost_test_frames", 0),
+                                      "ghost_test_frames"),
+    }
+    recovering = tracking.get("recovering")
+    if not isinstance(recovering, bool):
+        raise ValueError(f"recovering must be true or false, got {recovering!r}")
+    checked["recovering"] = recovering
+    average = tracking.get("log_likelihood_average")
+    if average is not None:
+        cells = LL_GRID * LL_GRID
+        if not isinstance(average, (list, tuple)) or len(average) != cells:
+            raise ValueError(f"log_likelihood_average must be a list of {cells} numbers")
+        average = [_number(v, "log_likelihood_average") for v in average]
+        if None in average:
+            raise ValueError("log_likelihood_average must hold numbers, not null")
+    checked["log_likelihood_average"] = average
+    arrays = state["arrays"]
+    if any(not isinstance(a, np.ndarray) for a in arrays.values()):
+        raise ValueError("its arrays must be numpy arrays")
+    if shape is None:
+        if arrays:
+            raise ValueError(f"arrays ({', '.join(arrays)}) without a frame shape")
+        return config, threads, fps, shape, checked, {}
+    pixels, channels = shape[0] * shape[1], 1 if len(shape) == 2 else 3
+    expected = {"state": ((CpuBackend.code_count(config, pixels, channels),), np.uint16),
+                "ghosts": (CpuBackend.ghost_shape(shape[0], shape[1]), np.int32)}
+    # the EM bootstrap's frames, while it still collects them
+    if config.init != "first-frame" and checked["frames_learned"] < config.init_frames:
+        expected["bootstrap"] = ((pixels, config.init_frames, channels), np.uint8)
+    if set(arrays) != set(expected):
+        raise ValueError(f"arrays {sorted(arrays)} where a model of {_describe(shape)} "
+                         f"{shape[1]}x{shape[0]} frames holds {sorted(expected)}")
+    for name, (size, dtype) in expected.items():
+        array = arrays[name]
+        if array.dtype != dtype or array.shape != size:
+            raise ValueError(f"its {name!r} is {array.dtype} {array.shape}; the model's "
+                             f"settings and frames of {shape[1]}x{shape[0]} call for "
+                             f"{np.dtype(dtype)} {size}")
+    return config, threads, fps, shape, checked, arrays
 
 
 def _describe(shape: tuple[int, ...]) -> str:
