@@ -36,7 +36,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import cv2
 import numpy as np
@@ -98,6 +98,8 @@ class LiveEvents:
             if clips is not None else None
         self._commands = _Commands(on_event, config.events.max_commands,
                                    config.events.command_timeout) if on_event else None
+        #: called with each event record (a dict, as its JSON line), in the pipeline's thread
+        self.subscribers: list[Callable[[dict[str, Any]], None]] = []
 
     @property
     def needs(self) -> frozenset[str]:
@@ -168,6 +170,8 @@ class LiveEvents:
                                 f"({exc.strerror})") from None
         if self._commands is not None:
             self._commands.run(text)
+        for subscriber in self.subscribers:
+            subscriber(dict(line))
 
     def close(self) -> None:
         """The events under way end with the last frame; every file is finished."""
