@@ -19,7 +19,9 @@ scan's :class:`~bgsub.scan.scanner.MotionScorer` and its :class:`~bgsub.scan.det
 * runs ``--on-event CMD`` (a shell command) with the event's JSON on its
   stdin, at its start and at its end, in the background: at most
   ``events.max_commands`` at once, each stopped after
-  ``events.command_timeout`` seconds; masking never waits for them.
+  ``events.command_timeout`` seconds; masking never waits for them;
+* hands each record, as a dict, to its :attr:`LiveEvents.subscribers`
+  (``--serve`` shows them on its page).
 """
 
 from __future__ import annotations

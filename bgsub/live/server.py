@@ -216,9 +216,17 @@ class LiveServer:
                         web.get("/stream/{n}/{pane}.mjpg", self._stream),
                         web.get("/clips/{n}/{name}", self._clip),
                         web.post("/source/{n}/{action}", self._action)])
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)  # no token in logs
+        # no access log: an address may hold the token; a stalled viewer delays the end by
+        # half a second at most
+        try:
+            runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                   shutdown_timeout=0.5)
+            site_options = {}
+        except TypeError:  # aiohttp before 3.10 sets it on the site
+            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            site_options = {"shutdown_timeout": 0.5}
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port, shutdown_timeout=0.5)
+        site = web.TCPSite(runner, self.host, self.port, **site_options)
         try:
             await site.start()
         except BaseException:
@@ -284,6 +292,9 @@ class LiveServer:
         """The sources ended: the pages say so."""
         if not self.ended:
             self.ended = True
+            for source in self.sources:
+                source.status = {**source.status, "state": "ended", "paused": False}
+                self._publish({"kind": "status", "source": source.n, "status": source.status})
             self._publish({"kind": "ended"})
 
     def _publish(self, message: dict[str, Any]) -> None:
@@ -413,7 +424,7 @@ class LiveServer:
                 await asyncio.wait_for(self._frame_changed.wait(), min(left, 1.0))
             except asyncio.TimeoutError:
                 pass
-        if pane not in source.jpegs:
+        if pane not in source.jpegs or source.seq <= after:  # none newer: ask again
             return web.Response(status=204, headers={"Cache-Control": "no-store"})
         return web.Response(body=source.jpegs[pane], content_type="image/jpeg",
                             headers={"X-Frame-Seq": str(source.seq),
