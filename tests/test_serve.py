@@ -243,6 +243,8 @@ async def _browse(url: str, profile: Path, shot: Path) -> tuple[dict, str]:
                             and " 0.00% foreground" not in data.get("status", " 0.00% foreground"):
                         break  # seen frames and an event, and the box is crossing now
                     await asyncio.sleep(0.2)
+                await call("Emulation.setDeviceMetricsOverride", width=1000, height=640,
+                           deviceScaleFactor=1, mobile=False)
                 await asyncio.sleep(0.3)  # the newest frame is drawn
                 html = await value("document.documentElement.outerHTML")
                 png = (await call("Page.captureScreenshot", format="png"))["data"]
@@ -286,8 +288,9 @@ def test_the_page_hears_of_the_end_and_the_server_stops_after_the_linger(tmp_pat
         urllib.request.urlopen(run.url, timeout=10)
 
 
-def test_a_token_is_asked_of_every_request(camera, tmp_path):
+def test_a_token_is_asked_of_every_request(tmp_path):
     token = "tok-Zq9xW3kP7"
+    camera = MjpegServer([f for f, _ in render_events(EventSpec(frames=30))], fps=30)
     run = Run(camera.url, "--quiet", "--serve-token", token, cwd=tmp_path)
     try:
         assert fetch(run.url)[0] == 403
@@ -308,6 +311,7 @@ def test_a_token_is_asked_of_every_request(camera, tmp_path):
         assert status == 200
     finally:
         run.stop()
+        camera.close()
     assert token not in run.stderr  # the command line's token is never shown
 
 
