@@ -7,8 +7,9 @@ frames held in memory (no decoding), through the frame step, with the
 events' scorer as a ``--serve`` run has it, and:
 
 * ``none``: no server;
-* ``viewer``: a :class:`~bgsub.live.server.LiveServer` and one viewer
-  reading its MJPEG stream of the annotated frame as fast as it comes;
+* ``viewer``: a :class:`~bgsub.live.server.LiveServer` and one viewer (a
+  process of its own) reading its MJPEG stream of the annotated frame as fast
+  as it comes;
 * ``stalled``: a viewer that connects to the stream and then reads nothing
   for the round (``--seconds``, 10 by default): the server keeps encoding
   (someone is watching), the socket's buffers fill, and the loop must not
@@ -28,8 +29,8 @@ import json
 import os
 import socket
 import statistics
+import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -49,10 +50,10 @@ from bgsub.model.step import FrameStep  # noqa: E402
 class Looped:
     """A reader over frames in memory, looped, for *seconds*."""
 
-    def __init__(self, frames: list[np.ndarray], seconds: float) -> None:
+    def __init__(self, frames: list[np.ndarray], seconds: float, first: int = 0) -> None:
         self.frames = frames
         self.end = time.perf_counter() + seconds
-        self.i = 0
+        self.i = first
 
     def get(self, timeout: float = 0.1):
         if time.perf_counter() >= self.end:
@@ -62,17 +63,14 @@ class Looped:
         return self.i - 1, frame
 
 
-def reader_thread(port: int, stop: threading.Event) -> None:
-    """A viewer: reads the MJPEG stream as fast as it comes."""
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(b"GET /stream/0/frame.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        sock.settimeout(0.5)
-        while not stop.is_set():
-            try:
-                if not sock.recv(1 << 16):
-                    return
-            except socket.timeout:
-                pass
+# a viewer in a process of its own (as a browser is): reads the MJPEG stream as fast as it comes
+READER = """
+import socket, sys
+with socket.create_connection(("127.0.0.1", int(sys.argv[1]))) as sock:
+    sock.sendall(b"GET /stream/0/frame.mjpg HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\n\\r\\n")
+    while sock.recv(1 << 16):
+        pass
+"""
 
 
 def stalled(port: int) -> socket.socket:
@@ -88,7 +86,6 @@ def one(mode: str, frames, config: Config, seconds: float) -> float:
     events = LiveEvents("bench", config, 30.0)
     consumers = [events]
     server = viewer = sock = None
-    done = threading.Event()
     if mode != "none":
         server = LiveServer("127.0.0.1", 0, None, drawer(config.display))
         server.start()
@@ -96,16 +93,17 @@ def one(mode: str, frames, config: Config, seconds: float) -> float:
         consumers.append(server.feed(0, step.reset))
         events.subscribers.append(lambda record: server.event(0, record))
         if mode == "viewer":
-            viewer = threading.Thread(target=reader_thread, args=(server.port, done),
-                                      daemon=True)
-            viewer.start()
+            viewer = subprocess.Popen([sys.executable, "-c", READER, str(server.port)])
         else:
             sock = stalled(server.port)
         time.sleep(0.5)  # the viewer is connected
     # a second of warm-up (the model's first frames, the caches), not timed
-    run_pipeline(Looped(frames, 1.0), step, consumers)
-    summary = run_pipeline(Looped(frames, seconds), step, consumers)
-    done.set()
+    warm = Looped(frames, 1.0)
+    run_pipeline(warm, step, consumers)
+    summary = run_pipeline(Looped(frames, seconds, warm.i), step, consumers)
+    if viewer is not None:
+        viewer.kill()
+        viewer.wait()
     if sock is not None:
         sock.close()
     if server is not None:

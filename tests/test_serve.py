@@ -277,8 +277,15 @@ def test_a_browser_shows_the_frames_and_the_events(live, tmp_path):
 
 
 def test_the_page_hears_of_the_end_and_the_server_stops_after_the_linger(tmp_path):
-    clip = events_recording(tmp_path, EventSpec(frames=120))
+    clip = events_recording(tmp_path, EventSpec(frames=120), name="a<b>&'\"x.mp4")
     run = Run(clip, "--quiet", "--serve-linger", "3", cwd=tmp_path)
+    for _ in range(100):  # the page once the source is open
+        status, _, page = fetch(run.url)
+        if b"x.mp4" in page:
+            break
+        time.sleep(0.1)
+    # the name is data: in the page's JSON with its markup characters escaped
+    assert b"a<b>" not in page and b"a\\u003cb\\u003e\\u0026'\\\"x.mp4" in page
     seen = messages(run.url, lambda m: m["kind"] == "ended")
     ended = time.monotonic()
     assert any(m["kind"] == "status" and m["status"]["state"] == "ended" for m in seen)
