@@ -148,6 +148,9 @@ def test_the_page_shows_the_source_without_its_password_and_new_frames_come(live
     status, _, mask = fetch(f"{live.url}frame/0/mask.jpg")
     assert status == 200 and mask[:2] == b"\xff\xd8"
     assert fetch(f"{live.url}frame/1/frame.jpg")[0] == 404
+    # a site's own name resolved to this machine (DNS rebinding) gets nothing
+    assert fetch(live.url, headers={"Host": "attacker.example:80"})[0] == 403
+    assert fetch(live.url, headers={"Host": "localhost"})[0] == 200
     assert fetch(f"{live.url}frame/0/secret.jpg")[0] == 404
 
 

@@ -84,6 +84,13 @@ def needs_token(host: str) -> bool:
         return True
 
 
+def _host_of(host: str) -> str:
+    """The host of a ``Host`` header, without its port (``[::1]:8080`` -> ``::1``)."""
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.rpartition(":")[0] if host.count(":") == 1 else host
+
+
 def _jpeg(image: np.ndarray, quality: int) -> bytes:
     return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes()
 
@@ -359,6 +366,11 @@ class LiveServer:
     async def _guard_impl(self, request, handler):
         from aiohttp import web
 
+        if self.token is None and needs_token(_host_of(request.host)):
+            # no token: only for pages reached by a loopback name, never by a site's own name
+            # resolved to this machine (DNS rebinding)
+            raise web.HTTPForbidden(text="403: without a token, the page answers to a "
+                                    "loopback address only\n")
         if not self._token_ok(request):
             raise web.HTTPForbidden(text="403: a valid token is needed (open the address "
                                     "bgsub printed, with its ?token=)\n")
