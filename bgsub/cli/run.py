@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from ..live.checkpointer import Checkpointer
 from ..model.checkpoint import CheckpointError
 from ..io.display import Display, Window, drawer
 from ..live.events import LiveEvents
+from ..live.server import LiveServer, ServeError, needs_token, new_token, parse_address
 from ..model.masker import MixtureMasker
 from ..files import (SinkError, check_not_inputs, check_output_dir, check_output_file,
                        check_writable_file)
@@ -92,6 +94,15 @@ def add_parser(commands, parent: argparse.ArgumentParser) -> argparse.ArgumentPa
     p.add_argument("--on-event", metavar="CMD",
                    help="run the shell command CMD at each event's start and end, with the "
                         "event's JSON on its stdin (in the background)")
+    p.add_argument("--serve", metavar="HOST:PORT",
+                   help="serve a page of the run in a browser at http://HOST:PORT/ (the "
+                        "optional extra web): each source's view, mask, status and events, "
+                        "with pause and reset; an address other than loopback needs a token")
+    p.add_argument("--serve-token", metavar="TOKEN",
+                   help="the token the page asks for (default: none on loopback, a fresh one "
+                        "printed once elsewhere)")
+    p.add_argument("--serve-linger", type=float, default=0.0, metavar="SECONDS",
+                   help="keep serving the page this long after the sources end (default 0)")
     p.set_defaults(run=main)
     return p
 
@@ -249,21 +260,51 @@ def _process(args: argparse.Namespace, stop) -> int:
     specs = _sources(args)
     config = config_of(args, ("width", "height", "fps"))
     outputs = _outputs(args, specs)
+    server = _server(args, config, stop)  # listening before any source is opened
     channels: list[_Channel] = []
     try:
         for (spec, camera), out in zip(specs, outputs):
             source = open_source(spec, camera, config.source, stop)
             channels.append(_Channel(source.info.name, source, out))
+            if server is not None:
+                server.add_source(source.info.name, out.get("--clips"))
             if stop.is_set():
                 return 0
-        return _run_channels(args, config, channels, stop)
+        return _run_channels(args, config, channels, stop, server)
     finally:
         for channel in channels:
             if channel.reader is None:  # opened, never started
                 channel.source.close()
+        if server is not None:
+            server.close(args.serve_linger)
 
 
-def _run_channels(args, config, channels: list[_Channel], stop) -> int:
+def _server(args: argparse.Namespace, config, stop) -> LiveServer | None:
+    """The started ``--serve`` server, or None; bad values are usage errors."""
+    if args.serve is None:
+        if args.serve_token is not None or args.serve_linger:
+            raise UsageError("--serve-token and --serve-linger need --serve HOST:PORT")
+        return None
+    if not args.serve_linger >= 0:
+        raise UsageError(f"--serve-linger must be seconds >= 0, got {args.serve_linger:g}")
+    if args.serve_token is not None and not args.serve_token.strip():
+        raise UsageError("--serve-token must not be empty")
+    try:
+        host, port = parse_address(args.serve)
+        token = args.serve_token
+        generated = token is None and needs_token(host)
+        token = new_token() if generated else token
+        server = LiveServer(host, port, token, drawer(config.display), stop)
+        server.start()
+    except ServeError as exc:
+        raise UsageError(str(exc)) from None
+    # the one line that shows a generated token (the command line's own is never shown)
+    print(f"bgsub: serving {server.url}" + (f"?token={token}" if generated else ""),
+          file=sys.stderr, flush=True)
+    return server
+
+
+def _run_channels(args, config, channels: list[_Channel], stop, server=None) -> int:
     draw = drawer(config.display)
     many = len(channels) > 1
     window = None
@@ -291,7 +332,7 @@ def _run_channels(args, config, channels: list[_Channel], stop) -> int:
             threads = max(1, masker_threads(config.pipeline.masker_threads, writes)
                           // len(channels))
             for n, channel in enumerate(channels):
-                _build(channel, n, args, config, draw, threads, window, stop)
+                _build(channel, n, args, config, draw, threads, window, stop, server)
             if len(channels) == 1 and window is None:
                 channel = channels[0]
                 channel.run(stop, Progress(channel.source.info.frame_count, quiet=args.quiet))
@@ -338,7 +379,8 @@ def _run_channels(args, config, channels: list[_Channel], stop) -> int:
     return 2 if failed else 0
 
 
-def _build(channel: _Channel, n: int, args, config, draw, threads: int, window, stop) -> None:
+def _build(channel: _Channel, n: int, args, config, draw, threads: int, window, stop,
+           server=None) -> None:
     """Open one source's outputs, reader and frame step, and list its consumers."""
     outputs, source = channel.outputs, channel.source
     fps = source.info.fps
@@ -362,10 +404,13 @@ def _build(channel: _Channel, n: int, args, config, draw, threads: int, window, 
     if window is not None:
         channel.consumers.append(window.feed(n))  # first: the frame it draws is shared
     channel.consumers.append(writer)
-    if "--events" in outputs or "--clips" in outputs or args.on_event:
+    if "--events" in outputs or "--clips" in outputs or args.on_event or server is not None:
         channel.events = LiveEvents(source.info.name, config, fps, outputs.get("--events"),
                                     outputs.get("--clips"), args.on_event)
         channel.consumers.append(channel.events)
+    if server is not None:
+        channel.events.subscribers.append(lambda record: server.event(n, record))
+        channel.consumers.append(server.feed(n, step.reset, lambda: source.drops))
     if "--save-model" in outputs and source.info.kind in ("camera", "stream"):
         channel.checkpointer = Checkpointer(lambda: step.masker, outputs["--save-model"],
                                             config.output.checkpoint_every)

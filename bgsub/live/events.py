@@ -19,7 +19,9 @@ scan's :class:`~bgsub.scan.scanner.MotionScorer` and its :class:`~bgsub.scan.det
 * runs ``--on-event CMD`` (a shell command) with the event's JSON on its
   stdin, at its start and at its end, in the background: at most
   ``events.max_commands`` at once, each stopped after
-  ``events.command_timeout`` seconds; masking never waits for them.
+  ``events.command_timeout`` seconds; masking never waits for them;
+* hands each record, as a dict, to its :attr:`LiveEvents.subscribers`
+  (``--serve`` shows them on its page).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import cv2
 import numpy as np
@@ -100,6 +102,8 @@ class LiveEvents:
             if clips is not None else None
         self._commands = _Commands(on_event, config.events.max_commands,
                                    config.events.command_timeout) if on_event else None
+        #: called with each event record (a dict, as its JSON line), in the pipeline's thread
+        self.subscribers: list[Callable[[dict[str, Any]], None]] = []
 
     @property
     def needs(self) -> frozenset[str]:
@@ -170,6 +174,8 @@ class LiveEvents:
                                 f"({exc.strerror})") from None
         if self._commands is not None:
             self._commands.run(text)
+        for subscriber in self.subscribers:
+            subscriber(dict(line))
 
     def close(self) -> None:
         """The events under way end with the last frame; every file is finished."""
