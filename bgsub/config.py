@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from .errors import BgsubError
 from .regions import RegionError, check_polygon
 from .timecode import parse_duration
 
@@ -27,7 +28,7 @@ __all__ = ["ConfigError", "ModelConfig", "SourceConfig", "PostprocessConfig", "D
            "apply_overrides", "resolve_config", "replace_section"]
 
 
-class ConfigError(ValueError):
+class ConfigError(BgsubError, ValueError):
     """An invalid configuration value, key or file (a user error)."""
 
 

@@ -23,13 +23,19 @@ import math
 import re
 from dataclasses import dataclass
 
-__all__ = ["Duration", "parse_duration", "timecode", "DURATION_FORMS"]
+from .errors import BgsubError
+
+__all__ = ["Duration", "DurationError", "parse_duration", "timecode", "DURATION_FORMS"]
 
 #: what a duration may look like, for error messages
 DURATION_FORMS = 'frames (45), seconds ("1.5s") or a timecode ("00:00:01.5")'
 
 _SECONDS = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*s\s*$")
 _TIMECODE = re.compile(r"^\s*(?:(\d+):)?(\d+):(\d+(?:\.\d*)?)\s*$")
+
+
+class DurationError(BgsubError, ValueError):
+    """A duration or position that is none of the forms of the module's table (a user error)."""
 
 
 @dataclass(frozen=True)
@@ -65,8 +71,8 @@ def parse_duration(value: object, name: str = "duration") -> Duration:
 
     Raises
     ------
-    ValueError
-        Naming *name*, what was given and what is expected.
+    DurationError
+        Naming *name*, what was given and what is expected (a ``ValueError``).
     """
     if isinstance(value, datetime.time):
         return Duration(seconds=value.hour * 3600 + value.minute * 60 + value.second
@@ -86,7 +92,7 @@ def parse_duration(value: object, name: str = "duration") -> Duration:
             hours = int(match.group(1) or 0)
             return Duration(seconds=hours * 3600 + int(match.group(2)) * 60
                             + float(match.group(3)))
-    raise ValueError(f"{name} must be {DURATION_FORMS}, got {value!r}")
+    raise DurationError(f"{name} must be {DURATION_FORMS}, got {value!r}")
 
 
 def timecode(seconds: float) -> str:

@@ -98,7 +98,7 @@ def add_parser(commands, parent: argparse.ArgumentParser) -> argparse.ArgumentPa
 
 def main(args: argparse.Namespace) -> int:
     """Run the parsed ``bgsub run`` arguments; return the exit status."""
-    return run_command(args, lambda: _run(args), (CheckpointError,))
+    return run_command(args, lambda: _run(args))
 
 
 def _inputs(source: str | None) -> list[Path]:

@@ -30,11 +30,11 @@ import cv2
 import numba
 from tqdm import tqdm
 
+from ..errors import BgsubError
 from ..files import atomic_path
 from ..io.avsource import VideoFile
 from ..scan.clips import ClipError, clip_extension, cut_clip, thumbnail
 from ..config import Config, apply_overrides, replace_section
-from ..scan.cluster import ClusterError  # the module loads Dask only when it scans
 from ..io.progress import Progress
 from ..regions import RegionError, outlines, parse_polygon
 from ..scan.report import write_report
@@ -45,7 +45,7 @@ from ..model.step import FrameStep
 from ..scan.tables import (failure_record, identity, is_done, read_record, record_of,
                       settings_digest, write_events, write_record)
 from ..timecode import DURATION_FORMS, parse_duration
-from .common import UsageError, config_of, guarded, logging_to_stderr, stop_on_signals
+from .common import UsageError, config_of, run_command, stop_on_signals
 
 __all__ = ["add_parser", "main", "EXIT_FAILED"]
 
@@ -119,8 +119,7 @@ def add_parser(commands, parent: argparse.ArgumentParser) -> argparse.ArgumentPa
 def main(args: argparse.Namespace) -> int:
     """Run the parsed ``bgsub scan`` arguments; return the exit status."""
     # --quiet: the events on stdout and the errors, nothing else
-    with logging_to_stderr(args.quiet, args.debug):
-        return guarded(lambda: _run(args), args.debug, (RegionError, ClusterError))
+    return run_command(args, lambda: _run(args))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -498,8 +497,7 @@ def _finish(file: _File, key: int, plan: _Plan, scan=None, tasks: tuple[str, ...
     try:
         record = (scan or _scan_one)(file, key, plan)
     except (SourceError, RegionError, ClipError, OSError, ValueError) as exc:
-        message = str(exc) if isinstance(exc, (SourceError, RegionError, ClipError)) \
-            else f"{type(exc).__name__}: {exc}"
+        message = str(exc) if isinstance(exc, BgsubError) else f"{type(exc).__name__}: {exc}"
         logger.error("%s: %s; listed as failed", file.path, message.removeprefix(f"{file.path}: "))
         record = failure_record(file.path, file.name, message)
     if record is None:  # stopped before the end of the file: not done

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
+from ..errors import BgsubError
 from ..files import write_atomically
 
 
@@ -39,7 +40,7 @@ FORMAT = 2  # the file format this bgsub writes and reads (2: flicker words, cel
 _FIXED = struct.Struct("<8sII")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(BgsubError, ValueError):
     """A checkpoint that cannot be used: not one, another format, damaged, inconsistent."""
 
 

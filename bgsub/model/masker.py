@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .backend import CpuBackend
+from ..errors import BgsubError
 from ..config import MAX_THREADS, ModelConfig, load_config, replace_section
 from . import checkpoint
 from .em import fit_mixtures
@@ -34,7 +35,7 @@ def _locked(method):
     return call
 
 
-class FrameSizeError(ValueError):
+class FrameSizeError(BgsubError, ValueError):
     """A frame's size or channel count differs from the frames the model was built on.
 
     The model cannot take it without :meth:`MixtureMasker.reset`; the pipeline

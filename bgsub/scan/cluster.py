@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from ..config import Config, resolve_config
+from ..errors import BgsubError
 from .scanner import ScanOptions, ScanResult, merge_results, scan_file
 from ..timecode import parse_duration
 
@@ -53,7 +54,7 @@ PROGRESS_TOPIC = "bgsub-scan-progress"
 REPORT_INTERVAL = 1.0
 
 
-class ClusterError(Exception):
+class ClusterError(BgsubError):
     """The cluster cannot do the scan: no scheduler answers, no workers, another bgsub."""
 
 
