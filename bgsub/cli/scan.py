@@ -44,7 +44,7 @@ from ..io.sources import SourceError
 from ..model.step import FrameStep
 from ..scan.tables import (failure_record, identity, is_done, read_record, record_of,
                       settings_digest, write_events, write_record)
-from ..timecode import DURATION_FORMS, parse_duration
+from ..timecode import DURATION_FORMS, DurationError, parse_duration
 from .common import UsageError, config_of, run_command, stop_on_signals
 
 __all__ = ["add_parser", "main", "EXIT_FAILED"]
@@ -154,13 +154,16 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def _options(args: argparse.Namespace) -> ScanOptions:
-    for flag, value in (("--start", args.start), ("--end", args.end)):
+    """--start and --end, read once: the scan takes them as Duration values."""
+    bounds = {}
+    for name, flag in (("start", "--start"), ("end", "--end")):
+        value = getattr(args, name)
         if value is not None:
             try:
-                parse_duration(value, flag)
-            except ValueError:
+                bounds[name] = parse_duration(value, flag)
+            except DurationError:
                 raise UsageError(f"{flag} {value!r}: expected {DURATION_FORMS}") from None
-    return ScanOptions(start=args.start, end=args.end)
+    return ScanOptions(**bounds)
 
 
 @dataclass
@@ -336,10 +339,11 @@ def _scan(args: argparse.Namespace, stop) -> int:
     for file in todo:
         _probe(file)
     progress = _RunProgress(todo, args.quiet)
-    plan = _Plan(config, options, settings, args.scan_only, stop, progress,
+    # --continuous: one model for every file, in order
+    step = FrameStep.from_config(config, threads=threads, keep_raw=config.scan.flicker > 0) \
+        if args.continuous else None
+    plan = _Plan(config, options, settings, args.scan_only, stop, progress, step=step,
                  inputs={f.path.resolve() for f in files})
-    if args.continuous:
-        plan.step = FrameStep.from_config(config, threads=threads)
     began = time.perf_counter()
     opencv_threads = cv2.getNumThreads()
     cv2.setNumThreads(1)  # the scans are the parallelism; OpenCV's idle workers would spin
