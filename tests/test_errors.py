@@ -123,8 +123,10 @@ def test_every_user_error_class_is_a_bgsub_error_with_status_2():
     classes = (UsageError, ConfigError, CdnetError, SinkError, SourceError, CheckpointError,
                FrameSizeError, RegionError, ClipError, ClusterError, DurationError)
     for cls in classes:
-        assert issubclass(cls, BgsubError) and cls("x").exit_status == 2, cls
-        assert str(cls("what is wrong")) == "what is wrong"
+        error = cls((4, 6), (4, 7)) if cls is FrameSizeError else cls("what is wrong")
+        assert isinstance(error, BgsubError) and error.exit_status == 2, cls
+        if cls is not FrameSizeError:  # which words its shapes make
+            assert str(error) == "what is wrong"
     # documented (and caught by callers) as ValueError: they stay ValueErrors
     for cls in (ConfigError, CdnetError, CheckpointError, FrameSizeError, RegionError,
                 DurationError):
