@@ -1,15 +1,19 @@
-"""The README's accuracy table: ``bgsub eval`` on the four CDnet sequences beside OpenCV.
+"""The accuracy table of docs/accuracy.md: ``bgsub eval`` on the four CDnet sequences beside OpenCV.
 
-    python benchmarks/accuracy_table.py [DATA_DIR] [bgsub eval options ...]
+    python benchmarks/accuracy_table.py [DATA_DIR] [--write-docs] [bgsub eval options ...]
 
 runs ``bgsub eval DATA_DIR/{highway,pedestrians,office,busStation} --compare
 raw,mog2,knn,mog`` (plus any other options: ``--set section.key=value``...)
-and prints its JSON as the README's Markdown table: per sequence and for the
+and prints its JSON as that page's Markdown table: per sequence and for the
 mean, bgsub, its raw mask, MOG2, KNN and MOG with the seven CDnet metrics.
 DATA_DIR defaults to ``../shared/data`` beside the checkout, or
 ``$BGSUB_DATA``.  All the scoring is done by ``bgsub eval`` (:mod:`bgsub.cli.evaluate`); this
 file only fixes the comparison and the layout.  The MOG column needs
 opencv-contrib (``cv2.bgsegm``); without it bgsub skips MOG with a note.
+
+``--write-docs`` also puts the table into ``docs/accuracy.md`` (between its
+``table:accuracy`` markers); it takes the shipped configuration only, so it
+refuses other bgsub eval options.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import tempfile
 from pathlib import Path
 
 from bgsub.cli import main as bgsub
+from doctables import write_table
 from bgsub.eval.cdnet import METRICS
 
 SEQUENCES = ("highway", "pedestrians", "office", "busStation")
@@ -49,6 +54,12 @@ def main(argv: list[str]) -> int:
     data_dir = DEFAULT_DATA
     if argv and not argv[0].startswith("-"):
         data_dir, argv = Path(argv[0]), argv[1:]
+    write_docs = "--write-docs" in argv
+    argv = [a for a in argv if a != "--write-docs"]
+    if write_docs and argv:
+        print("accuracy_table.py: --write-docs takes the shipped configuration only; got "
+              + " ".join(argv), file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "scores.json"
         # the command's own tables are the same numbers: only the Markdown is printed
@@ -57,7 +68,10 @@ def main(argv: list[str]) -> int:
                           "raw,mog2,knn,mog", "--json", str(out), "--quiet", *argv])
         if code != 0:
             return code
-        print(table(json.loads(out.read_text())))
+        markdown = table(json.loads(out.read_text()))
+        print(markdown)
+        if write_docs:
+            print(f"wrote {write_table('accuracy.md', 'accuracy', markdown)}", file=sys.stderr)
     return 0
 
 

@@ -1,6 +1,7 @@
 """Frames per second of MixtureMasker.apply against OpenCV's MOG2, same frames, same run.
 
     python benchmarks/bench_fps.py [--seq DIR] [--frames N] [--rounds R] [--sizes 320x240,...]
+                                   [--write-docs]
 
 Frames are the first N of a CDnet sequence (default ../shared/data/highway),
 resized to each size, grey and BGR; without the sequence, textured synthetic
@@ -15,12 +16,16 @@ Next to the rates: the state traffic (bgsub reads and writes its whole 16-bit
 state once per frame, so bytes per second = 2 x state size x fps) against the
 machine's copy bandwidth (read + write bytes per second of ``np.copyto``
 between two buffers of the state's size, best of several), which bounds it.
+
+``--write-docs`` puts the results, as a Markdown table, into ``docs/speed.md``
+(between its ``table:speed`` markers); only frames of a real sequence count.
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -29,6 +34,7 @@ import numba
 import numpy as np
 
 from bgsub import MixtureMasker
+from doctables import write_table
 
 DEFAULT_SEQ = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "highway"
 SIZES = "320x240,640x480,1280x720,1920x1080"
@@ -74,8 +80,13 @@ def main(argv=None):
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--sizes", default=SIZES)
+    ap.add_argument("--write-docs", action="store_true",
+                    help="put the table into docs/speed.md")
     args = ap.parse_args(argv)
     source, what = load_frames(args.seq, args.frames)
+    if args.write_docs and "synthetic" in what:
+        ap.error(f"--write-docs needs the sequence's frames: {what}")
+    rows = []
     print(f"# {what}; {args.rounds} rounds, best round counts")
     print(f"# CPU threads: numba {numba.get_num_threads()}, OpenCV {cv2.getNumThreads()}; "
           f"{platform.processor() or platform.machine()}; bgsub defaults (k=3)")
@@ -96,9 +107,26 @@ def main(argv=None):
                 best_ours = max(best_ours, rate(ours.apply, frames))
                 best_mog2 = max(best_mog2, rate(mog2.apply, frames))
             state_bytes = ours.state_nbytes
+            state_gbs = 2 * state_bytes * best_ours / 1e9
+            copy_gbs = copy_bandwidth(state_bytes) / 1e9
             print(f"{size:>10s} {mode:>5s} {best_ours:10.1f} {best_mog2:9.1f} "
-                  f"{best_ours / best_mog2:6.2f} {2 * state_bytes * best_ours / 1e9:10.1f} "
-                  f"{copy_bandwidth(state_bytes) / 1e9:9.1f}", flush=True)
+                  f"{best_ours / best_mog2:6.2f} {state_gbs:10.1f} {copy_gbs:9.1f}", flush=True)
+            rows.append((size, mode, best_ours, best_mog2, state_gbs, copy_gbs))
+    if args.write_docs:
+        print(f"wrote {write_table('speed.md', 'speed', markdown_table(rows))}", file=sys.stderr)
+
+
+def markdown_table(rows) -> str:
+    """The rows as docs/speed.md shows them; the 640x480 BGR ratio in bold."""
+    lines = ["| size | mode | bgsub fps | MOG2 fps | ratio | state GB/s | copy GB/s |",
+             "|---|---|---|---|---|---|---|"]
+    for size, mode, ours, mog2, state, copy in rows:
+        ratio = f"{ours / mog2:.2f}"
+        if (size, mode) == ("640x480", "BGR"):
+            ratio = f"**{ratio}**"
+        lines.append(f"| {size} | {mode} | {ours:.1f} | {mog2:.1f} | {ratio} | {state:.1f} "
+                     f"| {copy:.1f} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

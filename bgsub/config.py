@@ -42,111 +42,90 @@ MAX_THREADS = 256  # a bound on thread counts asked for (pipeline.masker_threads
 class ModelConfig:
     """Parameters of the per-pixel Stauffer–Grimson mixture.
 
+    The documentation's model page (``docs/model.md``) says what each
+    parameter does in the model; its configuration reference gives each
+    default, unit and range and what the default rests on.  Every value is
+    validated: an invalid one raises :class:`ConfigError` naming it.
+
     Parameters
     ----------
     k : int
         Gaussians per pixel (1..8).
     learning_rate : float
-        alpha in [0, 1]: the weight of the newest frame in every running
-        average.  Early frames use ``max(alpha, 1/t)`` (t = frames learned so
-        far, counting the current one) so a fresh model settles at once.
+        alpha in [0, 1]: the weight of the newest frame in a background
+        pixel's running averages (early frames use ``max(alpha, 1/t)``).
     match_threshold : float
-        lambda > 0: a value matches a component when its mean squared
-        per-channel distance to the mean is below ``lambda**2 * variance``.
+        lambda > 0: a value matches a component within this many standard
+        deviations (of one channel).
     background_ratio : float
-        T in (0, 1): components, ranked by weight/sigma, belong to the
-        background until their cumulative weight exceeds T.
+        T in (0, 1): components ranked by weight/sigma are background until
+        their cumulative weight exceeds T.
     init_weight : float
-        Weight in (0, 1) given to a component created for an unmatched value
-        (before the weights are renormalised).
+        Weight in (0, 1) of a component created for an unmatched value.
     init_variance : float
-        Variance (grey levels squared) of a newly created component.
+        Variance (grey levels squared) of a new component.
     min_variance, max_variance : float
-        Clamp for every variance; ``min_variance <= init_variance <= max_variance``.
+        Clamp of every variance; ``min_variance <= init_variance <= max_variance``,
+        each in (0, 65025].
     rho : {"alpha_over_weight", "gaussian"}
-        Learning rate of the matched component's mean and variance:
-        ``alpha / w`` (default) or the paper's ``alpha * eta(x | mu, sigma)``.
+        Learning rate of the matched component's mean and variance: ``alpha / w``
+        or the paper's ``alpha * eta(x | mu, sigma)``.
     covariance : {"spherical", "diagonal"}
-        One variance per component shared by the channels (Stauffer and
-        Grimson's sigma^2 I), or one per channel.
+        One variance per component shared by the channels, or one per channel.
     outlier_weight : float
         epsilon in (0, 1): the weight of a uniform outlier term in the
-        likelihood ``p(x) = (1 - eps) sum_j w_j N_j(x) + eps / 256**C`` used by
-        ``log_likelihood`` and ``foreground_probability``.
+        likelihood behind ``log_likelihood`` and ``foreground_probability``.
     recovery_drop : float
-        When the mean log-likelihood falls this many nats per pixel below its
-        running average in at least ``recovery_cells`` of the cells of an 8x8
-        grid over the frame at once (lights switched on, camera bumped), the
-        model learns at ``recovery_rate`` for ``recovery_frames`` frames.  0
-        turns this off.
+        A drop of the log-likelihood, in nats per pixel (>= 0; 0: off), that
+        starts a recovery when ``recovery_cells`` of an 8x8 grid's cells drop
+        at once.
     recovery_cells : float
-        The fraction of the grid's cells, in (0, 1], that must drop together:
-        a change of the whole scene, never one object, however close.
+        The fraction of the grid's cells, in (0, 1], that must drop together.
     recovery_rate : float
         Learning rate in (0, 1] during a recovery.
     recovery_frames : int
-        Length of a recovery, in frames (>= 1).
+        Length of a recovery, in frames (1..100000).
     init : {"first-frame", "em", "random"}
-        How the model starts.  "first-frame": from the first frame and the
-        1/t warm-up.  "em" and "random": the same while the first
-        ``init_frames`` frames are collected, then each pixel's mixture is
-        refitted to them by batch EM (initialised by k-means or at random,
-        see :mod:`bgsub.model.em`) and learning carries on online.
+        How the model starts: from the first frame, or refitted by batch EM
+        (initialised by k-means or at random, see :mod:`bgsub.model.em`) over
+        the first ``init_frames`` frames.
     init_frames : int
         Frames collected for the EM bootstrap (2..1000; memory: H*W*C bytes each).
     em_max_iter : int
-        Most EM iterations of the bootstrap.
+        Most EM iterations of the bootstrap (1..10000).
     em_tol : float
-        The bootstrap's EM stops when a pixel's mean log-likelihood gains less.
+        The bootstrap's EM stops when a pixel's mean log-likelihood gains less (> 0).
     shadows : bool
-        Mark moving cast shadows among the foreground pixels of colour frames
-        (see :mod:`bgsub.model.kernels.shadows`).
+        Mark moving cast shadows among the foreground pixels of colour frames.
     shadow_value : int
-        Mask value of a shadow pixel, 0..254: 127 by default (OpenCV's
-        convention), 0 folds shadows into the background.
+        Mask value of a shadow pixel, 0..254 (0 folds shadows into the background).
     shadow_ratio_min : float
-        The darkest shadow, in (0, 1): a shadow keeps at least this fraction
-        of a background component's light (and at most all of it).
+        The darkest shadow, in (0, 1): the fraction of the light it keeps.
     shadow_threshold : float
-        tau_c > 0: a shadow's colour lies within this many standard
-        deviations (of one channel, scaled by the brightness ratio) of the
-        darkened background colour; a background colour closer than that to
-        grey gets no shadows by colour alone.
+        tau_c > 0: a shadow's colour lies within this many standard deviations
+        of the darkened background colour.
     shadow_texture : bool
-        On a grey background, a darker pixel is a shadow when the frame's
-        brightness around it (5x5) is a scaled copy of the background's:
-        normalised cross-correlation >= 0.4 and ratio spread <= 0.2.
+        On a grey background, tell a shadow by the floor's texture.
     absorb_seconds : float
-        Selective update: how long a stopped object (a person who waits, a
-        parked car) stays foreground, in seconds > 0.  Foreground pixels learn
-        at the rate that takes this long (see :func:`bgsub.model.masker.absorption_frames`),
-        background ones at ``learning_rate``.
+        Selective update: how long a stopped object stays foreground, in
+        seconds (0, 1e7] (see :func:`bgsub.model.masker.absorption_frames`).
     fps : float
-        Frames per second that ``absorb_seconds`` is counted in when the
-        source gives none (the command line uses the source's).
+        Frames per second, in (0, 1000], that ``absorb_seconds`` is counted in
+        when the source gives none.
     flicker_reference : float
-        A pixel's flicker level is the running mean (gain 1/32) of whether
-        its own classification changed since the last frame.  A foreground
-        pixel learns at ``learning_rate`` from this level on, proportionally
-        less below it (waves, leaves, shaking edges: they go on being learned
-        as background).  0: foreground always learns at the selective rate.
+        The flicker level in [0, 1] from which a foreground pixel learns at
+        ``learning_rate`` (0: never).
     neighbour_radius : int
-        0..3: a foreground pixel whose flicker level is at least
-        ``neighbour_flicker`` is background when it matches a background
-        component of a pixel within this radius (jitter, waving branches).  0
-        turns this off.
+        Radius, 0..3, of the neighbour match (0: off).
     neighbour_flicker : float
-        The flicker level in [0, 1] from which the neighbour test applies.
+        The flicker level in [0, 1] from which the neighbour match applies.
     ghost_frames : int
-        Ghost release: a foreground blob (on a grid of 8x8 cells) whose outline
-        is an edge of the background image but not of the frame (what an
-        object that left uncovers) is let go after this many frames in a row;
-        0 turns this off.  (Tested every 4th frame, each test counting for 4.)
+        Frames, 0..100000, after which a ghost is released (0: off).
     ghost_rate : float
         Learning rate in (0, 1] of a released ghost's pixels.
     ghost_contrast : float
         A blob is a ghost when the frame's contrast across its outline is
-        below this fraction of the background image's, in (0, 1).
+        below this fraction, in (0, 1), of the background image's.
     """
 
     k: int = 3
@@ -620,6 +599,162 @@ class Config:
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     scan: ScanConfig = field(default_factory=ScanConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
+
+
+# What each setting means, one to three lines: the comments of config.toml and the
+# documentation's configuration reference are made from these (docs/configref.py), and
+# tests/test_docs.py keeps the three in step.  Kept apart from the fields themselves, each
+# field's metadata is filled in from this table when the module loads.
+
+def _doc(text: str, unit: str = "", valid: str = "") -> dict[str, str]:
+    return {"doc": text, "unit": unit, "range": valid}
+
+
+_FIELD_DOCS: dict[type, dict[str, dict[str, str]]] = {
+    SourceConfig: {
+        "width": _doc("Frame width to request from a camera; 0: the camera's", "pixels", ">= 0"),
+        "height": _doc("Frame height to request from a camera; 0: the camera's", "pixels",
+                       ">= 0"),
+        "fps": _doc("Frame rate to request from a camera; 0: the camera's", "frames/s",
+                    "0..1000"),
+        "open_timeout": _doc("Wait for a stream to connect or deliver a frame", "seconds",
+                             "(0, 3600]"),
+        "queue_size": _doc("Frames the reader thread may decode ahead of the masker", "frames",
+                           ">= 1"),
+        "reconnect": _doc("Reopen a camera or stream that stops delivering (files never)"),
+        "reconnect_limit": _doc("Attempts after each drop before an error; 0: for ever", "",
+                                ">= 0"),
+        "reconnect_delay": _doc("Wait before the first attempt, doubled after each failure",
+                                "seconds", "(0, 3600]"),
+        "reconnect_max_delay": _doc("Longest wait between two attempts", "seconds",
+                                    "reconnect_delay..86400"),
+    },
+    ModelConfig: {
+        "k": _doc("Gaussians per pixel", "", "1..8"),
+        "learning_rate": _doc("alpha: weight of the newest frame in a background pixel's "
+                              "averages", "", "[0, 1]"),
+        "match_threshold": _doc("lambda: a value matches within this many standard deviations",
+                                "", "> 0"),
+        "background_ratio": _doc("T: top-ranked components are background up to this weight",
+                                 "", "(0, 1)"),
+        "init_weight": _doc("Weight of a component created for an unmatched value", "",
+                            "(0, 1)"),
+        "init_variance": _doc("Variance of a new component", "grey levels squared",
+                              "min_variance..max_variance"),
+        "min_variance": _doc("Floor of every variance", "grey levels squared", "(0, 65025]"),
+        "max_variance": _doc("Ceiling of every variance", "grey levels squared", "(0, 65025]"),
+        "rho": _doc("Rate of the matched component's mean and variance: alpha / w, or the "
+                    "paper's", "", '"alpha_over_weight", "gaussian"'),
+        "covariance": _doc("One variance per component, or one per channel", "",
+                           '"spherical", "diagonal"'),
+        "outlier_weight": _doc("epsilon: weight of a uniform outlier term in the likelihood",
+                               "", "(0, 1)"),
+        "recovery_drop": _doc("A log-likelihood drop this large starts a recovery; 0: off",
+                              "nats per pixel", ">= 0"),
+        "recovery_rate": _doc("Learning rate during a recovery", "", "(0, 1]"),
+        "recovery_frames": _doc("Length of a recovery", "frames", "1..100000"),
+        "recovery_cells": _doc("Share of an 8x8 grid's cells that must drop at once", "",
+                               "(0, 1]"),
+        "init": _doc("How the model starts: the first frame, or a batch EM fit", "",
+                     '"first-frame", "em", "random"'),
+        "init_frames": _doc("Frames collected for the EM bootstrap", "frames", "2..1000"),
+        "em_max_iter": _doc("Most EM iterations of the bootstrap", "", "1..10000"),
+        "em_tol": _doc("The bootstrap's EM stops below this gain", "nats per pixel", "> 0"),
+        "shadows": _doc("Mark moving cast shadows in colour frames"),
+        "shadow_value": _doc("Mask value of a shadow pixel; 0 folds shadows into the "
+                             "background", "", "0..254"),
+        "shadow_ratio_min": _doc("The darkest shadow: the share of the light it keeps", "",
+                                 "(0, 1)"),
+        "shadow_threshold": _doc("tau_c: a shadow's colour lies within this many standard "
+                                 "deviations", "", "> 0"),
+        "shadow_texture": _doc("On grey backgrounds, tell shadows by the floor's texture"),
+        "absorb_seconds": _doc("How long a stopped object stays foreground", "seconds",
+                               "(0, 1e7]"),
+        "fps": _doc("The rate absorb_seconds is counted in when the source gives none",
+                    "frames/s", "(0, 1000]"),
+        "flicker_reference": _doc("Flicker level from which foreground learns at alpha; 0: "
+                                  "never", "", "[0, 1]"),
+        "neighbour_radius": _doc("Neighbour match radius; 0: off", "pixels", "0..3"),
+        "neighbour_flicker": _doc("Flicker level from which the neighbour match applies", "",
+                                  "[0, 1]"),
+        "ghost_frames": _doc("A ghost is released after this many frames; 0: off", "frames",
+                             "0..100000"),
+        "ghost_rate": _doc("Learning rate of a released ghost's pixels", "", "(0, 1]"),
+        "ghost_contrast": _doc("A ghost's outline has less frame contrast than this share",
+                               "", "(0, 1)"),
+    },
+    PostprocessConfig: {
+        "median_size": _doc("Median window side; 0 or 1: off", "pixels", "odd, 3..99"),
+        "open_size": _doc("Opening (removes specks) element side; 0 or 1: off", "pixels",
+                          "odd, 3..99"),
+        "close_size": _doc("Closing (bridges gaps) element side; 0 or 1: off", "pixels",
+                           "odd, 3..99"),
+        "kernel_shape": _doc("Shape of both elements", "", '"ellipse", "rect", "cross"'),
+        "min_blob_area": _doc("Smaller foreground blobs are removed; 0: off", "pixels",
+                              ">= 0"),
+        "fill_holes": _doc("Fill background regions enclosed by foreground"),
+        "max_hole_area": _doc("Fill only holes up to this size; 0: any", "pixels", ">= 0"),
+    },
+    DisplayConfig: {
+        "max_width": _doc("The panes are scaled down to fit this width", "pixels", ">= 64"),
+        "show_background": _doc("Show the background model as a pane"),
+        "show_probability": _doc("Show the foreground probability as a pane (costs time)"),
+        "min_blob_area": _doc("Boxes around foreground blobs of at least this size", "pixels",
+                              ">= 1"),
+        "tint": _doc("Strength of the red tint over foreground pixels", "", "[0, 1]"),
+    },
+    OutputConfig: {
+        "queue_size": _doc("Frames that may wait for the writer thread", "frames", ">= 1"),
+        "checkpoint_every": _doc("Save the model (--save-model) this often on a live "
+                                 "source; 0: at the end", "seconds", "[0, 1e7]"),
+    },
+    PipelineConfig: {
+        "masker_threads": _doc("Masker threads of the bgsub command; 0: auto", "",
+                               "0..256"),
+        "io_nice": _doc("Nice steps (Linux) of the reader and writer threads", "", "0..19"),
+    },
+    ScanConfig: {
+        "threshold": _doc("A frame has motion when this share of watched pixels is "
+                          "foreground", "", "(0, 1]"),
+        "min_area": _doc("A frame also has motion when its largest blob is this large; 0: "
+                         "off", "source pixels", ">= 0"),
+        "min_event_length": _doc("Motion lasting this long starts an event", "duration",
+                                 ">= 1 frame"),
+        "pre_roll": _doc("Video an event includes before its motion", "duration", ">= 0"),
+        "post_roll": _doc("An event ends after this long without motion", "duration", ">= 0"),
+        "flicker": _doc("Pixels whose raw mask flickers more than this are not scored; 0: "
+                        "off", "", "[0, 1]"),
+        "flicker_window": _doc("Time constant of the flicker share", "duration",
+                               ">= 1 frame"),
+        "downscale": _doc("Score frames N times smaller each way; 0: auto, at most 640 wide", "",
+                          "0..64"),
+        "frame_skip": _doc("Frames skipped after each scored frame", "frames", "0..1000"),
+        "regions": _doc("Polygons [x0, y0, x1, y1, ...] to score; none: the whole frame",
+                        "source pixels"),
+        "exclude": _doc("Polygons not to score", "source pixels"),
+        "region_mask": _doc('Image whose white pixels are watched; "": none', "path"),
+        "draw_region": _doc("Outline the region on thumbnails"),
+        "jobs": _doc("Files scanned at once; 0: auto", "", "0..256"),
+        "chunk_minutes": _doc("On a cluster, split longer files into chunks; 0: never",
+                              "minutes", ">= 0"),
+        "chunk_warmup": _doc("Video each chunk's model learns from first", "duration",
+                             ">= 0"),
+        "connect_timeout": _doc("Wait for a cluster's scheduler to answer", "seconds", "> 0"),
+    },
+    EventsConfig: {
+        "clip_quality": _doc("JPEG quality of the pre-roll frames held in memory", "",
+                             "50..100"),
+        "max_commands": _doc("--on-event commands that may run at once", "", "1..64"),
+        "command_timeout": _doc("An --on-event command is stopped after this long",
+                                "seconds", "(0, 86400]"),
+    },
+}
+
+for _cls, _docs in _FIELD_DOCS.items():
+    for _field in fields(_cls):
+        if _field.name in _docs:  # a field without one is caught by tests/test_docs.py
+            _field.metadata = types.MappingProxyType(_docs[_field.name])
+del _cls, _docs, _field
 
 
 def _check_types(obj: Any, section: str) -> None:

@@ -36,7 +36,7 @@ def _module_name(path: Path) -> str:
 
 def _wing(module: str) -> str:
     parts = module.split(".")
-    if module in ("bgsub", "bgsub.__main__"):
+    if module in ("bgsub", "bgsub.__main__", "bgsub.opencv"):
         return "top"
     if len(parts) > 2 or parts[1] in FLOORS and (PACKAGE / parts[1]).is_dir():
         return parts[1]

@@ -251,7 +251,6 @@ def test_a_masker_shared_by_threads_serialises_its_calls(tmp_path):
 import threading
 import numpy as np
 from bgsub import FrameSizeError, MixtureMasker
-from kit import bgsub, cli_env
 m = MixtureMasker()
 errors = []
 def run(shape, seed):

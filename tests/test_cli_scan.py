@@ -99,7 +99,7 @@ def test_the_report_lists_every_file_and_shows_the_events(scanned):
     assert page.count('data-status="scanned"') == 2 and page.count('data-status="failed"') == 1
     assert "3 files: 1 with motion, 1 without, 1 failed; 2 events" in page
     assert page.count("<svg") == 1 and page.count('class="event-span"') == 2
-    assert 'src="a.event001.jpg"' in page and 'href="a.event002.mp4"' in page
+    assert 'src="./a.event001.jpg"' in page and 'href="./a.event002.mp4"' in page
 
 
 def test_scan_only_and_quiet_print_the_events_and_write_the_tables(archive, tmp_path):

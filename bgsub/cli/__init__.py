@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     _standard_streams()
     try:
         from .common import EXIT_USAGE, UsageError
+        from ..text import one_line
 
         argv = sys.argv[1:] if argv is None else list(argv)
         if not argv or argv[0] not in (*COMMANDS, "-h", "--help", "--version"):
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             args = build_parser().parse_args(argv)
         except UsageError as exc:
             if sys.stderr is not None:
-                print(f"bgsub: error: {exc}", file=sys.stderr)
+                print(f"bgsub: error: {one_line(exc)}", file=sys.stderr)
             return EXIT_USAGE
     except KeyboardInterrupt as exc:  # Ctrl-C while the libraries load
         return 128 + getattr(exc, "signum", signal.SIGINT)

@@ -27,6 +27,7 @@ from .._version import __version__
 from ..config import apply_overrides, resolve_config
 from ..errors import BgsubError
 from ..io.sources import redact
+from ..text import one_line
 
 __all__ = ["EXIT_OK", "EXIT_INTERNAL", "EXIT_USAGE", "UsageError", "Parser", "StopRequest",
            "common_options", "config_of", "guarded", "stop_on_signals", "logging_to_stderr",
@@ -190,7 +191,9 @@ def stop_on_signals() -> Iterator[StopRequest]:
 
 class _Formatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        message = redact(record.getMessage())  # no stream password in any message
+        # no stream password in any message, and one record one line whatever
+        # the names in it hold
+        message = one_line(redact(record.getMessage()))
         if getattr(record, "plain", False):  # a message that is its own kind
             return f"bgsub: {message}"
         if record.levelno >= logging.ERROR:

@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from ..errors import BgsubError
 from ..files import atomic_path
+from ..text import one_line
 from ..io.avsource import VideoFile
 from ..scan.clips import ClipError, clip_extension, cut_clip, thumbnail
 from ..config import Config, apply_overrides, replace_section
@@ -511,7 +512,7 @@ def _finish(file: _File, key: int, plan: _Plan, scan=None, tasks: tuple[str, ...
     frames = round(record["seconds"] * record["fps"]) if record["status"] == "scanned" else 0
     plan.progress.finished(key, frames, len(record["events"]), tasks)
     for event in record["events"]:  # above the bar, on stdout: the run's product
-        tqdm.write(f"{record['file']}\t{event['event']}\t{event['start_timecode']}\t"
+        tqdm.write(f"{one_line(record['file'])}\t{event['event']}\t{event['start_timecode']}\t"
                    f"{event['end_timecode']}\t{event['duration']:.2f}s", file=sys.stdout)
     sys.stdout.flush()
 

@@ -51,14 +51,47 @@ _NO_COUNT_FAILURES = 250
 # a camera whose reads fail this many times in a row has dropped out (a single
 # failed read is a dropped frame, not news)
 _CAMERA_FAILURES = 25
-# the URL's user:password@, with the password kept out of every message
-_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/@\s]*):"
-                          r"(?P<password>[^@/\s]*)@")
+# a URL's scheme and authority: the authority ends at the first "/", "?" or "#"
+# (as FFmpeg reads it), and its userinfo at the authority's *last* "@", so a
+# password may hold "@" (``http://user:top@secret@host``)
+_AUTHORITY = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<authority>[^/?#\s]*)")
 
 
-def redact(text: str) -> str:
-    """*text* with every URL's password replaced by ``***`` (``rtsp://admin:***@host``)."""
-    return _CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+def _credentials(authority: str) -> tuple[str, str | None, str]:
+    """(user, password or None, host) of a URL's authority."""
+    userinfo, at, host = authority.rpartition("@")
+    if not at:
+        return "", None, authority
+    user, colon, password = userinfo.partition(":")
+    return (user, password, host) if colon else (userinfo, None, host)
+
+
+def _hide(match: re.Match) -> str:
+    user, password, host = _credentials(match["authority"])
+    if password is None:
+        return match[0]
+    return f"{match['scheme']}{user}:***@{host}"
+
+
+def redact(text: str, *urls: str) -> str:
+    """*text* with every URL's password replaced by ``***`` (``rtsp://admin:***@host``).
+
+    The password is all of the userinfo after its first ``:``, up to the
+    authority's last ``@``.  The passwords of *urls* are also taken out where
+    they appear without their scheme (a library's message that quotes
+    ``user:password@host``).
+    """
+    text = _AUTHORITY.sub(_hide, text)
+    for url in urls:
+        match = _AUTHORITY.match(url.strip())
+        if match is None:
+            continue
+        user, password, _ = _credentials(match["authority"])
+        if password:
+            text = text.replace(f"{user}:{password}@", f"{user}:***@")
+            if len(password) >= 3:  # (shorter, it would take letters out of every word)
+                text = text.replace(password, "***")
+    return text
 
 
 class SourceError(BgsubError):

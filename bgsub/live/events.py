@@ -46,6 +46,7 @@ from ..scan.detector import Event
 from ..files import SinkError
 from ..scan.scanner import MotionEvent, MotionScorer, rules_for, scorer_for
 from ..io.sinks import VideoSink
+from ..io.sources import redact
 from ..model.step import FrameResult
 
 __all__ = ["LiveEvents"]
@@ -78,6 +79,7 @@ class LiveEvents:
 
     def __init__(self, name: str, config: Config, fps: float, events: Path | None = None,
                  clips: Path | None = None, on_event: str | None = None) -> None:
+        name = redact(name)  # a URL's password in no line and no clip's name, whoever calls
         self.name = name
         self.fps = fps
         self.rules = rules_for(config.scan, fps)

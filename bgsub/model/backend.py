@@ -245,12 +245,53 @@ class CpuBackend:
         """float32 weights (k, N), means (k, C, N), variances (k, V, N), in rank order."""
         return kernels.decode_state(self._state, *self._dims, *self._var_range())
 
-    def codes(self) -> np.ndarray:
-        """A copy of the stored state (its 16-bit codes) and the flicker words, for a checkpoint.
+    @staticmethod
+    def code_count(config: ModelConfig, pixels: int, channels: int) -> int:
+        """The length of :meth:`codes` for *pixels* pixels of *channels* channels, unallocated."""
+        variances = channels if config.covariance == "diagonal" else 1
+        planes = config.k * (1 + channels + variances)
+        return -(-pixels // kernels.BLOCK) * planes * kernels.BLOCK + pixels
 
-        (Ghost counts are not kept: they start again, ghost_frames frames.)
-        """
+    @staticmethod
+    def ghost_shape(height: int, width: int) -> tuple[int, int]:
+        """The shape of :meth:`ghost_codes`'s counts for frames of *height* x *width*."""
+        return -(-height // neighbours.GHOST_CELL), -(-width // neighbours.GHOST_CELL)
+
+    def codes(self) -> np.ndarray:
+        """A copy of the stored state (its 16-bit codes) and the flicker words, for a checkpoint."""
         return np.concatenate([self._state, self._aux])
+
+    def ghost_codes(self) -> tuple[np.ndarray, int]:
+        """A copy of the ghost test's per-cell counts, and the frames counted towards its schedule.
+
+        With the state and flicker words of :meth:`codes`, all that a frame
+        carries to the next: the released pixels follow from the counts.
+        """
+        return self._ghost_run.copy(), self._frames
+
+    def load_ghosts(self, run: np.ndarray, frames: int) -> None:
+        """Take the ghost test's counts and schedule saved by :meth:`ghost_codes`.
+
+        Raises ValueError when they do not fit the frame size.
+        """
+        if (not isinstance(run, np.ndarray) or run.dtype != self._ghost_run.dtype
+                or run.shape != self._ghost_run.shape):
+            raise ValueError(f"ghost counts of shape {getattr(run, 'shape', None)} do not fit "
+                             f"{self._ghost_run.shape} cells of int32")
+        if run.size and int(run.min()) < 0:
+            raise ValueError("a negative ghost count")
+        if isinstance(frames, bool) or not isinstance(frames, int) or frames < 0:
+            raise ValueError(f"a ghost test schedule of {frames!r} frames")
+        self._ghost_run[:] = run
+        self._frames = frames
+        # the released pixels as the last test left them: those of the cells at
+        # ghost_frames or more (see kernels.ghosts.track_ghosts)
+        limit = self.config.ghost_frames
+        released = (run >= limit) if limit > 0 else np.zeros_like(run, bool)
+        self._releasing = bool(released.any())
+        cell = neighbours.GHOST_CELL
+        self._release[:] = np.repeat(np.repeat(released, cell, 0), cell, 1)[
+            :self._height, :self._width].reshape(-1)
 
     def load_codes(self, codes: np.ndarray, pixels: int, channels: int, width: int) -> None:
         """Take a state saved by :meth:`codes` for *pixels* pixels of *channels* channels.

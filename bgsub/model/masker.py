@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend import CpuBackend
+from .backend import LL_GRID, CpuBackend
 from ..errors import BgsubError
 from ..config import MAX_THREADS, ModelConfig, load_config, replace_section
 from . import checkpoint
@@ -151,74 +151,17 @@ def rate_for_absorption(frames: float, background_ratio: float, init_weight: flo
 class MixtureMasker:
     """Background subtraction with a per-pixel adaptive Gaussian mixture.
 
-    Every pixel keeps ``k`` Gaussians (weight w, mean mu per channel, variance
-    sigma^2 shared by the channels), updated online from each frame as in
-    Stauffer & Grimson (1999):
-
-    * **Match.**  With ``d2 = ||x - mu||^2 / C`` (the mean squared per-channel
-      distance, C = 1 grey, 3 colour) a value matches a component when
-      ``d2 < lambda^2 sigma^2``.  Dividing by C keeps lambda the same number
-      of standard deviations of one channel whatever the channel count.  Among
-      matching components the highest-ranked one is taken.
-    * **Rank.**  Components are ranked by w / sigma.  The background is the
-      first B components whose cumulative weight exceeds T; a pixel is
-      foreground when it matched none of them.  Each frame is classified
-      against the model *before* the model learns from it.
-    * **Learn.**  ``w_j <- (1 - alpha) w_j + alpha M_j`` for every component
-      (M = 1 for the match).  The matched component moves its mean and
-      variance by rho: ``mu <- mu + rho (x - mu)``, ``sigma^2 <- sigma^2 +
-      rho (d2 - sigma^2)`` (d2 taken from the mean before the update), clamped
-      to ``[min_variance, max_variance]``.
-    * **Replace.**  An unmatched value replaces the least probable component
-      (lowest w / sigma; empty slots first) with mean x, ``init_variance`` and
-      ``init_weight``; then the weights are renormalised to sum to one.
-
-    ``rho = alpha / w`` (with w the updated weight) is the default.  The
-    paper's ``rho = alpha * eta(x | mu, sigma)`` is offered as
-    ``rho="gaussian"``, but eta is a density of order 1e-3 to 1e-5 for typical
-    variances, so rho is hundreds of times smaller than alpha: a component's
-    mean and variance trail the scene (a new component keeps its wide initial
-    variance for thousands of frames).  On CDnet highway (raw masks, shipped
-    defaults otherwise) it scores F = 0.811 against 0.868 for ``alpha / w``,
-    which is the default.  ``alpha / w`` is also what MOG2 uses, and it makes a
-    young component's mean the running average of its own samples.
-
-    Early frames learn with ``max(alpha, 1/t)`` (t = frames learned so far,
-    this one included), so the first frames are averaged equally instead of
-    being forgotten at rate alpha.  The first frame is the model: its mask is
-    all background.
-
-    Beyond Stauffer and Grimson: ``covariance="diagonal"`` keeps a variance
-    per channel (Mahalanobis match); ``init="em"`` refits every pixel's
-    mixture by batch EM over the first frames (:mod:`bgsub.model.em`);
-    :meth:`foreground_probability` gives the soft posterior of the last frame
-    and :attr:`log_likelihood` its fit, whose sudden drops make the model
-    learn faster for a while (``recovery_drop``).
-
-    **Foreground that persists** (see :mod:`bgsub.model.kernels.frame`,
-    :mod:`~bgsub.model.kernels.neighbours`, :mod:`~bgsub.model.kernels.ghosts`).  Foreground
-    pixels learn at :attr:`foreground_rate`, so that a stopped object stays
-    foreground ``absorb_seconds``, raised towards alpha as the pixel's flicker
-    level (how often its classification changes) nears
-    ``flicker_reference``; a flickering foreground pixel that matches a
-    background component of a neighbour is background; a foreground blob
-    whose outline is an edge of the background image and not of the frame (a
-    ghost, what an object that left uncovers) is let go after
-    ``ghost_frames``.  A recovery (``recovery_drop``) starts only when most
-    cells of an 8x8 grid over the frame drop at once.
-
-    **Shadows.**  After the update, a foreground pixel of a colour frame that
-    is a darker copy of one of its background components is relabelled
-    ``shadow_value`` (127 by default, as OpenCV's MOG2 does; 0 folds shadows
-    into the background): its brightness ratio to the component,
-    ``a = <x, mu> / |mu|^2`` (each channel weighed by its precision for the
-    diagonal model), lies in ``[shadow_ratio_min, 1]`` and its colour lies
-    within ``shadow_threshold`` standard deviations, scaled by a, of the
-    darkened ``a mu``.  Components whose colour is too close to grey for that
-    test to tell a shadow from a grey object are skipped, so grey frames have
-    no shadows, and so is the component the frame itself matched or created
-    (with k = 1 nothing is left).  127 is never foreground: the display, the
-    statistics and the evaluation count only 255.  See :mod:`bgsub.model.kernels.shadows`.
+    Every pixel keeps ``k`` Gaussians, updated online from each frame
+    (Stauffer and Grimson's model, with selective update, a flicker level,
+    neighbour match, ghost release, shadow detection and recovery from
+    sudden changes).  :meth:`apply` classifies a frame against the model,
+    then learns from it, and returns the mask: 0 background, 255 foreground,
+    ``shadow_value`` (127) for a moving cast shadow.  The documentation's
+    model page (``docs/model.md``) describes the model once; the
+    configuration reference gives each parameter's default and what it rests
+    on.  The per-pixel work is the backend's
+    (:class:`bgsub.model.backend.CpuBackend`, the Numba kernels of
+    :mod:`bgsub.model.kernels`, mirrored by ``tests/naive.py``).
 
     Parameters
     ----------
@@ -236,6 +179,9 @@ class MixtureMasker:
         ``bgsub`` command writing a video, fewer threads leave that CPU to it.
         ``threads=1`` starts no thread at all, whatever threading layer Numba
         uses.
+    fps : float, optional
+        The source's frame rate, in (0, 1000], in which ``absorb_seconds`` is
+        counted (default: ``config.fps``).
     **params
         Single parameters overriding ``config`` (``k``, ``learning_rate``,
         ``match_threshold``, ``background_ratio``, ``init_weight``,
@@ -346,12 +292,16 @@ class MixtureMasker:
         self._shape: tuple[int, ...] | None = None
         self._backend.release()
 
-    def _allocate(self, shape: tuple[int, ...]) -> None:
+    def _allocate(self, shape: tuple[int, ...], bootstrap: bool | None = None) -> None:
+        """The state for frames of *shape*, and the EM bootstrap's frames when
+        *bootstrap* (default: when the configuration starts by EM)."""
         channels = 1 if len(shape) == 2 else shape[2]
         n = shape[0] * shape[1]
         self._shape = shape
         self._backend.allocate(n, channels, shape[1])
-        if self._config.init != "first-frame":
+        if bootstrap is None:
+            bootstrap = self._config.init != "first-frame"
+        if bootstrap:
             self._bootstrap = np.empty((n, self._config.init_frames, channels), np.uint8)
 
     def _check_frame(self, frame) -> np.ndarray:
@@ -579,13 +529,17 @@ class MixtureMasker:
 
     @_locked
     def __getstate__(self) -> dict:
-        """Everything the model has learned (see :mod:`bgsub.model.checkpoint`).
+        """Everything the model has learned and carries from frame to frame (see
+        :mod:`bgsub.model.checkpoint`): a masker restored from it makes the same
+        masks, bit for bit, from the next frame on.
 
         Not the last frame: :meth:`foreground_probability` needs a new one.
         """
         arrays = {}
+        ghost_frames = 0
         if self._shape is not None:
             arrays["state"] = self._backend.codes()
+            arrays["ghosts"], ghost_frames = self._backend.ghost_codes()
         if self._bootstrap is not None:
             arrays["bootstrap"] = self._bootstrap.copy()
         return {
@@ -597,37 +551,36 @@ class MixtureMasker:
                          "log_likelihood_average": (None if self._ll_average is None
                                                     else self._ll_average.tolist()),
                          "fps": self._fps,
-                         "recovery_left": self._recovery_left, "recovering": self._boosted},
+                         "recovery_left": self._recovery_left, "recovering": self._boosted,
+                         "ghost_test_frames": ghost_frames},
             "arrays": arrays,
         }
 
     def __setstate__(self, state: dict) -> None:
-        config = ModelConfig(**state["config"])
-        self.__init__(config, threads=state.get("threads"), fps=state["tracking"].get("fps"))
-        shape = state["shape"]
+        """Restore a state of :meth:`__getstate__`, every part checked before any is used.
+
+        Raises ValueError (TypeError for a part of the wrong kind) naming what
+        does not fit; the sizes are checked before anything of the frame's
+        size is allocated.
+        """
+        config, threads, fps, shape, tracking, arrays = _checked_state(state)
+        self.__init__(config, threads=threads, fps=fps)
         if shape is None:
             return
-        shape = tuple(int(v) for v in shape)
-        if len(shape) not in (2, 3) or min(shape) < 1 or len(shape) == 3 and shape[2] != 3:
-            raise ValueError(f"a frame shape of {shape}")
-        self._allocate(shape)
-        self._backend.load_codes(state["arrays"]["state"], shape[0] * shape[1],
+        t = tracking["frames_learned"]
+        self._allocate(shape, bootstrap=arrays.get("bootstrap") is not None)
+        self._backend.load_codes(arrays["state"], shape[0] * shape[1],
                                  1 if len(shape) == 2 else 3, shape[1])
-        bootstrap = state["arrays"].get("bootstrap")
+        self._backend.load_ghosts(arrays["ghosts"], tracking["ghost_test_frames"])
         if self._bootstrap is not None:
-            if bootstrap is None or bootstrap.shape != self._bootstrap.shape:
-                raise ValueError("the EM bootstrap's frames are missing or of another size")
-            self._bootstrap[:] = bootstrap
-        tracking = state["tracking"]
-        self._t = int(tracking["frames_learned"])
-        if self._bootstrap is not None and self._t >= config.init_frames:
-            self._bootstrap = None
+            self._bootstrap[:] = arrays["bootstrap"]
+        self._t = t
         ll = tracking["log_likelihood"]
         self._ll = math.nan if ll is None else float(ll)
         average = tracking["log_likelihood_average"]
         self._ll_average = None if average is None else np.asarray(average, np.float64)
-        self._recovery_left = int(tracking["recovery_left"])
-        self._boosted = bool(tracking["recovering"])
+        self._recovery_left = tracking["recovery_left"]
+        self._boosted = tracking["recovering"]
 
     def save(self, path: str | Path) -> None:
         """Write the model to *path* (atomically; see :mod:`bgsub.model.checkpoint`).
@@ -653,7 +606,7 @@ class MixtureMasker:
             state = {**state, "threads": threads}
         try:
             masker.__setstate__(state)
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
             raise checkpoint.CheckpointError(f"{name}: the checkpoint does not hold a usable "
                                              f"model ({exc})") from None
         return masker
@@ -662,6 +615,97 @@ class MixtureMasker:
         c = self._config
         return (f"MixtureMasker(k={c.k}, learning_rate={c.learning_rate}, "
                 f"match_threshold={c.match_threshold}, background_ratio={c.background_ratio})")
+
+
+def _integer(value, what: str, low: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{what} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _number(value, what: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+            or not math.isfinite(value):
+        raise ValueError(f"{what} must be a finite number or null, got {value!r}")
+    return float(value)
+
+
+def _checked_state(state) -> tuple:
+    """The parts of a saved state, each of the right kind and size for the others.
+
+    Returns (config, threads, fps, shape, tracking, arrays); raises
+    ValueError naming the first part that does not fit.  Nothing of the
+    frame's size is allocated here: the arrays' shapes are compared with the
+    ones the configuration and frame shape call for.
+    """
+    if not isinstance(state, dict):
+        raise ValueError(f"a state must be a mapping, got {type(state).__name__}")
+    for key, kind in (("config", dict), ("tracking", dict), ("arrays", dict)):
+        if not isinstance(state.get(key), kind):
+            raise ValueError(f"its {key!r} must be a mapping, got "
+                             f"{type(state.get(key)).__name__}")
+    try:
+        config = ModelConfig(**state["config"])
+    except TypeError as exc:  # a setting it does not know, or one missing
+        raise ValueError(f"its model settings do not fit this bgsub ({exc})") from None
+    threads = state.get("threads")
+    if threads is not None:
+        threads = _integer(threads, "threads", 1)
+    tracking = dict(state["tracking"])
+    fps = _number(tracking.get("fps"), "fps")
+    shape = state.get("shape")
+    if shape is not None:
+        if (not isinstance(shape, (list, tuple)) or len(shape) not in (2, 3)
+                or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1
+                       for v in shape) or len(shape) == 3 and shape[2] != 3):
+            raise ValueError(f"a frame shape of {shape!r}: expected [height, width] or "
+                             "[height, width, 3]")
+        shape = tuple(int(v) for v in shape)
+    checked = {
+        "frames_learned": _integer(tracking.get("frames_learned"), "frames_learned"),
+        "log_likelihood": _number(tracking.get("log_likelihood"), "log_likelihood"),
+        "recovery_left": _integer(tracking.get("recovery_left"), "recovery_left"),
+        "ghost_test_frames": _integer(tracking.get("ghost_test_frames", 0),
+                                      "ghost_test_frames"),
+    }
+    recovering = tracking.get("recovering")
+    if not isinstance(recovering, bool):
+        raise ValueError(f"recovering must be true or false, got {recovering!r}")
+    checked["recovering"] = recovering
+    average = tracking.get("log_likelihood_average")
+    if average is not None:
+        cells = LL_GRID * LL_GRID
+        if not isinstance(average, (list, tuple)) or len(average) != cells:
+            raise ValueError(f"log_likelihood_average must be a list of {cells} numbers")
+        average = [_number(v, "log_likelihood_average") for v in average]
+        if None in average:
+            raise ValueError("log_likelihood_average must hold numbers, not null")
+    checked["log_likelihood_average"] = average
+    arrays = state["arrays"]
+    if any(not isinstance(a, np.ndarray) for a in arrays.values()):
+        raise ValueError("its arrays must be numpy arrays")
+    if shape is None:
+        if arrays:
+            raise ValueError(f"arrays ({', '.join(arrays)}) without a frame shape")
+        return config, threads, fps, shape, checked, {}
+    pixels, channels = shape[0] * shape[1], 1 if len(shape) == 2 else 3
+    expected = {"state": ((CpuBackend.code_count(config, pixels, channels),), np.uint16),
+                "ghosts": (CpuBackend.ghost_shape(shape[0], shape[1]), np.int32)}
+    # the EM bootstrap's frames, while it still collects them
+    if config.init != "first-frame" and checked["frames_learned"] < config.init_frames:
+        expected["bootstrap"] = ((pixels, config.init_frames, channels), np.uint8)
+    if set(arrays) != set(expected):
+        raise ValueError(f"arrays {sorted(arrays)} where a model of {_describe(shape)} "
+                         f"{shape[1]}x{shape[0]} frames holds {sorted(expected)}")
+    for name, (size, dtype) in expected.items():
+        array = arrays[name]
+        if array.dtype != dtype or array.shape != size:
+            raise ValueError(f"its {name!r} is {array.dtype} {array.shape}; the model's "
+                             f"settings and frames of {shape[1]}x{shape[0]} call for "
+                             f"{np.dtype(dtype)} {size}")
+    return config, threads, fps, shape, checked, arrays
 
 
 def _describe(shape: tuple[int, ...]) -> str:

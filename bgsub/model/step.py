@@ -99,6 +99,8 @@ class FrameStep:
         must have the model's shape, else ``other_shape(its shape)`` (an
         exception) is raised.  Later size changes reset the model, as usual.
 
+    Notes
+    -----
     Frames of another size than the model's (a camera changing mode, a mixed
     image folder) start a new model, with a warning on the ``bgsub`` logger.
     Each result holds new arrays: consumers may keep them.

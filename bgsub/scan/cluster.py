@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from ..config import Config, resolve_config
 from ..errors import BgsubError
+from ..io.sources import redact
 from .scanner import ScanOptions, ScanResult, merge_results, scan_file
 from ..timecode import Duration
 
@@ -332,15 +333,16 @@ def connect(address: str, timeout: float) -> Client:
     _need_dask()
     from distributed import Client
 
+    shown = redact(address)  # an address may hold a password: never in a message
     try:
         return Client(address, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ClusterError(f"no Dask scheduler answered at {address} within {timeout:g} s "
-                           f"(scan.connect_timeout): {reason}") from None
+        raise ClusterError(f"no Dask scheduler answered at {shown} within {timeout:g} s "
+                           f"(scan.connect_timeout): {redact(reason, address)}") from None
     except ValueError as exc:  # not an address at all
-        raise ClusterError(f"{address}: not a scheduler address ({exc}); expected "
-                           "tcp://HOST:PORT") from None
+        raise ClusterError(f"{shown}: not a scheduler address ({redact(str(exc), address)}); "
+                           "expected tcp://HOST:PORT") from None
 
 
 def check_versions(client: Client) -> list[str]:

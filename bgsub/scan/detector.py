@@ -190,6 +190,8 @@ class EventDetector:
     first : int
         The first frame looked at: no pre-roll reaches before it.
 
+    Notes
+    -----
     Call :meth:`update` for each scored frame and :meth:`finish` at the end;
     both return the events that are complete, in order.  An event is
     returned once no later motion can join it, that is ``pre_roll`` frames

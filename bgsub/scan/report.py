@@ -2,7 +2,9 @@
 
 One self-contained HTML file (no script or style from elsewhere; the
 thumbnails and clips are linked by relative paths, so the report moves with
-its folder).  At the top, a table of every file: scanned with motion,
+its folder).  Names are data: escaped in the page's text, percent-encoded in
+links, which always start ``./`` (a file called ``javascript:alert(1).mp4``
+links to itself, not to a script).  At the top, a table of every file: scanned with motion,
 scanned without, or failed (with the reason).  Then per file with events an
 activity timeline, an SVG of the highest score in each stretch of time with
 the events shaded and the threshold drawn, and the events with their
@@ -16,11 +18,13 @@ from __future__ import annotations
 
 import html
 import os
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
 from .._version import __version__
 from ..files import write_text_atomically
+from ..text import one_line
 from ..timecode import timecode
 
 __all__ = ["write_report", "render_report"]
@@ -59,8 +63,22 @@ window.addEventListener("load", function () {
 """
 
 
+def _text(value: Any) -> str:
+    """A value of a record (read back from a file: not to be trusted) as the page's text."""
+    return html.escape(one_line(value))
+
+
 def _link(folder: Path, name: str | None, base: Path) -> str | None:
-    return None if not name else os.path.relpath(folder / name, base).replace(os.sep, "/")
+    """The relative URL of *folder* / *name* from *base* (None for no name).
+
+    Percent-encoded (a name's ``#``, ``?``, ``%``, ``:``, newline are data, not
+    URL syntax; the bytes of a name that is not UTF-8 go as they are) and
+    starting ``./``, so that no name reads as a scheme (``javascript:``).
+    """
+    if not name:
+        return None
+    relative = os.path.relpath(folder / name, base).replace(os.sep, "/")
+    return "./" + urllib.parse.quote(os.fsencode(relative), safe="/")
 
 
 def _timeline(record: dict[str, Any], threshold: float) -> str:
@@ -84,8 +102,9 @@ def _timeline(record: dict[str, Any], threshold: float) -> str:
         x0, x1 = x(event["start_frame"]), x(event["end_frame"] + 1)
         parts.append(f'<rect class="event-span" x="{x0:.2f}" y="0" width="{max(x1 - x0, 0.5):.2f}" '
                      f'height="{height:g}" fill="#f4b400" fill-opacity="0.35">'
-                     f'<title>event {event["event"]}: {event["start_timecode"]} - '
-                     f'{event["end_timecode"]}</title></rect>')
+                     f'<title>event {_text(event["event"])}: '
+                     f'{_text(event["start_timecode"])} - {_text(event["end_timecode"])}'
+                     '</title></rect>')
     if values:
         step = activity["width"]
         points = []
@@ -122,7 +141,8 @@ def render_report(records: list[tuple[dict[str, Any], Path]], base: Path, thresh
            "<th>length</th></tr>"]
     for i, (record, _) in enumerate(records):
         if record["status"] != "scanned":
-            state = f'<span class="failed">failed</span> {esc(record.get("error") or "")}'
+            state = (f'<span class="failed">failed</span> '
+                     f'{_text(record.get("error") or "")}')
             count = length = ""
         elif record["events"]:
             state = f'<a class="motion" href="#file{i}">motion</a>'
@@ -130,15 +150,16 @@ def render_report(records: list[tuple[dict[str, Any], Path]], base: Path, thresh
         else:
             state = '<span class="none">none</span>'
             count, length = "0", timecode(record["seconds"])
-        out.append(f'<tr data-status="{esc(record["status"])}"><td>{esc(record["file"])}</td>'
+        out.append(f'<tr data-status="{esc(record["status"])}"><td>{_text(record["file"])}</td>'
                    f"<td>{state}</td><td>{count}</td><td>{length}</td></tr>")
     out.append("</table>")
     for i, (record, folder) in enumerate(records):
         if record["status"] != "scanned" or not record["events"]:
             continue
-        out.append(f'<section class="file" id="file{i}"><h2>{esc(record["file"])}</h2>')
+        out.append(f'<section class="file" id="file{i}"><h2>{_text(record["file"])}</h2>')
         out.append(f'<p>{len(record["events"])} events in {timecode(record["seconds"])} '
-                   f'({record["width"]}x{record["height"]}, {record["fps"]:g} fps)</p>')
+                   f'({_text(record["width"])}x{_text(record["height"])}, '
+                   f'{record["fps"]:g} fps)</p>')
         out.append(_timeline(record, threshold))
         out.append('<div class="events">')
         for event in record["events"]:
@@ -146,11 +167,12 @@ def render_report(records: list[tuple[dict[str, Any], Path]], base: Path, thresh
             clip = _link(folder, event.get("clip"), base)
             out.append('<div class="event">')
             if image:
-                out.append(f'<img src="{esc(image)}" alt="event {event["event"]}, peak frame '
-                           f'{event["peak_frame"]}" loading="eager">')
-            out.append(f'<div>event {event["event"]}: {event["start_timecode"]} - '
-                       f'{event["end_timecode"]} ({event["duration"]:.1f} s), peak '
-                       f'{100 * event["peak_score"]:.2f}% at frame {event["peak_frame"]}')
+                out.append(f'<img src="{esc(image)}" alt="event {_text(event["event"])}, '
+                           f'peak frame {_text(event["peak_frame"])}" loading="eager">')
+            out.append(f'<div>event {_text(event["event"])}: '
+                       f'{_text(event["start_timecode"])} - {_text(event["end_timecode"])} '
+                       f'({event["duration"]:.1f} s), peak {100 * event["peak_score"]:.2f}% '
+                       f'at frame {_text(event["peak_frame"])}')
             if clip:
                 out.append(f' · <a href="{esc(clip)}">clip</a>')
             out.append("</div></div>")

@@ -13,7 +13,9 @@ per file its status), both written atomically.  Times are in seconds from
 the file's start (``end_time`` is the end of the last frame) and as
 ``HH:MM:SS.mmm`` timecodes; frames are zero-based and inclusive; boxes are
 in the source's pixels; clip and thumbnail paths are relative to the
-table's folder.
+table's folder.  The CSV keeps one event to a line: the control characters
+of a name (a newline, a tab) are escaped there (:func:`bgsub.text.one_line`),
+while the JSON holds every name exactly.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from .._version import __version__
 from ..files import write_text_atomically
 from ..config import Config, as_mapping
 from .scanner import MotionEvent, ScanOptions, ScanResult
+from ..text import one_line
 from ..timecode import timecode
 
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "COLUMNS", "settings_digest", "identity",
@@ -46,6 +49,8 @@ COLUMNS = ("file", "event", "start_frame", "end_frame", "start_time", "end_time"
            "motion_end_frame", "peak_frame", "peak_time", "peak_score", "largest_blob",
            "box_x", "box_y", "box_width", "box_height", "fps", "clip", "clip_start",
            "thumbnail")
+# the columns that hold names from outside (see bgsub.text.one_line)
+_NAMES = frozenset({"file", "clip", "thumbnail"})
 
 
 def settings_digest(config: Config, options: ScanOptions, extra: dict[str, Any]) -> str:
@@ -179,7 +184,10 @@ def write_events(csv_path: Path, records: list[tuple[dict[str, Any], Path]],
     writer = csv.DictWriter(buffer, COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: "" if row.get(k) is None else row[k] for k in COLUMNS})
+        # one event one line: a name's control characters escaped (the JSON
+        # table holds the names as they are)
+        writer.writerow({k: "" if row.get(k) is None else
+                         one_line(row[k]) if k in _NAMES else row[k] for k in COLUMNS})
     write_text_atomically(csv_path, buffer.getvalue())
     json_path = csv_path.with_suffix(".json")
     files = []
