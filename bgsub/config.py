@@ -8,7 +8,6 @@ the two in sync), and the command line overrides single values.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import functools
 import math
 import numbers
@@ -19,15 +18,16 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from .errors import BgsubError
 from .regions import RegionError, check_polygon
-from .timecode import parse_duration
+from .timecode import Duration, DurationError, parse_duration
 
 __all__ = ["ConfigError", "ModelConfig", "SourceConfig", "PostprocessConfig", "DisplayConfig",
            "OutputConfig", "PipelineConfig", "ScanConfig", "EventsConfig", "Config", "load_config",
-           "apply_overrides", "resolve_config", "replace_section"]
+           "apply_overrides", "resolve_config", "replace_section", "as_mapping"]
 
 
-class ConfigError(ValueError):
+class ConfigError(BgsubError, ValueError):
     """An invalid configuration value, key or file (a user error)."""
 
 
@@ -444,8 +444,9 @@ _DURATIONS = ("min_event_length", "pre_roll", "post_roll", "flicker_window", "ch
 class ScanConfig:
     """How ``bgsub scan`` finds motion events in recorded video (see :mod:`bgsub.scan.detector`).
 
-    Durations are frames (``45``), seconds (``"1.5s"``) or timecodes
-    (``"00:00:01.5"``), see :mod:`bgsub.timecode`.
+    Durations are written as frames (``45``), seconds (``"1.5s"``) or
+    timecodes (``"00:00:01.5"``), see :mod:`bgsub.timecode`, and read once,
+    into :class:`~bgsub.timecode.Duration` values.
 
     Parameters
     ----------
@@ -455,10 +456,10 @@ class ScanConfig:
     min_area : int
         ... or when its largest foreground blob covers this many pixels of
         the source frame (0: off).
-    min_event_length : int or str
+    min_event_length : Duration
         Motion lasting this long without a break starts an event (at least
         one frame).
-    pre_roll, post_roll : int or str
+    pre_roll, post_roll : Duration
         An event includes this much video before its motion and after it; it
         ends after ``post_roll`` without motion.  Events closer than the
         rolls are one event.
@@ -466,7 +467,7 @@ class ScanConfig:
         Pixels whose raw mask (the model's, before post-processing) changed
         in more than this share, in [0, 1], of the recent frames are not
         scored: leaves, water, rain (0: off).
-    flicker_window : int or str
+    flicker_window : Duration
         How far back "recent" reaches (the time constant of that share's
         running average; at least one frame).
     downscale : int
@@ -489,7 +490,7 @@ class ScanConfig:
         On a cluster (``--workers``, ``--scheduler``), a file longer than
         this is scanned in chunks of at most this length, side by side (0:
         never split).
-    chunk_warmup : int or str
+    chunk_warmup : Duration
         Video before each chunk that its model learns from first (a
         duration; at least the events' rolls are always taken).
     connect_timeout : float
@@ -499,11 +500,11 @@ class ScanConfig:
 
     threshold: float = 0.0025
     min_area: int = 0
-    min_event_length: int | str = "0.1s"
-    pre_roll: int | str = "1.5s"
-    post_roll: int | str = "2s"
+    min_event_length: Duration = Duration(seconds=0.1)
+    pre_roll: Duration = Duration(seconds=1.5)
+    post_roll: Duration = Duration(seconds=2.0)
     flicker: float = 0.06
-    flicker_window: int | str = "1.5s"
+    flicker_window: Duration = Duration(seconds=1.5)
     downscale: int = 0
     frame_skip: int = 0
     regions: tuple[tuple[float, ...], ...] = ()
@@ -512,27 +513,25 @@ class ScanConfig:
     draw_region: bool = True
     jobs: int = 0
     chunk_minutes: float = 30.0
-    chunk_warmup: int | str = "30s"
+    chunk_warmup: Duration = Duration(seconds=30.0)
     connect_timeout: float = 10.0
 
     def __post_init__(self) -> None:
-        for name in _DURATIONS:
+        for name in _DURATIONS:  # read once, here: the scan takes Duration values
             value = getattr(self, name)
-            if isinstance(value, datetime.time):  # TOML's reading of an unquoted 00:00:01.5
-                object.__setattr__(self, name, value.isoformat())
-        _check_types(self, "scan")
-        _check_range("scan.threshold", self.threshold, 0.0, 1.0, "(0, 1]", hi_open=False)
-        if self.min_area < 0:
-            raise ConfigError(f"scan.min_area must be >= 0 (0 = off), got {self.min_area}")
-        for name in _DURATIONS:
             try:
-                duration = parse_duration(getattr(self, name), f"scan.{name}")
-            except ValueError as exc:
+                duration = parse_duration(value, f"scan.{name}")
+            except DurationError as exc:
                 raise ConfigError(str(exc)) from None
             if name in ("min_event_length", "flicker_window") and (
                     duration.count == 0 or duration.seconds == 0):
                 raise ConfigError(f"scan.{name} must be at least one frame, got "
-                                  f"{getattr(self, name)!r}")
+                                  f"{duration.setting()!r}")
+            object.__setattr__(self, name, duration)
+        _check_types(self, "scan")
+        _check_range("scan.threshold", self.threshold, 0.0, 1.0, "(0, 1]", hi_open=False)
+        if self.min_area < 0:
+            raise ConfigError(f"scan.min_area must be >= 0 (0 = off), got {self.min_area}")
         _check_range("scan.flicker", self.flicker, 0.0, 1.0, "[0, 1]", lo_open=False,
                      hi_open=False)
         if not 0 <= self.downscale <= 64:
@@ -909,6 +908,22 @@ def replace_section(section: Any, **changes: Any) -> Any:
     return dataclasses.replace(section, **changes)
 
 
+def as_mapping(obj: Any) -> Any:
+    """A configuration (or a section) as the plain values ``config.toml`` holds.
+
+    Like :func:`dataclasses.asdict`, with each :class:`~bgsub.timecode.Duration`
+    written as a setting writes it (``45``, ``"1.5s"``): what files and
+    digests record.
+    """
+    if isinstance(obj, Duration):
+        return obj.setting()
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: as_mapping(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(as_mapping(v) for v in obj)
+    return obj
+
+
 def resolve_config(path: str | Path | None = None, overrides: Sequence[str] = (),
                    option: str = "--set") -> Config:
     """The configuration a command runs with: a file, then ``section.key=value`` overrides.
@@ -934,7 +949,8 @@ def apply_overrides(config: Config, overrides: list[str], option: str = "--set")
     The value is read as a TOML value (``5``, ``0.01``, ``true``, ``"text"``);
     anything that is not one is taken as a bare string (``rho=gaussian``).
     """
-    data = dataclasses.asdict(config)
+    data = {f.name: {g.name: getattr(getattr(config, f.name), g.name)
+                     for g in fields(getattr(config, f.name))} for f in fields(config)}
     for item in overrides:
         key, sep, text = item.partition("=")
         section, dot, name = key.strip().partition(".")

@@ -22,15 +22,13 @@ import stat
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from .errors import SinkError  # shared by the wings that write files
+
 __all__ = ["SinkError", "CODECS", "check_output_file", "check_writable_file",
            "check_output_dir", "identity", "check_not_inputs", "partial_path", "is_regular",
            "write_atomically", "write_text_atomically", "atomic_path", "disk_full"]
 
 CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}
-
-
-class SinkError(Exception):
-    """An output that cannot be written, or whose writing failed (a user-facing error)."""
 
 
 def _nonempty(path: str | Path, option: str) -> Path:

@@ -27,13 +27,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .errors import BgsubError
+
 __all__ = ["Region", "RegionError", "parse_polygon", "polygon_mask", "region_mask",
            "outlines"]
 
 Polygon = tuple[float, ...]
 
 
-class RegionError(ValueError):
+class RegionError(BgsubError, ValueError):
     """A region that cannot be used (a user error)."""
 
 

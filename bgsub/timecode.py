@@ -23,13 +23,19 @@ import math
 import re
 from dataclasses import dataclass
 
-__all__ = ["Duration", "parse_duration", "timecode", "DURATION_FORMS"]
+from .errors import BgsubError
+
+__all__ = ["Duration", "DurationError", "parse_duration", "timecode", "DURATION_FORMS"]
 
 #: what a duration may look like, for error messages
 DURATION_FORMS = 'frames (45), seconds ("1.5s") or a timecode ("00:00:01.5")'
 
 _SECONDS = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*s\s*$")
 _TIMECODE = re.compile(r"^\s*(?:(\d+):)?(\d+):(\d+(?:\.\d*)?)\s*$")
+
+
+class DurationError(BgsubError, ValueError):
+    """A duration or position that is none of the forms of the module's table (a user error)."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,27 @@ class Duration:
             return self.count
         return math.floor(self.seconds * fps + 0.5)
 
+    def __post_init__(self) -> None:
+        if (self.count is None) == (self.seconds is None):
+            raise ValueError("a Duration is a frame count or seconds, exactly one of them")
+
+    def setting(self) -> int | str:
+        """The duration as a setting writes it: frames as an int (``45``), seconds as ``"1.5s"``.
+
+        :func:`parse_duration` of it gives the same duration back.
+
+        >>> Duration(count=45).setting(), Duration(seconds=1.5).setting()
+        (45, '1.5s')
+        """
+        if self.count is not None:
+            return self.count
+        text = f"{self.seconds:g}"
+        if "e" in text or float(text) != self.seconds:  # exactly, in the grammar's digits
+            text = repr(self.seconds)
+            if "e" in text:
+                text = f"{self.seconds:.17f}".rstrip("0").rstrip(".")
+        return f"{text}s"
+
     def __str__(self) -> str:
         return f"{self.count} frames" if self.count is not None else f"{self.seconds:g} s"
 
@@ -61,13 +88,15 @@ def parse_duration(value: object, name: str = "duration") -> Duration:
     """Read a duration written as frames, seconds or a timecode (see the module's table).
 
     A ``datetime.time`` (what TOML makes of an unquoted ``00:00:01.5``) is a
-    timecode too.
+    timecode too; a :class:`Duration` is taken as it is.
 
     Raises
     ------
-    ValueError
-        Naming *name*, what was given and what is expected.
+    DurationError
+        Naming *name*, what was given and what is expected (a ``ValueError``).
     """
+    if isinstance(value, Duration):
+        return value
     if isinstance(value, datetime.time):
         return Duration(seconds=value.hour * 3600 + value.minute * 60 + value.second
                         + value.microsecond / 1e6)
@@ -86,7 +115,7 @@ def parse_duration(value: object, name: str = "duration") -> Duration:
             hours = int(match.group(1) or 0)
             return Duration(seconds=hours * 3600 + int(match.group(2)) * 60
                             + float(match.group(3)))
-    raise ValueError(f"{name} must be {DURATION_FORMS}, got {value!r}")
+    raise DurationError(f"{name} must be {DURATION_FORMS}, got {value!r}")
 
 
 def timecode(seconds: float) -> str:

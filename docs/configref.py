@@ -28,6 +28,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bgsub.config import Config  # noqa: E402
+from bgsub.timecode import Duration  # noqa: E402
 
 TOML = ROOT / "config.toml"
 WIDTH = 79
@@ -56,6 +57,8 @@ def toml_value(value: Any) -> str:
     """*value* written as TOML."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, Duration):  # as a setting writes it: 45, "1.5s"
+        return toml_value(value.setting())
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, str):

@@ -177,7 +177,8 @@ def test_sigterm_stops_cleanly_and_keeps_the_files_done(tmp_path):
     (["{video}", "--region-mask", "nothing.png"], "region mask nothing.png: not a readable"),
     (["{video}", "--events", "table.txt"], "--events table.txt: expected a .csv file name"),
     (["{video}", "--downscale", "-1"], "scan.downscale must be in 0..64"),
-    (["{video}", "--set", "scan.pre_roll=1.5"], "scan.pre_roll must be int or str"),
+    (["{video}", "--set", "scan.pre_roll=1.5"], "scan.pre_roll must be frames (45), seconds "
+                                                 '("1.5s") or a timecode ("00:00:01.5"), got 1.5'),
     (["{video}", "--set", "scan.pre_roll=1.5m"], "scan.pre_roll must be frames (45)"),
     (["{empty}"], "no video files found in"),
 ])

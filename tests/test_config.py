@@ -9,7 +9,8 @@ import pytest
 
 from bgsub import MixtureMasker, Postprocessor
 from bgsub.config import (Config, ConfigError, ModelConfig, PostprocessConfig, _check_types,
-                          apply_overrides, load_config, replace_section, resolve_config)
+                          apply_overrides, as_mapping, load_config, replace_section,
+                          resolve_config)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,7 +19,7 @@ def test_shipped_config_mirrors_the_dataclasses():
     """config.toml holds exactly the dataclasses' sections, fields and defaults."""
     data = tomllib.loads((ROOT / "config.toml").read_text())
     # TOML arrays are lists where the dataclasses keep tuples (hashable sections)
-    assert data == json.loads(json.dumps(dataclasses.asdict(Config())))
+    assert data == json.loads(json.dumps(as_mapping(Config())))  # durations as written
     assert list(data) == [f.name for f in dataclasses.fields(Config)]  # same order too
     assert load_config(ROOT / "config.toml") == Config()
 
@@ -111,3 +112,36 @@ def test_overrides_read_toml_values_and_bare_strings():
                                         "postprocess.fill_holes=false"])
     assert (config.model.rho, config.model.k, config.postprocess.fill_holes) == (
         "gaussian", 4, False)
+
+
+def test_scan_durations_are_read_once_into_duration_values(tmp_path):
+    """Every written form becomes a Duration at load; files and --set take the same text."""
+    import pickle
+
+    from bgsub.timecode import Duration
+
+    path = tmp_path / "c.toml"
+    path.write_text('[scan]\npre_roll = 00:00:01.5\npost_roll = 45\nmin_event_length = "3"\n'
+                    'flicker_window = "2s"\nchunk_warmup = "00:01:00"\n')
+    scan = load_config(path).scan
+    assert (scan.pre_roll, scan.post_roll, scan.min_event_length, scan.flicker_window,
+            scan.chunk_warmup) == (Duration(seconds=1.5), Duration(count=45), Duration(count=3),
+                                   Duration(seconds=2.0), Duration(seconds=60.0))
+    config = apply_overrides(Config(), ["scan.pre_roll=0", "scan.post_roll=2.5s",
+                                        "scan.flicker_window=00:00:03"])
+    assert config.scan.pre_roll == Duration(count=0)
+    assert config.scan.post_roll == Duration(seconds=2.5)
+    assert config.scan.flicker_window == Duration(seconds=3.0)
+    assert replace_section(config.scan, pre_roll="1s").pre_roll == Duration(seconds=1.0)
+    # an override keeps the other sections' durations as they were
+    assert apply_overrides(config, ["model.k=4"]).scan == config.scan
+    # written out (the events table's JSON, digests) as a setting is written, and back
+    assert as_mapping(config.scan)["post_roll"] == "2.5s"
+    assert as_mapping(config.scan)["pre_roll"] == 0
+    from bgsub.config import config_from_mapping
+    assert config_from_mapping(as_mapping(config)) == config
+    assert pickle.loads(pickle.dumps(config)) == config  # as Dask ships it to workers
+    with pytest.raises(ConfigError, match=r"scan.pre_roll must be frames \(45\).*got 1.5$"):
+        apply_overrides(Config(), ["scan.pre_roll=1.5"])
+    with pytest.raises(ConfigError, match="scan.flicker_window must be at least one frame"):
+        apply_overrides(Config(), ["scan.flicker_window=0s"])

@@ -78,8 +78,11 @@ def test_bad_frames_raise_clear_errors():
     with pytest.raises(ValueError, match=r"must be BGR \(H, W, 3\) like the earlier frames, "
                                          r"got grey \(H, W\)"):
         m.apply(np.zeros((4, 6), np.uint8))
-    with pytest.raises(FrameSizeError, match="frame size 7x4 differs from the model's 6x4"):
+    with pytest.raises(FrameSizeError, match="frame size 7x4 differs from the model's 6x4") as e:
         m.apply(np.zeros((4, 7, 3), np.uint8))
+    # the sizes are data: no one has to read them back out of the message
+    assert (e.value.expected, e.value.got) == ((4, 6, 3), (4, 7, 3))
+    assert e.value.change == "frame size 7x4 differs from the model's 6x4"
     with pytest.raises(ValueError, match="learning_rate must be in"):
         m.apply(np.zeros((4, 6, 3), np.uint8), learning_rate=-0.1)
     with pytest.raises(ValueError, match="out must be"):

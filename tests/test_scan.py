@@ -165,8 +165,7 @@ def test_pixels_that_blink_stop_counting_and_pixels_that_change_once_do_not():
     from bgsub.scan.detector import EventRules
     from bgsub.scan.scanner import MotionScorer
 
-    scorer = MotionScorer("x", EventRules(0.01), 30.0, (1.0, 1.0), flicker=0.06,
-                          flicker_frames=45.0)
+    scorer = MotionScorer("x", EventRules(0.01), fps=30.0, flicker=0.06, flicker_frames=45.0)
     raw = np.zeros((4, 4), np.uint8)
     for t in range(60):
         raw[0, 0] = 255 * (t % 2)  # leaves: on, off, on, off

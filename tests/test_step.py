@@ -68,6 +68,18 @@ def test_a_size_change_resets_with_a_warning(caplog):
     assert not step(2, frames(1, (20, 30, 3))[0]).reset
 
 
+def test_a_step_with_other_outputs_carries_on_with_the_same_model():
+    step = FrameStep(threads=1)
+    first, second = frames(2)
+    step(0, first)
+    raw = step.with_outputs(keep_raw=True)
+    result = raw(1, second)
+    assert raw.masker is step.masker and not step.keep_raw and result.raw_mask is not None
+    alone = FrameStep(threads=1)
+    alone(0, first)
+    assert np.array_equal(alone(1, second).mask, result.mask)  # the model carried on
+
+
 def test_reset_is_reported_by_the_next_result():
     step = FrameStep(threads=1)
     step(0, frames(1)[0])
@@ -80,3 +92,15 @@ def test_reset_is_reported_by_the_next_result():
 def test_one_channel_frames_are_grey(shape):
     result = FrameStep(threads=1)(0, np.zeros(shape, np.uint8))
     assert result.frame.shape == (12, 16) and result.mask.shape == (12, 16)
+
+
+def test_a_loaded_model_refuses_a_first_frame_of_another_shape():
+    masker = MixtureMasker(threads=1)
+    masker.apply(frames(1)[0])
+    step = FrameStep(masker=masker, other_shape=lambda shape: LookupError(f"got {shape}"))
+    with pytest.raises(LookupError, match=r"got \(20, 30, 3\)"):
+        step(0, frames(1, (20, 30, 3))[0])
+    assert step(1, frames(1, (20, 30, 3))[0]).reset  # later changes reset, as usual
+    fresh = FrameStep(threads=1, other_shape=lambda shape: LookupError("never"))
+    fresh(0, frames(1)[0])  # no model yet: any first frame
+    assert fresh(1, frames(1, (20, 30, 3))[0]).reset

@@ -37,3 +37,21 @@ def test_timecodes_round_to_the_millisecond():
     assert timecode(36000 + 61.25) == "10:01:01.250"
     assert timecode(1 / 3) == "00:00:00.333"
     assert str(Duration(count=3)) == "3 frames" and str(Duration(seconds=1.5)) == "1.5 s"
+
+
+@pytest.mark.parametrize("duration", [
+    Duration(count=0), Duration(count=45), Duration(seconds=0.1), Duration(seconds=2.0),
+    Duration(seconds=1 / 3), Duration(seconds=3723.5), Duration(seconds=1e-7),
+    Duration(seconds=123456789.125),
+])
+def test_a_duration_written_as_a_setting_reads_back_the_same(duration):
+    written = duration.setting()
+    assert parse_duration(written) == duration
+    assert parse_duration(duration) is duration  # already read: taken as it is
+
+
+def test_a_duration_is_frames_or_seconds_never_both_nor_neither():
+    assert Duration(seconds=1.5).setting() == "1.5s" and Duration(count=45).setting() == 45
+    for both_or_none in ({}, {"count": 3, "seconds": 1.0}):
+        with pytest.raises(ValueError):
+            Duration(**both_or_none)

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line *argv* (default ``sys.argv[1:]``); return the exit status."""
     _standard_streams()
     try:
-        from .common import EXIT_USAGE, UsageError
+        from .common import UsageError
         from ..text import one_line
 
         argv = sys.argv[1:] if argv is None else list(argv)
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         except UsageError as exc:
             if sys.stderr is not None:
                 print(f"bgsub: error: {one_line(exc)}", file=sys.stderr)
-            return EXIT_USAGE
+            return exc.exit_status
     except KeyboardInterrupt as exc:  # Ctrl-C while the libraries load
         return 128 + getattr(exc, "signum", signal.SIGINT)
     return args.run(args)

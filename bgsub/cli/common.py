@@ -24,9 +24,9 @@ import cv2
 from tqdm import tqdm
 
 from .._version import __version__
-from ..config import ConfigError, apply_overrides, resolve_config
-from ..files import SinkError
-from ..io.sources import SourceError, redact
+from ..config import apply_overrides, resolve_config
+from ..errors import BgsubError
+from ..io.sources import redact
 from ..text import one_line
 
 __all__ = ["EXIT_OK", "EXIT_INTERNAL", "EXIT_USAGE", "UsageError", "Parser", "StopRequest",
@@ -40,8 +40,8 @@ EXIT_USAGE = 2
 logger = logging.getLogger("bgsub")
 
 
-class UsageError(Exception):
-    """A command-line mistake."""
+class UsageError(BgsubError):
+    """A command-line mistake (exit status 2)."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -79,23 +79,23 @@ def config_of(args: argparse.Namespace, options: tuple[str, ...] = ()):
     return config
 
 
-def guarded(run: Callable[[], int], debug: bool,
-            user_errors: tuple[type[BaseException], ...] = ()) -> int:
+def guarded(run: Callable[[], int], debug: bool) -> int:
     """Call *run* and turn its errors into one line on stderr and an exit status.
 
-    User errors (bad input: these, and *user_errors*) exit with 2, anything
-    else is a bug and exits with 1; ``--debug`` (*debug*) shows the traceback.
-    A Ctrl-C before the command has its own handlers (while it starts) exits
-    with 130, quietly.
+    The one place where a command's errors end: a :class:`~bgsub.errors.BgsubError`
+    (bad input, whichever wing raised it) exits with its ``exit_status`` (2),
+    anything else is a bug and exits with 1; ``--debug`` (*debug*) shows the
+    traceback.  A Ctrl-C before the command has its own handlers (while it
+    starts) exits with 130, quietly.
     """
     try:
         with quiet_opencv(not debug):
             return run()
-    except (ConfigError, SourceError, SinkError, UsageError, *user_errors) as exc:
+    except BgsubError as exc:
         if debug:
             traceback.print_exc()
         logger.error("%s", exc)
-        return EXIT_USAGE
+        return exc.exit_status
     except KeyboardInterrupt as exc:  # before the command handles signals itself
         logger.error("interrupted", extra={"plain": True})
         return 128 + getattr(exc, "signum", signal.SIGINT)
@@ -107,11 +107,10 @@ def guarded(run: Callable[[], int], debug: bool,
         return EXIT_INTERNAL
 
 
-def run_command(args: argparse.Namespace, run: Callable[[], int],
-                user_errors: tuple[type[BaseException], ...] = ()) -> int:
+def run_command(args: argparse.Namespace, run: Callable[[], int]) -> int:
     """A command's body as every command runs it: messages as ``bgsub:`` lines, errors guarded."""
     with logging_to_stderr(args.quiet, args.debug):
-        return guarded(run, args.debug, user_errors)
+        return guarded(run, args.debug)
 
 
 _OPENCV_QUIET = {"OPENCV_FFMPEG_LOGLEVEL": "-8", "OPENCV_LOG_LEVEL": "SILENT"}  # AV_LOG_QUIET

@@ -28,7 +28,7 @@ import cv2
 
 from .._version import __version__
 from ..config import Config
-from ..eval.cdnet import (COMPARE_METHODS, METRICS, CdnetError, CdnetSequence, SequenceScores,
+from ..eval.cdnet import (COMPARE_METHODS, METRICS, CdnetSequence, SequenceScores,
                           evaluate_sequence, load_cdnet_sequence, mean_metrics)
 from ..files import (SinkError, check_not_inputs, check_output_dir, check_writable_file,
                        write_atomically)
@@ -69,7 +69,7 @@ def add_parser(commands, parent: argparse.ArgumentParser) -> argparse.ArgumentPa
 
 def main(args: argparse.Namespace) -> int:
     """Run the parsed ``bgsub eval`` arguments; return the exit status."""
-    return run_command(args, lambda: _evaluate(args), (CdnetError,))
+    return run_command(args, lambda: _evaluate(args))
 
 
 def parse_compare(text: str) -> list[str]:

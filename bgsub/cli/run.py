@@ -109,7 +109,7 @@ def add_parser(commands, parent: argparse.ArgumentParser) -> argparse.ArgumentPa
 
 def main(args: argparse.Namespace) -> int:
     """Run the parsed ``bgsub run`` arguments; return the exit status."""
-    return run_command(args, lambda: _run(args), (CheckpointError,))
+    return run_command(args, lambda: _run(args))
 
 
 def _inputs(source: str | None) -> list[Path]:
@@ -159,8 +159,24 @@ def _named(value: str | None, n: int, many: bool, option: str) -> str | None:
     return value.replace("{n}", str(n))
 
 
-_OPTIONS = ["--output", "--mask-output", "--background-output", "--probability-output",
-            "--stats", "--mask-dir", "--save-model", "--load-model", "--events", "--clips"]
+def _folder(name: str, option: str) -> Path:
+    """A folder output: an empty name is refused now; the folder is made once no input is
+    among the outputs (see :func:`_outputs`)."""
+    if not name.strip():
+        check_output_dir(name, option)  # says what is wrong
+    return Path(name)
+
+
+def _model_input(name: str, option: str) -> Path:
+    """--load-model: an input, kept apart from the outputs."""
+    return Path(name)
+
+
+# every output option of a source, in the order they are checked, with its check
+_OUTPUTS = (*((option, check_output_file) for option, _ in _VIDEOS),
+            ("--stats", check_writable_file), ("--mask-dir", _folder),
+            ("--save-model", check_writable_file), ("--load-model", _model_input),
+            ("--events", check_writable_file), ("--clips", _folder))
 
 
 def _outputs(args: argparse.Namespace, specs) -> list[dict[str, Path]]:
@@ -173,30 +189,10 @@ def _outputs(args: argparse.Namespace, specs) -> list[dict[str, Path]]:
     many = len(specs) > 1
     per_source = []
     for n, _ in enumerate(specs):
-        names = {opt: _named(getattr(args, opt[2:].replace("-", "_")), n, many, opt)
-                 for opt in _OPTIONS}
-        outputs = {}
-        for opt, _ in _VIDEOS:
-            if names[opt] is not None:
-                outputs[opt] = check_output_file(names[opt], opt)
-        if names["--stats"] is not None:
-            outputs["--stats"] = check_writable_file(names["--stats"], "--stats")
-        if names["--mask-dir"] is not None:
-            outputs["--mask-dir"] = Path(names["--mask-dir"])
-            if not names["--mask-dir"].strip():
-                check_output_dir(names["--mask-dir"], "--mask-dir")  # says what is wrong
-        if names["--save-model"] is not None:
-            outputs["--save-model"] = check_writable_file(names["--save-model"],
-                                                          "--save-model")
-        if names["--load-model"] is not None:
-            outputs["--load-model"] = Path(names["--load-model"])  # an input, kept apart
-        if names["--events"] is not None:
-            outputs["--events"] = check_writable_file(names["--events"], "--events")
-        if names["--clips"] is not None:
-            outputs["--clips"] = Path(names["--clips"])
-            if not names["--clips"].strip():
-                check_output_dir(names["--clips"], "--clips")  # says what is wrong
-        per_source.append(outputs)
+        names = {option: _named(getattr(args, option[2:].replace("-", "_")), n, many, option)
+                 for option, _ in _OUTPUTS}
+        per_source.append({option: check(names[option], option) for option, check in _OUTPUTS
+                           if names[option] is not None})
     sources = [path for spec, _ in specs for path in _inputs(spec)]
     models = [o["--load-model"] for o in per_source if "--load-model" in o]
     written = {f"{opt} (source {n})" if many else opt: path
@@ -214,14 +210,25 @@ def _outputs(args: argparse.Namespace, specs) -> list[dict[str, Path]]:
 
 
 class _Channel:
-    """One source's pipeline: its reader, frame step, writer and the rest."""
+    """One source's pipeline: its reader, frame step, writer and the rest (see :func:`_build`).
 
-    def __init__(self, name: str, source, outputs: dict[str, Path]) -> None:
+    The run (:meth:`run`) and the closing (:meth:`finish`) keep their outcome
+    here: ``summary``, or ``error``.
+    """
+
+    def __init__(self, name: str, source, outputs: dict[str, Path], *, reader: FrameReader,
+                 step: FrameStep, writer: SinkWriter, consumers: list,
+                 events: LiveEvents | None = None,
+                 checkpointer: Checkpointer | None = None) -> None:
         self.name = name
         self.source = source
         self.outputs = outputs
-        self.reader = self.writer = self.step = self.checkpointer = self.events = None
-        self.consumers: list = []
+        self.reader = reader
+        self.step = step
+        self.writer = writer
+        self.consumers = consumers
+        self.events = events
+        self.checkpointer = checkpointer
         self.summary = None
         self.error: BaseException | None = None
 
@@ -234,10 +241,7 @@ class _Channel:
 
     def close(self, quiet: bool) -> None:
         """Stop the reader and close every output; errors raise unless *quiet*."""
-        if self.reader is not None:
-            self.reader.close()
-        else:
-            self.source.close()
+        self.reader.close()
         for consumer in (self.writer, self.checkpointer, self.events):
             if consumer is not None:
                 try:
@@ -246,9 +250,19 @@ class _Channel:
                     if not quiet:
                         raise
 
+    def finish(self) -> None:
+        """Close every output, then save the model if the run went well; a failure becomes
+        the channel's ``error`` (the first one is kept)."""
+        try:
+            self.close(quiet=False)
+            if self.error is None:
+                self.save_model()
+        except Exception as exc:
+            self.error = self.error or exc
+
     def save_model(self) -> None:
         path = self.outputs.get("--save-model")
-        if path is not None and self.step is not None and self.step.masker.frame_shape:
+        if path is not None and self.step.masker.frame_shape:
             try:
                 self.step.masker.save(path)
             except OSError as exc:
@@ -261,20 +275,26 @@ def _process(args: argparse.Namespace, stop) -> int:
     config = config_of(args, ("width", "height", "fps"))
     outputs = _outputs(args, specs)
     server = _server(args, config, stop)  # listening before any source is opened
-    channels: list[_Channel] = []
+    opened: list = []  # (source, its outputs)
     try:
-        for (spec, camera), out in zip(specs, outputs):
-            source = open_source(spec, camera, config.source, stop)
-            channels.append(_Channel(source.info.name, source, out))
-            if server is not None:
-                server.add_source(source.info.name, out.get("--clips"))
-            if stop.is_set():
-                return 0
-        return _run_channels(args, config, channels, stop, server)
+        try:
+            for (spec, camera), out in zip(specs, outputs):
+                source = open_source(spec, camera, config.source, stop)
+                opened.append((source, out))
+                if server is not None:
+                    server.add_source(source.info.name, out.get("--clips"))
+                if stop.is_set():
+                    break
+        except BaseException:
+            for source, _ in opened:
+                source.close()
+            raise
+        if stop.is_set():
+            for source, _ in opened:
+                source.close()
+            return 0
+        return _run_channels(args, config, opened, stop, server)
     finally:
-        for channel in channels:
-            if channel.reader is None:  # opened, never started
-                channel.source.close()
         if server is not None:
             server.close(args.serve_linger)
 
@@ -304,9 +324,11 @@ def _server(args: argparse.Namespace, config, stop) -> LiveServer | None:
     return server
 
 
-def _run_channels(args, config, channels: list[_Channel], stop, server=None) -> int:
+def _run_channels(args, config, opened: list, stop, server=None) -> int:
+    """Build a channel per opened source and run them; every source is closed on the way out."""
     draw = drawer(config.display)
-    many = len(channels) > 1
+    many = len(opened) > 1
+    channels: list[_Channel] = []
     window = None
     # The reader, masker and writer threads are the run's parallelism.
     # OpenCV's own pool would add none (its calls here are short) and its
@@ -326,13 +348,14 @@ def _run_channels(args, config, channels: list[_Channel], stop, server=None) -> 
                 else:
                     window = Window(display, config.display, draw, stop,
                                     lambda: [c.step.reset() for c in channels],
-                                    [c.name for c in channels] if many else None)
-            writes = any(len(c.outputs) for c in channels)
+                                    [s.info.name for s, _ in opened] if many else None)
+            writes = any(len(out) for _, out in opened)
             # the machine's cores, shared out between the sources' maskers
             threads = max(1, masker_threads(config.pipeline.masker_threads, writes)
-                          // len(channels))
-            for n, channel in enumerate(channels):
-                _build(channel, n, args, config, draw, threads, window, stop, server)
+                          // len(opened))
+            for n, (source, out) in enumerate(opened):
+                channels.append(_build(source, out, n, args, config, draw, threads, window,
+                                       stop, server))
             if len(channels) == 1 and window is None:
                 channel = channels[0]
                 channel.run(stop, Progress(channel.source.info.frame_count, quiet=args.quiet))
@@ -345,24 +368,21 @@ def _run_channels(args, config, channels: list[_Channel], stop, server=None) -> 
             # the first error is the one to report: close quietly, then re-raise it
             for channel in channels:
                 channel.close(quiet=True)
+            for source, _ in opened[len(channels):]:  # opened, never started
+                source.close()
             if window is not None:
                 window.close()
             raise
         # the same way out for the end, q, Ctrl-C and SIGTERM: close everything
-        failed = 0
         for channel in channels:
-            try:
-                channel.close(quiet=False)
-                if channel.error is None:
-                    channel.save_model()
-            except Exception as exc:
-                if not many:
-                    raise
-                channel.error = channel.error or exc
+            channel.finish()
         if window is not None:
             window.close()
     finally:
         cv2.setNumThreads(opencv_threads)
+    if not many and channels[0].error is not None:  # one source: its error is the run's
+        raise channels[0].error
+    failed = 0
     for channel in channels:
         if channel.error is not None:  # several sources: each failure named, the rest ran on
             failed += 1
@@ -379,10 +399,14 @@ def _run_channels(args, config, channels: list[_Channel], stop, server=None) -> 
     return 2 if failed else 0
 
 
-def _build(channel: _Channel, n: int, args, config, draw, threads: int, window, stop,
-           server=None) -> None:
-    """Open one source's outputs, reader and frame step, and list its consumers."""
-    outputs, source = channel.outputs, channel.source
+def _build(source, outputs: dict[str, Path], n: int, args, config, draw, threads: int,
+           window, stop, server=None) -> _Channel:
+    """One source's channel: its outputs, consumers, frame step and reader, complete.
+
+    What the results must carry (the background, the raw mask, ...) is known
+    from the consumers, so the step is made after them.  A failure closes
+    what was opened here (not the source).
+    """
     fps = source.info.fps
     sinks = [cls(outputs[opt], fps, opt, draw) if cls is AnnotatedVideoSink
              else cls(outputs[opt], fps, opt) for opt, cls in _VIDEOS if opt in outputs]
@@ -390,36 +414,49 @@ def _build(channel: _Channel, n: int, args, config, draw, threads: int, window, 
         sinks.append(MaskDirSink(outputs["--mask-dir"]))
     if "--stats" in outputs:
         sinks.append(StatsSink(outputs["--stats"]))
-    channel.writer = writer = SinkWriter(sinks, config.output.queue_size,
-                                         nice=config.pipeline.io_nice)
-    stop.on_repeat.append(lambda count: _hurry(writer, count))
-    load = outputs.get("--load-model")
-    channel.step = step = FrameStep.from_config(config, threads=threads, fps=fps,
-                                                masker=_loaded(load, config, threads))
-    if step.masker.frame_shape is not None:
-        saved = step.masker.frame_shape
-        step.expect(saved, lambda shape: CheckpointError(
-            f"--load-model {load}: the model was saved for {_describe(saved)} frames; "
-            f"{source.info.name} gives {_describe(shape)} frames"))
-    if window is not None:
-        channel.consumers.append(window.feed(n))  # first: the frame it draws is shared
-    channel.consumers.append(writer)
-    if "--events" in outputs or "--clips" in outputs or args.on_event or server is not None:
-        channel.events = LiveEvents(source.info.name, config, fps, outputs.get("--events"),
-                                    outputs.get("--clips"), args.on_event)
-        channel.consumers.append(channel.events)
-    if server is not None:
-        channel.events.subscribers.append(lambda record: server.event(n, record))
-        channel.consumers.append(server.feed(n, step.reset, lambda: source.drops))
-    if "--save-model" in outputs and source.info.kind in ("camera", "stream"):
-        channel.checkpointer = Checkpointer(lambda: step.masker, outputs["--save-model"],
-                                            config.output.checkpoint_every)
-        channel.consumers.append(channel.checkpointer)
-    needs = needs_of(channel.consumers)
-    step.background = "background" in needs
-    step.probability = "probability" in needs
-    step.keep_raw = "raw_mask" in needs
-    channel.reader = FrameReader(source, config.source.queue_size, nice=config.pipeline.io_nice)
+    writer = SinkWriter(sinks, config.output.queue_size, nice=config.pipeline.io_nice)
+    events = checkpointer = None
+    try:
+        stop.on_repeat.append(lambda count: _hurry(writer, count))
+        load = outputs.get("--load-model")
+        masker = _loaded(load, config, threads)
+        if masker is None:  # a new model, counting its absorption time in the source's rate
+            masker = MixtureMasker(config.model, threads=threads, fps=fps)
+        consumers: list = []
+        if window is not None:
+            consumers.append(window.feed(n))  # first: the frame it draws is shared
+        consumers.append(writer)
+        if "--events" in outputs or "--clips" in outputs or args.on_event or server is not None:
+            events = LiveEvents(source.info.name, config, fps, outputs.get("--events"),
+                                outputs.get("--clips"), args.on_event)
+            consumers.append(events)
+        if server is not None:
+            events.subscribers.append(lambda record: server.event(n, record))
+            # the step is made below, once the consumers say what results must carry
+            consumers.append(server.feed(n, lambda: step.reset(), lambda: source.drops))
+        if "--save-model" in outputs and source.info.kind in ("camera", "stream"):
+            checkpointer = Checkpointer(lambda: masker, outputs["--save-model"],
+                                        config.output.checkpoint_every)
+            consumers.append(checkpointer)
+        needs = needs_of(consumers)
+        saved = masker.frame_shape  # a loaded model's: the source must give such frames
+        step = FrameStep.from_config(
+            config, masker=masker, keep_raw="raw_mask" in needs,
+            background="background" in needs, probability="probability" in needs,
+            other_shape=lambda shape: CheckpointError(
+                f"--load-model {load}: the model was saved for {_describe(saved)} frames; "
+                f"{source.info.name} gives {_describe(shape)} frames"))
+        reader = FrameReader(source, config.source.queue_size, nice=config.pipeline.io_nice)
+    except BaseException:
+        for consumer in (writer, events, checkpointer):
+            if consumer is not None:
+                try:
+                    consumer.close()
+                except Exception:  # the first error is the one to report
+                    pass
+        raise
+    return _Channel(source.info.name, source, outputs, reader=reader, step=step, writer=writer,
+                    consumers=consumers, events=events, checkpointer=checkpointer)
 
 
 def _run_in_threads(channels: list[_Channel], window, stop, quiet: bool) -> None:

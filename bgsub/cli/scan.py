@@ -30,12 +30,12 @@ import cv2
 import numba
 from tqdm import tqdm
 
+from ..errors import BgsubError
 from ..files import atomic_path
 from ..text import one_line
 from ..io.avsource import VideoFile
 from ..scan.clips import ClipError, clip_extension, cut_clip, thumbnail
 from ..config import Config, apply_overrides, replace_section
-from ..scan.cluster import ClusterError  # the module loads Dask only when it scans
 from ..io.progress import Progress
 from ..regions import RegionError, outlines, parse_polygon
 from ..scan.report import write_report
@@ -45,8 +45,8 @@ from ..io.sources import SourceError
 from ..model.step import FrameStep
 from ..scan.tables import (failure_record, identity, is_done, read_record, record_of,
                       settings_digest, write_events, write_record)
-from ..timecode import DURATION_FORMS, parse_duration
-from .common import UsageError, config_of, guarded, logging_to_stderr, stop_on_signals
+from ..timecode import DURATION_FORMS, DurationError, parse_duration
+from .common import UsageError, config_of, run_command, stop_on_signals
 
 __all__ = ["add_parser", "main", "EXIT_FAILED"]
 
@@ -120,8 +120,7 @@ def add_parser(commands, parent: argparse.ArgumentParser) -> argparse.ArgumentPa
 def main(args: argparse.Namespace) -> int:
     """Run the parsed ``bgsub scan`` arguments; return the exit status."""
     # --quiet: the events on stdout and the errors, nothing else
-    with logging_to_stderr(args.quiet, args.debug):
-        return guarded(lambda: _run(args), args.debug, (RegionError, ClusterError))
+    return run_command(args, lambda: _run(args))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -156,13 +155,16 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def _options(args: argparse.Namespace) -> ScanOptions:
-    for flag, value in (("--start", args.start), ("--end", args.end)):
+    """--start and --end, read once: the scan takes them as Duration values."""
+    bounds = {}
+    for name, flag in (("start", "--start"), ("end", "--end")):
+        value = getattr(args, name)
         if value is not None:
             try:
-                parse_duration(value, flag)
-            except ValueError:
+                bounds[name] = parse_duration(value, flag)
+            except DurationError:
                 raise UsageError(f"{flag} {value!r}: expected {DURATION_FORMS}") from None
-    return ScanOptions(start=args.start, end=args.end)
+    return ScanOptions(**bounds)
 
 
 @dataclass
@@ -338,10 +340,11 @@ def _scan(args: argparse.Namespace, stop) -> int:
     for file in todo:
         _probe(file)
     progress = _RunProgress(todo, args.quiet)
-    plan = _Plan(config, options, settings, args.scan_only, stop, progress,
+    # --continuous: one model for every file, in order
+    step = FrameStep.from_config(config, threads=threads, keep_raw=config.scan.flicker > 0) \
+        if args.continuous else None
+    plan = _Plan(config, options, settings, args.scan_only, stop, progress, step=step,
                  inputs={f.path.resolve() for f in files})
-    if args.continuous:
-        plan.step = FrameStep.from_config(config, threads=threads)
     began = time.perf_counter()
     opencv_threads = cv2.getNumThreads()
     cv2.setNumThreads(1)  # the scans are the parallelism; OpenCV's idle workers would spin
@@ -499,8 +502,7 @@ def _finish(file: _File, key: int, plan: _Plan, scan=None, tasks: tuple[str, ...
     try:
         record = (scan or _scan_one)(file, key, plan)
     except (SourceError, RegionError, ClipError, OSError, ValueError) as exc:
-        message = str(exc) if isinstance(exc, (SourceError, RegionError, ClipError)) \
-            else f"{type(exc).__name__}: {exc}"
+        message = str(exc) if isinstance(exc, BgsubError) else f"{type(exc).__name__}: {exc}"
         logger.error("%s: %s; listed as failed", file.path, message.removeprefix(f"{file.path}: "))
         record = failure_record(file.path, file.name, message)
     if record is None:  # stopped before the end of the file: not done

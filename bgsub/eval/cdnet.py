@@ -27,6 +27,7 @@ from typing import Self
 import cv2
 import numpy as np
 
+from ..errors import BgsubError
 from ..labels import FOREGROUND
 from ..io.pipeline import run_pipeline
 from ..io.progress import Progress
@@ -59,7 +60,7 @@ METRICS = (("recall", "Recall"), ("specificity", "Specificity"), ("fpr", "FPR"),
            ("f_measure", "F-measure"))
 
 
-class CdnetError(ValueError):
+class CdnetError(BgsubError, ValueError):
     """A folder that is not a usable CDnet sequence (a user error)."""
 
 

@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from ..config import SourceConfig
+from ..errors import BgsubError
 from .priority import lower_this_thread
 
 __all__ = ["SourceError", "CorruptFrame", "OpenCancelled", "Source", "open_source",
@@ -93,7 +94,7 @@ def redact(text: str, *urls: str) -> str:
     return text
 
 
-class SourceError(Exception):
+class SourceError(BgsubError):
     """A source that cannot be opened or read (a user error)."""
 
 

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
+from ..errors import BgsubError
 from ..files import write_atomically
 
 
@@ -50,7 +51,7 @@ ARRAYS = {"state": "<u2", "ghosts": "<i4", "bootstrap": "|u1"}
 _MAX_DIMENSIONS = 3
 
 
-class CheckpointError(ValueError):
+class CheckpointError(BgsubError, ValueError):
     """A checkpoint that cannot be used: not one, another format, damaged, inconsistent."""
 
 

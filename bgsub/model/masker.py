@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .backend import LL_GRID, CpuBackend
+from ..errors import BgsubError
 from ..config import MAX_THREADS, ModelConfig, load_config, replace_section
 from . import checkpoint
 from .em import fit_mixtures
@@ -34,12 +35,34 @@ def _locked(method):
     return call
 
 
-class FrameSizeError(ValueError):
+class FrameSizeError(BgsubError, ValueError):
     """A frame's size or channel count differs from the frames the model was built on.
 
     The model cannot take it without :meth:`MixtureMasker.reset`; the pipeline
     resets and carries on.
+
+    Attributes
+    ----------
+    expected, got : tuple of int
+        The shape of the model's frames and that of the frame refused.
     """
+
+    def __init__(self, expected: tuple[int, ...], got: tuple[int, ...]) -> None:
+        self.expected = tuple(expected)
+        self.got = tuple(got)
+        super().__init__(f"{self.change}; call reset() to start a new model")
+
+    def __reduce__(self):  # rebuilt from its data (another thread's or process's error)
+        return type(self), (self.expected, self.got)
+
+    @property
+    def change(self) -> str:
+        """What differs, in words: ``frame size 7x4 differs from the model's 6x4``."""
+        if self.got[:2] != self.expected[:2]:
+            return (f"frame size {self.got[1]}x{self.got[0]} differs from the model's "
+                    f"{self.expected[1]}x{self.expected[0]}")
+        return (f"frame must be {_describe(self.expected)} like the earlier frames, got "
+                f"{_describe(self.got)}")
 
 
 def absorption_frames(learning_rate: float, background_ratio: float, init_weight: float) -> int:
@@ -294,13 +317,7 @@ class MixtureMasker:
         if frame.shape[0] == 0 or frame.shape[1] == 0:
             raise ValueError(f"frame is empty: shape {frame.shape}")
         if self._shape is not None and frame.shape != self._shape:
-            if frame.shape[:2] != self._shape[:2]:
-                raise FrameSizeError(
-                    f"frame size {frame.shape[1]}x{frame.shape[0]} differs from the model's "
-                    f"{self._shape[1]}x{self._shape[0]}; call reset() to start a new model")
-            raise FrameSizeError(f"frame must be {_describe(self._shape)} like the earlier "
-                                 f"frames, got {_describe(frame.shape)}; call reset() to start "
-                                 "a new model")
+            raise FrameSizeError(self._shape, frame.shape)
         return np.ascontiguousarray(frame)
 
     @_locked

@@ -94,6 +94,10 @@ class FrameStep:
     fps : float, optional
         The source's frame rate, in which the model counts ``absorb_seconds``
         (default: ``model.fps``).
+    other_shape : callable, optional
+        With a *masker* that holds a model (a loaded one): the first frame
+        must have the model's shape, else ``other_shape(its shape)`` (an
+        exception) is raised.  Later size changes reset the model, as usual.
 
     Notes
     -----
@@ -115,7 +119,8 @@ class FrameStep:
                  postprocess: PostprocessConfig | None = None, *, threads: int | None = None,
                  keep_raw: bool = False, background: bool = False,
                  probability: bool = False, masker: MixtureMasker | None = None,
-                 fps: float | None = None) -> None:
+                 fps: float | None = None,
+                 other_shape: Callable[[tuple[int, ...]], Exception] | None = None) -> None:
         #: the masker (*masker* when given, a loaded model say; else a new one of *model*,
         #: counting its absorption time in *fps*, the source's frame rate)
         self.masker = (masker if masker is not None
@@ -127,20 +132,27 @@ class FrameStep:
         #: seconds spent masking and post-processing, over every frame so far
         self.seconds = {"mask": 0.0, "postprocess": 0.0}
         self._reset_pending = False
-        self._expected: tuple[tuple[int, ...], Callable] | None = None
+        shape = self.masker.frame_shape
+        self._expected: tuple[tuple[int, ...], Callable] | None = (
+            (tuple(shape), other_shape) if other_shape is not None and shape is not None
+            else None)
 
     @classmethod
     def from_config(cls, config: Config, **options) -> "FrameStep":
         """The step of a whole configuration's ``[model]`` and ``[postprocess]``."""
         return cls(config.model, config.postprocess, **options)
 
-    def expect(self, shape: tuple[int, ...],
-               error: Callable[[tuple[int, ...]], Exception]) -> None:
-        """The next frame must have *shape* (a loaded model's): else ``error(its shape)`` is raised.
+    def with_outputs(self, *, keep_raw: bool | None = None, background: bool | None = None,
+                     probability: bool | None = None) -> "FrameStep":
+        """A step on the same model (this masker, the same post-processing) that keeps other
+        results: each of *keep_raw*, *background*, *probability* given replaces this one's.
 
-        Later size changes reset the model, with a warning, as usual.
+        The masks are those this step would give: the model carries on.
         """
-        self._expected = (tuple(shape), error)
+        return FrameStep(postprocess=self.postprocessor.config, masker=self.masker,
+                         keep_raw=self.keep_raw if keep_raw is None else keep_raw,
+                         background=self.background if background is None else background,
+                         probability=self.probability if probability is None else probability)
 
     def reset(self) -> None:
         """Start a new model with the next frame (its result says ``reset``)."""
@@ -160,8 +172,7 @@ class FrameStep:
         try:
             raw = self.masker.apply(frame)
         except FrameSizeError as changed:
-            logger.warning("frame %d: %s: resetting the model", index,
-                           str(changed).split("; ")[0])
+            logger.warning("frame %d: %s: resetting the model", index, changed.change)
             self.masker.reset()
             reset = True
             raw = self.masker.apply(frame)

@@ -24,6 +24,7 @@ import av
 import cv2
 import numpy as np
 
+from ..errors import BgsubError
 from ..files import atomic_path
 
 __all__ = ["Clip", "ClipError", "cut_clip", "clip_extension", "thumbnail", "COPY_FORMATS"]
@@ -38,7 +39,7 @@ COPY_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska",
 ENCODED_EXTENSION = ".mp4"
 
 
-class ClipError(Exception):
+class ClipError(BgsubError):
     """A clip that could not be made."""
 
 

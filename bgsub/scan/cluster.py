@@ -34,9 +34,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from ..config import Config, resolve_config
+from ..errors import BgsubError
 from ..io.sources import redact
 from .scanner import ScanOptions, ScanResult, merge_results, scan_file
-from ..timecode import parse_duration
+from ..timecode import Duration
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -54,7 +55,7 @@ PROGRESS_TOPIC = "bgsub-scan-progress"
 REPORT_INTERVAL = 1.0
 
 
-class ClusterError(Exception):
+class ClusterError(BgsubError):
     """The cluster cannot do the scan: no scheduler answers, no workers, another bgsub."""
 
 
@@ -78,7 +79,7 @@ class Chunk:
         workers see where the storage is shared and mounted alike.
     index, count : int
         The stretch's place in its file: 0, 1, ... of ``count``.
-    start, end : int or str, optional
+    start, end : int or Duration, optional
         The stretch's frames (or the options' start and end, where the
         file's rate is not known); None: the file's start, its end.
     warmup : int
@@ -91,8 +92,8 @@ class Chunk:
     location: str
     index: int = 0
     count: int = 1
-    start: int | str | None = None
-    end: int | str | None = None
+    start: int | Duration | None = None
+    end: int | Duration | None = None
     warmup: int = 0
     frames: int | None = None
 
@@ -104,8 +105,8 @@ def _warmup_frames(config: Config, fps: float) -> int:
     event that started in the warm-up, or a pre-roll that reaches into it.
     """
     scan = config.scan
-    frames = [parse_duration(getattr(scan, name), f"scan.{name}").frames(fps)
-              for name in ("chunk_warmup", "min_event_length", "pre_roll", "post_roll")]
+    frames = [duration.frames(fps) for duration in (scan.chunk_warmup, scan.min_event_length,
+                                                    scan.pre_roll, scan.post_roll)]
     return max(frames[0], sum(frames[1:]))
 
 
@@ -447,10 +448,8 @@ def iter_scan(client: Client, paths: Iterable[str | Path], config: Config, *,
     plans: list[list[Chunk]] = []
     for path in files:
         fps, count = (probe or (lambda p: _probe(p, config)))(path)
-        first = 0 if options.start is None or not fps else \
-            parse_duration(options.start, "start").frames(fps)
-        end = None if options.end is None or not fps else \
-            parse_duration(options.end, "end").frames(fps)
+        first = 0 if options.start is None or not fps else options.start.frames(fps)
+        end = None if options.end is None or not fps else options.end.frames(fps)
         plans.append(plan_chunks(path, config, fps, count, first, end) if fps else
                      [Chunk(path, str(Path(path).resolve()), start=options.start,
                             end=options.end)])

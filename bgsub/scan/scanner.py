@@ -42,7 +42,7 @@ from ..io.pipeline import run_pipeline
 from ..regions import Region, region_mask
 from ..io.sources import FrameReader
 from ..model.step import FrameResult, FrameStep
-from ..timecode import parse_duration, timecode
+from ..timecode import Duration, DurationError, parse_duration, timecode
 
 __all__ = ["ScanOptions", "ScanResult", "MotionEvent", "MotionScorer", "Activity",
            "scan_file", "iter_events", "merge_results", "region_of", "rules_for", "scorer_for",
@@ -62,13 +62,16 @@ class ScanOptions:
 
     Attributes
     ----------
-    start, end : int or str, optional
-        The first moment scanned and the first one not scanned (frames,
-        seconds or a timecode, see :mod:`bgsub.timecode`); None: the file's
-        start, its end.
-    warmup : int or str
+    start, end : Duration, optional
+        The first moment scanned and the first one not scanned; None: the
+        file's start, its end.  Given as a :class:`~bgsub.timecode.Duration`
+        or as a setting writes one (frames, seconds or a timecode, see
+        :mod:`bgsub.timecode`), read once, here
+        (:class:`~bgsub.timecode.DurationError` when it is none of them).
+    warmup : Duration
         Video before ``start`` that the model learns from without scoring it
-        (a stretch of a long file then starts with a settled model).
+        (a stretch of a long file then starts with a settled model); given
+        as ``start`` is.
     scores : bool
         Keep every scored frame's score in :attr:`ScanResult.scores`.
     threads : int, optional
@@ -77,12 +80,18 @@ class ScanOptions:
         FFmpeg's decoding threads (0: its choice).
     """
 
-    start: int | str | None = None
-    end: int | str | None = None
-    warmup: int | str = 0
+    start: Duration | None = None
+    end: Duration | None = None
+    warmup: Duration = Duration(count=0)
     scores: bool = False
     threads: int | None = None
     decode_threads: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("start", "end", "warmup"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, parse_duration(value, name))
 
 
 @dataclass(frozen=True)
@@ -276,17 +285,15 @@ def region_of(config: ScanConfig) -> Region:
 def rules_for(config: ScanConfig, fps: float, scale: tuple[float, float] = (1.0, 1.0)
               ) -> EventRules:
     """The event rules of *config* in frames of a *fps* video, ``min_area`` in scored pixels."""
-    def frames(name: str) -> int:
-        return parse_duration(getattr(config, name), f"scan.{name}").frames(fps)
-
     area = config.min_area / (scale[0] * scale[1])
     return EventRules(threshold=config.threshold,
                       min_area=max(1, round(area)) if config.min_area else 0,
-                      min_length=max(1, frames("min_event_length")),
-                      pre_roll=frames("pre_roll"), post_roll=frames("post_roll"))
+                      min_length=max(1, config.min_event_length.frames(fps)),
+                      pre_roll=config.pre_roll.frames(fps),
+                      post_roll=config.post_roll.frames(fps))
 
 
-def scorer_for(name: str, scan: ScanConfig, fps: float, size: tuple[int, int],
+def scorer_for(name: str, scan: ScanConfig, fps: float, size: tuple[int, int], *,
                scale: tuple[float, float] = (1.0, 1.0), first: int = 0, step: int = 1,
                on_event: EventCallback | None = None, scores: bool = False,
                keep_events: bool = True) -> MotionScorer:
@@ -297,9 +304,11 @@ def scorer_for(name: str, scan: ScanConfig, fps: float, size: tuple[int, int],
     """
     width, height = size
     watched = region_mask(region_of(scan), width, height, scale)
-    window = parse_duration(scan.flicker_window, "scan.flicker_window").frames(fps)
-    return MotionScorer(name, rules_for(scan, fps, scale), fps, scale, watched, first, step,
-                        on_event, scores, scan.flicker, window / step, keep_events)
+    window = scan.flicker_window.frames(fps)
+    return MotionScorer(name, rules_for(scan, fps, scale), fps=fps, scale=scale,
+                        watched=watched, first=first, step=step, on_event=on_event,
+                        keep_scores=scores, flicker=scan.flicker, flicker_frames=window / step,
+                        keep_events=keep_events)
 
 
 #: what an event's callback receives: the event, its peak frame (BGR, as scored)
@@ -316,6 +325,9 @@ class MotionScorer:
         The file, named in the events.
     rules : EventRules
         In frames; ``min_area`` in scored pixels.
+
+    The other parameters are keyword-only:
+
     fps : float
     scale : tuple of float
         Source pixels per scored pixel, across and down.
@@ -338,8 +350,8 @@ class MotionScorer:
         only counts them: :attr:`count`).
     """
 
-    def __init__(self, path: str, rules: EventRules, fps: float, scale: tuple[float, float],
-                 watched: np.ndarray | None = None, first: int = 0, step: int = 1,
+    def __init__(self, path: str, rules: EventRules, *, fps: float,
+                 scale: tuple[float, float] = (1.0, 1.0), watched: np.ndarray | None = None, first: int = 0, step: int = 1,
                  on_event: EventCallback | None = None, keep_scores: bool = False,
                  flicker: float = 0.0, flicker_frames: float = 45.0,
                  keep_events: bool = True) -> None:
@@ -470,8 +482,8 @@ def _config(config: Config | str | Path | None) -> Config:
     return resolve_config(config)
 
 
-def _frame_of(value: int | str | None, name: str, fps: float) -> int | None:
-    return None if value is None else parse_duration(value, name).frames(fps)
+def _frame_of(value: Duration | None, fps: float) -> int | None:
+    return None if value is None else value.frames(fps)
 
 
 def scan_file(path: str | Path, config: Config | str | Path | None = None,
@@ -515,6 +527,8 @@ def scan_file(path: str | Path, config: Config | str | Path | None = None,
         When the file cannot be read as a video.
     bgsub.regions.RegionError
         When the region covers none of the frame or its image cannot be read.
+    bgsub.timecode.DurationError
+        When the options' end is not after their start (in this file's frames).
 
     Examples
     --------
@@ -530,20 +544,24 @@ def scan_file(path: str | Path, config: Config | str | Path | None = None,
                        threads=options.decode_threads)
     try:
         fps = source.info.fps
-        first = _frame_of(options.start, "start", fps) or 0
-        end = _frame_of(options.end, "end", fps)
+        first = _frame_of(options.start, fps) or 0
+        end = _frame_of(options.end, fps)
         if end is not None and end <= first:
-            raise ValueError(f"the end ({options.end}) is not after the start "
-                             f"({options.start or 0})")
-        warmup = min(first, _frame_of(options.warmup, "warmup", fps) or 0)
+            raise DurationError(f"the end ({options.end}) is not after the start "
+                                f"({options.start or '0 frames'})")
+        warmup = min(first, options.warmup.frames(fps))
         source.limit(first - warmup, None if end is None else end - 1)
         width, height = source.work_size
-        scorer = scorer_for(str(path), scan, fps, (width, height), source.scale, first,
-                            source.step, on_event, options.scores)
+        scorer = scorer_for(str(path), scan, fps, (width, height), scale=source.scale,
+                            first=first, step=source.step, on_event=on_event,
+                            scores=options.scores)
         # the model counts its absorption time in the frames it sees
-        step = step or FrameStep.from_config(config, threads=options.threads,
-                                             fps=fps / source.step)
-        step.keep_raw = step.keep_raw or scan.flicker > 0
+        flicker = scan.flicker > 0  # judged on the raw masks
+        if step is None:
+            step = FrameStep.from_config(config, threads=options.threads,
+                                         fps=fps / source.step, keep_raw=flicker)
+        elif flicker and not step.keep_raw:
+            step = step.with_outputs(keep_raw=True)  # the same model, carried on
         reader = NumberedReader(FrameReader(source, config.source.queue_size), source)
     except BaseException:
         source.close()

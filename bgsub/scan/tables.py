@@ -31,7 +31,7 @@ from typing import Any, Iterable
 
 from .._version import __version__
 from ..files import write_text_atomically
-from ..config import Config
+from ..config import Config, as_mapping
 from .scanner import MotionEvent, ScanOptions, ScanResult
 from ..text import one_line
 from ..timecode import timecode
@@ -61,10 +61,10 @@ def settings_digest(config: Config, options: ScanOptions, extra: dict[str, Any])
     threads, a cluster's stretches and its timeout), which changes no
     result, or none by more than a frame where a stretch ends.
     """
-    scan = dataclasses.asdict(config.scan)
+    scan = as_mapping(config.scan)  # durations as written: "1.5s", 45
     for key in ("jobs", "chunk_minutes", "chunk_warmup", "connect_timeout"):
         scan.pop(key)
-    options_dict = dataclasses.asdict(options)
+    options_dict = as_mapping(options)
     for key in ("threads", "decode_threads"):
         options_dict.pop(key)
     text = json.dumps({"version": __version__, "model": dataclasses.asdict(config.model),
@@ -199,6 +199,6 @@ def write_events(csv_path: Path, records: list[tuple[dict[str, Any], Path]],
         files.append(entry)
     document = {"schema": SCHEMA + "-events", "version": SCHEMA_VERSION,
                 "generator": f"bgsub {__version__}", "columns": list(COLUMNS),
-                "scan": dataclasses.asdict(config.scan), "files": files}
+                "scan": as_mapping(config.scan), "files": files}
     write_text_atomically(json_path, json.dumps(document, indent=1) + "\n")
     return json_path
