@@ -155,12 +155,27 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def _options(args: argparse.Namespace) -> ScanOptions:
+    parsed = {}
     for flag, value in (("--start", args.start), ("--end", args.end)):
         if value is not None:
             try:
-                parse_duration(value, flag)
+                parsed[flag] = parse_duration(value, flag)
             except ValueError:
                 raise UsageError(f"{flag} {value!r}: expected {DURATION_FORMS}") from None
+    end = parsed.get("--end")
+    if end is not None:
+        start = parsed.get("--start")
+        if not (end.count or end.seconds):
+            raise UsageError(f"--end {args.end!r}: nothing would be scanned (expected a time "
+                             "after the start)")
+        # frames against frames, seconds against seconds; mixed, each file's rate decides
+        before = start is not None and (
+            (end.count is not None and start.count is not None and end.count <= start.count)
+            or (end.seconds is not None and start.seconds is not None
+                and end.seconds <= start.seconds))
+        if before:
+            raise UsageError(f"--end {args.end!r} is not after --start {args.start!r}: "
+                             "nothing would be scanned")
     return ScanOptions(start=args.start, end=args.end)
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from ..files import local_url, not_a_file
 from .sources import CorruptFrame, Source, SourceError, SourceInfo
 
 __all__ = ["VideoFile", "NumberedReader", "auto_downscale", "AUTO_WIDTH"]
@@ -72,8 +73,11 @@ class VideoFile(Source):
                  first: int = 0, last: int | None = None, threads: int = 0) -> None:
         # the frames are decoded lazily: limit() may still move first and last
         self.path = Path(path)
+        kind = not_a_file(path)
+        if kind is not None:  # opening a FIFO would wait for a writer, deaf to signals
+            raise SourceError(f"{path}: is {kind} (expected a video file)")
         try:
-            self._container = av.open(str(path), metadata_errors="ignore")
+            self._container = av.open(local_url(path), metadata_errors="ignore")
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
             raise SourceError(f"{path}: not a video file that can be read ({_reason(exc)})") \
                 from None

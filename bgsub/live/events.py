@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import collections
 import datetime
+import errno
 import json
 import logging
 import os
 import queue
 import re
 import signal
+import stat
 import subprocess
 import threading
 import time
@@ -88,10 +90,7 @@ class LiveEvents:
         self._started = 0
         self._open: dict[str, Any] | None = None  # the start line of the event under way
         self.count = 0
-        try:
-            self._lines = open(events, "a", encoding="utf-8") if events is not None else None
-        except OSError as exc:
-            raise SinkError(f"--events {events}: cannot be written ({exc.strerror})") from None
+        self._lines = _open_lines(events) if events is not None else None
         self.events_path = events
         self._clips = _ClipWriter(clips, fps, config.events.clip_quality,
                                   self.rules.pre_roll + self.rules.min_length + 2, name) \
@@ -184,6 +183,24 @@ class LiveEvents:
             self._lines.close()
         if errors:
             raise errors[0]
+
+
+def _open_lines(path: Path):
+    """The events file, opened to append, without ever blocking (a FIFO is refused)."""
+    try:
+        # O_NONBLOCK: a FIFO without a reader would block open() for good, deaf to signals
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o666)
+    except OSError as exc:
+        reason = "a FIFO (named pipe) with no reader" if exc.errno == errno.ENXIO \
+            else exc.strerror
+        raise SinkError(f"--events {path}: cannot be written ({reason}; expected a regular "
+                        "file name)") from None
+    mode = os.fstat(fd).st_mode
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        os.close(fd)
+        raise SinkError(f"--events {path}: is a FIFO or socket (expected a regular file name)")
+    os.set_blocking(fd, True)
+    return open(fd, "a", encoding="utf-8")
 
 
 _STOP = object()

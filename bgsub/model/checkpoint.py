@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..files import write_atomically
+from ..files import not_a_file, write_atomically
 
 
 __all__ = ["CheckpointError", "FORMAT", "encode", "decode", "write", "read"]
@@ -101,6 +101,9 @@ def write(path: str | Path, state: dict[str, Any]) -> None:
 def read(path: str | Path) -> dict[str, Any]:
     """A masker's state (for ``__setstate__``) from the checkpoint at *path*."""
     path = Path(path)
+    kind = not_a_file(path)
+    if kind is not None:  # opening a FIFO would wait for a writer, deaf to signals
+        raise CheckpointError(f"{path}: is {kind} (expected a checkpoint file)")
     try:
         data = path.read_bytes()
     except OSError as exc:

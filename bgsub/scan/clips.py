@@ -24,7 +24,7 @@ import av
 import cv2
 import numpy as np
 
-from ..files import atomic_path
+from ..files import atomic_path, local_url
 
 __all__ = ["Clip", "ClipError", "cut_clip", "clip_extension", "thumbnail", "COPY_FORMATS"]
 
@@ -126,7 +126,7 @@ def _from_key_frame(container, stream, start_pts: int):
 
 
 def _copy(source: Path, target: Path, start: float, end: float, format_name: str) -> float:
-    with av.open(str(source), metadata_errors="ignore") as inp:
+    with av.open(local_url(source), metadata_errors="ignore") as inp:
         stream = inp.streams.video[0]
         if not stream.time_base:
             raise ClipError("the stream has no time base")
@@ -138,7 +138,7 @@ def _copy(source: Path, target: Path, start: float, end: float, format_name: str
         reorder = stream.codec_context.has_b_frames + 1
         offset = shown = None
         late = 0  # frames decoded since the first one shown after the end
-        with av.open(str(target), "w", format=format_name) as out:
+        with av.open(local_url(target), "w", format=format_name) as out:
             copy = out.add_stream_from_template(stream)
             for packet in _from_key_frame(inp, stream, start_pts):
                 if packet.pts is None:
@@ -169,12 +169,12 @@ def _copy(source: Path, target: Path, start: float, end: float, format_name: str
 
 
 def _encode(source: Path, target: Path, start: float, end: float, fps: float) -> None:
-    with av.open(str(source), metadata_errors="ignore") as inp:
+    with av.open(local_url(source), metadata_errors="ignore") as inp:
         stream = inp.streams.video[0]
         stream.thread_type = "AUTO"
         first = stream.start_time or 0
         _seek(inp, stream, start)
-        with av.open(str(target), "w") as out:  # the format follows the extension
+        with av.open(local_url(target), "w") as out:  # the format follows the extension
             rate = round(fps) if abs(fps - round(fps)) < 1e-3 else av.utils.Fraction(
                 round(fps * 1001), 1001)
             encoded = out.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4",

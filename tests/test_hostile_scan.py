@@ -1,0 +1,81 @@
+"""bgsub scan against hostile inputs: FIFOs, camera-style names, huge regions, outputs
+that would overwrite inputs, full disks, damaged and truncated files."""
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bgsub.eval.synthetic import EventSpec
+from kit import bgsub, events_recording
+
+TINY = EventSpec(frames=90, crossings=((20, 45),))
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    return events_recording(tmp_path_factory.mktemp("scan"), TINY, "v.mp4")
+
+
+def _one_line_error(done, *words):
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bgsub: error:"), done.stderr
+    for word in words:
+        assert word in lines[0], done.stderr
+
+
+def test_a_fifo_in_a_folder_is_listed_as_failed_and_the_scan_goes_on(clip, tmp_path):
+    folder = tmp_path / "cam"
+    folder.mkdir()
+    shutil.copy(clip, folder / "a.mp4")
+    os.mkfifo(folder / "b.mp4")
+    try:
+        done = bgsub("scan", folder, "--scan-only", "--output-dir", tmp_path / "out",
+                     cwd=tmp_path, timeout=90)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the scan hung on the FIFO")
+    assert done.returncode == 3, done.stderr
+    assert "b.mp4: is a FIFO" in done.stderr
+    assert json.loads((tmp_path / "out" / "a.scan.json").read_text())["status"] == "scanned"
+    assert "Traceback" not in done.stderr
+
+
+def test_a_fifo_as_the_report_is_refused(clip, tmp_path):
+    os.mkfifo(tmp_path / "r.html")
+    try:
+        done = bgsub("scan", clip, "--output-dir", tmp_path / "out", "--report",
+                     tmp_path / "r.html", cwd=tmp_path, timeout=90)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the scan hung on the FIFO")
+    _one_line_error(done, "--report", "FIFO")
+
+
+def test_camera_style_names_are_files_not_protocols(clip, tmp_path):
+    folder = tmp_path / "cam"
+    folder.mkdir()
+    name = "2024-06-01T12:00:00.mp4"
+    shutil.copy(clip, folder / name)
+    done = bgsub("scan", name, "--output-dir", tmp_path / "out", cwd=folder)
+    assert done.returncode == 0, done.stderr
+    record = json.loads((tmp_path / "out" / "2024-06-01T12:00:00.scan.json").read_text())
+    assert record["status"] == "scanned" and record["events"], record
+    assert (tmp_path / "out" / record["events"][0]["clip"]).stat().st_size > 0
+    done = bgsub("scan", ".", "--scan-only", "--output-dir", tmp_path / "out2", cwd=folder)
+    assert done.returncode == 0, done.stderr
+    assert "Protocol" not in done.stderr
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--region", "0,0,1e300,0,1e300,1e300"], ["--region", "1000000"]),
+    (["--exclude", "0,0,5e9,0,5e9,5e9"], ["--exclude"]),
+    (["--end", "0"], ["--end"]),
+    (["--start", "50", "--end", "10"], ["--end", "--start"]),
+    (["--start", "2s", "--end", "00:00:01"], ["--end", "--start"]),
+])
+def test_bad_regions_and_empty_stretches_are_usage_errors(clip, tmp_path, args, words):
+    done = bgsub("scan", clip, "--scan-only", "--output-dir", tmp_path, *args, cwd=tmp_path)
+    _one_line_error(done, *words)
