@@ -79,3 +79,29 @@ def test_camera_style_names_are_files_not_protocols(clip, tmp_path):
 def test_bad_regions_and_empty_stretches_are_usage_errors(clip, tmp_path, args, words):
     done = bgsub("scan", clip, "--scan-only", "--output-dir", tmp_path, *args, cwd=tmp_path)
     _one_line_error(done, *words)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--report", "ow/a.mp4"], ["--report", "ow/a.mp4"]),
+    (["--report", "o/a.scan.json"], ["--report", "record"]),
+    (["--events", "o/a.scan.csv"], ["--events", "record"]),
+    (["--report", "o/a.event001.jpg"], ["--report", "thumbnail"]),
+    (["--report", "o/events.json"], ["--report", "--events"]),
+    (["--events", "o/x.csv", "--report", "o/x.csv"], ["--report", "--events"]),
+])
+def test_no_output_of_a_scan_overwrites_an_input_or_another_output(clip, tmp_path, args, words):
+    (tmp_path / "ow").mkdir()
+    shutil.copy(clip, tmp_path / "ow" / "a.mp4")
+    before = (tmp_path / "ow" / "a.mp4").read_bytes()
+    done = bgsub("scan", "ow/a.mp4", "--output-dir", "o", *args, cwd=tmp_path)
+    _one_line_error(done, *words)
+    assert (tmp_path / "ow" / "a.mp4").read_bytes() == before
+    assert not (tmp_path / "o" / "a.scan.json").exists()
+
+
+def test_a_hard_link_to_the_input_as_the_report_is_refused(clip, tmp_path):
+    shutil.copy(clip, tmp_path / "a.mp4")
+    os.link(tmp_path / "a.mp4", tmp_path / "r.html")
+    done = bgsub("scan", "a.mp4", "--output-dir", "o", "--report", "r.html", cwd=tmp_path)
+    _one_line_error(done, "--report", "link")
+    assert (tmp_path / "a.mp4").read_bytes() == clip.read_bytes()

@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -30,7 +31,8 @@ import cv2
 import numba
 from tqdm import tqdm
 
-from ..files import atomic_path
+from ..files import SinkError, atomic_path, check_not_inputs
+from ..files import identity as file_identity
 from ..io.avsource import VideoFile
 from ..scan.clips import ClipError, clip_extension, cut_clip, thumbnail
 from ..config import Config, apply_overrides, replace_section
@@ -329,6 +331,7 @@ def _scan(args: argparse.Namespace, stop) -> int:
     report_path = None
     if not args.scan_only:
         report_path = check_writable_file(args.report or base / "report.html", "--report")
+    _check_outputs(files, events_path, report_path)
     cpus = numba.config.NUMBA_NUM_THREADS
     settings = settings_digest(config, options, {"scan_only": args.scan_only,
                                                  "continuous": args.continuous})
@@ -365,6 +368,39 @@ def _scan(args: argparse.Namespace, stop) -> int:
         cv2.setNumThreads(opencv_threads)
         progress.close()
     return _conclude(files, todo, config, time.perf_counter() - began, events_path, report_path)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether *a* and *b* name one file: by identity where it exists, else by path."""
+    return (file_identity(a) or a.resolve()) == (file_identity(b) or b.resolve())
+
+
+def _check_outputs(files: list[_File], events_path: Path, report_path: Path | None) -> None:
+    """Refuse, before any scan, an output that is an input, another output or a file's own.
+
+    The run's table (CSV and JSON) and report must be none of the inputs,
+    none of each other, and none of a file's record, thumbnails or clips;
+    a file's record must be no input.  SinkError says which.
+    """
+    named = {"--events": events_path,
+             "--events (its JSON beside it)": events_path.with_suffix(".json")}
+    if report_path is not None:
+        named["--report"] = report_path
+    check_not_inputs(named, [f.path for f in files])
+    read = {file_identity(f.path) for f in files}
+    for file in files:
+        pattern = re.compile(re.escape(file.name) + r"\.event\d{3,}\.[^.]+", re.IGNORECASE)
+        folder = file.folder.resolve()
+        if file_identity(file.record_path) in read - {None}:
+            raise SinkError(f"{file.record_path}: the record of {file.path} would overwrite an "
+                            "input; give --output-dir DIR")
+        for option, path in named.items():
+            if _same_file(path, file.record_path):
+                raise SinkError(f"{option} {path} is the record of {file.path}: each output "
+                                "needs its own file")
+            if path.resolve().parent == folder and pattern.fullmatch(path.name):
+                raise SinkError(f"{option} {path} is the name of a thumbnail or clip of "
+                                f"{file.path}: each output needs its own file")
 
 
 def _conclude(files: list[_File], todo: list[_File], config: Config, elapsed: float,
@@ -462,6 +498,8 @@ def _outputs_of(file: _File, outcome, plan: _Plan) -> dict[str, Any]:
         if plan.scan_only or image is None:
             continue
         name = f"{file.name}.event{event.number:03d}.jpg"
+        if (file.folder / name).resolve() in plan.inputs:
+            raise ClipError(f"{file.folder / name}: the thumbnail would overwrite an input")
         with atomic_path(file.folder / name) as temporary:
             temporary.write_bytes(image)
         outputs.setdefault(event.number, {})["thumbnail"] = name
@@ -542,6 +580,8 @@ def _scan_one(file: _File, key: int, plan: _Plan) -> dict[str, Any] | None:
             shapes = outlines(region_of(scan), (file.size[0] / frame.shape[1],
                                                 file.size[1] / frame.shape[0]))
         image = thumbnail(frame, moving, shapes)
+        if (file.folder / name).resolve() in plan.inputs:
+            raise ClipError(f"{file.folder / name}: the thumbnail would overwrite an input")
         with atomic_path(file.folder / name) as temporary:
             if not cv2.imwrite(str(temporary), image):
                 raise OSError(f"cannot write the thumbnail {file.folder / name}")
