@@ -1,5 +1,6 @@
 """bgsub run against hostile inputs: FIFOs where files are expected, camera-style file names."""
 
+import json
 import os
 import signal
 import subprocess
@@ -46,3 +47,28 @@ def test_a_camera_style_name_is_a_file_not_a_protocol(clip, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "Protocol" not in done.stderr and "cannot read" not in done.stderr
     assert (tmp_path / "2024-06-01T13:00:00.mp4").stat().st_size > 0
+
+
+def test_the_end_line_names_no_clip_that_was_not_written(tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=100k", "tmpfs", str(disk)],
+                          capture_output=True, text=True, check=False)
+    if done.returncode:
+        pytest.skip(f"cannot mount a small tmpfs to fill ({done.stderr.strip()})")
+    try:
+        spec = EventSpec(frames=150, crossings=((20, 60), (100, 140)), noise=6)
+        video = events_recording(tmp_path, spec, "live.mkv", crf=0)
+        bgsub(video, "--no-display", "--events", "ev.jsonl", "--clips", disk, "--set",
+              "scan.pre_roll=10", "--set", "scan.post_roll=5", cwd=tmp_path)
+        lines = [json.loads(line) for line in (tmp_path / "ev.jsonl").read_text().splitlines()]
+        ends = [line for line in lines if line["type"] == "end"]
+        assert ends, lines
+        for line in ends:
+            if line["clip"] is not None:
+                assert Path(line["clip"]).is_file(), line
+            else:
+                assert "clip_error" in line
+        assert any(line["clip"] is None for line in ends), lines
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)

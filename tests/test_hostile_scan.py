@@ -105,3 +105,36 @@ def test_a_hard_link_to_the_input_as_the_report_is_refused(clip, tmp_path):
     done = bgsub("scan", "a.mp4", "--output-dir", "o", "--report", "r.html", cwd=tmp_path)
     _one_line_error(done, "--report", "link")
     assert (tmp_path / "a.mp4").read_bytes() == clip.read_bytes()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 200 KB tmpfs (needs root and mount); unmounted afterwards."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(disk)],
+                          capture_output=True, text=True, check=False)
+    if done.returncode:
+        pytest.skip(f"cannot mount a small tmpfs to fill ({done.stderr.strip()})")
+    yield disk
+    subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_a_full_report_or_table_is_named_in_one_line(clip, tmp_path):
+    done = bgsub("scan", clip, "--output-dir", tmp_path, "--report", "/dev/full", cwd=tmp_path)
+    _one_line_error(done, "--report /dev/full", "disk is full")
+
+
+def test_clips_on_a_full_disk_say_so_and_leave_no_thumbnail(tmp_path, small_disk):
+    spec = EventSpec(frames=150, crossings=((20, 60), (100, 140)), noise=6)
+    video = events_recording(tmp_path, spec, "big.mp4", crf=10)
+    assert video.stat().st_size > 400_000  # a clip cannot fit
+    done = bgsub("scan", video, "--output-dir", small_disk, "--scan-only", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr  # the tables fit
+    for name in os.listdir(small_disk):
+        os.unlink(small_disk / name)
+    done = bgsub("scan", video, "--output-dir", small_disk, cwd=tmp_path)
+    assert done.returncode == 3, done.stderr
+    assert "disk is full" in done.stderr and "Invalid argument" not in done.stderr
+    left = sorted(os.listdir(small_disk))
+    assert not [n for n in left if ".event" in n or "partial" in n], left

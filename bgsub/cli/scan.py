@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import dataclasses
+import errno
 import hashlib
 import logging
 import os
@@ -31,7 +32,7 @@ import cv2
 import numba
 from tqdm import tqdm
 
-from ..files import SinkError, atomic_path, check_not_inputs
+from ..files import SinkError, atomic_path, check_not_inputs, disk_full
 from ..files import identity as file_identity
 from ..io.avsource import VideoFile
 from ..scan.clips import ClipError, clip_extension, cut_clip, thumbnail
@@ -193,6 +194,7 @@ class _File:
     frames: int | None = None  # frames in it, when known from its header
     fps: float | None = None  # its rate, when its header could be read
     size: tuple[int, int] | None = None  # its frames' width and height, once known
+    written: list[Path] = field(default_factory=list)  # its thumbnails and clips so far
 
     @property
     def record_path(self) -> Path:
@@ -370,6 +372,16 @@ def _scan(args: argparse.Namespace, stop) -> int:
     return _conclude(files, todo, config, time.perf_counter() - began, events_path, report_path)
 
 
+def _writing(write, option: str, path: Path) -> None:
+    """Call *write*; an OSError becomes a SinkError naming the output (the disk full, say)."""
+    try:
+        write()
+    except OSError as exc:
+        reason = "the disk is full" if exc.errno == errno.ENOSPC else \
+            exc.strerror or str(exc)
+        raise SinkError(f"{option} {path}: cannot be written ({reason})") from None
+
+
 def _same_file(a: Path, b: Path) -> bool:
     """Whether *a* and *b* name one file: by identity where it exists, else by path."""
     return (file_identity(a) or a.resolve()) == (file_identity(b) or b.resolve())
@@ -407,9 +419,10 @@ def _conclude(files: list[_File], todo: list[_File], config: Config, elapsed: fl
               events_path: Path, report_path: Path | None) -> int:
     """The run's table, report and summary, over every file done; the exit status."""
     records = [(f.record, f.folder) for f in files if f.record is not None]
-    write_events(events_path, records, config)
+    _writing(lambda: write_events(events_path, records, config), "--events", events_path)
     if report_path is not None:
-        write_report(report_path, records, config.scan.threshold)
+        _writing(lambda: write_report(report_path, records, config.scan.threshold),
+                 "--report", report_path)
     _summary(files, todo, elapsed, events_path, report_path)
     failed = [f for f in files if f.record is not None and f.record["status"] != "scanned"]
     return EXIT_FAILED if failed else 0
@@ -502,6 +515,7 @@ def _outputs_of(file: _File, outcome, plan: _Plan) -> dict[str, Any]:
             raise ClipError(f"{file.folder / name}: the thumbnail would overwrite an input")
         with atomic_path(file.folder / name) as temporary:
             temporary.write_bytes(image)
+        file.written.append(file.folder / name)
         outputs.setdefault(event.number, {})["thumbnail"] = name
     return _write_outputs(file, outcome.result, plan, outputs)
 
@@ -551,8 +565,17 @@ def _finish(file: _File, key: int, plan: _Plan, scan=None, tasks: tuple[str, ...
     try:
         record = (scan or _scan_one)(file, key, plan)
     except (SourceError, RegionError, ClipError, OSError, ValueError) as exc:
-        message = str(exc) if isinstance(exc, (SourceError, RegionError, ClipError)) \
-            else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            message = f"an output could not be written (the disk is full: {exc})"
+        elif isinstance(exc, (SourceError, RegionError, ClipError)):
+            message = str(exc)
+        else:
+            message = f"{type(exc).__name__}: {exc}"
+        for path in file.written:  # a failed file leaves none of its outputs
+            try:
+                path.unlink()
+            except OSError:
+                pass
         logger.error("%s: %s; listed as failed", file.path, message.removeprefix(f"{file.path}: "))
         record = failure_record(file.path, file.name, message)
     if record is None:  # stopped before the end of the file: not done
@@ -584,7 +607,11 @@ def _scan_one(file: _File, key: int, plan: _Plan) -> dict[str, Any] | None:
             raise ClipError(f"{file.folder / name}: the thumbnail would overwrite an input")
         with atomic_path(file.folder / name) as temporary:
             if not cv2.imwrite(str(temporary), image):
-                raise OSError(f"cannot write the thumbnail {file.folder / name}")
+                full = disk_full(temporary)
+                raise OSError(errno.ENOSPC if full else errno.EIO,
+                              f"cannot write the thumbnail {file.folder / name}"
+                              + (" (the disk is full)" if full else ""))
+        file.written.append(file.folder / name)
         outputs.setdefault(event.number, {})["thumbnail"] = name
 
     step_frames = scan.frame_skip + 1
@@ -606,6 +633,7 @@ def _write_outputs(file: _File, result: ScanResult, plan: _Plan,
             if target.resolve() in plan.inputs:
                 raise ClipError(f"{target}: the clip would overwrite an input")
             clip = cut_clip(file.path, target, event.start_time, event.end_time, result.fps)
+            file.written.append(target)
             outputs.setdefault(event.number, {}).update(
                 clip=target.name, clip_start=round(clip.start, 6), clip_copied=clip.copied)
     record = record_of(result, file.name, identity(file.path), plan.settings, outputs)

@@ -92,9 +92,10 @@ class LiveEvents:
         self.count = 0
         self._lines = _open_lines(events) if events is not None else None
         self.events_path = events
+        self._emitting = threading.Lock()
         self._clips = _ClipWriter(clips, fps, config.events.clip_quality,
-                                  self.rules.pre_roll + self.rules.min_length + 2, name) \
-            if clips is not None else None
+                                  self.rules.pre_roll + self.rules.min_length + 2, name,
+                                  self._emit) if clips is not None else None
         self._commands = _Commands(on_event, config.events.max_commands,
                                    config.events.command_timeout) if on_event else None
 
@@ -138,8 +139,9 @@ class LiveEvents:
                 "motion_start": _iso(self._time_of(event.motion_start))}
         self._open = line
         if self._clips is not None:
-            line["clip"] = str(self._clips.begin(self.count, event.start,
-                                                 self._time_of(event.start)))
+            # through the clip writer's thread, as the end lines: the lines keep their order
+            self._clips.begin(self.count, event.start, self._time_of(event.start), line)
+            return
         self._emit(line)
 
     def _ended(self, event: MotionEvent, frame: np.ndarray, moving: np.ndarray) -> None:
@@ -153,10 +155,16 @@ class LiveEvents:
                 "peak_frame": event.peak_frame, "largest": event.largest,
                 "box": list(event.box) if event.box is not None else None}
         if self._clips is not None:
-            line["clip"] = str(self._clips.end(event.end_frame))
+            # the line goes out once the clip is closed: it names it only if it was written
+            self._clips.end(event.end_frame, line)
+            return
         self._emit(line)
 
     def _emit(self, line: dict[str, Any]) -> None:
+        with self._emitting:  # the clip writer's thread sends the end lines
+            self._emit_now(line)
+
+    def _emit_now(self, line: dict[str, Any]) -> None:
         text = json.dumps(line)
         if self._lines is not None:
             try:
@@ -209,8 +217,10 @@ _STOP = object()
 class _ClipWriter:
     """The clips, in a thread: a ring of recent frames (JPEG), and the clip being written."""
 
-    def __init__(self, folder: Path, fps: float, quality: int, keep: int, name: str) -> None:
+    def __init__(self, folder: Path, fps: float, quality: int, keep: int, name: str,
+                 emit=None) -> None:
         self.folder = folder
+        self._emit = emit  # sends an event's end line once its clip is closed
         self.fps = fps
         self.quality = quality
         self.prefix = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")[-40:] or "source"
@@ -219,25 +229,33 @@ class _ClipWriter:
         self._sink: VideoSink | None = None
         self._written = -1  # the last frame in the clip
         self._error: BaseException | None = None
+        self._failed: str | None = None  # why the clip under way was abandoned
         self._thread = threading.Thread(target=self._run, name="bgsub-clips", daemon=True)
         self._thread.start()
 
     def frame(self, index: int, image: np.ndarray) -> None:
         self._put(("frame", index, image))
 
-    def begin(self, number: int, start: int, when: float) -> Path:
+    def begin(self, number: int, start: int, when: float,
+              line: dict[str, Any] | None = None) -> Path:
+        """A clip from frame *start* on; *line* (the event's start) goes out naming it."""
         stamp = datetime.datetime.fromtimestamp(when).strftime("%Y%m%d-%H%M%S")
         path = self.folder / f"{self.prefix}-{stamp}-event{number:04d}.mp4"
-        self._put(("begin", path, start))
+        if line is not None:
+            line["clip"] = str(path)
+        self._put(("begin", path, start, line))
         return path
 
     def upto(self, start: int, last: int) -> None:
         self._put(("upto", start, last))
 
-    def end(self, last: int) -> Path | None:
-        path = getattr(self, "_path", None)
-        self._put(("end", last))
-        return path
+    def end(self, last: int, line: dict[str, Any] | None = None) -> None:
+        """The event's clip ends with frame *last*; then *line* goes out, naming the clip.
+
+        ``"clip"`` is the clip's path once it is complete, None (with
+        ``"clip_error"``) when it could not be written.
+        """
+        self._put(("end", last, line))
 
     def _put(self, item) -> None:
         if self._error is not None:
@@ -256,6 +274,7 @@ class _ClipWriter:
                 self._handle(item)
             except BaseException as exc:  # raised by the next call in the pipeline
                 self._error = exc
+                self._failed = str(exc)  # the clip's end line says so
                 self._abandon()
 
     def _handle(self, item) -> None:
@@ -265,8 +284,11 @@ class _ClipWriter:
             ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
             self._ring.append((index, data))
         elif kind == "begin":
-            _, path, start = item
+            _, path, start, line = item
+            self._failed = None
             self._finish()
+            if line is not None:
+                self._send(line)
             self._sink = VideoSink(path, self.fps, "--clips")
             self._written = start - 1
         elif kind == "upto" and self._sink is not None:
@@ -276,7 +298,24 @@ class _ClipWriter:
                     self._sink.write_image(cv2.imdecode(data, cv2.IMREAD_COLOR))
                     self._written = index
         elif kind == "end":
-            self._finish()
+            line = item[2] if len(item) > 2 else None
+            path = self._sink.path if self._sink is not None else None
+            try:
+                self._finish()
+            except BaseException as exc:
+                if line is not None:
+                    self._send({**line, "clip": None, "clip_error": str(exc)})
+                raise
+            if line is not None:
+                if path is None:
+                    self._send({**line, "clip": None,
+                                "clip_error": self._failed or "no clip was begun"})
+                else:
+                    self._send({**line, "clip": str(path)})
+
+    def _send(self, line: dict[str, Any]) -> None:
+        if self._emit is not None:
+            self._emit(line)
 
     def _finish(self) -> None:
         if self._sink is not None:

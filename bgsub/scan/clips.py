@@ -15,6 +15,8 @@ A thumbnail is the event's peak frame, with the moving blobs boxed.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import math
 from dataclasses import dataclass
@@ -24,7 +26,7 @@ import av
 import cv2
 import numpy as np
 
-from ..files import atomic_path, local_url
+from ..files import atomic_path, disk_full, local_url
 
 __all__ = ["Clip", "ClipError", "cut_clip", "clip_extension", "thumbnail", "COPY_FORMATS"]
 
@@ -77,19 +79,43 @@ def cut_clip(source: str | Path, target: str | Path, start: float, end: float,
     target = Path(target)
     if target.suffix.lower() in COPY_FORMATS:
         try:
-            with atomic_path(target) as temporary:
+            with atomic_path(target) as temporary, _disk_full_told(target, temporary):
                 clip_start = _copy(Path(source), temporary, start, end,
                                    COPY_FORMATS[target.suffix.lower()])
             return Clip(target, clip_start, True)
-        except (av.error.FFmpegError, ValueError, ClipError) as exc:
+        except _DiskFull:
+            raise
+        except (av.error.FFmpegError, ValueError, ClipError, OSError) as exc:
             logger.info("%s: cannot copy the stream into %s (%s); re-encoding",
                         source, target.name, exc)
     try:
-        with atomic_path(target) as temporary:
+        with atomic_path(target) as temporary, _disk_full_told(target, temporary):
             _encode(Path(source), temporary, start, end, fps)
     except (av.error.FFmpegError, OSError) as exc:
         raise ClipError(f"{target}: the clip could not be written ({exc})") from None
     return Clip(target, start, False)
+
+
+class _DiskFull(ClipError):
+    """A clip not written for want of room: re-encoding it would fail too."""
+
+
+@contextlib.contextmanager
+def _disk_full_told(target: Path, partial: Path):
+    """ClipError "the disk is full" for a failure while the disk is full.
+
+    FFmpeg reports a full disk as EINVAL ("Invalid argument"), or not at
+    all; the disk is looked at before the partial file goes (and frees it).
+    """
+    try:
+        yield
+    except ClipError:
+        raise
+    except (av.error.FFmpegError, OSError) as exc:
+        if getattr(exc, "errno", None) == errno.ENOSPC or disk_full(partial):
+            raise _DiskFull(f"{target}: the clip could not be written (the disk is full)") \
+                from None
+        raise
 
 
 def _seek(container, stream, seconds: float) -> int:
