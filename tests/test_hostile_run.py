@@ -72,3 +72,51 @@ def test_the_end_line_names_no_clip_that_was_not_written(tmp_path):
         assert any(line["clip"] is None for line in ends), lines
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_a_signal_stops_waiting_for_stuck_commands_and_stops_them(clip, tmp_path):
+    # the shell and its child write their ids: both must be gone after the run
+    command = "echo $$ >> pids; sleep 1000 & echo $! >> pids; wait"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bgsub", str(clip), "--no-display", "--events", "ev.jsonl",
+         "--on-event", command, "--set", "events.command_timeout=300"],
+        cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pids = tmp_path / "pids"
+    try:
+        deadline = time.monotonic() + 240
+        lines = tmp_path / "ev.jsonl"
+        while time.monotonic() < deadline and not (
+                lines.exists() and '"end"' in lines.read_text()):
+            time.sleep(0.2)
+        assert '"end"' in lines.read_text()
+        time.sleep(1)
+        proc.send_signal(signal.SIGINT)
+        signalled = time.monotonic()
+        try:
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the run still waits for the commands a minute after the signal")
+        assert time.monotonic() - signalled < 20, err
+        assert proc.returncode == 130, err
+        assert "Traceback" not in err
+        time.sleep(0.5)
+        started = [int(p) for p in pids.read_text().split()]
+        assert len(started) == 4  # two commands (start, end), a shell and a sleep each
+        assert not [p for p in started if _alive(p)], "a command outlived the run"
+        assert [json.loads(line)["type"] for line in lines.read_text().splitlines()] == [
+            "start", "end"]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pid in (int(p) for p in pids.read_text().split()) if pids.exists() else ():
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -364,7 +364,7 @@ def _build(channel: _Channel, n: int, args, config, draw, threads: int, window, 
     channel.consumers.append(writer)
     if "--events" in outputs or "--clips" in outputs or args.on_event:
         channel.events = LiveEvents(source.info.name, config, fps, outputs.get("--events"),
-                                    outputs.get("--clips"), args.on_event)
+                                    outputs.get("--clips"), args.on_event, stop=stop)
         channel.consumers.append(channel.events)
     if "--save-model" in outputs and source.info.kind in ("camera", "stream"):
         channel.checkpointer = Checkpointer(lambda: step.masker, outputs["--save-model"],

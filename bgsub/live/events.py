@@ -50,9 +50,12 @@ from ..scan.scanner import MotionEvent, MotionScorer, rules_for, scorer_for
 from ..io.sinks import VideoSink
 from ..model.step import FrameResult
 
-__all__ = ["LiveEvents"]
+__all__ = ["LiveEvents", "STOP_GRACE"]
 
 logger = logging.getLogger("bgsub")
+
+#: seconds the commands still running get once the run is asked to stop
+STOP_GRACE = 2.0
 
 
 def _iso(t: float) -> str:
@@ -76,10 +79,15 @@ class LiveEvents:
         The folder for the clips.
     on_event : str, optional
         The shell command to run per event.
+    stop : threading.Event, optional
+        Set when the run is asked to stop (a signal): closing then waits
+        :data:`STOP_GRACE` seconds at most for the commands still running,
+        and stops them.
     """
 
     def __init__(self, name: str, config: Config, fps: float, events: Path | None = None,
-                 clips: Path | None = None, on_event: str | None = None) -> None:
+                 clips: Path | None = None, on_event: str | None = None,
+                 stop: threading.Event | None = None) -> None:
         self.name = name
         self.fps = fps
         self.rules = rules_for(config.scan, fps)
@@ -97,7 +105,7 @@ class LiveEvents:
                                   self.rules.pre_roll + self.rules.min_length + 2, name,
                                   self._emit) if clips is not None else None
         self._commands = _Commands(on_event, config.events.max_commands,
-                                   config.events.command_timeout) if on_event else None
+                                   config.events.command_timeout, stop) if on_event else None
 
     @property
     def needs(self) -> frozenset[str]:
@@ -336,13 +344,24 @@ class _ClipWriter:
 
 
 class _Commands:
-    """``--on-event``: a shell command per event line, in the background, a few at once."""
+    """``--on-event``: a shell command per event line, in the background, a few at once.
 
-    def __init__(self, command: str, most: int, timeout: float) -> None:
+    Each runs in a session (process group) of its own, stopped with its
+    children after *timeout* seconds.  Once *stop* is set (a signal), the
+    close waits :data:`STOP_GRACE` seconds at most, then stops every group
+    still running (SIGTERM, then SIGKILL).
+    """
+
+    def __init__(self, command: str, most: int, timeout: float,
+                 stop: threading.Event | None = None) -> None:
         self.command = command
         self.timeout = timeout
+        self.stop = stop
         self._slots = threading.BoundedSemaphore(most)
         self._threads: list[threading.Thread] = []
+        self._procs: set[subprocess.Popen] = set()
+        self._lock = threading.Lock()
+        self._stopping = False
         self.skipped = 0
 
     def run(self, text: str) -> None:
@@ -358,28 +377,69 @@ class _Commands:
 
     def _one(self, text: str) -> None:
         try:
-            # a session of its own: the shell's children go with it when it is stopped
-            proc = subprocess.Popen(self.command, shell=True, stdin=subprocess.PIPE,
-                                    start_new_session=True)
+            with self._lock:
+                if self._stopping:
+                    return
+                # a session of its own: the shell's children go with it when it is stopped
+                proc = subprocess.Popen(self.command, shell=True, stdin=subprocess.PIPE,
+                                        start_new_session=True)
+                self._procs.add(proc)
             try:
                 proc.communicate(text.encode() + b"\n", timeout=self.timeout)
             except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except OSError:
-                    proc.kill()
+                _kill_group(proc, signal.SIGKILL)
                 proc.wait()
                 logger.warning("--on-event: the command ran over %g s and was stopped",
                                self.timeout)
             else:
-                if proc.returncode:
+                if self._stopping and proc.returncode:
+                    logger.warning("--on-event: a command still running at the stop was "
+                                   "stopped")
+                elif proc.returncode:
                     logger.warning("--on-event: the command exited with status %d",
                                    proc.returncode)
+            finally:
+                with self._lock:
+                    self._procs.discard(proc)
         except OSError as exc:
             logger.warning("--on-event: the command cannot run (%s)", exc.strerror)
         finally:
             self._slots.release()
 
     def close(self) -> None:
+        """Wait for the commands (their timeout at most; after a stop, a short grace)."""
+        deadline = time.monotonic() + self.timeout + 5
+        stopped_at = None
         for thread in self._threads:
-            thread.join(self.timeout + 5)
+            while thread.is_alive():
+                now = time.monotonic()
+                if stopped_at is None and self.stop is not None and self.stop.is_set():
+                    stopped_at = now
+                if now >= deadline:
+                    break
+                if stopped_at is not None and now >= stopped_at + STOP_GRACE:
+                    # SIGTERM at the end of the grace, SIGKILL a second later
+                    late = now >= stopped_at + STOP_GRACE + 1.0
+                    self._stop_all(signal.SIGKILL if late else signal.SIGTERM)
+                    deadline = min(deadline, stopped_at + STOP_GRACE + 3.0)
+                thread.join(0.05)
+
+    def _stop_all(self, sig: int) -> None:
+        """Send *sig* to every command still running, and its children."""
+        with self._lock:
+            already = self._stopping and sig == signal.SIGTERM
+            self._stopping = True
+            procs = list(self._procs)
+        if not already:
+            for proc in procs:
+                _kill_group(proc, sig)
+
+
+def _kill_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except OSError:
+        try:
+            proc.send_signal(sig)
+        except OSError:
+            pass
