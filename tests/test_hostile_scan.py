@@ -138,3 +138,36 @@ def test_clips_on_a_full_disk_say_so_and_leave_no_thumbnail(tmp_path, small_disk
     assert "disk is full" in done.stderr and "Invalid argument" not in done.stderr
     left = sorted(os.listdir(small_disk))
     assert not [n for n in left if ".event" in n or "partial" in n], left
+
+
+def test_a_ts_whose_timestamps_restart_is_cut_by_position(tmp_path):
+    """Two recordings joined (timestamps start again): the event's time holds no frame."""
+    import av
+
+    first = events_recording(tmp_path, EventSpec(frames=90, crossings=()), "p1.ts")
+    second = events_recording(tmp_path, TINY, "p2.ts")
+    joined = tmp_path / "cam" / "joined.ts"
+    joined.parent.mkdir()
+    joined.write_bytes(first.read_bytes() + second.read_bytes())
+    done = bgsub("scan", joined, "--output-dir", "o", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    record = json.loads((tmp_path / "o" / "joined.scan.json").read_text())
+    assert record["status"] == "scanned" and len(record["events"]) == 1, record
+    event = record["events"][0]
+    with av.open(str(tmp_path / "o" / event["clip"])) as clip:
+        assert sum(1 for _ in clip.decode(video=0)) == (event["end_frame"]
+                                                        - event["start_frame"] + 1)
+    assert (tmp_path / "o" / event["thumbnail"]).is_file()
+
+
+def test_a_file_that_fails_at_its_clips_leaves_none_of_its_outputs(tmp_path):
+    """Its thumbnail was written before its clip failed: it goes too."""
+    video = events_recording(tmp_path, TINY, "a.mp4")
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "a.event001.mp4").mkdir()  # the clip cannot take its name
+    done = bgsub("scan", video, "--output-dir", out, cwd=tmp_path)
+    assert done.returncode == 3, done.stderr
+    assert "listed as failed" in done.stderr
+    assert sorted(os.listdir(out)) == ["a.event001.mp4", "events.csv", "events.json",
+                                      "report.html"]

@@ -632,7 +632,8 @@ def _write_outputs(file: _File, result: ScanResult, plan: _Plan,
             target = file.folder / f"{file.name}.event{event.number:03d}{extension}"
             if target.resolve() in plan.inputs:
                 raise ClipError(f"{target}: the clip would overwrite an input")
-            clip = cut_clip(file.path, target, event.start_time, event.end_time, result.fps)
+            clip = cut_clip(file.path, target, event.start_time, event.end_time, result.fps,
+                            (event.start_frame, event.end_frame))
             file.written.append(target)
             outputs.setdefault(event.number, {}).update(
                 clip=target.name, clip_start=round(clip.start, 6), clip_copied=clip.copied)

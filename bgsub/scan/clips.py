@@ -69,12 +69,16 @@ def clip_extension(source: str | Path) -> str:
 
 
 def cut_clip(source: str | Path, target: str | Path, start: float, end: float,
-             fps: float) -> Clip:
+             fps: float, frames: tuple[int, int] | None = None) -> Clip:
     """Cut seconds *start* to *end* of *source* into *target*, atomically.
 
     Stream copy when *target*'s extension is in :data:`COPY_FORMATS`,
     falling back to re-encoding when copying fails; *fps* (the source's
-    rate) times the re-encoded frames.  Raises :class:`ClipError`.
+    rate) times the re-encoded frames.  *frames*, the event's first and last
+    frame by position in the file (as a scan numbers them), are the last
+    resort when the timestamps find no frame in the event's time (a
+    recording whose timestamps restart or jump, a truncated file): those
+    frames are decoded from the start and encoded.  Raises :class:`ClipError`.
     """
     target = Path(target)
     if target.suffix.lower() in COPY_FORMATS:
@@ -89,11 +93,23 @@ def cut_clip(source: str | Path, target: str | Path, start: float, end: float,
             logger.info("%s: cannot copy the stream into %s (%s); re-encoding",
                         source, target.name, exc)
     try:
-        with atomic_path(target) as temporary, _disk_full_told(target, temporary):
-            _encode(Path(source), temporary, start, end, fps)
+        try:
+            with atomic_path(target) as temporary, _disk_full_told(target, temporary):
+                _encode(Path(source), temporary, start, end, fps)
+        except _NoFrame:
+            if frames is None:
+                raise
+            logger.info("%s: no frame has the event's timestamps; cutting frames %d to %d "
+                        "by their position", source, *frames)
+            with atomic_path(target) as temporary, _disk_full_told(target, temporary):
+                _encode(Path(source), temporary, start, end, fps, frames)
     except (av.error.FFmpegError, OSError) as exc:
         raise ClipError(f"{target}: the clip could not be written ({exc})") from None
     return Clip(target, start, False)
+
+
+class _NoFrame(ClipError):
+    """No frame of the source in the event's time."""
 
 
 class _DiskFull(ClipError):
@@ -190,16 +206,19 @@ def _copy(source: Path, target: Path, start: float, end: float, format_name: str
                 packet.stream = copy
                 out.mux(packet)
             if shown is None or shown < start_pts:  # the stretch lies past the end
-                raise ClipError("no frame in the event's time")
+                raise _NoFrame("no frame in the event's time")
     return float((offset - first) * stream.time_base)
 
 
-def _encode(source: Path, target: Path, start: float, end: float, fps: float) -> None:
+def _encode(source: Path, target: Path, start: float, end: float, fps: float,
+            frames: tuple[int, int] | None = None) -> None:
+    """Re-encode the frames of seconds *start* to *end*, or (*frames*) of those positions."""
     with av.open(local_url(source), metadata_errors="ignore") as inp:
         stream = inp.streams.video[0]
         stream.thread_type = "AUTO"
         first = stream.start_time or 0
-        _seek(inp, stream, start)
+        if frames is None:
+            _seek(inp, stream, start)
         with av.open(local_url(target), "w") as out:  # the format follows the extension
             rate = round(fps) if abs(fps - round(fps)) < 1e-3 else av.utils.Fraction(
                 round(fps * 1001), 1001)
@@ -209,13 +228,19 @@ def _encode(source: Path, target: Path, start: float, end: float, fps: float) ->
             encoded.height = stream.codec_context.height // 2 * 2
             encoded.pix_fmt = "yuv420p"
             written = 0
-            for frame in inp.decode(stream):
-                seconds = (float((frame.pts - first) * stream.time_base)
-                           if frame.pts is not None else start + written / fps)
-                if seconds < start - 0.5 / fps:
-                    continue
-                if seconds >= end - 0.5 / fps:
-                    break
+            for position, frame in enumerate(_decoded(inp, stream)):
+                if frames is not None:  # by position from the file's start
+                    if position < frames[0]:
+                        continue
+                    if position > frames[1]:
+                        break
+                else:
+                    seconds = (float((frame.pts - first) * stream.time_base)
+                               if frame.pts is not None else start + written / fps)
+                    if seconds < start - 0.5 / fps:
+                        continue
+                    if seconds >= end - 0.5 / fps:
+                        break
                 image = frame.reformat(encoded.width, encoded.height, "yuv420p")
                 image.pts = written
                 for packet in encoded.encode(image):
@@ -224,7 +249,19 @@ def _encode(source: Path, target: Path, start: float, end: float, fps: float) ->
             for packet in encoded.encode():
                 out.mux(packet)
             if not written:
-                raise ClipError("no frame in the event's time")
+                raise _NoFrame("no frame in the event's time")
+
+
+def _decoded(container, stream):
+    """The stream's frames; a packet the decoder rejects is skipped, a damaged end ends it."""
+    try:
+        for packet in container.demux(stream):
+            try:
+                yield from packet.decode()
+            except av.error.FFmpegError:
+                continue
+    except av.error.FFmpegError:
+        return
 
 
 def thumbnail(frame: np.ndarray, moving: np.ndarray, outlines=()) -> np.ndarray:
