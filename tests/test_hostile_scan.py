@@ -171,3 +171,62 @@ def test_a_file_that_fails_at_its_clips_leaves_none_of_its_outputs(tmp_path):
     assert "listed as failed" in done.stderr
     assert sorted(os.listdir(out)) == ["a.event001.mp4", "events.csv", "events.json",
                                       "report.html"]
+
+
+def _garbled(folder: Path) -> Path:
+    """A recording with bytes overwritten here and there in its frames' data."""
+    import random
+
+    video = events_recording(folder, EventSpec(frames=180, crossings=((30, 60),), noise=4),
+                             "garbled.mp4", gop=60)
+    data = bytearray(video.read_bytes())
+    rng = random.Random(3)
+    for pos in range(len(data) // 5, len(data) * 4 // 5, len(data) // 12):
+        data[pos:pos + 200] = bytes(rng.randrange(256) for _ in range(200))
+    video.write_bytes(bytes(data))
+    return video
+
+
+def test_damaged_stretches_are_reported_and_keep_the_frames_positions(tmp_path):
+    folder = tmp_path / "cam"
+    folder.mkdir()
+    video = _garbled(folder)
+    done = bgsub("scan", video, "--scan-only", "--output-dir", "alone", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "of " + str(video) + " could not be decoded; skipped" in done.stderr
+    alone = json.loads((tmp_path / "alone" / "garbled.scan.json").read_text())
+    assert alone["decode_errors"] > 0
+    assert alone["last_frame"] == 179  # the lost frames keep their positions: all 180 counted
+    # with a neighbour, the file's results are the same
+    events_recording(folder, TINY, "z.mp4")
+    done = bgsub("scan", folder, "--scan-only", "--output-dir", "both", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    both = json.loads((tmp_path / "both" / "garbled.scan.json").read_text())
+    for key in ("first_frame", "last_frame", "frames_scored", "decode_errors", "events"):
+        assert both[key] == alone[key], key
+
+
+def test_a_truncated_faststart_file_reports_its_missing_frames(tmp_path):
+    import av
+
+    from bgsub.eval.synthetic import render_events
+
+    video = tmp_path / "fs.mp4"
+    with av.open(str(video), "w", options={"movflags": "faststart"}) as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        for frame, _ in render_events(EventSpec(frames=180, crossings=((30, 60),))):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    data = video.read_bytes()
+    assert data.index(b"moov") < data.index(b"mdat")  # the header first: it counts 180
+    video.write_bytes(data[:len(data) // 2])
+    done = bgsub("scan", video, "--scan-only", "--output-dir", "o", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    record = json.loads((tmp_path / "o" / "fs.scan.json").read_text())
+    missing = 179 - record["last_frame"]
+    assert missing > 50, record
+    assert (f"frames {record['last_frame'] + 1}-179 of {video} could not be read: the file "
+            "ends early") in done.stderr

@@ -41,7 +41,8 @@ from ..scan.cluster import ClusterError  # the module loads Dask only when it sc
 from ..io.progress import Progress
 from ..regions import RegionError, outlines, parse_polygon
 from ..scan.report import write_report
-from ..scan.scanner import ScanOptions, ScanResult, find_videos, region_of, scan_file
+from ..scan.scanner import (ScanOptions, ScanResult, decode_threads, find_videos, region_of,
+                            scan_file)
 from ..io.sinks import check_output_dir, check_writable_file
 from ..io.sources import SourceError
 from ..model.step import FrameStep
@@ -353,7 +354,9 @@ def _scan(args: argparse.Namespace, stop) -> int:
     jobs = 1 if args.continuous else config.scan.jobs or min(cpus, max(1, len(todo)))
     jobs = min(jobs, max(1, len(todo)))
     threads = max(1, cpus // jobs)
-    options = dataclasses.replace(options, threads=threads, decode_threads=threads)
+    # FFmpeg's decoding threads do not follow the jobs: a damaged frame's repair (error
+    # concealment) depends on them, and a file's results must not depend on its neighbours
+    options = dataclasses.replace(options, threads=threads, decode_threads=decode_threads())
     for file in todo:
         _probe(file)
     progress = _RunProgress(todo, args.quiet)
@@ -626,6 +629,12 @@ def _scan_one(file: _File, key: int, plan: _Plan) -> dict[str, Any] | None:
 def _write_outputs(file: _File, result: ScanResult, plan: _Plan,
                    outputs: dict[int, dict[str, Any]]) -> dict[str, Any]:
     """A scanned file's clips, then its record (its thumbnails are in *outputs* already)."""
+    for first, count in result.damaged:  # as run reports them
+        frames = f"frame {first}" if count == 1 else f"frames {first}-{first + count - 1}"
+        why = "could not be read: the file ends early (truncated or damaged), or its " \
+            "header overstates its length" if first > result.last_frame else \
+            "could not be decoded"
+        logger.warning("%s of %s %s; skipped", frames, file.path, why)
     if not plan.scan_only:
         extension = clip_extension(file.path)
         for event in result.events:

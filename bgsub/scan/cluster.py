@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from ..config import Config, resolve_config
-from .scanner import ScanOptions, ScanResult, merge_results, scan_file
+from .scanner import ScanOptions, ScanResult, decode_threads, merge_results, scan_file
 from ..timecode import parse_duration
 
 if TYPE_CHECKING:
@@ -277,7 +277,7 @@ def scan_task(chunk: Chunk, config: Config, threads: int | dict[str, int] | None
     threads = max(1, threads or 1)
     cv2.setNumThreads(1)  # the tasks are the parallelism; OpenCV's idle pool would spin
     options = ScanOptions(start=chunk.start, end=chunk.end, warmup=chunk.warmup,
-                          threads=threads, decode_threads=threads)
+                          threads=threads, decode_threads=decode_threads())
     images: dict[int, bytes] = {}
     on_event = None
     if thumbnails is not None:
