@@ -230,3 +230,49 @@ def test_a_truncated_faststart_file_reports_its_missing_frames(tmp_path):
     assert missing > 50, record
     assert (f"frames {record['last_frame'] + 1}-179 of {video} could not be read: the file "
             "ends early") in done.stderr
+
+
+@pytest.fixture
+def web_server():
+    """An HTTP server on 127.0.0.1: something that is no Dask scheduler."""
+    import http.server
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("scheme, words", [("tcp", ["no Dask scheduler"]),
+                                           ("tls", ["TLS", "not supported"])])
+def test_a_scheduler_address_that_is_no_scheduler_is_one_line(clip, tmp_path, web_server,
+                                                              scheme, words):
+    pytest.importorskip("distributed")
+    try:
+        done = bgsub("scan", clip, "--scan-only", "--output-dir", tmp_path, "--scheduler",
+                     f"{scheme}://127.0.0.1:{web_server}", "--set", "scan.connect_timeout=5",
+                     cwd=tmp_path, timeout=90)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the scan hung connecting to a web server")
+    _one_line_error(done, *words)
+
+
+def test_dask_s_log_records_come_out_as_bgsub_lines(capfd):
+    pytest.importorskip("distributed")
+    import logging
+
+    import distributed  # noqa: F401  (its logging set up, as in a cluster scan)
+
+    from bgsub.cli.common import logging_to_stderr
+    from bgsub.scan.cluster import dask_logs_as_ours
+
+    with logging_to_stderr(), dask_logs_as_ours():
+        logging.getLogger("distributed.scheduler").error(
+            "Task %s marked as failed because %d workers died\nTraceback: ...", "t-1", 3)
+        logging.getLogger("distributed.core").warning("a warning: not shown")
+    err = capfd.readouterr().err
+    lines = err.splitlines()
+    assert lines == ["bgsub: warning: dask: Task t-1 marked as failed because 3 workers died"]

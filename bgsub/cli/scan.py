@@ -444,15 +444,9 @@ def _scan_on_cluster(args: argparse.Namespace, files: list[_File], todo: list[_F
     from ..scan import cluster as dask_scan
 
     dask_scan._need_dask()  # a one-line error, before anything is done
-    dask_logger = logging.getLogger("distributed")
-    dask_level = dask_logger.level
-    if not args.debug:  # Dask's warnings here (the tasks a stop cancels): bgsub says what matters
-        dask_logger.setLevel(logging.ERROR)
-    try:
+    with dask_scan.dask_logs_as_ours(args.debug):
         return _cluster_scan(args, files, todo, config, options, settings, stop, events_path,
                              report_path)
-    finally:
-        dask_logger.setLevel(dask_level)
 
 
 def _cluster_scan(args: argparse.Namespace, files: list[_File], todo: list[_File],
