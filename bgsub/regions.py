@@ -59,8 +59,8 @@ def check_polygon(polygon: Polygon, name: str) -> None:
         raise RegionError(f"{name}: a polygon needs x,y pairs of at least 3 points, got "
                           f"{len(polygon)} numbers")
     if not all(math.isfinite(v) and 0 <= v <= MAX_COORDINATE for v in polygon):
-        raise RegionError(f"{name}: coordinates must be pixel positions from 0 to "
-                          f"{MAX_COORDINATE:.0f}")
+        raise RegionError(f"{name}: coordinates must be finite pixel positions >= 0 and "
+                          f"<= {MAX_COORDINATE:.0f}")
 
 
 def polygon_mask(polygon: Polygon, width: int, height: int,
