@@ -5,8 +5,9 @@ same extension, a hidden name) and takes its final name by an atomic rename
 once it is complete and verified.  So an output is never half written under
 its own name, a failed run leaves any earlier file of that name untouched,
 and an output name that is a hard link to an input can only replace the
-link, never the input's contents.  Names that are not regular files
-(``/dev/null``, a FIFO) are written directly.
+link, never the input's contents.  Devices (``/dev/null``) are written
+directly; a FIFO, a socket or a block device is refused before anything
+opens it (opening a FIFO blocks until a reader comes, deaf to signals).
 
 Checks before the first frame: a known extension, a writable folder, no
 output that is an input or another output (by file identity, so that hard
@@ -50,7 +51,7 @@ def check_output_file(path: str | Path, option: str) -> Path:
 
 
 def check_writable_file(path: str | Path, option: str) -> Path:
-    """Fail early if *path* cannot be created or overwritten."""
+    """Fail early if *path* cannot be created or overwritten, or is a FIFO or a socket."""
     path = _nonempty(path, option)
     if path.is_dir():
         raise SinkError(f"{option} {path}: is a folder (expected a file name)")
@@ -179,7 +180,7 @@ def _kind(mode: int) -> str:
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield the partial path of *path* to write; on success it replaces *path*, else it goes.
 
-    For a name that is not a regular file (``/dev/null``, a pipe) the name
+    For a name that is not a regular file (``/dev/null``) the name
     itself is yielded: there is nothing to rename.
     """
     path = Path(path)

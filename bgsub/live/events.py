@@ -8,7 +8,10 @@ scan's :class:`~bgsub.scan.scanner.MotionScorer` and its :class:`~bgsub.scan.det
 * appends to ``--events FILE.jsonl`` one JSON object per line as an event
   starts (``"type": "start"``) and once it is complete (``"type": "end"``),
   flushed at once, so that other programs can follow the file (``tail -f``);
-  times are wall-clock ISO 8601 of the frames concerned;
+  times are wall-clock ISO 8601 of the frames concerned.  With ``--clips``
+  the lines go out from the clip writer's thread, in order: an end line
+  names its clip once the clip is closed, or gives ``"clip": null`` and
+  ``"clip_error"`` when it could not be written (a full disk);
 * writes a clip per event into ``--clips DIR`` (``.mp4``), from its first
   frame, ``pre_roll`` before its motion: recent frames wait in a ring
   buffer, JPEG-compressed (``events.clip_quality``), because motion is only
@@ -19,7 +22,9 @@ scan's :class:`~bgsub.scan.scanner.MotionScorer` and its :class:`~bgsub.scan.det
 * runs ``--on-event CMD`` (a shell command) with the event's JSON on its
   stdin, at its start and at its end, in the background: at most
   ``events.max_commands`` at once, each stopped after
-  ``events.command_timeout`` seconds; masking never waits for them.
+  ``events.command_timeout`` seconds; masking never waits for them.  Once
+  the run is asked to stop (a signal), the end waits :data:`STOP_GRACE`
+  seconds for them at most, then stops them with their children.
 """
 
 from __future__ import annotations
