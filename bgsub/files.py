@@ -5,8 +5,9 @@ same extension, a hidden name) and takes its final name by an atomic rename
 once it is complete and verified.  So an output is never half written under
 its own name, a failed run leaves any earlier file of that name untouched,
 and an output name that is a hard link to an input can only replace the
-link, never the input's contents.  Names that are not regular files
-(``/dev/null``, a FIFO) are written directly.
+link, never the input's contents.  Devices (``/dev/null``) are written
+directly; a FIFO, a socket or a block device is refused before anything
+opens it (opening a FIFO blocks until a reader comes, deaf to signals).
 
 Checks before the first frame: a known extension, a writable folder, no
 output that is an input or another output (by file identity, so that hard
@@ -26,7 +27,8 @@ from .errors import SinkError  # shared by the wings that write files
 
 __all__ = ["SinkError", "CODECS", "check_output_file", "check_writable_file",
            "check_output_dir", "identity", "check_not_inputs", "partial_path", "is_regular",
-           "write_atomically", "write_text_atomically", "atomic_path", "disk_full"]
+           "write_atomically", "write_text_atomically", "atomic_path", "disk_full", "local_url",
+           "not_a_file"]
 
 CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}
 
@@ -47,13 +49,17 @@ def check_output_file(path: str | Path, option: str) -> Path:
 
 
 def check_writable_file(path: str | Path, option: str) -> Path:
-    """Fail early if *path* cannot be created or overwritten."""
+    """Fail early if *path* cannot be created or overwritten, or is a FIFO or a socket."""
     path = _nonempty(path, option)
     if path.is_dir():
         raise SinkError(f"{option} {path}: is a folder (expected a file name)")
     if path.is_symlink() and not path.exists():
         raise SinkError(f"{option} {path}: is a link to {os.readlink(path)}, which does not "
                         "exist (expected a file name)")
+    kind = not_a_file(path)
+    if kind is not None and not kind.endswith("character device"):  # /dev/null is fine
+        # opening a FIFO waits for a reader forever, deaf to signals
+        raise SinkError(f"{option} {path}: is {kind} (expected a regular file name)")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise SinkError(f"{option} {path}: the folder {parent} does not exist")
@@ -123,15 +129,56 @@ def is_regular(path: Path) -> bool:
 
 
 def partial_path(path: Path) -> Path:
-    """Where *path* is written until complete: hidden, beside it, with its extension."""
+    """Where *path* is written until complete: hidden, beside it, with its extension.
+
+    The name is absolute, so that FFmpeg, which writes videos, never takes
+    the start of a file name with a colon (``2024-06-01T12:00:00.mp4``) for
+    a protocol.
+    """
+    path = Path(os.path.abspath(path))
     return path.with_name(f".{path.stem}.bgsub-partial{path.suffix}")
+
+
+def local_url(path: str | Path) -> str:
+    """*path* as FFmpeg (PyAV, OpenCV) must be given a local file: an absolute path.
+
+    FFmpeg reads ``NAME:rest`` as protocol ``NAME``; cameras name their
+    recordings ``2024-06-01T12:00:00.mp4``, which would be protocol
+    ``2024-06-01T12``.  An absolute path starts with ``/`` and is always a file.
+    """
+    return os.path.abspath(path)
+
+
+def not_a_file(path: str | Path) -> str | None:
+    """What *path* is when it exists and is neither a regular file nor a folder, else None.
+
+    ``"a FIFO (named pipe)"``, ``"a socket"``, ``"a character device"``...
+    Never blocks: the status is read, nothing is opened (opening a FIFO
+    waits for a writer forever, and ignores signals meanwhile).  Check it
+    before opening a file given as an input.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return _kind(mode)
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "not a regular file"
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield the partial path of *path* to write; on success it replaces *path*, else it goes.
 
-    For a name that is not a regular file (``/dev/null``, a pipe) the name
+    For a name that is not a regular file (``/dev/null``) the name
     itself is yielded: there is nothing to rename.
     """
     path = Path(path)

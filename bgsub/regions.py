@@ -34,6 +34,10 @@ __all__ = ["Region", "RegionError", "parse_polygon", "polygon_mask", "region_mas
 
 Polygon = tuple[float, ...]
 
+#: the largest coordinate a polygon may have: far beyond any frame, small enough
+#: that the rasteriser's arithmetic stays exact and finite
+MAX_COORDINATE = 1_000_000.0
+
 
 class RegionError(BgsubError, ValueError):
     """A region that cannot be used (a user error)."""
@@ -56,8 +60,9 @@ def check_polygon(polygon: Polygon, name: str) -> None:
     if len(polygon) < 6 or len(polygon) % 2:
         raise RegionError(f"{name}: a polygon needs x,y pairs of at least 3 points, got "
                           f"{len(polygon)} numbers")
-    if not all(math.isfinite(v) and v >= 0 for v in polygon):
-        raise RegionError(f"{name}: coordinates must be finite pixel positions >= 0")
+    if not all(math.isfinite(v) and 0 <= v <= MAX_COORDINATE for v in polygon):
+        raise RegionError(f"{name}: coordinates must be finite pixel positions >= 0 and "
+                          f"<= {MAX_COORDINATE:.0f}")
 
 
 def polygon_mask(polygon: Polygon, width: int, height: int,

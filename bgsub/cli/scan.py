@@ -15,9 +15,11 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import dataclasses
+import errno
 import hashlib
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -31,7 +33,8 @@ import numba
 from tqdm import tqdm
 
 from ..errors import BgsubError
-from ..files import atomic_path
+from ..files import SinkError, atomic_path, check_not_inputs, disk_full
+from ..files import identity as file_identity
 from ..text import one_line
 from ..io.avsource import VideoFile
 from ..scan.clips import ClipError, clip_extension, cut_clip, thumbnail
@@ -39,7 +42,8 @@ from ..config import Config, apply_overrides, replace_section
 from ..io.progress import Progress
 from ..regions import RegionError, outlines, parse_polygon
 from ..scan.report import write_report
-from ..scan.scanner import ScanOptions, ScanResult, find_videos, region_of, scan_file
+from ..scan.scanner import (ScanOptions, ScanResult, decode_threads, find_videos, region_of,
+                            scan_file)
 from ..io.sinks import check_output_dir, check_writable_file
 from ..io.sources import SourceError
 from ..model.step import FrameStep
@@ -164,6 +168,19 @@ def _options(args: argparse.Namespace) -> ScanOptions:
                 bounds[name] = parse_duration(value, flag)
             except DurationError:
                 raise UsageError(f"{flag} {value!r}: expected {DURATION_FORMS}") from None
+    start, end = bounds.get("start"), bounds.get("end")
+    if end is not None:
+        if not (end.count or end.seconds):
+            raise UsageError(f"--end {args.end!r}: nothing would be scanned (expected a time "
+                             "after the start)")
+        # frames against frames, seconds against seconds; mixed, each file's rate decides
+        before = start is not None and (
+            (end.count is not None and start.count is not None and end.count <= start.count)
+            or (end.seconds is not None and start.seconds is not None
+                and end.seconds <= start.seconds))
+        if before:
+            raise UsageError(f"--end {args.end!r} is not after --start {args.start!r}: "
+                             "nothing would be scanned")
     return ScanOptions(**bounds)
 
 
@@ -179,6 +196,7 @@ class _File:
     frames: int | None = None  # frames in it, when known from its header
     fps: float | None = None  # its rate, when its header could be read
     size: tuple[int, int] | None = None  # its frames' width and height, once known
+    written: list[Path] = field(default_factory=list)  # its thumbnails and clips so far
 
     @property
     def record_path(self) -> Path:
@@ -317,6 +335,7 @@ def _scan(args: argparse.Namespace, stop) -> int:
     report_path = None
     if not args.scan_only:
         report_path = check_writable_file(args.report or base / "report.html", "--report")
+    _check_outputs(files, events_path, report_path)
     cpus = numba.config.NUMBA_NUM_THREADS
     settings = settings_digest(config, options, {"scan_only": args.scan_only,
                                                  "continuous": args.continuous})
@@ -336,7 +355,9 @@ def _scan(args: argparse.Namespace, stop) -> int:
     jobs = 1 if args.continuous else config.scan.jobs or min(cpus, max(1, len(todo)))
     jobs = min(jobs, max(1, len(todo)))
     threads = max(1, cpus // jobs)
-    options = dataclasses.replace(options, threads=threads, decode_threads=threads)
+    # FFmpeg's decoding threads do not follow the jobs: a damaged frame's repair (error
+    # concealment) depends on them, and a file's results must not depend on its neighbours
+    options = dataclasses.replace(options, threads=threads, decode_threads=decode_threads())
     for file in todo:
         _probe(file)
     progress = _RunProgress(todo, args.quiet)
@@ -356,13 +377,57 @@ def _scan(args: argparse.Namespace, stop) -> int:
     return _conclude(files, todo, config, time.perf_counter() - began, events_path, report_path)
 
 
+def _writing(write, option: str, path: Path) -> None:
+    """Call *write*; an OSError becomes a SinkError naming the output (the disk full, say)."""
+    try:
+        write()
+    except OSError as exc:
+        reason = "the disk is full" if exc.errno == errno.ENOSPC else \
+            exc.strerror or str(exc)
+        raise SinkError(f"{option} {path}: cannot be written ({reason})") from None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether *a* and *b* name one file: by identity where it exists, else by path."""
+    return (file_identity(a) or a.resolve()) == (file_identity(b) or b.resolve())
+
+
+def _check_outputs(files: list[_File], events_path: Path, report_path: Path | None) -> None:
+    """Refuse, before any scan, an output that is an input, another output or a file's own.
+
+    The run's table (CSV and JSON) and report must be none of the inputs,
+    none of each other, and none of a file's record, thumbnails or clips;
+    a file's record must be no input.  SinkError says which.
+    """
+    named = {"--events": events_path,
+             "--events (its JSON beside it)": events_path.with_suffix(".json")}
+    if report_path is not None:
+        named["--report"] = report_path
+    check_not_inputs(named, [f.path for f in files])
+    read = {file_identity(f.path) for f in files}
+    for file in files:
+        pattern = re.compile(re.escape(file.name) + r"\.event\d{3,}\.[^.]+", re.IGNORECASE)
+        folder = file.folder.resolve()
+        if file_identity(file.record_path) in read - {None}:
+            raise SinkError(f"{file.record_path}: the record of {file.path} would overwrite an "
+                            "input; give --output-dir DIR")
+        for option, path in named.items():
+            if _same_file(path, file.record_path):
+                raise SinkError(f"{option} {path} is the record of {file.path}: each output "
+                                "needs its own file")
+            if path.resolve().parent == folder and pattern.fullmatch(path.name):
+                raise SinkError(f"{option} {path} is the name of a thumbnail or clip of "
+                                f"{file.path}: each output needs its own file")
+
+
 def _conclude(files: list[_File], todo: list[_File], config: Config, elapsed: float,
               events_path: Path, report_path: Path | None) -> int:
     """The run's table, report and summary, over every file done; the exit status."""
     records = [(f.record, f.folder) for f in files if f.record is not None]
-    write_events(events_path, records, config)
+    _writing(lambda: write_events(events_path, records, config), "--events", events_path)
     if report_path is not None:
-        write_report(report_path, records, config.scan.threshold)
+        _writing(lambda: write_report(report_path, records, config.scan.threshold),
+                 "--report", report_path)
     _summary(files, todo, elapsed, events_path, report_path)
     failed = [f for f in files if f.record is not None and f.record["status"] != "scanned"]
     return EXIT_FAILED if failed else 0
@@ -381,15 +446,9 @@ def _scan_on_cluster(args: argparse.Namespace, files: list[_File], todo: list[_F
     from ..scan import cluster as dask_scan
 
     dask_scan._need_dask()  # a one-line error, before anything is done
-    dask_logger = logging.getLogger("distributed")
-    dask_level = dask_logger.level
-    if not args.debug:  # Dask's warnings here (the tasks a stop cancels): bgsub says what matters
-        dask_logger.setLevel(logging.ERROR)
-    try:
+    with dask_scan.dask_logs_as_ours(args.debug):
         return _cluster_scan(args, files, todo, config, options, settings, stop, events_path,
                              report_path)
-    finally:
-        dask_logger.setLevel(dask_level)
 
 
 def _cluster_scan(args: argparse.Namespace, files: list[_File], todo: list[_File],
@@ -451,8 +510,11 @@ def _outputs_of(file: _File, outcome, plan: _Plan) -> dict[str, Any]:
         if plan.scan_only or image is None:
             continue
         name = f"{file.name}.event{event.number:03d}.jpg"
+        if (file.folder / name).resolve() in plan.inputs:
+            raise ClipError(f"{file.folder / name}: the thumbnail would overwrite an input")
         with atomic_path(file.folder / name) as temporary:
             temporary.write_bytes(image)
+        file.written.append(file.folder / name)
         outputs.setdefault(event.number, {})["thumbnail"] = name
     return _write_outputs(file, outcome.result, plan, outputs)
 
@@ -502,7 +564,17 @@ def _finish(file: _File, key: int, plan: _Plan, scan=None, tasks: tuple[str, ...
     try:
         record = (scan or _scan_one)(file, key, plan)
     except (SourceError, RegionError, ClipError, OSError, ValueError) as exc:
-        message = str(exc) if isinstance(exc, BgsubError) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            message = f"an output could not be written (the disk is full: {exc})"
+        elif isinstance(exc, BgsubError):
+            message = str(exc)
+        else:
+            message = f"{type(exc).__name__}: {exc}"
+        for path in file.written:  # a failed file leaves none of its outputs
+            try:
+                path.unlink()
+            except OSError:
+                pass
         logger.error("%s: %s; listed as failed", file.path, message.removeprefix(f"{file.path}: "))
         record = failure_record(file.path, file.name, message)
     if record is None:  # stopped before the end of the file: not done
@@ -530,9 +602,15 @@ def _scan_one(file: _File, key: int, plan: _Plan) -> dict[str, Any] | None:
             shapes = outlines(region_of(scan), (file.size[0] / frame.shape[1],
                                                 file.size[1] / frame.shape[0]))
         image = thumbnail(frame, moving, shapes)
+        if (file.folder / name).resolve() in plan.inputs:
+            raise ClipError(f"{file.folder / name}: the thumbnail would overwrite an input")
         with atomic_path(file.folder / name) as temporary:
             if not cv2.imwrite(str(temporary), image):
-                raise OSError(f"cannot write the thumbnail {file.folder / name}")
+                full = disk_full(temporary)
+                raise OSError(errno.ENOSPC if full else errno.EIO,
+                              f"cannot write the thumbnail {file.folder / name}"
+                              + (" (the disk is full)" if full else ""))
+        file.written.append(file.folder / name)
         outputs.setdefault(event.number, {})["thumbnail"] = name
 
     step_frames = scan.frame_skip + 1
@@ -547,13 +625,21 @@ def _scan_one(file: _File, key: int, plan: _Plan) -> dict[str, Any] | None:
 def _write_outputs(file: _File, result: ScanResult, plan: _Plan,
                    outputs: dict[int, dict[str, Any]]) -> dict[str, Any]:
     """A scanned file's clips, then its record (its thumbnails are in *outputs* already)."""
+    for first, count in result.damaged:  # as run reports them
+        frames = f"frame {first}" if count == 1 else f"frames {first}-{first + count - 1}"
+        why = "could not be read: the file ends early (truncated or damaged), or its " \
+            "header overstates its length" if first > result.last_frame else \
+            "could not be decoded"
+        logger.warning("%s of %s %s; skipped", frames, file.path, why)
     if not plan.scan_only:
         extension = clip_extension(file.path)
         for event in result.events:
             target = file.folder / f"{file.name}.event{event.number:03d}{extension}"
             if target.resolve() in plan.inputs:
                 raise ClipError(f"{target}: the clip would overwrite an input")
-            clip = cut_clip(file.path, target, event.start_time, event.end_time, result.fps)
+            clip = cut_clip(file.path, target, event.start_time, event.end_time, result.fps,
+                            (event.start_frame, event.end_frame))
+            file.written.append(target)
             outputs.setdefault(event.number, {}).update(
                 clip=target.name, clip_start=round(clip.start, 6), clip_copied=clip.copied)
     record = record_of(result, file.name, identity(file.path), plan.settings, outputs)

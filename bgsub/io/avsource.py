@@ -26,6 +26,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from ..files import local_url, not_a_file
 from .sources import CorruptFrame, Source, SourceError, SourceInfo
 
 __all__ = ["VideoFile", "NumberedReader", "auto_downscale", "AUTO_WIDTH"]
@@ -72,8 +73,11 @@ class VideoFile(Source):
                  first: int = 0, last: int | None = None, threads: int = 0) -> None:
         # the frames are decoded lazily: limit() may still move first and last
         self.path = Path(path)
+        kind = not_a_file(path)
+        if kind is not None:  # opening a FIFO would wait for a writer, deaf to signals
+            raise SourceError(f"{path}: is {kind} (expected a video file)")
         try:
-            self._container = av.open(str(path), metadata_errors="ignore")
+            self._container = av.open(local_url(path), metadata_errors="ignore")
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
             raise SourceError(f"{path}: not a video file that can be read ({_reason(exc)})") \
                 from None
@@ -107,6 +111,9 @@ class VideoFile(Source):
         self.last_number = self.first - 1
         #: packets the decoder rejected (each loses a frame or damages a few)
         self.decode_errors = 0
+        #: damaged stretches, ``(first frame, frames)``: frames that could not be
+        #: decoded, and those the header announces but the file lacks at its end
+        self.damaged: list[tuple[int, int]] = []
         #: the numbers of frames returned and not yet claimed by a NumberedReader
         self.numbers: collections.deque[int] = collections.deque()
         self._frames = self._decode()
@@ -150,12 +157,14 @@ class VideoFile(Source):
         """Every decoded frame, with its number."""
         stream = self._stream
         number = None if self._seek() else -1
+        failed = 0  # packets lost since the last frame: each a frame's position
         try:
             for packet in self._container.demux(stream):
                 try:
                     frames = packet.decode()
                 except av.error.FFmpegError as exc:
                     self.decode_errors += 1
+                    failed += 1
                     logger.debug("%s: a packet could not be decoded: %s", self.path, exc)
                     continue
                 for frame in frames:
@@ -165,13 +174,25 @@ class VideoFile(Source):
                             self._container.seek(0, stream=stream)
                             number = -1
                             continue
+                        failed = 0  # numbered by its timestamp: no position lost
                     else:
+                        if failed:  # the lost frames keep their positions
+                            self.damaged.append((number + 1, failed))
+                            number += failed
+                            failed = 0
                         number += 1
                     yield number, frame
         except av.error.FFmpegError as exc:
             # a damaged container: what came before stands
             self.decode_errors += 1
-            logger.warning("%s: reading stopped early (%s)", self.path, _reason(exc))
+            logger.debug("%s: reading stopped early (%s)", self.path, _reason(exc))
+        end = -1 if number is None else number + failed
+        count = self.info.frame_count
+        # containers estimating their count may claim a frame or two more than they hold
+        if count is not None and count - (end + 1) > max(1, count // 100):
+            self.damaged.append((end + 1, count - end - 1))
+        elif failed:
+            self.damaged.append((end - failed + 1, failed))
 
     def read(self) -> np.ndarray | None:
         width, height = self.work_size

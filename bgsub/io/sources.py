@@ -34,6 +34,7 @@ import numpy as np
 
 from ..config import SourceConfig
 from ..errors import BgsubError
+from ..files import local_url, not_a_file
 from .priority import lower_this_thread
 
 __all__ = ["SourceError", "CorruptFrame", "OpenCancelled", "Source", "open_source",
@@ -330,6 +331,10 @@ def open_source(spec: str | None = None, camera: int | None = None,
                           "folder or a stream URL)")
     if path.is_dir():
         return _open_folder(path, config)
+    kind = not_a_file(path)
+    if kind is not None:  # opening a FIFO would wait for a writer, deaf to signals
+        raise SourceError(f"{spec}: is {kind} (expected a video file, an image folder or "
+                          "a stream URL)")
     if not os.access(path, os.R_OK):
         raise SourceError(f"{spec}: permission denied (cannot read the file)")
     if path.stat().st_size == 0:
@@ -364,7 +369,7 @@ def _capture(stop: threading.Event | None, *args) -> cv2.VideoCapture:
 
 
 def _open_file(path: Path, stop: threading.Event | None = None) -> Source:
-    cap = _capture(stop, str(path), cv2.CAP_FFMPEG)
+    cap = _capture(stop, local_url(path), cv2.CAP_FFMPEG)  # never a protocol
     if not cap.isOpened():
         cap.release()
         raise SourceError(f"{path}: not a video OpenCV can read (expected a video file such "

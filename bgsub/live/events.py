@@ -8,7 +8,10 @@ scan's :class:`~bgsub.scan.scanner.MotionScorer` and its :class:`~bgsub.scan.det
 * appends to ``--events FILE.jsonl`` one JSON object per line as an event
   starts (``"type": "start"``) and once it is complete (``"type": "end"``),
   flushed at once, so that other programs can follow the file (``tail -f``);
-  times are wall-clock ISO 8601 of the frames concerned;
+  times are wall-clock ISO 8601 of the frames concerned.  With ``--clips``
+  the lines go out from the clip writer's thread, in order: an end line
+  names its clip once the clip is closed, or gives ``"clip": null`` and
+  ``"clip_error"`` when it could not be written (a full disk);
 * writes a clip per event into ``--clips DIR`` (``.mp4``), from its first
   frame, ``pre_roll`` before its motion: recent frames wait in a ring
   buffer, JPEG-compressed (``events.clip_quality``), because motion is only
@@ -19,7 +22,9 @@ scan's :class:`~bgsub.scan.scanner.MotionScorer` and its :class:`~bgsub.scan.det
 * runs ``--on-event CMD`` (a shell command) with the event's JSON on its
   stdin, at its start and at its end, in the background: at most
   ``events.max_commands`` at once, each stopped after
-  ``events.command_timeout`` seconds; masking never waits for them;
+  ``events.command_timeout`` seconds; masking never waits for them.  Once
+  the run is asked to stop (a signal), the end waits :data:`STOP_GRACE`
+  seconds for them at most, then stops them with their children;
 * hands each record, as a dict, to its :attr:`LiveEvents.subscribers`
   (``--serve`` shows them on its page).
 """
@@ -28,12 +33,14 @@ from __future__ import annotations
 
 import collections
 import datetime
+import errno
 import json
 import logging
 import os
 import queue
 import re
 import signal
+import stat
 import subprocess
 import threading
 import time
@@ -51,9 +58,12 @@ from ..io.sinks import VideoSink
 from ..io.sources import redact
 from ..model.step import FrameResult
 
-__all__ = ["LiveEvents"]
+__all__ = ["LiveEvents", "STOP_GRACE"]
 
 logger = logging.getLogger("bgsub")
+
+#: seconds the commands still running get once the run is asked to stop
+STOP_GRACE = 2.0
 
 
 def _iso(t: float) -> str:
@@ -77,10 +87,15 @@ class LiveEvents:
         The folder for the clips.
     on_event : str, optional
         The shell command to run per event.
+    stop : threading.Event, optional
+        Set when the run is asked to stop (a signal): closing then waits
+        :data:`STOP_GRACE` seconds at most for the commands still running,
+        and stops them.
     """
 
     def __init__(self, name: str, config: Config, fps: float, events: Path | None = None,
-                 clips: Path | None = None, on_event: str | None = None) -> None:
+                 clips: Path | None = None, on_event: str | None = None,
+                 stop: threading.Event | None = None) -> None:
         name = redact(name)  # a URL's password in no line and no clip's name, whoever calls
         self.name = name
         self.fps = fps
@@ -92,17 +107,16 @@ class LiveEvents:
         self._started = 0
         self._open: dict[str, Any] | None = None  # the start line of the event under way
         self.count = 0
-        try:
-            self._lines = open(events, "a", encoding="utf-8") if events is not None else None
-        except OSError as exc:
-            raise SinkError(f"--events {events}: cannot be written ({exc.strerror})") from None
+        self._lines = _open_lines(events) if events is not None else None
         self.events_path = events
+        self._emitting = threading.Lock()
         self._clips = _ClipWriter(clips, fps, config.events.clip_quality,
-                                  self.rules.pre_roll + self.rules.min_length + 2, name) \
-            if clips is not None else None
+                                  self.rules.pre_roll + self.rules.min_length + 2, name,
+                                  self._emit) if clips is not None else None
         self._commands = _Commands(on_event, config.events.max_commands,
-                                   config.events.command_timeout) if on_event else None
-        #: called with each event record (a dict, as its JSON line), in the pipeline's thread
+                                   config.events.command_timeout, stop) if on_event else None
+        #: called with each event record (a dict, as its JSON line), from the pipeline's thread
+        #: or, with --clips, the clip writer's (the lines keep their order)
         self.subscribers: list[Callable[[dict[str, Any]], None]] = []
 
     @property
@@ -145,8 +159,9 @@ class LiveEvents:
                 "motion_start": _iso(self._time_of(event.motion_start))}
         self._open = line
         if self._clips is not None:
-            line["clip"] = str(self._clips.begin(self.count, event.start,
-                                                 self._time_of(event.start)))
+            # through the clip writer's thread, as the end lines: the lines keep their order
+            self._clips.begin(self.count, event.start, self._time_of(event.start), line)
+            return
         self._emit(line)
 
     def _ended(self, event: MotionEvent, frame: np.ndarray, moving: np.ndarray) -> None:
@@ -160,10 +175,16 @@ class LiveEvents:
                 "peak_frame": event.peak_frame, "largest": event.largest,
                 "box": list(event.box) if event.box is not None else None}
         if self._clips is not None:
-            line["clip"] = str(self._clips.end(event.end_frame))
+            # the line goes out once the clip is closed: it names it only if it was written
+            self._clips.end(event.end_frame, line)
+            return
         self._emit(line)
 
     def _emit(self, line: dict[str, Any]) -> None:
+        with self._emitting:  # the clip writer's thread sends the end lines
+            self._emit_now(line)
+
+    def _emit_now(self, line: dict[str, Any]) -> None:
         text = json.dumps(line)
         if self._lines is not None:
             try:
@@ -194,14 +215,34 @@ class LiveEvents:
             raise errors[0]
 
 
+def _open_lines(path: Path):
+    """The events file, opened to append, without ever blocking (a FIFO is refused)."""
+    try:
+        # O_NONBLOCK: a FIFO without a reader would block open() for good, deaf to signals
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o666)
+    except OSError as exc:
+        reason = "a FIFO (named pipe) with no reader" if exc.errno == errno.ENXIO \
+            else exc.strerror
+        raise SinkError(f"--events {path}: cannot be written ({reason}; expected a regular "
+                        "file name)") from None
+    mode = os.fstat(fd).st_mode
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        os.close(fd)
+        raise SinkError(f"--events {path}: is a FIFO or socket (expected a regular file name)")
+    os.set_blocking(fd, True)
+    return open(fd, "a", encoding="utf-8")
+
+
 _STOP = object()
 
 
 class _ClipWriter:
     """The clips, in a thread: a ring of recent frames (JPEG), and the clip being written."""
 
-    def __init__(self, folder: Path, fps: float, quality: int, keep: int, name: str) -> None:
+    def __init__(self, folder: Path, fps: float, quality: int, keep: int, name: str,
+                 emit=None) -> None:
         self.folder = folder
+        self._emit = emit  # sends an event's end line once its clip is closed
         self.fps = fps
         self.quality = quality
         self.prefix = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")[-40:] or "source"
@@ -210,25 +251,33 @@ class _ClipWriter:
         self._sink: VideoSink | None = None
         self._written = -1  # the last frame in the clip
         self._error: BaseException | None = None
+        self._failed: str | None = None  # why the clip under way was abandoned
         self._thread = threading.Thread(target=self._run, name="bgsub-clips", daemon=True)
         self._thread.start()
 
     def frame(self, index: int, image: np.ndarray) -> None:
         self._put(("frame", index, image))
 
-    def begin(self, number: int, start: int, when: float) -> Path:
+    def begin(self, number: int, start: int, when: float,
+              line: dict[str, Any] | None = None) -> Path:
+        """A clip from frame *start* on; *line* (the event's start) goes out naming it."""
         stamp = datetime.datetime.fromtimestamp(when).strftime("%Y%m%d-%H%M%S")
         path = self.folder / f"{self.prefix}-{stamp}-event{number:04d}.mp4"
-        self._put(("begin", path, start))
+        if line is not None:
+            line["clip"] = str(path)
+        self._put(("begin", path, start, line))
         return path
 
     def upto(self, start: int, last: int) -> None:
         self._put(("upto", start, last))
 
-    def end(self, last: int) -> Path | None:
-        path = getattr(self, "_path", None)
-        self._put(("end", last))
-        return path
+    def end(self, last: int, line: dict[str, Any] | None = None) -> None:
+        """The event's clip ends with frame *last*; then *line* goes out, naming the clip.
+
+        ``"clip"`` is the clip's path once it is complete, None (with
+        ``"clip_error"``) when it could not be written.
+        """
+        self._put(("end", last, line))
 
     def _put(self, item) -> None:
         if self._error is not None:
@@ -247,6 +296,7 @@ class _ClipWriter:
                 self._handle(item)
             except BaseException as exc:  # raised by the next call in the pipeline
                 self._error = exc
+                self._failed = str(exc)  # the clip's end line says so
                 self._abandon()
 
     def _handle(self, item) -> None:
@@ -256,8 +306,11 @@ class _ClipWriter:
             ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
             self._ring.append((index, data))
         elif kind == "begin":
-            _, path, start = item
+            _, path, start, line = item
+            self._failed = None
             self._finish()
+            if line is not None:
+                self._send(line)
             self._sink = VideoSink(path, self.fps, "--clips")
             self._written = start - 1
         elif kind == "upto" and self._sink is not None:
@@ -267,7 +320,24 @@ class _ClipWriter:
                     self._sink.write_image(cv2.imdecode(data, cv2.IMREAD_COLOR))
                     self._written = index
         elif kind == "end":
-            self._finish()
+            line = item[2] if len(item) > 2 else None
+            path = self._sink.path if self._sink is not None else None
+            try:
+                self._finish()
+            except BaseException as exc:
+                if line is not None:
+                    self._send({**line, "clip": None, "clip_error": str(exc)})
+                raise
+            if line is not None:
+                if path is None:
+                    self._send({**line, "clip": None,
+                                "clip_error": self._failed or "no clip was begun"})
+                else:
+                    self._send({**line, "clip": str(path)})
+
+    def _send(self, line: dict[str, Any]) -> None:
+        if self._emit is not None:
+            self._emit(line)
 
     def _finish(self) -> None:
         if self._sink is not None:
@@ -288,13 +358,24 @@ class _ClipWriter:
 
 
 class _Commands:
-    """``--on-event``: a shell command per event line, in the background, a few at once."""
+    """``--on-event``: a shell command per event line, in the background, a few at once.
 
-    def __init__(self, command: str, most: int, timeout: float) -> None:
+    Each runs in a session (process group) of its own, stopped with its
+    children after *timeout* seconds.  Once *stop* is set (a signal), the
+    close waits :data:`STOP_GRACE` seconds at most, then stops every group
+    still running (SIGTERM, then SIGKILL).
+    """
+
+    def __init__(self, command: str, most: int, timeout: float,
+                 stop: threading.Event | None = None) -> None:
         self.command = command
         self.timeout = timeout
+        self.stop = stop
         self._slots = threading.BoundedSemaphore(most)
         self._threads: list[threading.Thread] = []
+        self._procs: set[subprocess.Popen] = set()
+        self._lock = threading.Lock()
+        self._stopping = False
         self.skipped = 0
 
     def run(self, text: str) -> None:
@@ -310,28 +391,69 @@ class _Commands:
 
     def _one(self, text: str) -> None:
         try:
-            # a session of its own: the shell's children go with it when it is stopped
-            proc = subprocess.Popen(self.command, shell=True, stdin=subprocess.PIPE,
-                                    start_new_session=True)
+            with self._lock:
+                if self._stopping:
+                    return
+                # a session of its own: the shell's children go with it when it is stopped
+                proc = subprocess.Popen(self.command, shell=True, stdin=subprocess.PIPE,
+                                        start_new_session=True)
+                self._procs.add(proc)
             try:
                 proc.communicate(text.encode() + b"\n", timeout=self.timeout)
             except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except OSError:
-                    proc.kill()
+                _kill_group(proc, signal.SIGKILL)
                 proc.wait()
                 logger.warning("--on-event: the command ran over %g s and was stopped",
                                self.timeout)
             else:
-                if proc.returncode:
+                if self._stopping and proc.returncode:
+                    logger.warning("--on-event: a command still running at the stop was "
+                                   "stopped")
+                elif proc.returncode:
                     logger.warning("--on-event: the command exited with status %d",
                                    proc.returncode)
+            finally:
+                with self._lock:
+                    self._procs.discard(proc)
         except OSError as exc:
             logger.warning("--on-event: the command cannot run (%s)", exc.strerror)
         finally:
             self._slots.release()
 
     def close(self) -> None:
+        """Wait for the commands (their timeout at most; after a stop, a short grace)."""
+        deadline = time.monotonic() + self.timeout + 5
+        stopped_at = None
         for thread in self._threads:
-            thread.join(self.timeout + 5)
+            while thread.is_alive():
+                now = time.monotonic()
+                if stopped_at is None and self.stop is not None and self.stop.is_set():
+                    stopped_at = now
+                if now >= deadline:
+                    break
+                if stopped_at is not None and now >= stopped_at + STOP_GRACE:
+                    # SIGTERM at the end of the grace, SIGKILL a second later
+                    late = now >= stopped_at + STOP_GRACE + 1.0
+                    self._stop_all(signal.SIGKILL if late else signal.SIGTERM)
+                    deadline = min(deadline, stopped_at + STOP_GRACE + 3.0)
+                thread.join(0.05)
+
+    def _stop_all(self, sig: int) -> None:
+        """Send *sig* to every command still running, and its children."""
+        with self._lock:
+            already = self._stopping and sig == signal.SIGTERM
+            self._stopping = True
+            procs = list(self._procs)
+        if not already:
+            for proc in procs:
+                _kill_group(proc, sig)
+
+
+def _kill_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except OSError:
+        try:
+            proc.send_signal(sig)
+        except OSError:
+            pass

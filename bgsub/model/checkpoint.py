@@ -36,7 +36,7 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import BgsubError
-from ..files import write_atomically
+from ..files import not_a_file, write_atomically
 
 
 __all__ = ["CheckpointError", "FORMAT", "ARRAYS", "encode", "decode", "write", "read"]
@@ -202,6 +202,10 @@ def read(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     name = str(path)
+    kind = not_a_file(path)
+    if kind is not None:  # opening a FIFO would wait for a writer, deaf to signals
+        raise CheckpointError(f"{name}: not a regular file but {kind}; a model checkpoint is "
+                              "one (written by --save-model or MixtureMasker.save)")
     try:
         # O_NONBLOCK: opening a FIFO for reading would wait for a writer
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)

@@ -15,6 +15,8 @@ A thumbnail is the event's peak frame, with the moving blobs boxed.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import math
 from dataclasses import dataclass
@@ -25,7 +27,7 @@ import cv2
 import numpy as np
 
 from ..errors import BgsubError
-from ..files import atomic_path
+from ..files import atomic_path, disk_full, local_url
 
 __all__ = ["Clip", "ClipError", "cut_clip", "clip_extension", "thumbnail", "COPY_FORMATS"]
 
@@ -68,29 +70,69 @@ def clip_extension(source: str | Path) -> str:
 
 
 def cut_clip(source: str | Path, target: str | Path, start: float, end: float,
-             fps: float) -> Clip:
+             fps: float, frames: tuple[int, int] | None = None) -> Clip:
     """Cut seconds *start* to *end* of *source* into *target*, atomically.
 
     Stream copy when *target*'s extension is in :data:`COPY_FORMATS`,
     falling back to re-encoding when copying fails; *fps* (the source's
-    rate) times the re-encoded frames.  Raises :class:`ClipError`.
+    rate) times the re-encoded frames.  *frames*, the event's first and last
+    frame by position in the file (as a scan numbers them), are the last
+    resort when the timestamps find no frame in the event's time (a
+    recording whose timestamps restart or jump, a truncated file): those
+    frames are decoded from the start and encoded.  Raises :class:`ClipError`.
     """
     target = Path(target)
     if target.suffix.lower() in COPY_FORMATS:
         try:
-            with atomic_path(target) as temporary:
+            with atomic_path(target) as temporary, _disk_full_told(target, temporary):
                 clip_start = _copy(Path(source), temporary, start, end,
                                    COPY_FORMATS[target.suffix.lower()])
             return Clip(target, clip_start, True)
-        except (av.error.FFmpegError, ValueError, ClipError) as exc:
+        except _DiskFull:
+            raise
+        except (av.error.FFmpegError, ValueError, ClipError, OSError) as exc:
             logger.info("%s: cannot copy the stream into %s (%s); re-encoding",
                         source, target.name, exc)
     try:
-        with atomic_path(target) as temporary:
-            _encode(Path(source), temporary, start, end, fps)
+        try:
+            with atomic_path(target) as temporary, _disk_full_told(target, temporary):
+                _encode(Path(source), temporary, start, end, fps)
+        except _NoFrame:
+            if frames is None:
+                raise
+            logger.info("%s: no frame has the event's timestamps; cutting frames %d to %d "
+                        "by their position", source, *frames)
+            with atomic_path(target) as temporary, _disk_full_told(target, temporary):
+                _encode(Path(source), temporary, start, end, fps, frames)
     except (av.error.FFmpegError, OSError) as exc:
         raise ClipError(f"{target}: the clip could not be written ({exc})") from None
     return Clip(target, start, False)
+
+
+class _NoFrame(ClipError):
+    """No frame of the source in the event's time."""
+
+
+class _DiskFull(ClipError):
+    """A clip not written for want of room: re-encoding it would fail too."""
+
+
+@contextlib.contextmanager
+def _disk_full_told(target: Path, partial: Path):
+    """ClipError "the disk is full" for a failure while the disk is full.
+
+    FFmpeg reports a full disk as EINVAL ("Invalid argument"), or not at
+    all; the disk is looked at before the partial file goes (and frees it).
+    """
+    try:
+        yield
+    except ClipError:
+        raise
+    except (av.error.FFmpegError, OSError) as exc:
+        if getattr(exc, "errno", None) == errno.ENOSPC or disk_full(partial):
+            raise _DiskFull(f"{target}: the clip could not be written (the disk is full)") \
+                from None
+        raise
 
 
 def _seek(container, stream, seconds: float) -> int:
@@ -127,7 +169,7 @@ def _from_key_frame(container, stream, start_pts: int):
 
 
 def _copy(source: Path, target: Path, start: float, end: float, format_name: str) -> float:
-    with av.open(str(source), metadata_errors="ignore") as inp:
+    with av.open(local_url(source), metadata_errors="ignore") as inp:
         stream = inp.streams.video[0]
         if not stream.time_base:
             raise ClipError("the stream has no time base")
@@ -139,7 +181,7 @@ def _copy(source: Path, target: Path, start: float, end: float, format_name: str
         reorder = stream.codec_context.has_b_frames + 1
         offset = shown = None
         late = 0  # frames decoded since the first one shown after the end
-        with av.open(str(target), "w", format=format_name) as out:
+        with av.open(local_url(target), "w", format=format_name) as out:
             copy = out.add_stream_from_template(stream)
             for packet in _from_key_frame(inp, stream, start_pts):
                 if packet.pts is None:
@@ -165,17 +207,20 @@ def _copy(source: Path, target: Path, start: float, end: float, format_name: str
                 packet.stream = copy
                 out.mux(packet)
             if shown is None or shown < start_pts:  # the stretch lies past the end
-                raise ClipError("no frame in the event's time")
+                raise _NoFrame("no frame in the event's time")
     return float((offset - first) * stream.time_base)
 
 
-def _encode(source: Path, target: Path, start: float, end: float, fps: float) -> None:
-    with av.open(str(source), metadata_errors="ignore") as inp:
+def _encode(source: Path, target: Path, start: float, end: float, fps: float,
+            frames: tuple[int, int] | None = None) -> None:
+    """Re-encode the frames of seconds *start* to *end*, or (*frames*) of those positions."""
+    with av.open(local_url(source), metadata_errors="ignore") as inp:
         stream = inp.streams.video[0]
         stream.thread_type = "AUTO"
         first = stream.start_time or 0
-        _seek(inp, stream, start)
-        with av.open(str(target), "w") as out:  # the format follows the extension
+        if frames is None:
+            _seek(inp, stream, start)
+        with av.open(local_url(target), "w") as out:  # the format follows the extension
             rate = round(fps) if abs(fps - round(fps)) < 1e-3 else av.utils.Fraction(
                 round(fps * 1001), 1001)
             encoded = out.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4",
@@ -184,13 +229,19 @@ def _encode(source: Path, target: Path, start: float, end: float, fps: float) ->
             encoded.height = stream.codec_context.height // 2 * 2
             encoded.pix_fmt = "yuv420p"
             written = 0
-            for frame in inp.decode(stream):
-                seconds = (float((frame.pts - first) * stream.time_base)
-                           if frame.pts is not None else start + written / fps)
-                if seconds < start - 0.5 / fps:
-                    continue
-                if seconds >= end - 0.5 / fps:
-                    break
+            for position, frame in enumerate(_decoded(inp, stream)):
+                if frames is not None:  # by position from the file's start
+                    if position < frames[0]:
+                        continue
+                    if position > frames[1]:
+                        break
+                else:
+                    seconds = (float((frame.pts - first) * stream.time_base)
+                               if frame.pts is not None else start + written / fps)
+                    if seconds < start - 0.5 / fps:
+                        continue
+                    if seconds >= end - 0.5 / fps:
+                        break
                 image = frame.reformat(encoded.width, encoded.height, "yuv420p")
                 image.pts = written
                 for packet in encoded.encode(image):
@@ -199,7 +250,19 @@ def _encode(source: Path, target: Path, start: float, end: float, fps: float) ->
             for packet in encoded.encode():
                 out.mux(packet)
             if not written:
-                raise ClipError("no frame in the event's time")
+                raise _NoFrame("no frame in the event's time")
+
+
+def _decoded(container, stream):
+    """The stream's frames; a packet the decoder rejects is skipped, a damaged end ends it."""
+    try:
+        for packet in container.demux(stream):
+            try:
+                yield from packet.decode()
+            except av.error.FFmpegError:
+                continue
+    except av.error.FFmpegError:
+        return
 
 
 def thumbnail(frame: np.ndarray, moving: np.ndarray, outlines=()) -> np.ndarray:

@@ -21,6 +21,7 @@ called: ``import bgsub`` and a scan in one process never load it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 from ..config import Config, resolve_config
 from ..errors import BgsubError
 from ..io.sources import redact
-from .scanner import ScanOptions, ScanResult, merge_results, scan_file
+from .scanner import ScanOptions, ScanResult, decode_threads, merge_results, scan_file
 from ..timecode import Duration
 
 if TYPE_CHECKING:
@@ -279,7 +280,7 @@ def scan_task(chunk: Chunk, config: Config, threads: int | dict[str, int] | None
     threads = max(1, threads or 1)
     cv2.setNumThreads(1)  # the tasks are the parallelism; OpenCV's idle pool would spin
     options = ScanOptions(start=chunk.start, end=chunk.end, warmup=chunk.warmup,
-                          threads=threads, decode_threads=threads)
+                          threads=threads, decode_threads=decode_threads())
     images: dict[int, bytes] = {}
     on_event = None
     if thumbnails is not None:
@@ -334,8 +335,31 @@ def connect(address: str, timeout: float) -> Client:
     from distributed import Client
 
     shown = redact(address)  # an address may hold a password: never in a message
+    scheme = address.split("://", 1)[0].lower() if "://" in address else "tcp"
+    if scheme == "tls":
+        raise ClusterError(f"{shown}: TLS (tls://) schedulers are not supported: give a "
+                           "tcp:// address (over a VPN or an SSH tunnel for a network "
+                           "that is not trusted)")
+    if scheme == "tcp":
+        _greeted(address, shown, timeout)
+    box: dict[str, Any] = {}
+
+    def connecting() -> None:  # Dask's own timeout does not cover every way to hang
+        try:
+            box["client"] = Client(address, timeout=timeout, set_as_default=False)
+        except BaseException as exc:  # raised again below
+            box["error"] = exc
+
+    helper = threading.Thread(target=connecting, name="bgsub-connect", daemon=True)
+    helper.start()
+    helper.join(timeout + 5)
+    if helper.is_alive():
+        raise ClusterError(f"{shown}: no Dask scheduler answered within {timeout:g} s "
+                           "(scan.connect_timeout)")
     try:
-        return Client(address, timeout=timeout, set_as_default=False)
+        if "error" in box:
+            raise box["error"]
+        return box["client"]
     except (OSError, TimeoutError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ClusterError(f"no Dask scheduler answered at {shown} within {timeout:g} s "
@@ -343,6 +367,51 @@ def connect(address: str, timeout: float) -> Client:
     except ValueError as exc:  # not an address at all
         raise ClusterError(f"{shown}: not a scheduler address ({redact(str(exc), address)}); "
                            "expected tcp://HOST:PORT") from None
+    except (MemoryError, Exception) as exc:  # what Dask makes of a server that is no scheduler
+        raise ClusterError(f"{shown}: no Dask scheduler there ({type(exc).__name__}); "
+                           "expected the address of a scheduler, tcp://HOST:8786") from None
+
+
+def _greeted(address: str, shown: str, timeout: float) -> None:
+    """ClusterError unless *address* (tcp) answers as a Dask scheduler does, at once.
+
+    A scheduler greets each connection with its handshake, a message of a
+    few frames (its first 8 bytes: their count).  A web server waits for a
+    request, and Dask would wait with it, or read its reply as a message's
+    length (exabytes).
+    """
+    import socket
+    import struct
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(address if "://" in address else f"tcp://{address}")
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host = port = None
+    if not host or not port:
+        raise ClusterError(f"{shown}: not a scheduler address; expected tcp://HOST:PORT")
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(min(timeout, 5.0))
+            greeting = b""
+            while len(greeting) < 8:
+                chunk = sock.recv(8 - len(greeting))
+                if not chunk:
+                    break
+                greeting += chunk
+    except socket.timeout:
+        raise ClusterError(f"{shown}: the server there is no Dask scheduler (it sent no "
+                           "greeting); expected the address of a scheduler, tcp://HOST:8786"
+                           ) from None
+    except OSError as exc:
+        raise ClusterError(f"no Dask scheduler answered at {shown} within {timeout:g} s "
+                           f"(scan.connect_timeout): {exc.strerror or exc}") from None
+    frames = struct.unpack("<Q", greeting)[0] if len(greeting) == 8 else 0
+    if not 1 <= frames <= 64:
+        raise ClusterError(f"{shown}: the server there is no Dask scheduler (its greeting "
+                           "is not Dask's); expected the address of a scheduler, "
+                           "tcp://HOST:8786")
 
 
 def check_versions(client: Client) -> list[str]:
@@ -593,6 +662,43 @@ def scan_files(client: Client, paths: Iterable[str | Path],
     return [results[i] for i in sorted(results)]
 
 
+class _AsOurs(logging.Handler):
+    """Dask's log records as bgsub's: one line each, ``dask: ...``; errors as warnings."""
+
+    def __init__(self, debug: bool) -> None:
+        super().__init__(logging.DEBUG if debug else logging.ERROR)
+        self.debug = debug
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage().strip().splitlines()
+        except Exception:  # a record that cannot be formatted: nothing to say
+            return
+        level = record.levelno if self.debug else logging.WARNING
+        logger.log(level, "dask: %s", text[0] if text else record.name)
+
+
+@contextlib.contextmanager
+def dask_logs_as_ours(debug: bool = False) -> Iterator[None]:
+    """While in it, this process's Dask logs through bgsub's logger, never raw.
+
+    Dask's own handler writes ``distributed.scheduler - ERROR - ...`` lines,
+    tracebacks included, straight to stderr; here each record becomes one
+    ``bgsub: warning: dask: ...`` line (without *debug*, errors only: Dask's
+    warnings about the tasks a stop cancels are no news).
+    """
+    dask_logger = logging.getLogger("distributed")
+    saved = dask_logger.handlers[:], dask_logger.propagate, dask_logger.level
+    dask_logger.handlers = [_AsOurs(debug)]
+    dask_logger.propagate = False
+    dask_logger.setLevel(logging.DEBUG if debug else logging.ERROR)
+    try:
+        yield
+    finally:
+        dask_logger.handlers, dask_logger.propagate, _ = saved
+        dask_logger.setLevel(saved[2])
+
+
 def local_cluster(workers: int, *, quiet: bool = False) -> Any:
     """A cluster of *workers* processes on this machine, one task at a time each.
 
@@ -604,13 +710,14 @@ def local_cluster(workers: int, *, quiet: bool = False) -> Any:
     thread, this one ignores it while they start: a Ctrl-C then is lost) and ignore it
     for good once Dask runs this module's :func:`dask_setup` in them, as a preload
     (workers restarted later, after a crash, only from then).  *quiet*: the workers
-    log only Dask's errors, not its warnings about the tasks a stop cancels.
+    log only what stops them (their output reaches stderr raw).
     """
     _need_dask()
     import dask
     from distributed import LocalCluster
 
-    settings = {"distributed.nanny.pre-spawn-environ.DASK_LOGGING__DISTRIBUTED": "error"} \
+    # the workers' own logs reach stderr raw: quiet, only what stops them
+    settings = {"distributed.nanny.pre-spawn-environ.DASK_LOGGING__DISTRIBUTED": "critical"} \
         if quiet else {}
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None

@@ -46,7 +46,7 @@ from ..timecode import Duration, DurationError, parse_duration, timecode
 
 __all__ = ["ScanOptions", "ScanResult", "MotionEvent", "MotionScorer", "Activity",
            "scan_file", "iter_events", "merge_results", "region_of", "rules_for", "scorer_for",
-           "find_videos",
+           "find_videos", "decode_threads",
            "VIDEO_EXTENSIONS"]
 
 logger = logging.getLogger("bgsub")
@@ -202,6 +202,10 @@ class ScanResult:
         Wall-clock time the scan took.
     decode_errors : int
         Packets the decoder rejected.
+    damaged : list of (int, int)
+        The damaged stretches scanned, ``(first frame, frames)``: frames that
+        could not be decoded, or that the header announces and the file
+        lacks (truncated).
     activity : Activity
         The timeline of scores.
     scores : ndarray, optional
@@ -223,6 +227,12 @@ class ScanResult:
     decode_errors: int = 0
     activity: Activity = field(default_factory=Activity)
     scores: np.ndarray | None = None
+    damaged: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def damaged_frames(self) -> int:
+        """Frames of the damaged stretches."""
+        return sum(count for _, count in self.damaged)
 
     @property
     def speed(self) -> float:
@@ -274,7 +284,7 @@ def merge_results(results: Iterable[ScanResult], config: Config | str | Path | N
     return ScanResult(head.path, events, fps, head.width, head.height, head.downscale, first,
                       last, sum(r.frames for r in parts), (last - first + 1) / fps,
                       sum(r.scan_seconds for r in parts), sum(r.decode_errors for r in parts),
-                      activity, scores)
+                      activity, scores, sorted({d for r in parts for d in r.damaged}))
 
 
 def region_of(config: ScanConfig) -> Region:
@@ -476,6 +486,16 @@ class MotionScorer:
         pass
 
 
+def decode_threads() -> int:
+    """FFmpeg's decoding threads for a scan: the same for every file on this machine.
+
+    Not shared out with the scans running at once: how a damaged frame is
+    repaired (error concealment) depends on the decoder's threads, and a
+    file's results must not depend on the files scanned beside it.
+    """
+    return min(os.cpu_count() or 1, 4)
+
+
 def _config(config: Config | str | Path | None) -> Config:
     if isinstance(config, Config):
         return config
@@ -575,10 +595,17 @@ def scan_file(path: str | Path, config: Config | str | Path | None = None,
         last_frame = min(last_frame, scorer.last_index + source.step - 1)
     scorer.finish(last_frame)
     frames = max(0, last_frame - first + 1)
+    # the stretches in the frames scanned (a stretch of a file reports its own only)
+    end = source.last if source.last is not None else math.inf
+    damaged = [(max(start, first), min(start + count - 1, end) - max(start, first) + 1)
+               for start, count in source.damaged
+               if start <= end and start + count - 1 >= first]
+    if stop is not None and stop.is_set():
+        damaged = [d for d in damaged if d[0] <= last_frame]
     return ScanResult(str(path), scorer.events, fps, source.width, source.height,
                       source.factor, first, last_frame, scorer.frames, frames / fps,
                       time.perf_counter() - began, source.decode_errors, scorer.activity,
-                      scorer.score_array(frames))
+                      scorer.score_array(frames), damaged)
 
 
 def iter_events(path: str | Path, config: Config | str | Path | None = None,
