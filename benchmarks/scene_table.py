@@ -1,0 +1,153 @@
+"""How well the scene detectors find injected covered/moved/defocused/lighting/weather spans.
+
+For each shared CDnet sequence (``/work/shared/data/*/input``) and each kind
+and strength of :mod:`bgsub.eval.tamper`, spans are injected into the real
+frames and a fresh :class:`~bgsub.scan.scene.SceneDetector` looks at a
+window around each span (``--lead`` unaltered frames before it, to learn the
+view).  A span counts as detected when an event of its kind starts within
+``--within`` frames of the span's start; its delay is that event's start
+frame minus the span's.  Weather needs the model's masks: one tampered run
+per sequence through the masker, spans of each strength after it has learned.
+The unaltered sequences, through the masker too, give the false scene events.
+
+Prints a Markdown table; ``--write-docs`` puts it into docs/scene.md::
+
+    python benchmarks/scene_table.py --write-docs
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bgsub.eval.tamper import KINDS, STRENGTHS, Span, tamper  # noqa: E402
+from bgsub.model.step import FrameStep  # noqa: E402
+from bgsub.scan.scene import SceneDetector, SceneRules  # noqa: E402
+
+DATA = Path("/work/shared/data")
+
+
+def load(seq: Path, start: int, count: int, scale: float) -> list[np.ndarray]:
+    names = sorted((seq / "input").iterdir())[start:start + count]
+    frames = []
+    for name in names:
+        img = cv2.imread(str(name), cv2.IMREAD_COLOR)
+        if scale != 1:
+            img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        frames.append(img)
+    return frames
+
+
+def detect(frames, masks=None, rules=None) -> list:
+    detector = SceneDetector(rules or SceneRules())
+    for i, f in enumerate(frames):
+        detector.update(i, f, None if masks is None else masks[i])
+    detector.finish()
+    return detector.events
+
+
+def masks_of(frames) -> list[np.ndarray]:
+    step = FrameStep(threads=1)
+    return [step(i, f).mask for i, f in enumerate(frames)]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--start", type=int, default=300, help="first frame used (default 300)")
+    ap.add_argument("--span", type=int, default=50, help="frames per injected span")
+    ap.add_argument("--lead", type=int, default=60, help="unaltered frames before a span")
+    ap.add_argument("--spans", type=int, default=2, help="spans per sequence and strength")
+    ap.add_argument("--within", type=int, default=25, help="a detection counts within this")
+    ap.add_argument("--scale", type=float, default=1.0, help="resize the frames first")
+    ap.add_argument("--plain", type=int, default=600,
+                    help="unaltered frames per sequence for false events (with the model)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--write-docs", action="store_true")
+    args = ap.parse_args(argv)
+    seqs = sorted(p for p in args.data.iterdir() if (p / "input").is_dir())
+    if not seqs:
+        print(f"scene_table: no sequences under {args.data}", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    window = args.lead + args.span + args.within
+    need = args.spans * window
+    found: dict[tuple[str, str], list[int | None]] = defaultdict(list)
+    false_events: dict[str, list] = {}
+    for n, seq in enumerate(seqs):
+        frames = load(seq, args.start, max(need, args.plain), args.scale)
+        other = load(seqs[(n + 1) % len(seqs)], args.start, args.span, args.scale)
+        # the unaltered sequence, with the model's masks: no scene event expected
+        masks = masks_of(frames[:args.plain])
+        false_events[seq.name] = detect(frames[:args.plain], masks)
+        for kind in KINDS:
+            if kind == "weather":
+                continue
+            for strength in STRENGTHS[kind]:
+                for k in range(args.spans):
+                    part = frames[k * window:(k + 1) * window]
+                    span = Span(kind, strength, args.lead, args.lead + args.span)
+                    seed = args.seed * 1000 + n * 100 + k
+                    tampered, _ = tamper(part, [span], seed=seed, other=other)
+                    events = detect(tampered)
+                    found[kind, strength].append(_delay(events, span, args.within))
+        # weather: rain on the model's masks, spans one after another once it has learned
+        spans, at = [], args.lead
+        for strength in STRENGTHS["weather"]:
+            for k in range(args.spans):
+                if at + args.span + args.lead > len(frames):
+                    break
+                spans.append(Span("weather", strength, at, at + args.span))
+                at += args.span + args.lead
+        tampered, _ = tamper(frames[:at], spans, seed=args.seed * 1000 + n)
+        events = detect(tampered, masks_of(tampered))
+        for span in spans:
+            found["weather", span.strength].append(_delay(events, span, args.within))
+        print(f"{seq.name}: done at {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    table = _table(found, false_events, args)
+    print(table)
+    print(f"\n{time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    if args.write_docs:
+        from doctables import write_table
+        write_table("scene.md", "scene", table)
+    return 0
+
+
+def _delay(events, span: Span, within: int) -> int | None:
+    for e in events:
+        if e.kind == span.kind and span.start <= e.start_frame <= span.start + within:
+            return e.start_frame - span.start
+    return None
+
+
+def _table(found, false_events, args) -> str:
+    lines = ["| kind | strength | spans | detected | median delay (frames) |",
+             "|---|---|---:|---:|---:|"]
+    for kind in KINDS:
+        for strength in STRENGTHS[kind]:
+            delays = found.get((kind, strength), [])
+            hits = [d for d in delays if d is not None]
+            pct = 100 * len(hits) / len(delays) if delays else float("nan")
+            med = f"{statistics.median(hits):g}" if hits else "-"
+            lines.append(f"| {kind} | {strength} | {len(delays)} | {pct:.0f}% | {med} |")
+    total = sum(len(v) for v in false_events.values())
+    detail = ", ".join(f"{name} {len(v)}" + (f" ({', '.join(sorted({e.kind for e in v}))})"
+                                             if v else "")
+                       for name, v in false_events.items())
+    lines.append("")
+    lines.append(f"False scene events on the unaltered sequences ({args.plain} frames each "
+                 f"from frame {args.start}, with the model's masks): **{total}** ({detail}).")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

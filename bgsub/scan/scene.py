@@ -1,0 +1,374 @@
+"""Scene events: the camera covered, moved, defocused, a change of light, weather.
+
+Motion detection answers "did something move in the picture?"; a scene
+event answers "is the picture itself still the one the model knows?".
+:class:`SceneDetector` looks at each frame (and its mask) on a small scale
+and keeps a slowly learned *reference* of the view (a 160 x 120 grey image
+and a few numbers: brightness, colour, detail), which it stops learning while
+something is wrong.  Per frame it asks:
+
+``covered``
+    the picture is uniform (black, grey, a hand): its contrast (the standard
+    deviation of the small grey image) is below ``covered_contrast`` grey
+    levels and below a quarter of the reference's;
+``moved``
+    the picture no longer aligns with the reference: phase correlation finds
+    a global shift of at least ``moved_shift`` pixels (of the frame), or the
+    normalised correlation with the reference falls below
+    ``moved_correlation`` (another view);
+``lighting``
+    the mean brightness is off the reference's by more than a factor
+    ``lighting_gain``, or the colour has gone (a colour/infrared switch: the
+    mean chroma below ``lighting_chroma`` of the reference's);
+``defocused``
+    the picture has lost its detail: the mean absolute gradient at full
+    resolution (on every fourth row and column), relative to the brightness,
+    is below ``defocus_ratio`` of the reference's;
+``weather``
+    rain or snow: small foreground spread over the whole frame, at least
+    ``weather_cells`` of a 40 x 30 grid of cells touched by foreground while
+    the touched cells are on average less than ``weather_density``
+    foreground (a person touches a few cells, densely).
+
+Covered takes precedence over everything (a black picture is also
+"defocused" and "darker"); moved over defocused and weather; lighting over
+weather.  A kind's event starts once it has been seen ``start_frames`` frames
+in a row (from the first of them) and ends after ``end_frames`` frames
+without it (at the last frame it was seen).  A view that stays changed for
+``adopt_seconds`` (the camera now points elsewhere, the lights stay on)
+becomes the new reference, which ends its event.
+
+No I/O and no clock: the same frames give the same events.  The cost is a
+few small resizes and one 160 x 120 phase correlation per frame.
+
+Examples
+--------
+>>> import numpy as np
+>>> from bgsub.scan.scene import SceneDetector, SceneRules
+>>> rng = np.random.default_rng(0)
+>>> view = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+>>> detector = SceneDetector(SceneRules(fps=25))
+>>> for i in range(60):
+...     frame = view if not 30 <= i < 45 else np.zeros_like(view)
+...     _ = detector.update(i, frame)
+>>> _ = detector.finish(59)
+>>> [(e.kind, e.start_frame, e.end_frame) for e in detector.events]
+[('covered', 30, 44)]
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+
+__all__ = ["SCENE_KINDS", "SceneEvent", "SceneRules", "SceneDetector", "overlapping"]
+
+logger = logging.getLogger("bgsub")
+
+#: the kinds of scene event, in order of precedence
+SCENE_KINDS = ("covered", "moved", "lighting", "defocused", "weather")
+
+_SMALL = (160, 120)  # the reference's size (w, h)
+_CELLS = (40, 30)  # the weather grid (w, h)
+_BLOCKS = (8, 6)  # the evidence grid (w, h)
+
+
+@dataclass
+class SceneEvent:
+    """A span of frames in which the scene was not the one the model knows.
+
+    Attributes
+    ----------
+    kind : str
+        One of :data:`SCENE_KINDS`.
+    start_frame, end_frame : int
+        The first and last frames (inclusive) it was seen; ``end_frame`` is
+        -1 while it is under way.
+    score : float
+        Its peak strength, in [0, 1] (1: certain, e.g. a black picture).
+    evidence : dict
+        What was measured at its peak: ``value`` and ``reference`` (the
+        kind's measure and the reference's), ``cells`` (the share of the
+        picture's cells that show it).
+    """
+
+    kind: str
+    start_frame: int
+    end_frame: int
+    score: float
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def overlaps(self, start: int, end: int) -> bool:
+        """Whether frames ``start .. end`` (inclusive) overlap it (an open one runs on)."""
+        return start <= (self.end_frame if self.end_frame >= 0 else math.inf) \
+            and end >= self.start_frame
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "start_frame": self.start_frame,
+                "end_frame": self.end_frame, "score": round(self.score, 4),
+                "evidence": self.evidence}
+
+
+def overlapping(events, start: int, end: int) -> list[SceneEvent]:
+    """The scene events of *events* that overlap frames ``start .. end``."""
+    return [e for e in events if e.overlaps(start, end)]
+
+
+@dataclass(frozen=True)
+class SceneRules:
+    """Thresholds of the scene detectors (see the module's description)."""
+
+    fps: float = 25.0
+    covered_contrast: float = 6.0
+    moved_shift: float = 4.0
+    moved_correlation: float = 0.45
+    lighting_gain: float = 1.25
+    lighting_chroma: float = 0.3
+    defocus_ratio: float = 0.6
+    weather_cells: float = 0.3
+    weather_density: float = 0.1
+    start_frames: int = 3
+    end_frames: int = 12
+    warm_up: int = 25
+    learn_rate: float = 0.02
+    adopt_seconds: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not self.fps > 0:
+            raise ValueError(f"fps {self.fps}: expected > 0")
+        for name in ("start_frames", "end_frames"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} {getattr(self, name)}: expected >= 1")
+        if not 0 < self.learn_rate <= 1:
+            raise ValueError(f"learn_rate {self.learn_rate}: expected in (0, 1]")
+        if not self.lighting_gain > 1:
+            raise ValueError(f"lighting_gain {self.lighting_gain}: expected > 1")
+
+
+def _gradient(frame: np.ndarray) -> float:
+    """Mean absolute difference of neighbours at full resolution, on every 4th row and column."""
+    g = frame[:, :, 1] if frame.ndim == 3 else frame  # green: most of the luminance
+    rows = g[::4].astype(np.int16)
+    cols = g[:, ::4].astype(np.int16)
+    return float(np.abs(np.diff(rows, axis=1)).mean() + np.abs(np.diff(cols, axis=0)).mean())
+
+
+def _chroma(small: np.ndarray) -> float:
+    if small.ndim < 3:
+        return 0.0
+    s = small.astype(np.int16)
+    return float(np.abs(s[:, :, 0] - s[:, :, 1]).mean() + np.abs(s[:, :, 2] - s[:, :, 1]).mean())
+
+
+def _blocks(values: np.ndarray) -> np.ndarray:
+    """Per block of the evidence grid, the mean of *values* (120 x 160)."""
+    bw, bh = _BLOCKS
+    h, w = values.shape
+    return values.reshape(bh, h // bh, bw, w // bw).mean(axis=(1, 3))
+
+
+class _Features:
+    """One frame's measures."""
+
+    __slots__ = ("grey", "mean", "contrast", "chroma", "detail")
+
+    def __init__(self, frame: np.ndarray) -> None:
+        small = cv2.resize(frame, _SMALL, interpolation=cv2.INTER_AREA)
+        grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
+        self.grey = grey.astype(np.float32)
+        self.mean = float(self.grey.mean())
+        self.contrast = float(self.grey.std())
+        self.chroma = _chroma(small)
+        self.detail = _gradient(frame) / max(self.mean, 8.0)
+
+
+class SceneDetector:
+    """Scene events from frames in order (and their masks, for weather).
+
+    Parameters
+    ----------
+    rules : SceneRules, optional
+        The thresholds.
+    on_start, on_end : callable, optional
+        Called with each :class:`SceneEvent` as it starts and as it ends.
+
+    Notes
+    -----
+    Usable as a pipeline consumer (``write(result)``, ``close()``); a model
+    reset (a new frame size) starts a new reference.
+    """
+
+    needs: frozenset[str] = frozenset()
+
+    def __init__(self, rules: SceneRules | None = None, *,
+                 on_start: Callable[[SceneEvent], None] | None = None,
+                 on_end: Callable[[SceneEvent], None] | None = None) -> None:
+        self.rules = rules or SceneRules()
+        self.on_start = on_start
+        self.on_end = on_end
+        #: every event so far, the open ones included
+        self.events: list[SceneEvent] = []
+        self._open: dict[str, SceneEvent] = {}
+        self._hot: dict[str, int] = {}  # kind: consecutive frames seen
+        self._cold: dict[str, int] = {}  # kind (open): consecutive frames not seen
+        self._first: dict[str, int] = {}  # kind: the first of the frames seen in a row
+        self._last_seen: dict[str, int] = {}
+        self._peak: dict[str, tuple[float, dict]] = {}
+        self._ref: _Features | None = None
+        self._learned = 0
+        self._shape: tuple[int, ...] | None = None
+        self._adopt = max(1, int(round(self.rules.adopt_seconds * self.rules.fps)))
+        self.last_index = -1
+
+    # -- the measures ----------------------------------------------------------
+
+    def _learn(self, f: _Features) -> None:
+        self._learned += 1
+        if self._ref is None:
+            self._ref = f
+            return
+        a = max(self.rules.learn_rate, 1.0 / self._learned)
+        r = self._ref
+        cv2.accumulateWeighted(f.grey, r.grey, a)
+        r.mean += a * (f.mean - r.mean)
+        r.contrast += a * (f.contrast - r.contrast)
+        r.chroma += a * (f.chroma - r.chroma)
+        r.detail += a * (f.detail - r.detail)
+
+    def measure(self, frame: np.ndarray, mask: np.ndarray | None = None
+                ) -> dict[str, tuple[float, dict[str, Any]]]:
+        """The kinds seen in *frame* (with *mask*, its foreground), each with its score
+        and evidence; learns the frame into the reference when nothing is seen."""
+        rules = self.rules
+        f = _Features(frame)
+        if self._ref is None or self._learned < rules.warm_up:
+            self._learn(f)
+            return {}
+        r = self._ref
+        seen: dict[str, tuple[float, dict[str, Any]]] = {}
+        if f.contrast < rules.covered_contrast and f.contrast < 0.25 * r.contrast:
+            flat = _blocks(np.abs(f.grey - f.mean)) < rules.covered_contrast
+            seen["covered"] = (1.0 - f.contrast / max(r.contrast, 1e-6),
+                               {"value": round(f.contrast, 2), "reference": round(r.contrast, 2),
+                                "cells": round(float(flat.mean()), 3)})
+            return seen
+        a = f.grey - f.mean
+        b = r.grey - r.mean
+        ncc = float((a * b).mean() / max(f.contrast * float(b.std()), 1e-6))
+        (dx, dy), _ = cv2.phaseCorrelate(r.grey, f.grey)
+        scale = frame.shape[1] / _SMALL[0]
+        shift = math.hypot(dx, dy) * scale
+        if shift >= rules.moved_shift or ncc < rules.moved_correlation:
+            blocks = _blocks(a * b) / np.maximum(np.sqrt(_blocks(a * a) * _blocks(b * b)), 1e-6)
+            seen["moved"] = (min(1.0, max(1.0 - ncc, shift / (4 * rules.moved_shift))),
+                             {"value": round(ncc, 3), "reference": 1.0,
+                              "shift": [round(dx * scale, 1), round(dy * scale, 1)],
+                              "cells": round(float((blocks < 0.5).mean()), 3)})
+        gain = f.mean / max(r.mean, 1.0)
+        chroma = f.chroma / r.chroma if r.chroma > 3.0 else 1.0
+        if abs(math.log(max(gain, 1e-3))) > math.log(rules.lighting_gain) \
+                or chroma < rules.lighting_chroma:
+            ratio = _blocks(f.grey) / np.maximum(_blocks(r.grey), 1.0)
+            changed = np.abs(np.log(np.maximum(ratio, 1e-3))) > math.log(rules.lighting_gain)
+            seen["lighting"] = (min(1.0, max(abs(math.log(max(gain, 1e-3))), 1.0 - chroma)),
+                                {"value": round(gain, 3), "reference": 1.0,
+                                 "chroma": round(chroma, 3),
+                                 "cells": round(float(changed.mean()), 3)})
+        detail = f.detail / max(r.detail, 1e-6)
+        if detail < rules.defocus_ratio and "moved" not in seen:
+            seen["defocused"] = (1.0 - detail, {"value": round(f.detail, 4),
+                                                "reference": round(r.detail, 4),
+                                                "cells": 1.0})
+        if mask is not None and "moved" not in seen and "lighting" not in seen:
+            cells = cv2.resize(mask, _CELLS, interpolation=cv2.INTER_AREA)
+            touched = cells > 0
+            share = float(touched.mean())
+            if share >= rules.weather_cells:
+                density = float(cells[touched].mean()) / 255.0
+                if density < rules.weather_density:
+                    seen["weather"] = (min(1.0, share), {"value": round(density, 4),
+                                                         "reference": rules.weather_density,
+                                                         "cells": round(share, 3)})
+        if not seen:
+            self._learn(f)
+        self._current = f
+        return seen
+
+    # -- the state machine -----------------------------------------------------
+
+    def update(self, index: int, frame: np.ndarray, mask: np.ndarray | None = None
+               ) -> list[SceneEvent]:
+        """Look at frame *index*; the events that started or ended with it."""
+        if self._shape is not None and frame.shape != self._shape:
+            self.restart()
+        self._shape = frame.shape
+        self.last_index = index
+        seen = self.measure(frame, mask)
+        changed: list[SceneEvent] = []
+        for kind in SCENE_KINDS:
+            if kind in seen:
+                score, evidence = seen[kind]
+                if self._hot.get(kind, 0) == 0:
+                    self._first[kind] = index
+                    self._peak[kind] = (score, evidence)
+                elif score > self._peak[kind][0]:
+                    self._peak[kind] = (score, evidence)
+                self._hot[kind] = self._hot.get(kind, 0) + 1
+                self._cold[kind] = 0
+                self._last_seen[kind] = index
+                event = self._open.get(kind)
+                if event is None and self._hot[kind] >= self.rules.start_frames:
+                    score, evidence = self._peak[kind]
+                    event = SceneEvent(kind, self._first[kind], -1, score, evidence)
+                    self._open[kind] = event
+                    self.events.append(event)
+                    changed.append(event)
+                    if self.on_start is not None:
+                        self.on_start(event)
+                elif event is not None and score > event.score:
+                    event.score, event.evidence = score, evidence
+                if event is not None and self._hot[kind] >= self._adopt \
+                        and kind in ("moved", "lighting", "defocused"):
+                    self._ref = self._current  # the new view
+                    self._learned = max(self._learned, self.rules.warm_up)
+            else:
+                self._hot[kind] = 0
+                if kind in self._open:
+                    self._cold[kind] = self._cold.get(kind, 0) + 1
+                    if self._cold[kind] >= self.rules.end_frames:
+                        changed.append(self._close(kind, self._last_seen[kind]))
+        return changed
+
+    def _close(self, kind: str, last: int) -> SceneEvent:
+        event = self._open.pop(kind)
+        event.end_frame = last
+        self._cold[kind] = 0
+        if self.on_end is not None:
+            self.on_end(event)
+        return event
+
+    def finish(self, last_index: int | None = None) -> list[SceneEvent]:
+        """End the events under way (at the last frame they were seen)."""
+        return [self._close(kind, self._last_seen[kind]) for kind in list(self._open)]
+
+    def restart(self) -> None:
+        """A new view (a new frame size): the events under way end, the reference starts afresh."""
+        self.finish()
+        self._ref = None
+        self._learned = 0
+        self._hot.clear()
+
+    # -- as a pipeline consumer -----------------------------------------------
+
+    def write(self, result) -> None:
+        if result.reset:
+            self.restart()
+        self.update(result.index, result.frame, result.mask)
+
+    def close(self) -> None:
+        self.finish()
