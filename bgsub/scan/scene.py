@@ -2,7 +2,7 @@
 
 Motion detection answers "did something move in the picture?"; a scene
 event answers "is the picture itself still the one the model knows?".
-:class:`SceneDetector` looks at each frame (and its mask) on a small scale
+:class:`SceneDetector` looks at each frame on a small scale
 and keeps a slowly learned *reference* of the view (a 160 x 120 grey image
 and a few numbers: brightness, colour, detail), which it stops learning while
 something is wrong.  Per frame it asks:
@@ -17,7 +17,8 @@ something is wrong.  Per frame it asks:
     normalised correlation with the reference falls below
     ``moved_correlation`` (another view);
 ``lighting``
-    the mean brightness is off the reference's by more than a factor
+    the mean brightness (over the pixels the reference has neither dark
+    nor saturated) is off the reference's by more than a factor
     ``lighting_gain``, or the colour has gone (a colour/infrared switch: the
     mean chroma below ``lighting_chroma`` of the reference's);
 ``defocused``
@@ -25,10 +26,13 @@ something is wrong.  Per frame it asks:
     resolution (on every fourth row and column), relative to the brightness,
     is below ``defocus_ratio`` of the reference's;
 ``weather``
-    rain or snow: small foreground spread over the whole frame, at least
-    ``weather_cells`` of a 40 x 30 grid of cells touched by foreground while
-    the touched cells are on average less than ``weather_density``
-    foreground (a person touches a few cells, densely).
+    rain or snow: many small, short-lived changes spread over the whole
+    frame.  The small grey image is compared with the previous frame's; the
+    share of a 40 x 30 grid of cells that hold a change of more than 12 grey
+    levels exceeds its usual share (learned like the reference: waving
+    trees, traffic) by ``weather_cells``, while the changed cells are on
+    average less than ``weather_density`` changed (a person changes a few
+    cells, densely).
 
 Covered takes precedence over everything (a black picture is also
 "defocused" and "darker"); moved over defocused and weather; lighting over
@@ -124,14 +128,14 @@ class SceneRules:
     """Thresholds of the scene detectors (see the module's description)."""
 
     fps: float = 25.0
-    covered_contrast: float = 6.0
+    covered_contrast: float = 10.0
     moved_shift: float = 4.0
     moved_correlation: float = 0.45
-    lighting_gain: float = 1.25
+    lighting_gain: float = 1.2
     lighting_chroma: float = 0.3
     defocus_ratio: float = 0.6
-    weather_cells: float = 0.3
-    weather_density: float = 0.1
+    weather_cells: float = 0.12
+    weather_density: float = 0.35
     start_frames: int = 3
     end_frames: int = 12
     warm_up: int = 25
@@ -175,7 +179,7 @@ def _blocks(values: np.ndarray) -> np.ndarray:
 class _Features:
     """One frame's measures."""
 
-    __slots__ = ("grey", "mean", "contrast", "chroma", "detail")
+    __slots__ = ("grey", "mean", "contrast", "chroma", "detail", "changes")
 
     def __init__(self, frame: np.ndarray) -> None:
         small = cv2.resize(frame, _SMALL, interpolation=cv2.INTER_AREA)
@@ -185,10 +189,11 @@ class _Features:
         self.contrast = float(self.grey.std())
         self.chroma = _chroma(small)
         self.detail = _gradient(frame) / max(self.mean, 8.0)
+        self.changes = 0.0  # the share of cells changed since the previous frame
 
 
 class SceneDetector:
-    """Scene events from frames in order (and their masks, for weather).
+    """Scene events from frames in order.
 
     Parameters
     ----------
@@ -220,6 +225,7 @@ class SceneDetector:
         self._last_seen: dict[str, int] = {}
         self._peak: dict[str, tuple[float, dict]] = {}
         self._ref: _Features | None = None
+        self._previous: np.ndarray | None = None
         self._learned = 0
         self._shape: tuple[int, ...] | None = None
         self._adopt = max(1, int(round(self.rules.adopt_seconds * self.rules.fps)))
@@ -239,13 +245,20 @@ class SceneDetector:
         r.contrast += a * (f.contrast - r.contrast)
         r.chroma += a * (f.chroma - r.chroma)
         r.detail += a * (f.detail - r.detail)
+        r.changes += a * (f.changes - r.changes)
 
-    def measure(self, frame: np.ndarray, mask: np.ndarray | None = None
-                ) -> dict[str, tuple[float, dict[str, Any]]]:
-        """The kinds seen in *frame* (with *mask*, its foreground), each with its score
-        and evidence; learns the frame into the reference when nothing is seen."""
+    def measure(self, frame: np.ndarray) -> dict[str, tuple[float, dict[str, Any]]]:
+        """The kinds seen in *frame*, each with its score and evidence; learns the
+        frame into the reference when nothing is seen."""
         rules = self.rules
         f = _Features(frame)
+        cells = None
+        if self._previous is not None:
+            changed = (np.abs(f.grey - self._previous) > 12.0).astype(np.float32)
+            cw, ch = _CELLS
+            cells = changed.reshape(ch, _SMALL[1] // ch, cw, _SMALL[0] // cw).mean(axis=(1, 3))
+            f.changes = float((cells > 0).mean())
+        self._previous = f.grey
         if self._ref is None or self._learned < rules.warm_up:
             self._learn(f)
             return {}
@@ -269,7 +282,9 @@ class SceneDetector:
                              {"value": round(ncc, 3), "reference": 1.0,
                               "shift": [round(dx * scale, 1), round(dy * scale, 1)],
                               "cells": round(float((blocks < 0.5).mean()), 3)})
-        gain = f.mean / max(r.mean, 1.0)
+        lit = (r.grey > 16) & (r.grey < 170)
+        gain = (float(f.grey[lit].mean()) / max(float(r.grey[lit].mean()), 1.0)
+                if lit.mean() > 0.1 else f.mean / max(r.mean, 1.0))
         chroma = f.chroma / r.chroma if r.chroma > 3.0 else 1.0
         if abs(math.log(max(gain, 1e-3))) > math.log(rules.lighting_gain) \
                 or chroma < rules.lighting_chroma:
@@ -284,16 +299,15 @@ class SceneDetector:
             seen["defocused"] = (1.0 - detail, {"value": round(f.detail, 4),
                                                 "reference": round(r.detail, 4),
                                                 "cells": 1.0})
-        if mask is not None and "moved" not in seen and "lighting" not in seen:
-            cells = cv2.resize(mask, _CELLS, interpolation=cv2.INTER_AREA)
-            touched = cells > 0
-            share = float(touched.mean())
-            if share >= rules.weather_cells:
-                density = float(cells[touched].mean()) / 255.0
-                if density < rules.weather_density:
-                    seen["weather"] = (min(1.0, share), {"value": round(density, 4),
-                                                         "reference": rules.weather_density,
-                                                         "cells": round(share, 3)})
+        if cells is not None and "moved" not in seen and "lighting" not in seen \
+                and f.changes - r.changes >= rules.weather_cells:
+            density = float(cells[cells > 0].mean())
+            if density < rules.weather_density:
+                seen["weather"] = (min(1.0, f.changes - r.changes),
+                                   {"value": round(f.changes, 3),
+                                    "reference": round(r.changes, 3),
+                                    "density": round(density, 3),
+                                    "cells": round(f.changes, 3)})
         if not seen:
             self._learn(f)
         self._current = f
@@ -301,14 +315,13 @@ class SceneDetector:
 
     # -- the state machine -----------------------------------------------------
 
-    def update(self, index: int, frame: np.ndarray, mask: np.ndarray | None = None
-               ) -> list[SceneEvent]:
+    def update(self, index: int, frame: np.ndarray) -> list[SceneEvent]:
         """Look at frame *index*; the events that started or ended with it."""
         if self._shape is not None and frame.shape != self._shape:
             self.restart()
         self._shape = frame.shape
         self.last_index = index
-        seen = self.measure(frame, mask)
+        seen = self.measure(frame)
         changed: list[SceneEvent] = []
         for kind in SCENE_KINDS:
             if kind in seen:
@@ -360,6 +373,7 @@ class SceneDetector:
         """A new view (a new frame size): the events under way end, the reference starts afresh."""
         self.finish()
         self._ref = None
+        self._previous = None
         self._learned = 0
         self._hot.clear()
 
@@ -368,7 +382,7 @@ class SceneDetector:
     def write(self, result) -> None:
         if result.reset:
             self.restart()
-        self.update(result.index, result.frame, result.mask)
+        self.update(result.index, result.frame)
 
     def close(self) -> None:
         self.finish()
