@@ -495,6 +495,10 @@ class ScanConfig:
     connect_timeout : float
         Seconds to wait for a cluster's scheduler (``--scheduler``) to
         answer, > 0.
+    scene : bool
+        Detect scene events (the camera covered, moved, defocused, a change
+        of light, rain or snow; see :mod:`bgsub.scan.scene`), in a scan and
+        in a live run's events.
     """
 
     threshold: float = 0.0025
@@ -514,6 +518,7 @@ class ScanConfig:
     chunk_minutes: float = 30.0
     chunk_warmup: int | str = "30s"
     connect_timeout: float = 10.0
+    scene: bool = True
 
     def __post_init__(self) -> None:
         for name in _DURATIONS:
@@ -741,6 +746,7 @@ _FIELD_DOCS: dict[type, dict[str, dict[str, str]]] = {
         "chunk_warmup": _doc("Video each chunk's model learns from first", "duration",
                              ">= 0"),
         "connect_timeout": _doc("Wait for a cluster's scheduler to answer", "seconds", "> 0"),
+        "scene": _doc("Detect scene events: covered, moved, defocused, lighting, weather"),
     },
     EventsConfig: {
         "clip_quality": _doc("JPEG quality of the pre-roll frames held in memory", "",

@@ -58,3 +58,117 @@ def test_tamper_refuses_overlapping_or_unknown_spans():
         Span("moved", "huge", 1, 2)
     with pytest.raises(ValueError, match="ends after"):
         tamper(_frames(), [Span("covered", "black", 5, 40)])
+
+
+# -- the detectors ------------------------------------------------------------------
+
+from bgsub.eval.synthetic import SAMPLE, EventSpec, render, render_events  # noqa: E402
+from bgsub.scan.scene import SceneDetector, SceneEvent, SceneRules, overlapping  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def scene_frames():
+    """The sample scene: texture, sensor noise, an illumination drift, moving objects."""
+    return [frame for frame, _ in render(SAMPLE)]
+
+
+def _events(frames):
+    detector = SceneDetector(SceneRules(fps=25))
+    for i, f in enumerate(frames):
+        detector.update(i, f)
+    detector.finish()
+    return detector.events
+
+
+def test_no_scene_event_on_an_unaltered_scene_with_moving_objects(scene_frames):
+    assert _events(scene_frames) == []
+
+
+@pytest.mark.parametrize("kind,strength", [
+    ("covered", "hand"), ("covered", "black"), ("moved", "5"), ("moved", "view"),
+    ("defocused", "2.5"), ("lighting", "1.5"), ("lighting", "grey"), ("weather", "rain")])
+def test_each_kind_is_found_within_a_second_and_ends_with_its_span(scene_frames, kind,
+                                                                   strength):
+    other = [np.ascontiguousarray(f[::-1, ::-1]) for f in scene_frames]  # another view
+    span = Span(kind, strength, 80, 140)
+    frames, _ = tamper(scene_frames, [span], seed=3, other=other)
+    events = _events(frames)
+    assert [e.kind for e in events] == [kind], [(e.kind, e.start_frame) for e in events]
+    e = events[0]
+    assert span.start <= e.start_frame <= span.start + 25
+    assert span.end - 26 <= e.end_frame <= span.end + 2
+    assert 0 < e.score <= 1 and 0 <= e.evidence["cells"] <= 1
+
+
+def test_a_lasting_new_view_becomes_the_reference_and_its_event_ends(scene_frames):
+    rules = SceneRules(fps=25, adopt_seconds=1.0)
+    frames, _ = tamper(scene_frames, [Span("moved", "15", 60, 200)], seed=2)
+    detector = SceneDetector(rules)
+    for i, f in enumerate(frames):
+        detector.update(i, f)
+    (event,) = [e for e in detector.events if e.kind == "moved"]
+    assert event.start_frame <= 63 and 0 <= event.end_frame < 60 + 25 + 2 * rules.end_frames
+
+
+def test_start_and_end_callbacks_and_overlap():
+    started, ended = [], []
+    detector = SceneDetector(SceneRules(fps=25, start_frames=2, end_frames=3),
+                             on_start=started.append, on_end=ended.append)
+    rng = np.random.default_rng(0)
+    view = rng.integers(0, 255, (120, 160), dtype=np.uint8)
+    for i in range(60):
+        detector.update(i, view if not 30 <= i < 40 else np.zeros_like(view))
+    assert [e.start_frame for e in started] == [30] and [e.end_frame for e in ended] == [39]
+    assert overlapping(detector.events, 39, 50) == ended and overlapping(ended, 0, 29) == []
+    assert SceneEvent("covered", 5, -1, 1.0).overlaps(100, 120)  # an open one runs on
+
+
+# -- where scene events go -------------------------------------------------------------
+
+import json  # noqa: E402
+
+from kit import bgsub  # noqa: E402
+
+LIVE = EventSpec(width=160, height=120, frames=150, fps=25.0, crossings=((20, 40),))
+BLACK = (70, 110)  # the lens covered for these frames
+
+
+def _covered_clip(path):
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = LIVE.width, LIVE.height, "yuv420p"
+        stream.options = {"crf": "0", "preset": "veryfast"}
+        for t, (frame, _) in enumerate(render_events(LIVE)):
+            if BLACK[0] <= t < BLACK[1]:
+                frame = np.zeros_like(frame)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def test_live_scene_lines_for_a_covered_lens_reach_the_file_and_on_event(tmp_path):
+    clip = _covered_clip(tmp_path / "cam.mkv")
+    r = bgsub(clip, "--no-display", "--events", "ev.jsonl", "--on-event", "cat >> got.jsonl",
+              cwd=tmp_path, timeout=600)
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(x) for x in (tmp_path / "ev.jsonl").read_text().splitlines()]
+    scene = [d for d in lines if d["type"] == "scene"]
+    assert [(d["state"], d["kind"]) for d in scene] == [("start", "covered"), ("end", "covered")]
+    start, end = scene
+    assert BLACK[0] <= start["start_frame"] <= BLACK[0] + 3
+    assert BLACK[1] - 2 <= end["end_frame"] <= BLACK[1]
+    assert end["start"] == start["start"] and end["evidence"]["cells"] > 0.9
+    # the lens going black and coming back is motion too: that event says so
+    motion = [d for d in lines if d["type"] == "end" and d["end_frame"] >= BLACK[0]]
+    assert motion and all(d["scene"] == ["covered"] for d in motion)
+    got = [json.loads(x) for x in (tmp_path / "got.jsonl").read_text().splitlines()]
+    assert sorted(d["type"] + d.get("state", "") for d in got) == sorted(
+        d["type"] + d.get("state", "") for d in lines)
+    r = bgsub(clip, "--no-display", "--events", "off.jsonl", "--set", "scan.scene=false",
+              cwd=tmp_path, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert '"scene"' not in (tmp_path / "off.jsonl").read_text()

@@ -20,6 +20,12 @@ scan's :class:`~bgsub.scan.scanner.MotionScorer` and its :class:`~bgsub.scan.det
   stdin, at its start and at its end, in the background: at most
   ``events.max_commands`` at once, each stopped after
   ``events.command_timeout`` seconds; masking never waits for them.
+
+With ``scan.scene`` on, scene events (:mod:`bgsub.scan.scene`: the camera
+covered, moved, defocused, a change of light, weather) get lines of their
+own, ``"type": "scene"`` with their ``"kind"`` and ``"state"`` (``"start"``,
+``"end"``), and go to ``--on-event`` too; a motion event's end line lists,
+in ``"scene"``, the kinds of the scene events it overlaps.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from ..config import Config
 from ..scan.detector import Event
 from ..files import SinkError
 from ..scan.scanner import MotionEvent, MotionScorer, rules_for, scorer_for
+from ..scan.scene import SceneDetector, SceneEvent, SceneRules, overlapping
 from ..io.sinks import VideoSink
 from ..model.step import FrameResult
 
@@ -98,6 +105,10 @@ class LiveEvents:
             if clips is not None else None
         self._commands = _Commands(on_event, config.events.max_commands,
                                    config.events.command_timeout) if on_event else None
+        self.scene = SceneDetector(SceneRules(fps=fps), on_start=self._scene_start,
+                                   on_end=self._scene_end) if config.scan.scene else None
+        self.scene_count = 0
+        self._scene_open: dict[str, tuple[int, str]] = {}  # kind: its number, start time
 
     @property
     def needs(self) -> frozenset[str]:
@@ -114,6 +125,8 @@ class LiveEvents:
         self._times.append((result.index, now))
         if self._clips is not None:
             self._clips.frame(result.index, result.frame)
+        if self.scene is not None:
+            self.scene.write(result)
         self.scorer.write(result)
         detector = self.scorer.detector
         if detector.started > self._started:
@@ -153,9 +166,30 @@ class LiveEvents:
                 "duration": round(event.duration, 3), "peak_score": round(event.peak_score, 6),
                 "peak_frame": event.peak_frame, "largest": event.largest,
                 "box": list(event.box) if event.box is not None else None}
+        if self.scene is not None:
+            line["scene"] = sorted({e.kind for e in overlapping(
+                self.scene.events, event.start_frame, event.end_frame)})
         if self._clips is not None:
             line["clip"] = str(self._clips.end(event.end_frame))
         self._emit(line)
+
+    def _scene_start(self, event: SceneEvent) -> None:
+        self.scene_count += 1
+        start = _iso(self._time_of(event.start_frame))
+        self._scene_open[event.kind] = (self.scene_count, start)
+        self._emit({"type": "scene", "state": "start", "kind": event.kind,
+                    "source": self.name, "scene_event": self.scene_count, "start": start,
+                    "start_frame": event.start_frame, "score": round(event.score, 4),
+                    "evidence": event.evidence})
+
+    def _scene_end(self, event: SceneEvent) -> None:
+        number, start = self._scene_open.pop(
+            event.kind, (self.scene_count, _iso(self._time_of(event.start_frame))))
+        self._emit({"type": "scene", "state": "end", "kind": event.kind,
+                    "source": self.name, "scene_event": number, "start": start,
+                    "end": _iso(self._time_of(event.end_frame) + 1.0 / self.fps),
+                    "start_frame": event.start_frame, "end_frame": event.end_frame,
+                    "score": round(event.score, 4), "evidence": event.evidence})
 
     def _emit(self, line: dict[str, Any]) -> None:
         text = json.dumps(line)
@@ -171,6 +205,8 @@ class LiveEvents:
 
     def close(self) -> None:
         """The events under way end with the last frame; every file is finished."""
+        if self.scene is not None:
+            self.scene.finish()
         if self.scorer is not None:
             self.scorer.finish(self.scorer.last_index)
         errors = []

@@ -12,7 +12,8 @@ something is wrong.  Per frame it asks:
     deviation of the small grey image) is below ``covered_contrast`` grey
     levels and below a quarter of the reference's;
 ``moved``
-    the picture no longer aligns with the reference: phase correlation finds
+    the picture no longer aligns with the reference: phase correlation (Hann
+    window) finds
     a global shift of at least ``moved_shift`` pixels (of the frame), or the
     normalised correlation with the reference falls below
     ``moved_correlation`` (another view);
@@ -129,7 +130,7 @@ class SceneRules:
 
     fps: float = 25.0
     covered_contrast: float = 10.0
-    moved_shift: float = 4.0
+    moved_shift: float = 3.0
     moved_correlation: float = 0.45
     lighting_gain: float = 1.2
     lighting_chroma: float = 0.3
@@ -160,6 +161,17 @@ def _gradient(frame: np.ndarray) -> float:
     rows = g[::4].astype(np.int16)
     cols = g[:, ::4].astype(np.int16)
     return float(np.abs(np.diff(rows, axis=1)).mean() + np.abs(np.diff(cols, axis=0)).mean())
+
+
+_WINDOW: list[np.ndarray] = []
+
+
+def _window() -> np.ndarray:
+    """The Hann window of the phase correlation (without it, the picture's borders pull
+    the shift it finds towards 0)."""
+    if not _WINDOW:
+        _WINDOW.append(cv2.createHanningWindow(_SMALL, cv2.CV_32F))
+    return _WINDOW[0]
 
 
 def _chroma(small: np.ndarray) -> float:
@@ -273,7 +285,7 @@ class SceneDetector:
         a = f.grey - f.mean
         b = r.grey - r.mean
         ncc = float((a * b).mean() / max(f.contrast * float(b.std()), 1e-6))
-        (dx, dy), _ = cv2.phaseCorrelate(r.grey, f.grey)
+        (dx, dy), _ = cv2.phaseCorrelate(r.grey, f.grey, _window())
         scale = frame.shape[1] / _SMALL[0]
         shift = math.hypot(dx, dy) * scale
         if shift >= rules.moved_shift or ncc < rules.moved_correlation:
