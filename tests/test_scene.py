@@ -172,3 +172,35 @@ def test_live_scene_lines_for_a_covered_lens_reach_the_file_and_on_event(tmp_pat
               cwd=tmp_path, timeout=600)
     assert r.returncode == 0, r.stderr
     assert '"scene"' not in (tmp_path / "off.jsonl").read_text()
+
+
+def test_scan_writes_the_scene_table_counts_it_and_shows_it_on_the_timeline(tmp_path):
+    import cv2
+
+    from test_report import BROWSER, chromium
+
+    clip = _covered_clip(tmp_path / "cam.mkv")
+    out = tmp_path / "out"
+    r = bgsub("scan", clip, "--output-dir", out, cwd=tmp_path, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "1 scene events (covered 1)" in r.stderr
+    table = json.loads((out / "events.json").read_text())
+    (scene,) = table["files"][0]["scene"]
+    assert scene["kind"] == "covered" and scene["file"] == str(clip)
+    assert BLACK[0] <= scene["start_frame"] <= BLACK[0] + 3
+    assert BLACK[1] - 2 <= scene["end_frame"] <= BLACK[1]
+    assert scene["start_time"] == pytest.approx(scene["start_frame"] / 25)
+    assert json.loads((out / "cam.scan.json").read_text())["scene"][0]["kind"] == "covered"
+    page = (out / "report.html").read_text()
+    assert page.count('class="scene-span" data-kind="covered"') == 1
+    assert "and 1 scene events" in page and "scene events: covered" in page
+    if BROWSER is None:
+        pytest.skip("no chromium installed: the report's browser check needs it")
+    shot = tmp_path / "shot.png"
+    chromium("--window-size=1000,800", f"--screenshot={shot}", (out / "report.html").as_uri(),
+             tmp_path=tmp_path)
+    image = cv2.imread(str(shot))
+    assert image is not None
+    # the scene event's purple band (#8e24aa at 70% over white) is on screen
+    purple = (np.abs(image.astype(int) - (190, 98, 171)).max(axis=2) < 25)
+    assert purple.sum() > 100

@@ -37,6 +37,7 @@ import numpy as np
 from ..io.avsource import NumberedReader, VideoFile
 from ..config import Config, ScanConfig, resolve_config
 from .detector import Event, EventDetector, EventRules, FrameScore, join_events
+from .scene import SceneDetector, SceneEvent, SceneRules
 from ..labels import blob_area, foreground
 from ..io.pipeline import run_pipeline
 from ..regions import Region, region_mask
@@ -198,6 +199,8 @@ class ScanResult:
     scores : ndarray, optional
         float32, one per frame from ``first_frame`` to ``last_frame``: its
         score, NaN for frames skipped; only with ``ScanOptions(scores=True)``.
+    scene : list of SceneEvent
+        The file's scene events (:mod:`bgsub.scan.scene`), with ``scan.scene``.
     """
 
     path: str
@@ -214,6 +217,7 @@ class ScanResult:
     decode_errors: int = 0
     activity: Activity = field(default_factory=Activity)
     scores: np.ndarray | None = None
+    scene: list[SceneEvent] = field(default_factory=list)
 
     @property
     def speed(self) -> float:
@@ -265,7 +269,8 @@ def merge_results(results: Iterable[ScanResult], config: Config | str | Path | N
     return ScanResult(head.path, events, fps, head.width, head.height, head.downscale, first,
                       last, sum(r.frames for r in parts), (last - first + 1) / fps,
                       sum(r.scan_seconds for r in parts), sum(r.decode_errors for r in parts),
-                      activity, scores)
+                      activity, scores,
+                      sorted((e for r in parts for e in r.scene), key=lambda e: e.start_frame))
 
 
 def region_of(config: ScanConfig) -> Region:
@@ -548,8 +553,10 @@ def scan_file(path: str | Path, config: Config | str | Path | None = None,
     except BaseException:
         source.close()
         raise
+    scene = SceneDetector(SceneRules(fps=fps / source.step)) if scan.scene else None
     try:
-        run_pipeline(reader, step, [scorer], progress=progress, stop=stop)
+        run_pipeline(reader, step, [scorer] + ([scene] if scene is not None else []),
+                     progress=progress, stop=stop)
     finally:
         reader.close()
     last_frame = max(source.last_number, first - 1)
@@ -560,7 +567,20 @@ def scan_file(path: str | Path, config: Config | str | Path | None = None,
     return ScanResult(str(path), scorer.events, fps, source.width, source.height,
                       source.factor, first, last_frame, scorer.frames, frames / fps,
                       time.perf_counter() - began, source.decode_errors, scorer.activity,
-                      scorer.score_array(frames))
+                      scorer.score_array(frames), _scene_events(scene, first, last_frame))
+
+
+def _scene_events(detector: SceneDetector | None, first: int, last: int) -> list[SceneEvent]:
+    """The detector's events within frames ``first .. last`` (not the warm-up's), ended."""
+    if detector is None:
+        return []
+    detector.finish()
+    events = []
+    for e in detector.events:
+        if e.end_frame >= first and e.start_frame <= last:
+            e.start_frame, e.end_frame = max(e.start_frame, first), min(e.end_frame, last)
+            events.append(e)
+    return events
 
 
 def iter_events(path: str | Path, config: Config | str | Path | None = None,
