@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--start", type=int, default=300, help="first frame used (default 300)")
     ap.add_argument("--span", type=int, default=50, help="frames per injected span")
-    ap.add_argument("--lead", type=int, default=60, help="unaltered frames before a span")
+    ap.add_argument("--lead", type=int, default=100, help="unaltered frames before a span")
     ap.add_argument("--spans", type=int, default=2, help="spans per sequence and strength")
     ap.add_argument("--within", type=int, default=25, help="a detection counts within this")
     ap.add_argument("--scale", type=float, default=1.0, help="resize the frames first")

@@ -28,23 +28,31 @@ something is wrong.  Per frame it asks:
     is below ``defocus_ratio`` of the reference's;
 ``weather``
     rain or snow: many small, short-lived changes spread over the whole
-    frame.  The small grey image is compared with the previous frame's; the
-    share of a 40 x 30 grid of cells that hold a change of more than 12 grey
-    levels exceeds its usual share (learned like the reference: waving
-    trees, traffic) by ``weather_cells``, while the changed cells are on
-    average less than ``weather_density`` changed (a person changes a few
-    cells, densely).
+    frame.  The small grey image is compared with the previous frame's, in a
+    40 x 30 grid of cells: a cell has changed when one of its pixels changed
+    by more than 12 grey levels; it is *isolated* when at most two of its
+    eight neighbours changed too.  Weather is seen when the share of
+    isolated changed cells exceeds its usual share (learned like the
+    reference) by ``weather_isolated`` (a person, a car, waving trees change
+    cells in clumps), or, for heavy rain whose streaks run together, when
+    the share of changed cells exceeds its usual share by ``weather_cells``
+    while they are on average less than ``weather_density`` changed.
 
 Covered takes precedence over everything (a black picture is also
 "defocused" and "darker"); moved over defocused and weather; lighting over
-weather.  A kind's event starts once it has been seen ``start_frames`` frames
-in a row (from the first of them) and ends after ``end_frames`` frames
-without it (at the last frame it was seen).  A view that stays changed for
+weather.
+
+The detector looks at one frame every ``interval`` seconds (0.4 s: ten
+frames at 25 fps), which keeps its cost to a few percent of the masking's
+at any size; the rest pass by.  A kind's event starts once it has been seen
+``start_looks`` looks in a row (from the first frame it was seen in) and
+ends after ``end_looks`` looks without it (at the frame before the first of
+them).  A view that stays changed for
 ``adopt_seconds`` (the camera now points elsewhere, the lights stay on)
 becomes the new reference, which ends its event.
 
-No I/O and no clock: the same frames give the same events.  The cost is a
-few small resizes and one 160 x 120 phase correlation per frame.
+No I/O and no clock: the same frames give the same events.  A look costs
+a few small resizes and one 160 x 120 phase correlation.
 
 Examples
 --------
@@ -52,7 +60,7 @@ Examples
 >>> from bgsub.scan.scene import SceneDetector, SceneRules
 >>> rng = np.random.default_rng(0)
 >>> view = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
->>> detector = SceneDetector(SceneRules(fps=25))
+>>> detector = SceneDetector(SceneRules(fps=25, interval=0))  # every frame
 >>> for i in range(60):
 ...     frame = view if not 30 <= i < 45 else np.zeros_like(view)
 ...     _ = detector.update(i, frame)
@@ -135,18 +143,22 @@ class SceneRules:
     lighting_gain: float = 1.2
     lighting_chroma: float = 0.3
     defocus_ratio: float = 0.6
-    weather_cells: float = 0.12
+    weather_isolated: float = 0.03
+    weather_cells: float = 0.25
     weather_density: float = 0.35
-    start_frames: int = 3
-    end_frames: int = 12
-    warm_up: int = 25
-    learn_rate: float = 0.02
+    interval: float = 0.4
+    start_looks: int = 2
+    end_looks: int = 3
+    warm_up: int = 5
+    learn_rate: float = 0.05
     adopt_seconds: float = 10.0
 
     def __post_init__(self) -> None:
         if not self.fps > 0:
             raise ValueError(f"fps {self.fps}: expected > 0")
-        for name in ("start_frames", "end_frames"):
+        if not 0 <= self.interval <= 60:
+            raise ValueError(f"interval {self.interval}: expected in [0, 60] seconds")
+        for name in ("start_looks", "end_looks"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} {getattr(self, name)}: expected >= 1")
         if not 0 < self.learn_rate <= 1:
@@ -191,7 +203,7 @@ def _blocks(values: np.ndarray) -> np.ndarray:
 class _Features:
     """One frame's measures."""
 
-    __slots__ = ("grey", "mean", "contrast", "chroma", "detail", "changes")
+    __slots__ = ("grey", "mean", "contrast", "chroma", "detail", "changes", "isolated")
 
     def __init__(self, frame: np.ndarray) -> None:
         small = cv2.resize(frame, _SMALL, interpolation=cv2.INTER_AREA)
@@ -202,6 +214,7 @@ class _Features:
         self.chroma = _chroma(small)
         self.detail = _gradient(frame) / max(self.mean, 8.0)
         self.changes = 0.0  # the share of cells changed since the previous frame
+        self.isolated = 0.0  # ... of those with at most two changed neighbours
 
 
 class SceneDetector:
@@ -240,7 +253,11 @@ class SceneDetector:
         self._previous: np.ndarray | None = None
         self._learned = 0
         self._shape: tuple[int, ...] | None = None
-        self._adopt = max(1, int(round(self.rules.adopt_seconds * self.rules.fps)))
+        #: frames from one look to the next
+        self.every = max(1, int(round(self.rules.interval * self.rules.fps)))
+        self._adopt = max(1, int(round(self.rules.adopt_seconds * self.rules.fps / self.every)))
+        self._seen_frames = 0
+        self._first_cold: dict[str, int] = {}
         self.last_index = -1
 
     # -- the measures ----------------------------------------------------------
@@ -258,6 +275,7 @@ class SceneDetector:
         r.chroma += a * (f.chroma - r.chroma)
         r.detail += a * (f.detail - r.detail)
         r.changes += a * (f.changes - r.changes)
+        r.isolated += a * (f.isolated - r.isolated)
 
     def measure(self, frame: np.ndarray) -> dict[str, tuple[float, dict[str, Any]]]:
         """The kinds seen in *frame*, each with its score and evidence; learns the
@@ -269,7 +287,11 @@ class SceneDetector:
             changed = (np.abs(f.grey - self._previous) > 12.0).astype(np.float32)
             cw, ch = _CELLS
             cells = changed.reshape(ch, _SMALL[1] // ch, cw, _SMALL[0] // cw).mean(axis=(1, 3))
-            f.changes = float((cells > 0).mean())
+            touched = (cells > 0).astype(np.float32)
+            around = cv2.boxFilter(touched, -1, (3, 3), normalize=False,
+                                   borderType=cv2.BORDER_CONSTANT) - touched
+            f.changes = float(touched.mean())
+            f.isolated = float(((touched > 0) & (around <= 2)).mean())
         self._previous = f.grey
         if self._ref is None or self._learned < rules.warm_up:
             self._learn(f)
@@ -311,14 +333,17 @@ class SceneDetector:
             seen["defocused"] = (1.0 - detail, {"value": round(f.detail, 4),
                                                 "reference": round(r.detail, 4),
                                                 "cells": 1.0})
-        if cells is not None and "moved" not in seen and "lighting" not in seen \
-                and f.changes - r.changes >= rules.weather_cells:
-            density = float(cells[cells > 0].mean())
-            if density < rules.weather_density:
-                seen["weather"] = (min(1.0, f.changes - r.changes),
-                                   {"value": round(f.changes, 3),
-                                    "reference": round(r.changes, 3),
-                                    "density": round(density, 3),
+        if cells is not None and "moved" not in seen and "lighting" not in seen:
+            isolated = f.isolated - r.isolated
+            spread = f.changes - r.changes
+            if isolated >= rules.weather_isolated or (
+                    spread >= rules.weather_cells
+                    and float(cells[cells > 0].mean()) < rules.weather_density):
+                seen["weather"] = (min(1.0, max(isolated / (4 * rules.weather_isolated),
+                                                spread)),
+                                   {"value": round(f.isolated, 3),
+                                    "reference": round(r.isolated, 3),
+                                    "changed": round(f.changes, 3),
                                     "cells": round(f.changes, 3)})
         if not seen:
             self._learn(f)
@@ -333,6 +358,9 @@ class SceneDetector:
             self.restart()
         self._shape = frame.shape
         self.last_index = index
+        self._seen_frames += 1
+        if (self._seen_frames - 1) % self.every:
+            return []
         seen = self.measure(frame)
         changed: list[SceneEvent] = []
         for kind in SCENE_KINDS:
@@ -347,7 +375,7 @@ class SceneDetector:
                 self._cold[kind] = 0
                 self._last_seen[kind] = index
                 event = self._open.get(kind)
-                if event is None and self._hot[kind] >= self.rules.start_frames:
+                if event is None and self._hot[kind] >= self.rules.start_looks:
                     score, evidence = self._peak[kind]
                     event = SceneEvent(kind, self._first[kind], -1, score, evidence)
                     self._open[kind] = event
@@ -365,8 +393,10 @@ class SceneDetector:
                 self._hot[kind] = 0
                 if kind in self._open:
                     self._cold[kind] = self._cold.get(kind, 0) + 1
-                    if self._cold[kind] >= self.rules.end_frames:
-                        changed.append(self._close(kind, self._last_seen[kind]))
+                    if self._cold[kind] == 1:
+                        self._first_cold[kind] = index
+                    if self._cold[kind] >= self.rules.end_looks:
+                        changed.append(self._close(kind, self._first_cold[kind] - 1))
         return changed
 
     def _close(self, kind: str, last: int) -> SceneEvent:
@@ -378,8 +408,11 @@ class SceneDetector:
         return event
 
     def finish(self, last_index: int | None = None) -> list[SceneEvent]:
-        """End the events under way (at the last frame they were seen)."""
-        return [self._close(kind, self._last_seen[kind]) for kind in list(self._open)]
+        """End the events under way: at the frame before the first look without them,
+        else at the last frame (*last_index*, default the last one given)."""
+        last = self.last_index if last_index is None else last_index
+        return [self._close(kind, self._first_cold[kind] - 1 if self._cold.get(kind) else last)
+                for kind in list(self._open)]
 
     def restart(self) -> None:
         """A new view (a new frame size): the events under way end, the reference starts afresh."""
@@ -387,6 +420,7 @@ class SceneDetector:
         self._ref = None
         self._previous = None
         self._learned = 0
+        self._seen_frames = 0
         self._hot.clear()
 
     # -- as a pipeline consumer -----------------------------------------------
