@@ -193,6 +193,11 @@ def test_scan_writes_the_scene_table_counts_it_and_shows_it_on_the_timeline(tmp_
     assert BLACK[1] - 1 <= scene["end_frame"] <= BLACK[1] + 10
     assert scene["start_time"] == pytest.approx(scene["start_frame"] / 25)
     assert json.loads((out / "cam.scan.json").read_text())["scene"][0]["kind"] == "covered"
+    # the lens going black is motion too: that event (joined, by its rolls, with the
+    # crossing before it) is marked with it
+    marks = [(e["start_frame"] <= BLACK[0] <= e["end_frame"], e["scene"])
+             for e in table["files"][0]["events"]]
+    assert marks == [(True, ["covered"])]
     page = (out / "report.html").read_text()
     assert page.count('class="scene-span" data-kind="covered"') == 1
     assert "and 1 scene events" in page and "scene events: covered" in page

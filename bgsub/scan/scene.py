@@ -20,7 +20,8 @@ something is wrong.  Per frame it asks:
 ``lighting``
     the mean brightness (over the pixels the reference has neither dark
     nor saturated) is off the reference's by more than a factor
-    ``lighting_gain``, or the colour has gone (a colour/infrared switch: the
+    ``lighting_gain``, or a quarter more of the picture is saturated (a
+    bright scene made brighter), or the colour has gone (a colour/infrared switch: the
     mean chroma below ``lighting_chroma`` of the reference's);
 ``defocused``
     the picture has lost its detail: the mean absolute gradient at full
@@ -143,7 +144,7 @@ class SceneRules:
     lighting_gain: float = 1.2
     lighting_chroma: float = 0.3
     defocus_ratio: float = 0.6
-    weather_isolated: float = 0.03
+    weather_isolated: float = 0.025
     weather_cells: float = 0.25
     weather_density: float = 0.35
     interval: float = 0.4
@@ -203,7 +204,8 @@ def _blocks(values: np.ndarray) -> np.ndarray:
 class _Features:
     """One frame's measures."""
 
-    __slots__ = ("grey", "mean", "contrast", "chroma", "detail", "changes", "isolated")
+    __slots__ = ("grey", "mean", "contrast", "chroma", "detail", "changes", "isolated",
+                 "saturated")
 
     def __init__(self, frame: np.ndarray) -> None:
         small = cv2.resize(frame, _SMALL, interpolation=cv2.INTER_AREA)
@@ -213,6 +215,7 @@ class _Features:
         self.contrast = float(self.grey.std())
         self.chroma = _chroma(small)
         self.detail = _gradient(frame) / max(self.mean, 8.0)
+        self.saturated = float(np.count_nonzero(grey >= 250)) / grey.size
         self.changes = 0.0  # the share of cells changed since the previous frame
         self.isolated = 0.0  # ... of those with at most two changed neighbours
 
@@ -276,6 +279,7 @@ class SceneDetector:
         r.detail += a * (f.detail - r.detail)
         r.changes += a * (f.changes - r.changes)
         r.isolated += a * (f.isolated - r.isolated)
+        r.saturated += a * (f.saturated - r.saturated)
 
     def measure(self, frame: np.ndarray) -> dict[str, tuple[float, dict[str, Any]]]:
         """The kinds seen in *frame*, each with its score and evidence; learns the
@@ -321,7 +325,7 @@ class SceneDetector:
                 if lit.mean() > 0.1 else f.mean / max(r.mean, 1.0))
         chroma = f.chroma / r.chroma if r.chroma > 3.0 else 1.0
         if abs(math.log(max(gain, 1e-3))) > math.log(rules.lighting_gain) \
-                or chroma < rules.lighting_chroma:
+                or chroma < rules.lighting_chroma or f.saturated - r.saturated > 0.25:
             ratio = _blocks(f.grey) / np.maximum(_blocks(r.grey), 1.0)
             changed = np.abs(np.log(np.maximum(ratio, 1e-3))) > math.log(rules.lighting_gain)
             seen["lighting"] = (min(1.0, max(abs(math.log(max(gain, 1e-3))), 1.0 - chroma)),

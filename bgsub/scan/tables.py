@@ -12,7 +12,8 @@ The run's **events table** puts every file's events in one CSV
 per file its status and its scene events), both written atomically.  A
 file's scene events (:mod:`bgsub.scan.scene`) are in its record and its
 entry of the JSON table, under ``"scene"``: kind, frames, times, score and
-evidence.  Times are in seconds from
+evidence; each motion event there lists, under ``"scene"``, the kinds of the
+scene events it overlaps.  Times are in seconds from
 the file's start (``end_time`` is the end of the last frame) and as
 ``HH:MM:SS.mmm`` timecodes; frames are zero-based and inclusive; boxes are
 in the source's pixels; clip and thumbnail paths are relative to the
@@ -34,6 +35,7 @@ from .._version import __version__
 from ..files import write_text_atomically
 from ..config import Config
 from .scanner import MotionEvent, ScanOptions, ScanResult
+from .scene import overlapping
 from ..timecode import timecode
 
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "COLUMNS", "settings_digest", "identity",
@@ -113,9 +115,17 @@ def record_of(result: ScanResult, name: str, ident: dict[str, Any], settings: st
         "decode_errors": result.decode_errors,
         "activity": {"first": result.activity.first, "width": result.activity.width,
                      "values": [round(v, 5) for v in result.activity.values]},
-        "events": [_event_dict(e, outputs.get(e.number, {})) for e in result.events],
+        "events": [_marked(_event_dict(e, outputs.get(e.number, {})), result.scene)
+                   for e in result.events],
         "scene": [_scene_dict(e, result.fps) for e in result.scene],
     }
+
+
+def _marked(row: dict[str, Any], scene) -> dict[str, Any]:
+    """A motion event's row with the kinds of the scene events it overlaps, under "scene"."""
+    row["scene"] = sorted({e.kind for e in overlapping(scene, row["start_frame"],
+                                                         row["end_frame"])})
+    return row
 
 
 def _scene_dict(event, fps: float) -> dict[str, Any]:
