@@ -211,3 +211,38 @@ def test_scan_writes_the_scene_table_counts_it_and_shows_it_on_the_timeline(tmp_
     # the scene event's purple band (#8e24aa at 70% over white) is on screen
     purple = (np.abs(image.astype(int) - (190, 98, 171)).max(axis=2) < 25)
     assert purple.sum() > 100
+
+
+def test_a_new_frame_size_ends_the_events_and_starts_a_new_reference():
+    rng = np.random.default_rng(1)
+    small = rng.integers(0, 255, (120, 160), dtype=np.uint8)
+    large = rng.integers(0, 255, (240, 320), dtype=np.uint8)
+    detector = SceneDetector(SceneRules(fps=25, interval=0))
+    for i in range(40):
+        detector.update(i, small if i < 30 else np.zeros_like(small))
+    assert detector.events and detector.events[0].end_frame == -1
+    for i in range(40, 100):  # another camera mode: not "moved", a new view learned
+        detector.update(i, large)
+    detector.finish()
+    assert [(e.kind, e.start_frame, e.end_frame) for e in detector.events] == [
+        ("covered", 30, 39)]
+
+
+@pytest.mark.parametrize("bad", [{"fps": 0}, {"start_looks": 0}, {"learn_rate": 0},
+                                 {"lighting_gain": 1.0}, {"interval": -1}])
+def test_scene_rules_refuse_nonsense(bad):
+    with pytest.raises(ValueError):
+        SceneRules(**bad)
+
+
+def test_stretches_scanned_apart_keep_their_scene_events_in_order():
+    from bgsub.scan.scanner import ScanResult, merge_results
+
+    def part(first, last, scene):
+        return ScanResult("a.mp4", [], 25.0, 160, 120, 1, first, last, last - first + 1,
+                          (last - first + 1) / 25, 1.0, scene=scene)
+
+    late = SceneEvent("weather", 150, 180, 0.5)
+    early = SceneEvent("covered", 10, 40, 1.0)
+    merged = merge_results([part(100, 199, [late]), part(0, 99, [early])])
+    assert merged.scene == [early, late]
