@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -98,6 +100,7 @@ def test_each_kind_is_found_within_a_second_and_ends_with_its_span(scene_frames,
     assert span.start <= e.start_frame <= span.start + 25
     assert span.end - 1 <= e.end_frame <= span.end + 12
     assert 0 < e.score <= 1 and 0 <= e.evidence["cells"] <= 1
+    assert json.loads(json.dumps(e.as_dict()))["kind"] == kind  # plain numbers: JSON lines
 
 
 def test_a_lasting_new_view_becomes_the_reference_and_its_event_ends(scene_frames):
@@ -125,8 +128,6 @@ def test_start_and_end_callbacks_and_overlap():
 
 
 # -- where scene events go -------------------------------------------------------------
-
-import json  # noqa: E402
 
 from kit import bgsub  # noqa: E402
 

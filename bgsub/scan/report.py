@@ -125,7 +125,8 @@ def render_report(records: list[tuple[dict[str, Any], Path]], base: Path, thresh
            f"<h1>{esc(title)}</h1>",
            f'<p id="summary">{len(records)} files: {len(with_motion)} with motion, '
            f"{len(scanned) - len(with_motion)} without, {len(failed)} failed; {events} events "
-           f"and {scene} scene events in {hours:.2f} hours of video. Made by bgsub {esc(__version__)}.</p>",
+           f"and {scene} scene events in {hours:.2f} hours of video. "
+           f"Made by bgsub {esc(__version__)}.</p>",
            '<p id="broken"></p>',
            '<table id="files"><tr><th>file</th><th>motion</th><th>events</th>'
            "<th>length</th></tr>"]
