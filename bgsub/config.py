@@ -577,11 +577,22 @@ class EventsConfig:
         would start one more is not passed on, with a warning.
     command_timeout : float
         Seconds an ``--on-event`` command may run before it is stopped.
+    during_scene : str
+        What becomes of a motion event that overlaps a scene event (see
+        :mod:`bgsub.scan.scene`): ``"keep"`` it as it is; ``"mark"`` it with
+        the kinds of the scene events it overlaps (the default: nothing is
+        lost, a person walking in the rain stays an event, and whoever reads
+        the events decides); ``"drop"`` it from a scan (table, clip,
+        thumbnail) when its motion starts within a covered, moved, lighting
+        or defocused scene event (the scene change is its "motion"; weather
+        never drops one).  A live run marks instead of dropping: its start
+        line is out before the scene event is recognised.
     """
 
     clip_quality: int = 90
     max_commands: int = 4
     command_timeout: float = 30.0
+    during_scene: str = "mark"
 
     def __post_init__(self) -> None:
         _check_types(self, "events")
@@ -591,6 +602,9 @@ class EventsConfig:
             raise ConfigError(f"events.max_commands must be in 1..64, got {self.max_commands}")
         _check_range("events.command_timeout", self.command_timeout, 0.0, 86400.0,
                      "(0, 86400]", hi_open=False)
+        if self.during_scene not in ("keep", "mark", "drop"):
+            raise ConfigError(f"events.during_scene must be \"keep\", \"mark\" or \"drop\", "
+                              f"got {self.during_scene!r}")
 
 
 @dataclass(frozen=True)
@@ -754,6 +768,8 @@ _FIELD_DOCS: dict[type, dict[str, dict[str, str]]] = {
         "max_commands": _doc("--on-event commands that may run at once", "", "1..64"),
         "command_timeout": _doc("An --on-event command is stopped after this long",
                                 "seconds", "(0, 86400]"),
+        "during_scene": _doc("Motion events during scene events: kept, marked with them, or "
+                             "dropped from a scan", "", '"keep", "mark", "drop"'),
     },
 }
 

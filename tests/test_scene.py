@@ -247,3 +247,33 @@ def test_stretches_scanned_apart_keep_their_scene_events_in_order():
     early = SceneEvent("covered", 10, 40, 1.0)
     merged = merge_results([part(100, 199, [late]), part(0, 99, [early])])
     assert merged.scene == [early, late]
+
+
+def test_during_scene_keeps_marks_or_drops_the_motion_a_scene_change_makes(tmp_path):
+    clip = _covered_clip(tmp_path / "cam.mkv")
+    rolls = ["--set", "scan.pre_roll=0.2s", "--set", "scan.post_roll=0.2s", "--scan-only"]
+    found = {}
+    for mode in ("keep", "mark", "drop"):
+        out = tmp_path / mode
+        r = bgsub("scan", clip, "--output-dir", out, *rolls, "--set",
+                  f"events.during_scene={mode}", cwd=tmp_path, timeout=600)
+        assert r.returncode == 0, r.stderr
+        found[mode] = json.loads((out / "events.json").read_text())["files"][0]
+    crossing = [(e["motion_start_frame"], e.get("scene")) for e in found["mark"]["events"]
+                if e["motion_start_frame"] < BLACK[0] - 10]
+    blackout = [e for e in found["mark"]["events"] if e["motion_start_frame"] >= BLACK[0] - 10]
+    assert crossing == [(crossing[0][0], [])]  # the box crossing: no scene event
+    assert blackout and all(e["scene"] == ["covered"] for e in blackout)
+    assert all("scene" not in e for e in found["keep"]["events"])
+    assert len(found["keep"]["events"]) == len(found["mark"]["events"])
+    # dropped: the lens going black and coming back; the crossing stays
+    assert [e["motion_start_frame"] for e in found["drop"]["events"]] == [crossing[0][0]]
+    assert len(found["drop"]["scene"]) == 1
+
+
+def test_a_scene_change_explains_the_motion_that_starts_with_it():
+    detector = SceneDetector(SceneRules(fps=25))  # a look every 10 frames
+    detector.events = [SceneEvent("covered", 100, 150, 1.0), SceneEvent("weather", 300, -1, 0.5)]
+    assert detector.explains(92) and detector.explains(160)  # a look before, a look after
+    assert not detector.explains(89) and not detector.explains(161)
+    assert not detector.explains(400)  # rain explains no motion away: a person in it counts

@@ -25,7 +25,9 @@ With ``scan.scene`` on, scene events (:mod:`bgsub.scan.scene`: the camera
 covered, moved, defocused, a change of light, weather) get lines of their
 own, ``"type": "scene"`` with their ``"kind"`` and ``"state"`` (``"start"``,
 ``"end"``), and go to ``--on-event`` too; a motion event's end line lists,
-in ``"scene"``, the kinds of the scene events it overlaps.
+in ``"scene"``, the kinds of the scene events it overlaps (not with
+``events.during_scene = "keep"``; ``"drop"`` marks too: a start line cannot be
+taken back).
 """
 
 from __future__ import annotations
@@ -166,7 +168,7 @@ class LiveEvents:
                 "duration": round(event.duration, 3), "peak_score": round(event.peak_score, 6),
                 "peak_frame": event.peak_frame, "largest": event.largest,
                 "box": list(event.box) if event.box is not None else None}
-        if self.scene is not None:
+        if self.scene is not None and self._config.events.during_scene != "keep":
             line["scene"] = sorted({e.kind for e in overlapping(
                 self.scene.events, event.start_frame, event.end_frame)})
         if self._clips is not None:

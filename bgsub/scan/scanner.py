@@ -201,6 +201,10 @@ class ScanResult:
         score, NaN for frames skipped; only with ``ScanOptions(scores=True)``.
     scene : list of SceneEvent
         The file's scene events (:mod:`bgsub.scan.scene`), with ``scan.scene``.
+    during_scene : str
+        ``events.during_scene``: whether its motion events are marked with them.
+    dropped : int
+        Motion events dropped as a scene change's own (``during_scene = "drop"``).
     """
 
     path: str
@@ -218,6 +222,8 @@ class ScanResult:
     activity: Activity = field(default_factory=Activity)
     scores: np.ndarray | None = None
     scene: list[SceneEvent] = field(default_factory=list)
+    during_scene: str = "mark"
+    dropped: int = 0
 
     @property
     def speed(self) -> float:
@@ -270,7 +276,8 @@ def merge_results(results: Iterable[ScanResult], config: Config | str | Path | N
                       last, sum(r.frames for r in parts), (last - first + 1) / fps,
                       sum(r.scan_seconds for r in parts), sum(r.decode_errors for r in parts),
                       activity, scores,
-                      sorted((e for r in parts for e in r.scene), key=lambda e: e.start_frame))
+                      sorted((e for r in parts for e in r.scene), key=lambda e: e.start_frame),
+                      head.during_scene, sum(r.dropped for r in parts))
 
 
 def region_of(config: ScanConfig) -> Region:
@@ -368,6 +375,10 @@ class MotionScorer:
         self.frames = 0
         self.last_index = first - 1
         self._peaks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        #: ``veto(event)``, when set, drops an event as it completes (not numbered,
+        #: kept or passed on); :attr:`dropped` counts them
+        self.veto: Callable[[Event], bool] | None = None
+        self.dropped = 0
 
     def steady(self, raw: np.ndarray) -> np.ndarray | None:
         """Learn from a raw mask where the picture flickers; 255 where it is steady.
@@ -451,6 +462,9 @@ class MotionScorer:
     def _emit(self, done: list[Event]) -> None:
         sx, sy = self.scale
         for event in done:
+            if self.veto is not None and self.veto(event):
+                self.dropped += 1
+                continue
             box = None
             if event.box is not None:
                 x0, y0, x1, y1 = event.box
@@ -554,8 +568,10 @@ def scan_file(path: str | Path, config: Config | str | Path | None = None,
         source.close()
         raise
     scene = SceneDetector(SceneRules(fps=fps / source.step)) if scan.scene else None
-    try:
-        run_pipeline(reader, step, [scorer] + ([scene] if scene is not None else []),
+    if scene is not None and config.events.during_scene == "drop":
+        scorer.veto = lambda event: scene.explains(event.motion_start)
+    try:  # the scene detector first: it has seen a frame when the scorer ends an event
+        run_pipeline(reader, step, ([scene] if scene is not None else []) + [scorer],
                      progress=progress, stop=stop)
     finally:
         reader.close()
@@ -567,7 +583,8 @@ def scan_file(path: str | Path, config: Config | str | Path | None = None,
     return ScanResult(str(path), scorer.events, fps, source.width, source.height,
                       source.factor, first, last_frame, scorer.frames, frames / fps,
                       time.perf_counter() - began, source.decode_errors, scorer.activity,
-                      scorer.score_array(frames), _scene_events(scene, first, last_frame))
+                      scorer.score_array(frames), _scene_events(scene, first, last_frame),
+                      config.events.during_scene, scorer.dropped)
 
 
 def _scene_events(detector: SceneDetector | None, first: int, last: int) -> list[SceneEvent]:

@@ -82,6 +82,9 @@ import numpy as np
 
 __all__ = ["SCENE_KINDS", "SceneEvent", "SceneRules", "SceneDetector", "overlapping"]
 
+#: the kinds whose events explain motion away (``events.during_scene = "drop"``)
+EXPLAINING = ("covered", "moved", "lighting", "defocused")
+
 logger = logging.getLogger("bgsub")
 
 #: the kinds of scene event, in order of precedence
@@ -410,6 +413,16 @@ class SceneDetector:
         if self.on_end is not None:
             self.on_end(event)
         return event
+
+    def explains(self, start: int) -> bool:
+        """Whether motion that started at frame *start* is a scene change's own: it
+        starts within a covered, moved, lighting or defocused event (give or take a look,
+        as the change may come a look before the event was seen, or go a look after)."""
+        for e in self.events:
+            end = e.end_frame if e.end_frame >= 0 else math.inf
+            if e.kind in EXPLAINING and e.start_frame - self.every <= start <= end + self.every:
+                return True
+        return False
 
     def finish(self, last_index: int | None = None) -> list[SceneEvent]:
         """End the events under way: at the frame before the first look without them,

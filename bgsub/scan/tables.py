@@ -13,7 +13,8 @@ per file its status and its scene events), both written atomically.  A
 file's scene events (:mod:`bgsub.scan.scene`) are in its record and its
 entry of the JSON table, under ``"scene"``: kind, frames, times, score and
 evidence; each motion event there lists, under ``"scene"``, the kinds of the
-scene events it overlaps.  Times are in seconds from
+scene events it overlaps (``events.during_scene``), and ``"dropped"`` counts
+the motion events dropped as a scene change's own.  Times are in seconds from
 the file's start (``end_time`` is the end of the last frame) and as
 ``HH:MM:SS.mmm`` timecodes; frames are zero-based and inclusive; boxes are
 in the source's pixels; clip and thumbnail paths are relative to the
@@ -115,16 +116,19 @@ def record_of(result: ScanResult, name: str, ident: dict[str, Any], settings: st
         "decode_errors": result.decode_errors,
         "activity": {"first": result.activity.first, "width": result.activity.width,
                      "values": [round(v, 5) for v in result.activity.values]},
-        "events": [_marked(_event_dict(e, outputs.get(e.number, {})), result.scene)
+        "events": [_marked(_event_dict(e, outputs.get(e.number, {})), result)
                    for e in result.events],
         "scene": [_scene_dict(e, result.fps) for e in result.scene],
+        "dropped": result.dropped,
     }
 
 
-def _marked(row: dict[str, Any], scene) -> dict[str, Any]:
-    """A motion event's row with the kinds of the scene events it overlaps, under "scene"."""
-    row["scene"] = sorted({e.kind for e in overlapping(scene, row["start_frame"],
-                                                         row["end_frame"])})
+def _marked(row: dict[str, Any], result: ScanResult) -> dict[str, Any]:
+    """A motion event's row with the kinds of the scene events it overlaps, under "scene"
+    (unless ``events.during_scene`` keeps events as they are)."""
+    if result.during_scene != "keep":
+        row["scene"] = sorted({e.kind for e in overlapping(result.scene, row["start_frame"],
+                                                             row["end_frame"])})
     return row
 
 
