@@ -499,6 +499,11 @@ class ScanConfig:
         Detect scene events (the camera covered, moved, defocused, a change
         of light, rain or snow; see :mod:`bgsub.scan.scene`), in a scan and
         in a live run's events.
+    weather_blob : float
+        During a weather scene event (rain, snow), a frame has motion only
+        when its largest foreground blob covers this share, in [0, 1), of
+        the watched pixels: a person walking in the rain is one blob, the
+        flakes are many small ones (0: off).
     """
 
     threshold: float = 0.0025
@@ -519,6 +524,7 @@ class ScanConfig:
     chunk_warmup: int | str = "30s"
     connect_timeout: float = 10.0
     scene: bool = True
+    weather_blob: float = 0.0015
 
     def __post_init__(self) -> None:
         for name in _DURATIONS:
@@ -540,6 +546,8 @@ class ScanConfig:
                                   f"{getattr(self, name)!r}")
         _check_range("scan.flicker", self.flicker, 0.0, 1.0, "[0, 1]", lo_open=False,
                      hi_open=False)
+        _check_range("scan.weather_blob", self.weather_blob, 0.0, 1.0, "[0, 1)",
+                     lo_open=False)
         if not 0 <= self.downscale <= 64:
             raise ConfigError(f"scan.downscale must be in 0..64 (0 = auto), got {self.downscale}")
         if not 0 <= self.frame_skip <= 1000:
@@ -761,6 +769,8 @@ _FIELD_DOCS: dict[type, dict[str, dict[str, str]]] = {
                              ">= 0"),
         "connect_timeout": _doc("Wait for a cluster's scheduler to answer", "seconds", "> 0"),
         "scene": _doc("Detect scene events: covered, moved, defocused, lighting, weather"),
+        "weather_blob": _doc("During rain or snow, motion needs a blob this large; 0: off",
+                             "share of the watched pixels", "[0, 1)"),
     },
     EventsConfig: {
         "clip_quality": _doc("JPEG quality of the pre-roll frames held in memory", "",

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from bgsub.config import Config
 from bgsub.eval.tamper import KINDS, STRENGTHS, Span, tamper
 
 
@@ -277,3 +278,22 @@ def test_a_scene_change_explains_the_motion_that_starts_with_it():
     assert detector.explains(92) and detector.explains(160)  # a look before, a look after
     assert not detector.explains(89) and not detector.explains(161)
     assert not detector.explains(400)  # rain explains no motion away: a person in it counts
+
+
+def test_during_rain_a_frame_has_motion_only_with_a_large_blob(scene_frames):
+    from bgsub.scan.detector import FrameScore
+    from bgsub.scan.scanner import scorer_for, weather_gate
+
+    h, w = scene_frames[0].shape[:2]
+    scorer = scorer_for("cam", Config().scan, 25.0, (w, h))
+    scene = SceneDetector(SceneRules(fps=25))
+    weather_gate(scorer, scene, 0.01, (w, h))  # a blob of 768 pixels
+    specks, person = FrameScore(0.02, 40, (0, 0, 9, 9)), FrameScore(0.02, 800, (0, 0, 40, 60))
+    rainy, _ = tamper(scene_frames, [Span("weather", "rain", 60, 200)], seed=4)
+    for i, f in enumerate(rainy[:60]):
+        scene.update(i, f)
+    assert scorer.gate(specks) is specks  # dry: every score as it is
+    for i, f in enumerate(rainy[60:120], 60):
+        scene.update(i, f)
+    assert scene.under_way("weather")
+    assert scorer.gate(specks) == FrameScore(0.0) and scorer.gate(person) is person

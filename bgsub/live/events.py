@@ -52,7 +52,7 @@ import numpy as np
 from ..config import Config
 from ..scan.detector import Event
 from ..files import SinkError
-from ..scan.scanner import MotionEvent, MotionScorer, rules_for, scorer_for
+from ..scan.scanner import MotionEvent, MotionScorer, rules_for, scorer_for, weather_gate
 from ..scan.scene import SceneDetector, SceneEvent, SceneRules, overlapping
 from ..io.sinks import VideoSink
 from ..model.step import FrameResult
@@ -124,6 +124,8 @@ class LiveEvents:
             self.scorer = scorer_for(self.name, self._config.scan, self.fps, (w, h),
                                      first=result.index, on_event=self._ended,
                                      keep_events=False)
+            if self.scene is not None:
+                weather_gate(self.scorer, self.scene, self._config.scan.weather_blob, (w, h))
         self._times.append((result.index, now))
         if self._clips is not None:
             self._clips.frame(result.index, result.frame)

@@ -47,7 +47,7 @@ from ..timecode import parse_duration, timecode
 
 __all__ = ["ScanOptions", "ScanResult", "MotionEvent", "MotionScorer", "Activity",
            "scan_file", "iter_events", "merge_results", "region_of", "rules_for", "scorer_for",
-           "find_videos",
+           "find_videos", "weather_gate",
            "VIDEO_EXTENSIONS"]
 
 logger = logging.getLogger("bgsub")
@@ -379,6 +379,8 @@ class MotionScorer:
         #: kept or passed on); :attr:`dropped` counts them
         self.veto: Callable[[Event], bool] | None = None
         self.dropped = 0
+        #: ``gate(score)``, when set, gives the score a frame is judged by
+        self.gate: Callable[[FrameScore], FrameScore] | None = None
 
     def steady(self, raw: np.ndarray) -> np.ndarray | None:
         """Learn from a raw mask where the picture flickers; 255 where it is steady.
@@ -425,6 +427,8 @@ class MotionScorer:
         if result.index < self.first:  # the warm-up: the models learn, nothing is scored
             return
         score, moving = self.score(result.mask, steady)
+        if self.gate is not None:
+            score = self.gate(score)
         self.frames += 1
         self.last_index = result.index
         self.activity.add(result.index, score.fraction)
@@ -570,6 +574,8 @@ def scan_file(path: str | Path, config: Config | str | Path | None = None,
     scene = SceneDetector(SceneRules(fps=fps / source.step)) if scan.scene else None
     if scene is not None and config.events.during_scene == "drop":
         scorer.veto = lambda event: scene.explains(event.motion_start)
+    if scene is not None:
+        weather_gate(scorer, scene, scan.weather_blob, (width, height))
     try:  # the scene detector first: it has seen a frame when the scorer ends an event
         run_pipeline(reader, step, ([scene] if scene is not None else []) + [scorer],
                      progress=progress, stop=stop)
@@ -585,6 +591,23 @@ def scan_file(path: str | Path, config: Config | str | Path | None = None,
                       time.perf_counter() - began, source.decode_errors, scorer.activity,
                       scorer.score_array(frames), _scene_events(scene, first, last_frame),
                       config.events.during_scene, scorer.dropped)
+
+
+def weather_gate(scorer: MotionScorer, scene: SceneDetector, share: float,
+                 size: tuple[int, int]) -> None:
+    """During *scene*'s weather events, *scorer*'s frames (of *size*, width and height)
+    have motion only with a blob of *share* of the watched pixels (``scan.weather_blob``;
+    0: no gate)."""
+    if share <= 0:
+        return
+    area = share * (scorer.watched_pixels or size[0] * size[1])
+
+    def gate(score: FrameScore) -> FrameScore:
+        if score.largest >= area or not scene.under_way("weather"):
+            return score
+        return FrameScore(0.0)
+
+    scorer.gate = gate
 
 
 def _scene_events(detector: SceneDetector | None, first: int, last: int) -> list[SceneEvent]:

@@ -414,6 +414,10 @@ class SceneDetector:
             self.on_end(event)
         return event
 
+    def under_way(self, kind: str) -> bool:
+        """Whether an event of *kind* is under way."""
+        return kind in self._open
+
     def explains(self, start: int) -> bool:
         """Whether motion that started at frame *start* is a scene change's own: it
         starts within a covered, moved, lighting or defocused event (give or take a look,
