@@ -126,6 +126,7 @@ class SceneEvent:
             and end >= self.start_frame
 
     def as_dict(self) -> dict[str, Any]:
+        """Its fields as plain JSON values."""
         return {"kind": self.kind, "start_frame": self.start_frame,
                 "end_frame": self.end_frame, "score": round(self.score, 4),
                 "evidence": self.evidence}
@@ -447,9 +448,11 @@ class SceneDetector:
     # -- as a pipeline consumer -----------------------------------------------
 
     def write(self, result) -> None:
+        """Look at a pipeline result's frame (a model reset starts a new reference)."""
         if result.reset:
             self.restart()
         self.update(result.index, result.frame)
 
     def close(self) -> None:
+        """End the events under way."""
         self.finish()
