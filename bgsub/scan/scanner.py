@@ -276,8 +276,9 @@ def merge_results(results: Iterable[ScanResult], config: Config | str | Path | N
                       last, sum(r.frames for r in parts), (last - first + 1) / fps,
                       sum(r.scan_seconds for r in parts), sum(r.decode_errors for r in parts),
                       activity, scores,
-                      sorted((e for r in parts for e in r.scene), key=lambda e: e.start_frame),
-                      head.during_scene, sum(r.dropped for r in parts))
+                      scene=sorted((e for r in parts for e in r.scene),
+                                   key=lambda e: e.start_frame),
+                      during_scene=head.during_scene, dropped=sum(r.dropped for r in parts))
 
 
 def region_of(config: ScanConfig) -> Region:
@@ -589,8 +590,9 @@ def scan_file(path: str | Path, config: Config | str | Path | None = None,
     return ScanResult(str(path), scorer.events, fps, source.width, source.height,
                       source.factor, first, last_frame, scorer.frames, frames / fps,
                       time.perf_counter() - began, source.decode_errors, scorer.activity,
-                      scorer.score_array(frames), _scene_events(scene, first, last_frame),
-                      config.events.during_scene, scorer.dropped)
+                      scorer.score_array(frames),
+                      scene=_scene_events(scene, first, last_frame),
+                      during_scene=config.events.during_scene, dropped=scorer.dropped)
 
 
 def weather_gate(scorer: MotionScorer, scene: SceneDetector, share: float,
