@@ -496,6 +496,15 @@ class ScanConfig:
     connect_timeout : float
         Seconds to wait for a cluster's scheduler (``--scheduler``) to
         answer, > 0.
+    scene : bool
+        Detect scene events (the camera covered, moved, defocused, a change
+        of light, rain or snow; see :mod:`bgsub.scan.scene`), in a scan and
+        in a live run's events.
+    weather_blob : float
+        During a weather scene event (rain, snow), a frame has motion only
+        when its largest foreground blob covers this share, in [0, 1), of
+        the watched pixels: a person walking in the rain is one blob, the
+        flakes are many small ones (0: off).
     """
 
     threshold: float = 0.0025
@@ -515,6 +524,8 @@ class ScanConfig:
     chunk_minutes: float = 30.0
     chunk_warmup: Duration = Duration(seconds=30.0)
     connect_timeout: float = 10.0
+    scene: bool = True
+    weather_blob: float = 0.0015
 
     def __post_init__(self) -> None:
         for name in _DURATIONS:  # read once, here: the scan takes Duration values
@@ -534,6 +545,8 @@ class ScanConfig:
             raise ConfigError(f"scan.min_area must be >= 0 (0 = off), got {self.min_area}")
         _check_range("scan.flicker", self.flicker, 0.0, 1.0, "[0, 1]", lo_open=False,
                      hi_open=False)
+        _check_range("scan.weather_blob", self.weather_blob, 0.0, 1.0, "[0, 1)",
+                     lo_open=False)
         if not 0 <= self.downscale <= 64:
             raise ConfigError(f"scan.downscale must be in 0..64 (0 = auto), got {self.downscale}")
         if not 0 <= self.frame_skip <= 1000:
@@ -571,11 +584,22 @@ class EventsConfig:
         would start one more is not passed on, with a warning.
     command_timeout : float
         Seconds an ``--on-event`` command may run before it is stopped.
+    during_scene : str
+        What becomes of a motion event that overlaps a scene event (see
+        :mod:`bgsub.scan.scene`): ``"keep"`` it as it is; ``"mark"`` it with
+        the kinds of the scene events it overlaps (the default: nothing is
+        lost, a person walking in the rain stays an event, and whoever reads
+        the events decides); ``"drop"`` it from a scan (table, clip,
+        thumbnail) when its motion starts within a covered, moved, lighting
+        or defocused scene event (the scene change is its "motion"; weather
+        never drops one).  A live run marks instead of dropping: its start
+        line is out before the scene event is recognised.
     """
 
     clip_quality: int = 90
     max_commands: int = 4
     command_timeout: float = 30.0
+    during_scene: str = "mark"
 
     def __post_init__(self) -> None:
         _check_types(self, "events")
@@ -585,6 +609,9 @@ class EventsConfig:
             raise ConfigError(f"events.max_commands must be in 1..64, got {self.max_commands}")
         _check_range("events.command_timeout", self.command_timeout, 0.0, 86400.0,
                      "(0, 86400]", hi_open=False)
+        if self.during_scene not in ("keep", "mark", "drop"):
+            raise ConfigError(f"events.during_scene must be \"keep\", \"mark\" or \"drop\", "
+                              f"got {self.during_scene!r}")
 
 
 @dataclass(frozen=True)
@@ -740,6 +767,9 @@ _FIELD_DOCS: dict[type, dict[str, dict[str, str]]] = {
         "chunk_warmup": _doc("Video each chunk's model learns from first", "duration",
                              ">= 0"),
         "connect_timeout": _doc("Wait for a cluster's scheduler to answer", "seconds", "> 0"),
+        "scene": _doc("Detect scene events: covered, moved, defocused, lighting, weather"),
+        "weather_blob": _doc("During rain or snow, motion needs a blob this large; 0: off",
+                             "share of the watched pixels", "[0, 1)"),
     },
     EventsConfig: {
         "clip_quality": _doc("JPEG quality of the pre-roll frames held in memory", "",
@@ -747,6 +777,8 @@ _FIELD_DOCS: dict[type, dict[str, dict[str, str]]] = {
         "max_commands": _doc("--on-event commands that may run at once", "", "1..64"),
         "command_timeout": _doc("An --on-event command is stopped after this long",
                                 "seconds", "(0, 86400]"),
+        "during_scene": _doc("Motion events during scene events: kept, marked with them, or "
+                             "dropped from a scan", "", '"keep", "mark", "drop"'),
     },
 }
 

@@ -13,6 +13,7 @@ file, those of earlier runs included.
 from __future__ import annotations
 
 import argparse
+import collections
 import concurrent.futures
 import dataclasses
 import errno
@@ -664,6 +665,12 @@ def _summary(files: list[_File], todo: list[_File], elapsed: float, events_path:
                 with_motion, len(failed), events, hours,
                 frames / elapsed if elapsed > 0 else 0.0,
                 seconds / elapsed if elapsed > 0 else 0.0)
+    kinds = collections.Counter(e["kind"] for r in scanned for e in r.get("scene") or [])
+    dropped = sum(r.get("dropped", 0) for r in scanned)
+    if kinds:
+        logger.info("%d scene events (%s)%s", sum(kinds.values()),
+                    ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items())),
+                    f"; {dropped} motion events dropped as theirs" if dropped else "")
     for record in failed:
         logger.info("failed: %s (%s)", record["file"], record["error"])
     if len(records) < len(files):

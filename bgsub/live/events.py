@@ -27,6 +27,14 @@ scan's :class:`~bgsub.scan.scanner.MotionScorer` and its :class:`~bgsub.scan.det
   seconds for them at most, then stops them with their children;
 * hands each record, as a dict, to its :attr:`LiveEvents.subscribers`
   (``--serve`` shows them on its page).
+
+With ``scan.scene`` on, scene events (:mod:`bgsub.scan.scene`: the camera
+covered, moved, defocused, a change of light, weather) get lines of their
+own, ``"type": "scene"`` with their ``"kind"`` and ``"state"`` (``"start"``,
+``"end"``), and go to ``--on-event`` too; a motion event's end line lists,
+in ``"scene"``, the kinds of the scene events it overlaps (not with
+``events.during_scene = "keep"``; ``"drop"`` marks too: a start line cannot be
+taken back).
 """
 
 from __future__ import annotations
@@ -53,7 +61,8 @@ import numpy as np
 from ..config import Config
 from ..scan.detector import Event
 from ..files import SinkError
-from ..scan.scanner import MotionEvent, MotionScorer, rules_for, scorer_for
+from ..scan.scanner import MotionEvent, MotionScorer, rules_for, scorer_for, weather_gate
+from ..scan.scene import SceneDetector, SceneEvent, SceneRules, overlapping
 from ..io.sinks import VideoSink
 from ..io.sources import redact
 from ..model.step import FrameResult
@@ -118,6 +127,10 @@ class LiveEvents:
         #: called with each event record (a dict, as its JSON line), from the pipeline's thread
         #: or, with --clips, the clip writer's (the lines keep their order)
         self.subscribers: list[Callable[[dict[str, Any]], None]] = []
+        self.scene = SceneDetector(SceneRules(fps=fps), on_start=self._scene_start,
+                                   on_end=self._scene_end) if config.scan.scene else None
+        self.scene_count = 0
+        self._scene_open: dict[str, tuple[int, str]] = {}  # kind: its number, start time
 
     @property
     def needs(self) -> frozenset[str]:
@@ -131,9 +144,13 @@ class LiveEvents:
             self.scorer = scorer_for(self.name, self._config.scan, self.fps, (w, h),
                                      first=result.index, on_event=self._ended,
                                      keep_events=False)
+            if self.scene is not None:
+                weather_gate(self.scorer, self.scene, self._config.scan.weather_blob, (w, h))
         self._times.append((result.index, now))
         if self._clips is not None:
             self._clips.frame(result.index, result.frame)
+        if self.scene is not None:
+            self.scene.write(result)
         self.scorer.write(result)
         detector = self.scorer.detector
         if detector.started > self._started:
@@ -174,11 +191,32 @@ class LiveEvents:
                 "duration": round(event.duration, 3), "peak_score": round(event.peak_score, 6),
                 "peak_frame": event.peak_frame, "largest": event.largest,
                 "box": list(event.box) if event.box is not None else None}
+        if self.scene is not None and self._config.events.during_scene != "keep":
+            line["scene"] = sorted({e.kind for e in overlapping(
+                self.scene.events, event.start_frame, event.end_frame)})
         if self._clips is not None:
             # the line goes out once the clip is closed: it names it only if it was written
             self._clips.end(event.end_frame, line)
             return
         self._emit(line)
+
+    def _scene_start(self, event: SceneEvent) -> None:
+        self.scene_count += 1
+        start = _iso(self._time_of(event.start_frame))
+        self._scene_open[event.kind] = (self.scene_count, start)
+        self._emit({"type": "scene", "state": "start", "kind": event.kind,
+                    "source": self.name, "scene_event": self.scene_count, "start": start,
+                    "start_frame": event.start_frame, "score": round(event.score, 4),
+                    "evidence": event.evidence})
+
+    def _scene_end(self, event: SceneEvent) -> None:
+        number, start = self._scene_open.pop(
+            event.kind, (self.scene_count, _iso(self._time_of(event.start_frame))))
+        self._emit({"type": "scene", "state": "end", "kind": event.kind,
+                    "source": self.name, "scene_event": number, "start": start,
+                    "end": _iso(self._time_of(event.end_frame) + 1.0 / self.fps),
+                    "start_frame": event.start_frame, "end_frame": event.end_frame,
+                    "score": round(event.score, 4), "evidence": event.evidence})
 
     def _emit(self, line: dict[str, Any]) -> None:
         with self._emitting:  # the clip writer's thread sends the end lines
@@ -200,6 +238,8 @@ class LiveEvents:
 
     def close(self) -> None:
         """The events under way end with the last frame; every file is finished."""
+        if self.scene is not None:
+            self.scene.finish()
         if self.scorer is not None:
             self.scorer.finish(self.scorer.last_index)
         errors = []

@@ -700,8 +700,12 @@ function showStatus(n, s) {
 }
 function showEvent(n, r) {
   const li = el("li");
-  const when = r.type === "end" ? r.start + " to " + r.end + " (" + r.duration + " s)" : r.start;
-  li.appendChild(el("span", r.source_name + "  event " + r.event + " " + r.type + "  " + when));
+  const scene = r.type === "scene";
+  const ended = scene ? r.state === "end" : r.type === "end";
+  const when = ended ? r.start + " to " + r.end + (scene ? "" : " (" + r.duration + " s)")
+    : r.start;
+  const what = scene ? "scene " + r.kind + " " + r.state : "event " + r.event + " " + r.type;
+  li.appendChild(el("span", r.source_name + "  " + what + "  " + when));
   if (r.clip_url) {
     li.appendChild(document.createTextNode("  "));
     const a = el("a", "clip");

@@ -41,6 +41,7 @@ svg.timeline { width: 100%; height: 70px; background: #fff; border: 1px solid #c
 .event { background: #fff; border: 1px solid #ccc; padding: .4em; width: 330px; }
 .event img { width: 320px; height: auto; display: block; background: #ddd; min-height: 40px; }
 #broken { display: none; color: #b00; }
+.scene-list { color: #6a1b9a; }
 """
 
 # counts thumbnails that do not load (a report moved without its folder),
@@ -105,6 +106,13 @@ def _timeline(record: dict[str, Any], threshold: float) -> str:
                      f'<title>event {_text(event["event"])}: '
                      f'{_text(event["start_timecode"])} - {_text(event["end_timecode"])}'
                      '</title></rect>')
+    for n, event in enumerate(record.get("scene") or [], 1):
+        x0, x1 = x(event["start_frame"]), x(event["end_frame"] + 1)
+        parts.append(f'<rect class="scene-span" data-kind="{html.escape(str(event["kind"]))}" '
+                     f'x="{x0:.2f}" y="{height - 8:g}" width="{max(x1 - x0, 0.5):.2f}" '
+                     f'height="8" fill="#8e24aa" fill-opacity="0.7"><title>scene event {n}: '
+                     f'{html.escape(str(event["kind"]))} {event["start_timecode"]} - '
+                     f'{event["end_timecode"]}</title></rect>')
     if values:
         step = activity["width"]
         points = []
@@ -128,6 +136,7 @@ def render_report(records: list[tuple[dict[str, Any], Path]], base: Path, thresh
     with_motion = [r for r in scanned if r["events"]]
     failed = [r for r, _ in records if r["status"] != "scanned"]
     events = sum(len(r["events"]) for r in scanned)
+    scene = sum(len(r.get("scene") or []) for r in scanned)
     hours = sum(r.get("seconds", 0.0) for r in scanned) / 3600
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            f"<title>{esc(title)}</title><style>{_STYLE}</style>",
@@ -135,7 +144,8 @@ def render_report(records: list[tuple[dict[str, Any], Path]], base: Path, thresh
            f"<h1>{esc(title)}</h1>",
            f'<p id="summary">{len(records)} files: {len(with_motion)} with motion, '
            f"{len(scanned) - len(with_motion)} without, {len(failed)} failed; {events} events "
-           f"in {hours:.2f} hours of video. Made by bgsub {esc(__version__)}.</p>",
+           f"and {scene} scene events in {hours:.2f} hours of video. "
+           f"Made by bgsub {esc(__version__)}.</p>",
            '<p id="broken"></p>',
            '<table id="files"><tr><th>file</th><th>motion</th><th>events</th>'
            "<th>length</th></tr>"]
@@ -154,13 +164,17 @@ def render_report(records: list[tuple[dict[str, Any], Path]], base: Path, thresh
                    f"<td>{state}</td><td>{count}</td><td>{length}</td></tr>")
     out.append("</table>")
     for i, (record, folder) in enumerate(records):
-        if record["status"] != "scanned" or not record["events"]:
+        if record["status"] != "scanned" or not (record["events"] or record.get("scene")):
             continue
         out.append(f'<section class="file" id="file{i}"><h2>{_text(record["file"])}</h2>')
         out.append(f'<p>{len(record["events"])} events in {timecode(record["seconds"])} '
                    f'({_text(record["width"])}x{_text(record["height"])}, '
                    f'{record["fps"]:g} fps)</p>')
         out.append(_timeline(record, threshold))
+        if record.get("scene"):
+            out.append('<p class="scene-list">scene events: ' + "; ".join(
+                f'{esc(str(e["kind"]))} {e["start_timecode"]} - {e["end_timecode"]}'
+                for e in record["scene"]) + "</p>")
         out.append('<div class="events">')
         for event in record["events"]:
             image = _link(folder, event.get("thumbnail"), base)

@@ -37,6 +37,7 @@ import numpy as np
 from ..io.avsource import NumberedReader, VideoFile
 from ..config import Config, ScanConfig, resolve_config
 from .detector import Event, EventDetector, EventRules, FrameScore, join_events
+from .scene import SceneDetector, SceneEvent, SceneRules
 from ..labels import blob_area, foreground
 from ..io.pipeline import run_pipeline
 from ..regions import Region, region_mask
@@ -46,7 +47,7 @@ from ..timecode import Duration, DurationError, parse_duration, timecode
 
 __all__ = ["ScanOptions", "ScanResult", "MotionEvent", "MotionScorer", "Activity",
            "scan_file", "iter_events", "merge_results", "region_of", "rules_for", "scorer_for",
-           "find_videos", "decode_threads",
+           "find_videos", "decode_threads", "weather_gate",
            "VIDEO_EXTENSIONS"]
 
 logger = logging.getLogger("bgsub")
@@ -211,6 +212,12 @@ class ScanResult:
     scores : ndarray, optional
         float32, one per frame from ``first_frame`` to ``last_frame``: its
         score, NaN for frames skipped; only with ``ScanOptions(scores=True)``.
+    scene : list of SceneEvent
+        The file's scene events (:mod:`bgsub.scan.scene`), with ``scan.scene``.
+    during_scene : str
+        ``events.during_scene``: whether its motion events are marked with them.
+    dropped : int
+        Motion events dropped as a scene change's own (``during_scene = "drop"``).
     """
 
     path: str
@@ -228,6 +235,9 @@ class ScanResult:
     activity: Activity = field(default_factory=Activity)
     scores: np.ndarray | None = None
     damaged: list[tuple[int, int]] = field(default_factory=list)
+    scene: list[SceneEvent] = field(default_factory=list)
+    during_scene: str = "mark"
+    dropped: int = 0
 
     @property
     def damaged_frames(self) -> int:
@@ -284,7 +294,10 @@ def merge_results(results: Iterable[ScanResult], config: Config | str | Path | N
     return ScanResult(head.path, events, fps, head.width, head.height, head.downscale, first,
                       last, sum(r.frames for r in parts), (last - first + 1) / fps,
                       sum(r.scan_seconds for r in parts), sum(r.decode_errors for r in parts),
-                      activity, scores, sorted({d for r in parts for d in r.damaged}))
+                      activity, scores, sorted({d for r in parts for d in r.damaged}),
+                      scene=sorted((e for r in parts for e in r.scene),
+                                   key=lambda e: e.start_frame),
+                      during_scene=head.during_scene, dropped=sum(r.dropped for r in parts))
 
 
 def region_of(config: ScanConfig) -> Region:
@@ -385,6 +398,12 @@ class MotionScorer:
         self.frames = 0
         self.last_index = first - 1
         self._peaks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        #: ``veto(event)``, when set, drops an event as it completes (not numbered,
+        #: kept or passed on); :attr:`dropped` counts them
+        self.veto: Callable[[Event], bool] | None = None
+        self.dropped = 0
+        #: ``gate(score)``, when set, gives the score a frame is judged by
+        self.gate: Callable[[FrameScore], FrameScore] | None = None
 
     def steady(self, raw: np.ndarray) -> np.ndarray | None:
         """Learn from a raw mask where the picture flickers; 255 where it is steady.
@@ -431,6 +450,8 @@ class MotionScorer:
         if result.index < self.first:  # the warm-up: the models learn, nothing is scored
             return
         score, moving = self.score(result.mask, steady)
+        if self.gate is not None:
+            score = self.gate(score)
         self.frames += 1
         self.last_index = result.index
         self.activity.add(result.index, score.fraction)
@@ -468,6 +489,9 @@ class MotionScorer:
     def _emit(self, done: list[Event]) -> None:
         sx, sy = self.scale
         for event in done:
+            if self.veto is not None and self.veto(event):
+                self.dropped += 1
+                continue
             box = None
             if event.box is not None:
                 x0, y0, x1, y1 = event.box
@@ -586,8 +610,14 @@ def scan_file(path: str | Path, config: Config | str | Path | None = None,
     except BaseException:
         source.close()
         raise
-    try:
-        run_pipeline(reader, step, [scorer], progress=progress, stop=stop)
+    scene = SceneDetector(SceneRules(fps=fps / source.step)) if scan.scene else None
+    if scene is not None and config.events.during_scene == "drop":
+        scorer.veto = lambda event: scene.explains(event.motion_start)
+    if scene is not None:
+        weather_gate(scorer, scene, scan.weather_blob, (width, height))
+    try:  # the scene detector first: it has seen a frame when the scorer ends an event
+        run_pipeline(reader, step, ([scene] if scene is not None else []) + [scorer],
+                     progress=progress, stop=stop)
     finally:
         reader.close()
     last_frame = max(source.last_number, first - 1)
@@ -605,7 +635,39 @@ def scan_file(path: str | Path, config: Config | str | Path | None = None,
     return ScanResult(str(path), scorer.events, fps, source.width, source.height,
                       source.factor, first, last_frame, scorer.frames, frames / fps,
                       time.perf_counter() - began, source.decode_errors, scorer.activity,
-                      scorer.score_array(frames), damaged)
+                      scorer.score_array(frames), damaged,
+                      scene=_scene_events(scene, first, last_frame),
+                      during_scene=config.events.during_scene, dropped=scorer.dropped)
+
+
+def weather_gate(scorer: MotionScorer, scene: SceneDetector, share: float,
+                 size: tuple[int, int]) -> None:
+    """During *scene*'s weather events, *scorer*'s frames (of *size*, width and height)
+    have motion only with a blob of *share* of the watched pixels (``scan.weather_blob``;
+    0: no gate)."""
+    if share <= 0:
+        return
+    area = share * (scorer.watched_pixels or size[0] * size[1])
+
+    def gate(score: FrameScore) -> FrameScore:
+        if score.largest >= area or not scene.under_way("weather"):
+            return score
+        return FrameScore(0.0)
+
+    scorer.gate = gate
+
+
+def _scene_events(detector: SceneDetector | None, first: int, last: int) -> list[SceneEvent]:
+    """The detector's events within frames ``first .. last`` (not the warm-up's), ended."""
+    if detector is None:
+        return []
+    detector.finish()
+    events = []
+    for e in detector.events:
+        if e.end_frame >= first and e.start_frame <= last:
+            e.start_frame, e.end_frame = max(e.start_frame, first), min(e.end_frame, last)
+            events.append(e)
+    return events
 
 
 def iter_events(path: str | Path, config: Config | str | Path | None = None,

@@ -9,7 +9,12 @@ started again skips exactly those files (:func:`is_done`).
 
 The run's **events table** puts every file's events in one CSV
 (:data:`COLUMNS`) and one JSON file (with a schema name and version, and
-per file its status), both written atomically.  Times are in seconds from
+per file its status and its scene events), both written atomically.  A
+file's scene events (:mod:`bgsub.scan.scene`) are in its record and its
+entry of the JSON table, under ``"scene"``: kind, frames, times, score and
+evidence; each motion event there lists, under ``"scene"``, the kinds of the
+scene events it overlaps (``events.during_scene``), and ``"dropped"`` counts
+the motion events dropped as a scene change's own.  Times are in seconds from
 the file's start (``end_time`` is the end of the last frame) and as
 ``HH:MM:SS.mmm`` timecodes; frames are zero-based and inclusive; boxes are
 in the source's pixels; clip and thumbnail paths are relative to the
@@ -34,11 +39,12 @@ from ..files import write_text_atomically
 from ..config import Config, as_mapping
 from .scanner import MotionEvent, ScanOptions, ScanResult
 from ..text import one_line
+from .scene import overlapping
 from ..timecode import timecode
 
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "COLUMNS", "settings_digest", "identity",
            "record_of", "failure_record", "read_record", "is_done", "write_record",
-           "event_rows", "write_events"]
+           "event_rows", "write_events", "scene_rows"]
 
 SCHEMA = "bgsub-scan"
 SCHEMA_VERSION = 1
@@ -115,8 +121,34 @@ def record_of(result: ScanResult, name: str, ident: dict[str, Any], settings: st
         "decode_errors": result.decode_errors,
         "activity": {"first": result.activity.first, "width": result.activity.width,
                      "values": [round(v, 5) for v in result.activity.values]},
-        "events": [_event_dict(e, outputs.get(e.number, {})) for e in result.events],
+        "events": [_marked(_event_dict(e, outputs.get(e.number, {})), result)
+                   for e in result.events],
+        "scene": [_scene_dict(e, result.fps) for e in result.scene],
+        "dropped": result.dropped,
     }
+
+
+def _marked(row: dict[str, Any], result: ScanResult) -> dict[str, Any]:
+    """A motion event's row with the kinds of the scene events it overlaps, under "scene"
+    (unless ``events.during_scene`` keeps events as they are)."""
+    if result.during_scene != "keep":
+        row["scene"] = sorted({e.kind for e in overlapping(result.scene, row["start_frame"],
+                                                             row["end_frame"])})
+    return row
+
+
+def _scene_dict(event, fps: float) -> dict[str, Any]:
+    start, end = event.start_frame / fps, (event.end_frame + 1) / fps
+    return {"kind": event.kind, "start_frame": event.start_frame,
+            "end_frame": event.end_frame, "start_time": round(start, 6),
+            "end_time": round(end, 6), "start_timecode": timecode(start),
+            "end_timecode": timecode(end), "score": round(event.score, 4),
+            "evidence": event.evidence}
+
+
+def scene_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """A file's scene events (its scene table), each with the file; none for older records."""
+    return [{"file": record["file"], **e} for e in record.get("scene") or []]
 
 
 def failure_record(path: Path, name: str, error: str) -> dict[str, Any]:
@@ -196,6 +228,7 @@ def write_events(csv_path: Path, records: list[tuple[dict[str, Any], Path]],
                                             "height", "first_frame", "last_frame",
                                             "frames_scored", "seconds", "decode_errors")}
         entry["events"] = file_rows
+        entry["scene"] = scene_rows(record)
         files.append(entry)
     document = {"schema": SCHEMA + "-events", "version": SCHEMA_VERSION,
                 "generator": f"bgsub {__version__}", "columns": list(COLUMNS),

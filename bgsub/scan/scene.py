@@ -1,0 +1,458 @@
+"""Scene events: the camera covered, moved, defocused, a change of light, weather.
+
+Motion detection answers "did something move in the picture?"; a scene
+event answers "is the picture itself still the one the model knows?".
+:class:`SceneDetector` looks at each frame on a small scale
+and keeps a slowly learned *reference* of the view (a 160 x 120 grey image
+and a few numbers: brightness, colour, detail), which it stops learning while
+something is wrong.  Per frame it asks:
+
+``covered``
+    the picture is uniform (black, grey, a hand): its contrast (the standard
+    deviation of the small grey image) is below ``covered_contrast`` grey
+    levels and below a quarter of the reference's;
+``moved``
+    the picture no longer aligns with the reference: phase correlation (Hann
+    window) finds
+    a global shift of at least ``moved_shift`` pixels (of the frame), or the
+    normalised correlation with the reference falls below
+    ``moved_correlation`` (another view);
+``lighting``
+    the mean brightness (over the pixels the reference has neither dark
+    nor saturated) is off the reference's by more than a factor
+    ``lighting_gain``, or a quarter more of the picture is saturated (a
+    bright scene made brighter), or the colour has gone (a colour/infrared switch: the
+    mean chroma below ``lighting_chroma`` of the reference's);
+``defocused``
+    the picture has lost its detail: the mean absolute gradient at full
+    resolution (on every fourth row and column), relative to the brightness,
+    is below ``defocus_ratio`` of the reference's;
+``weather``
+    rain or snow: many small, short-lived changes spread over the whole
+    frame.  The small grey image is compared with the previous frame's, in a
+    40 x 30 grid of cells: a cell has changed when one of its pixels changed
+    by more than 12 grey levels; it is *isolated* when at most two of its
+    eight neighbours changed too.  Weather is seen when the share of
+    isolated changed cells exceeds its usual share (learned like the
+    reference) by ``weather_isolated`` (a person, a car, waving trees change
+    cells in clumps), or, for heavy rain whose streaks run together, when
+    the share of changed cells exceeds its usual share by ``weather_cells``
+    while they are on average less than ``weather_density`` changed.
+
+Covered takes precedence over everything (a black picture is also
+"defocused" and "darker"); moved over defocused and weather; lighting over
+weather.
+
+The detector looks at one frame every ``interval`` seconds (0.4 s: ten
+frames at 25 fps), which keeps its cost to a few percent of the masking's
+at any size; the rest pass by.  A kind's event starts once it has been seen
+``start_looks`` looks in a row (from the first frame it was seen in) and
+ends after ``end_looks`` looks without it (at the frame before the first of
+them).  A view that stays changed for
+``adopt_seconds`` (the camera now points elsewhere, the lights stay on)
+becomes the new reference, which ends its event.
+
+No I/O and no clock: the same frames give the same events.  A look costs
+a few small resizes and one 160 x 120 phase correlation.
+
+Examples
+--------
+>>> import numpy as np
+>>> from bgsub.scan.scene import SceneDetector, SceneRules
+>>> rng = np.random.default_rng(0)
+>>> view = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+>>> detector = SceneDetector(SceneRules(fps=25, interval=0))  # every frame
+>>> for i in range(60):
+...     frame = view if not 30 <= i < 45 else np.zeros_like(view)
+...     _ = detector.update(i, frame)
+>>> _ = detector.finish(59)
+>>> [(e.kind, e.start_frame, e.end_frame) for e in detector.events]
+[('covered', 30, 44)]
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+
+__all__ = ["SCENE_KINDS", "SceneEvent", "SceneRules", "SceneDetector", "overlapping"]
+
+#: the kinds whose events explain motion away (``events.during_scene = "drop"``)
+EXPLAINING = ("covered", "moved", "lighting", "defocused")
+
+logger = logging.getLogger("bgsub")
+
+#: the kinds of scene event, in order of precedence
+SCENE_KINDS = ("covered", "moved", "lighting", "defocused", "weather")
+
+_SMALL = (160, 120)  # the reference's size (w, h)
+_CELLS = (40, 30)  # the weather grid (w, h)
+_BLOCKS = (8, 6)  # the evidence grid (w, h)
+
+
+@dataclass
+class SceneEvent:
+    """A span of frames in which the scene was not the one the model knows.
+
+    Attributes
+    ----------
+    kind : str
+        One of :data:`SCENE_KINDS`.
+    start_frame, end_frame : int
+        The first and last frames (inclusive) it was seen; ``end_frame`` is
+        -1 while it is under way.
+    score : float
+        Its peak strength, in [0, 1] (1: certain, e.g. a black picture).
+    evidence : dict
+        What was measured at its peak: ``value`` and ``reference`` (the
+        kind's measure and the reference's), ``cells`` (the share of the
+        picture's cells that show it).
+    """
+
+    kind: str
+    start_frame: int
+    end_frame: int
+    score: float
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def overlaps(self, start: int, end: int) -> bool:
+        """Whether frames ``start .. end`` (inclusive) overlap it (an open one runs on)."""
+        return start <= (self.end_frame if self.end_frame >= 0 else math.inf) \
+            and end >= self.start_frame
+
+    def as_dict(self) -> dict[str, Any]:
+        """Its fields as plain JSON values."""
+        return {"kind": self.kind, "start_frame": self.start_frame,
+                "end_frame": self.end_frame, "score": round(self.score, 4),
+                "evidence": self.evidence}
+
+
+def overlapping(events, start: int, end: int) -> list[SceneEvent]:
+    """The scene events of *events* that overlap frames ``start .. end``."""
+    return [e for e in events if e.overlaps(start, end)]
+
+
+@dataclass(frozen=True)
+class SceneRules:
+    """Thresholds of the scene detectors (see the module's description)."""
+
+    fps: float = 25.0
+    covered_contrast: float = 10.0
+    moved_shift: float = 3.0
+    moved_correlation: float = 0.45
+    lighting_gain: float = 1.2
+    lighting_chroma: float = 0.3
+    defocus_ratio: float = 0.6
+    weather_isolated: float = 0.025
+    weather_cells: float = 0.25
+    weather_density: float = 0.35
+    interval: float = 0.4
+    start_looks: int = 2
+    end_looks: int = 3
+    warm_up: int = 5
+    learn_rate: float = 0.05
+    adopt_seconds: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not self.fps > 0:
+            raise ValueError(f"fps {self.fps}: expected > 0")
+        if not 0 <= self.interval <= 60:
+            raise ValueError(f"interval {self.interval}: expected in [0, 60] seconds")
+        for name in ("start_looks", "end_looks"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} {getattr(self, name)}: expected >= 1")
+        if not 0 < self.learn_rate <= 1:
+            raise ValueError(f"learn_rate {self.learn_rate}: expected in (0, 1]")
+        if not self.lighting_gain > 1:
+            raise ValueError(f"lighting_gain {self.lighting_gain}: expected > 1")
+
+
+def _gradient(frame: np.ndarray) -> float:
+    """Mean absolute difference of neighbours at full resolution, on every 4th row and column."""
+    g = frame[:, :, 1] if frame.ndim == 3 else frame  # green: most of the luminance
+    rows = g[::4].astype(np.int16)
+    cols = g[:, ::4].astype(np.int16)
+    return float(np.abs(np.diff(rows, axis=1)).mean() + np.abs(np.diff(cols, axis=0)).mean())
+
+
+_WINDOW: list[np.ndarray] = []
+
+
+def _window() -> np.ndarray:
+    """The Hann window of the phase correlation (without it, the picture's borders pull
+    the shift it finds towards 0)."""
+    if not _WINDOW:
+        _WINDOW.append(cv2.createHanningWindow(_SMALL, cv2.CV_32F))
+    return _WINDOW[0]
+
+
+def _chroma(small: np.ndarray) -> float:
+    if small.ndim < 3:
+        return 0.0
+    s = small.astype(np.int16)
+    return float(np.abs(s[:, :, 0] - s[:, :, 1]).mean() + np.abs(s[:, :, 2] - s[:, :, 1]).mean())
+
+
+def _blocks(values: np.ndarray) -> np.ndarray:
+    """Per block of the evidence grid, the mean of *values* (120 x 160)."""
+    bw, bh = _BLOCKS
+    h, w = values.shape
+    return values.reshape(bh, h // bh, bw, w // bw).mean(axis=(1, 3))
+
+
+class _Features:
+    """One frame's measures."""
+
+    __slots__ = ("grey", "mean", "contrast", "chroma", "detail", "changes", "isolated",
+                 "saturated")
+
+    def __init__(self, frame: np.ndarray) -> None:
+        small = cv2.resize(frame, _SMALL, interpolation=cv2.INTER_AREA)
+        grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
+        self.grey = grey.astype(np.float32)
+        self.mean = float(self.grey.mean())
+        self.contrast = float(self.grey.std())
+        self.chroma = _chroma(small)
+        self.detail = _gradient(frame) / max(self.mean, 8.0)
+        self.saturated = float(np.count_nonzero(grey >= 250)) / grey.size
+        self.changes = 0.0  # the share of cells changed since the previous frame
+        self.isolated = 0.0  # ... of those with at most two changed neighbours
+
+
+class SceneDetector:
+    """Scene events from frames in order.
+
+    Parameters
+    ----------
+    rules : SceneRules, optional
+        The thresholds.
+    on_start, on_end : callable, optional
+        Called with each :class:`SceneEvent` as it starts and as it ends.
+
+    Notes
+    -----
+    Usable as a pipeline consumer (``write(result)``, ``close()``); a model
+    reset (a new frame size) starts a new reference.
+    """
+
+    needs: frozenset[str] = frozenset()
+
+    def __init__(self, rules: SceneRules | None = None, *,
+                 on_start: Callable[[SceneEvent], None] | None = None,
+                 on_end: Callable[[SceneEvent], None] | None = None) -> None:
+        self.rules = rules or SceneRules()
+        self.on_start = on_start
+        self.on_end = on_end
+        #: every event so far, the open ones included
+        self.events: list[SceneEvent] = []
+        self._open: dict[str, SceneEvent] = {}
+        self._hot: dict[str, int] = {}  # kind: consecutive frames seen
+        self._cold: dict[str, int] = {}  # kind (open): consecutive frames not seen
+        self._first: dict[str, int] = {}  # kind: the first of the frames seen in a row
+        self._last_seen: dict[str, int] = {}
+        self._peak: dict[str, tuple[float, dict]] = {}
+        self._ref: _Features | None = None
+        self._previous: np.ndarray | None = None
+        self._learned = 0
+        self._shape: tuple[int, ...] | None = None
+        #: frames from one look to the next
+        self.every = max(1, int(round(self.rules.interval * self.rules.fps)))
+        self._adopt = max(1, int(round(self.rules.adopt_seconds * self.rules.fps / self.every)))
+        self._seen_frames = 0
+        self._first_cold: dict[str, int] = {}
+        self.last_index = -1
+
+    # -- the measures ----------------------------------------------------------
+
+    def _learn(self, f: _Features) -> None:
+        self._learned += 1
+        if self._ref is None:
+            self._ref = f
+            return
+        a = max(self.rules.learn_rate, 1.0 / self._learned)
+        r = self._ref
+        cv2.accumulateWeighted(f.grey, r.grey, a)
+        r.mean += a * (f.mean - r.mean)
+        r.contrast += a * (f.contrast - r.contrast)
+        r.chroma += a * (f.chroma - r.chroma)
+        r.detail += a * (f.detail - r.detail)
+        r.changes += a * (f.changes - r.changes)
+        r.isolated += a * (f.isolated - r.isolated)
+        r.saturated += a * (f.saturated - r.saturated)
+
+    def measure(self, frame: np.ndarray) -> dict[str, tuple[float, dict[str, Any]]]:
+        """The kinds seen in *frame*, each with its score and evidence; learns the
+        frame into the reference when nothing is seen."""
+        rules = self.rules
+        f = _Features(frame)
+        cells = None
+        if self._previous is not None:
+            changed = (np.abs(f.grey - self._previous) > 12.0).astype(np.float32)
+            cw, ch = _CELLS
+            cells = changed.reshape(ch, _SMALL[1] // ch, cw, _SMALL[0] // cw).mean(axis=(1, 3))
+            touched = (cells > 0).astype(np.float32)
+            around = cv2.boxFilter(touched, -1, (3, 3), normalize=False,
+                                   borderType=cv2.BORDER_CONSTANT) - touched
+            f.changes = float(touched.mean())
+            f.isolated = float(((touched > 0) & (around <= 2)).mean())
+        self._previous = f.grey
+        if self._ref is None or self._learned < rules.warm_up:
+            self._learn(f)
+            return {}
+        r = self._ref
+        seen: dict[str, tuple[float, dict[str, Any]]] = {}
+        if f.contrast < rules.covered_contrast and f.contrast < 0.25 * r.contrast:
+            flat = _blocks(np.abs(f.grey - f.mean)) < rules.covered_contrast
+            seen["covered"] = (1.0 - f.contrast / max(r.contrast, 1e-6),
+                               {"value": round(f.contrast, 2), "reference": round(r.contrast, 2),
+                                "cells": round(float(flat.mean()), 3)})
+            return seen
+        a = f.grey - f.mean
+        b = r.grey - r.mean
+        ncc = float((a * b).mean() / max(f.contrast * float(b.std()), 1e-6))
+        (dx, dy), _ = cv2.phaseCorrelate(r.grey, f.grey, _window())
+        scale = frame.shape[1] / _SMALL[0]
+        shift = math.hypot(dx, dy) * scale
+        if shift >= rules.moved_shift or ncc < rules.moved_correlation:
+            blocks = _blocks(a * b) / np.maximum(np.sqrt(_blocks(a * a) * _blocks(b * b)), 1e-6)
+            seen["moved"] = (min(1.0, max(1.0 - ncc, shift / (4 * rules.moved_shift))),
+                             {"value": round(ncc, 3), "reference": 1.0,
+                              "shift": [round(dx * scale, 1), round(dy * scale, 1)],
+                              "cells": round(float((blocks < 0.5).mean()), 3)})
+        lit = (r.grey > 16) & (r.grey < 170)
+        gain = (float(f.grey[lit].mean()) / max(float(r.grey[lit].mean()), 1.0)
+                if lit.mean() > 0.1 else f.mean / max(r.mean, 1.0))
+        chroma = f.chroma / r.chroma if r.chroma > 3.0 else 1.0
+        if abs(math.log(max(gain, 1e-3))) > math.log(rules.lighting_gain) \
+                or chroma < rules.lighting_chroma or f.saturated - r.saturated > 0.25:
+            ratio = _blocks(f.grey) / np.maximum(_blocks(r.grey), 1.0)
+            changed = np.abs(np.log(np.maximum(ratio, 1e-3))) > math.log(rules.lighting_gain)
+            seen["lighting"] = (min(1.0, max(abs(math.log(max(gain, 1e-3))), 1.0 - chroma)),
+                                {"value": round(gain, 3), "reference": 1.0,
+                                 "chroma": round(chroma, 3),
+                                 "cells": round(float(changed.mean()), 3)})
+        detail = f.detail / max(r.detail, 1e-6)
+        if detail < rules.defocus_ratio and "moved" not in seen:
+            seen["defocused"] = (1.0 - detail, {"value": round(f.detail, 4),
+                                                "reference": round(r.detail, 4),
+                                                "cells": 1.0})
+        if cells is not None and "moved" not in seen and "lighting" not in seen:
+            isolated = f.isolated - r.isolated
+            spread = f.changes - r.changes
+            if isolated >= rules.weather_isolated or (
+                    spread >= rules.weather_cells
+                    and float(cells[cells > 0].mean()) < rules.weather_density):
+                seen["weather"] = (min(1.0, max(isolated / (4 * rules.weather_isolated),
+                                                spread)),
+                                   {"value": round(f.isolated, 3),
+                                    "reference": round(r.isolated, 3),
+                                    "changed": round(f.changes, 3),
+                                    "cells": round(f.changes, 3)})
+        if not seen:
+            self._learn(f)
+        self._current = f
+        return seen
+
+    # -- the state machine -----------------------------------------------------
+
+    def update(self, index: int, frame: np.ndarray) -> list[SceneEvent]:
+        """Look at frame *index*; the events that started or ended with it."""
+        if self._shape is not None and frame.shape != self._shape:
+            self.restart()
+        self._shape = frame.shape
+        self.last_index = index
+        self._seen_frames += 1
+        if (self._seen_frames - 1) % self.every:
+            return []
+        seen = self.measure(frame)
+        changed: list[SceneEvent] = []
+        for kind in SCENE_KINDS:
+            if kind in seen:
+                score, evidence = seen[kind]
+                if self._hot.get(kind, 0) == 0:
+                    self._first[kind] = index
+                    self._peak[kind] = (score, evidence)
+                elif score > self._peak[kind][0]:
+                    self._peak[kind] = (score, evidence)
+                self._hot[kind] = self._hot.get(kind, 0) + 1
+                self._cold[kind] = 0
+                self._last_seen[kind] = index
+                event = self._open.get(kind)
+                if event is None and self._hot[kind] >= self.rules.start_looks:
+                    score, evidence = self._peak[kind]
+                    event = SceneEvent(kind, self._first[kind], -1, score, evidence)
+                    self._open[kind] = event
+                    self.events.append(event)
+                    changed.append(event)
+                    if self.on_start is not None:
+                        self.on_start(event)
+                elif event is not None and score > event.score:
+                    event.score, event.evidence = score, evidence
+                if event is not None and self._hot[kind] >= self._adopt \
+                        and kind in ("moved", "lighting", "defocused"):
+                    self._ref = self._current  # the new view
+                    self._learned = max(self._learned, self.rules.warm_up)
+            else:
+                self._hot[kind] = 0
+                if kind in self._open:
+                    self._cold[kind] = self._cold.get(kind, 0) + 1
+                    if self._cold[kind] == 1:
+                        self._first_cold[kind] = index
+                    if self._cold[kind] >= self.rules.end_looks:
+                        changed.append(self._close(kind, self._first_cold[kind] - 1))
+        return changed
+
+    def _close(self, kind: str, last: int) -> SceneEvent:
+        event = self._open.pop(kind)
+        event.end_frame = last
+        self._cold[kind] = 0
+        if self.on_end is not None:
+            self.on_end(event)
+        return event
+
+    def under_way(self, kind: str) -> bool:
+        """Whether an event of *kind* is under way."""
+        return kind in self._open
+
+    def explains(self, start: int) -> bool:
+        """Whether motion that started at frame *start* is a scene change's own: it
+        starts within a covered, moved, lighting or defocused event (give or take a look,
+        as the change may come a look before the event was seen, or go a look after)."""
+        for e in self.events:
+            end = e.end_frame if e.end_frame >= 0 else math.inf
+            if e.kind in EXPLAINING and e.start_frame - self.every <= start <= end + self.every:
+                return True
+        return False
+
+    def finish(self, last_index: int | None = None) -> list[SceneEvent]:
+        """End the events under way: at the frame before the first look without them,
+        else at the last frame (*last_index*, default the last one given)."""
+        last = self.last_index if last_index is None else last_index
+        return [self._close(kind, self._first_cold[kind] - 1 if self._cold.get(kind) else last)
+                for kind in list(self._open)]
+
+    def restart(self) -> None:
+        """A new view (a new frame size): the events under way end, the reference starts afresh."""
+        self.finish()
+        self._ref = None
+        self._previous = None
+        self._learned = 0
+        self._seen_frames = 0
+        self._hot.clear()
+
+    # -- as a pipeline consumer -----------------------------------------------
+
+    def write(self, result) -> None:
+        """Look at a pipeline result's frame (a model reset starts a new reference)."""
+        if result.reset:
+            self.restart()
+        self.update(result.index, result.frame)
+
+    def close(self) -> None:
+        """End the events under way."""
+        self.finish()

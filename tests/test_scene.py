@@ -1,0 +1,299 @@
+"""Scene events: the tampered-footage generator, the detectors, where the events go."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bgsub.config import Config
+from bgsub.eval.tamper import KINDS, STRENGTHS, Span, tamper
+
+
+def _frames(n=12, h=48, w=64, seed=0):
+    rng = np.random.default_rng(seed)
+    base = rng.integers(30, 220, (h, w, 3), dtype=np.uint8)
+    return [base.copy() for _ in range(n)]
+
+
+def test_tamper_is_deterministic_by_seed_and_touches_only_its_spans():
+    frames = _frames()
+    other = _frames(seed=5)
+    spans = [Span(k, s, 2 + 2 * i, 3 + 2 * i) for i, (k, s) in enumerate(
+        [("covered", "hand"), ("moved", "view"), ("defocused", "2.5"), ("weather", "rain")])]
+    a, truth = tamper(frames, spans, seed=7, other=other)
+    b, _ = tamper(frames, spans, seed=7, other=other)
+    c, _ = tamper(frames, spans, seed=8, other=other)
+    assert truth == sorted(spans, key=lambda s: s.start)
+    changed = {i for i in range(len(frames)) if not np.array_equal(a[i], frames[i])}
+    assert changed == {2, 4, 6, 8}
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not np.array_equal(a[8], c[8])  # the rain is drawn from the seed
+    assert np.array_equal(a[0], frames[0]) and a[0] is frames[0]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_strength_of_every_kind_changes_the_picture_as_named(kind):
+    frames = _frames(n=3)
+    for strength in STRENGTHS[kind]:
+        out, _ = tamper(frames, [Span(kind, strength, 1, 2)], seed=1, other=_frames(3, seed=9))
+        f, g = frames[1].astype(float), out[1].astype(float)
+        assert out[1].shape == frames[1].shape and out[1].dtype == np.uint8
+        if kind == "covered":
+            assert g.std() < 6
+        elif kind == "lighting" and strength == "grey":
+            assert np.ptp(g, axis=2).max() == 0
+        elif kind == "lighting":
+            assert abs(g.mean() / f.mean() - float(strength)) < 0.2
+        elif kind == "defocused":
+            assert np.abs(np.diff(g, axis=1)).mean() < 0.8 * np.abs(np.diff(f, axis=1)).mean()
+        elif kind == "weather":
+            assert (g >= f).all() and 0.005 < (g > f).mean() < 0.5
+        else:
+            assert not np.array_equal(f, g)
+
+
+def test_tamper_refuses_overlapping_or_unknown_spans():
+    with pytest.raises(ValueError, match="overlap"):
+        tamper(_frames(), [Span("covered", "black", 1, 4), Span("covered", "grey", 3, 5)])
+    with pytest.raises(ValueError, match="strength"):
+        Span("moved", "huge", 1, 2)
+    with pytest.raises(ValueError, match="ends after"):
+        tamper(_frames(), [Span("covered", "black", 5, 40)])
+
+
+# -- the detectors ------------------------------------------------------------------
+
+from bgsub.eval.synthetic import SAMPLE, EventSpec, render, render_events  # noqa: E402
+from bgsub.scan.scene import SceneDetector, SceneEvent, SceneRules, overlapping  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def scene_frames():
+    """The sample scene: texture, sensor noise, an illumination drift, moving objects."""
+    return [frame for frame, _ in render(SAMPLE)]
+
+
+def _events(frames):
+    detector = SceneDetector(SceneRules(fps=25))
+    for i, f in enumerate(frames):
+        detector.update(i, f)
+    detector.finish()
+    return detector.events
+
+
+def test_no_scene_event_on_an_unaltered_scene_with_moving_objects(scene_frames):
+    assert _events(scene_frames) == []
+
+
+@pytest.mark.parametrize("kind,strength", [
+    ("covered", "hand"), ("covered", "black"), ("moved", "5"), ("moved", "view"),
+    ("defocused", "2.5"), ("lighting", "1.5"), ("lighting", "grey"), ("weather", "rain")])
+def test_each_kind_is_found_within_a_second_and_ends_with_its_span(scene_frames, kind,
+                                                                   strength):
+    other = [np.ascontiguousarray(f[::-1, ::-1]) for f in scene_frames]  # another view
+    span = Span(kind, strength, 80, 140)
+    frames, _ = tamper(scene_frames, [span], seed=3, other=other)
+    events = _events(frames)
+    assert [e.kind for e in events] == [kind], [(e.kind, e.start_frame) for e in events]
+    e = events[0]
+    assert span.start <= e.start_frame <= span.start + 25
+    assert span.end - 1 <= e.end_frame <= span.end + 12
+    assert 0 < e.score <= 1 and 0 <= e.evidence["cells"] <= 1
+    assert json.loads(json.dumps(e.as_dict()))["kind"] == kind  # plain numbers: JSON lines
+
+
+def test_a_lasting_new_view_becomes_the_reference_and_its_event_ends(scene_frames):
+    rules = SceneRules(fps=25, adopt_seconds=1.0)
+    frames, _ = tamper(scene_frames, [Span("moved", "15", 60, 200)], seed=2)
+    detector = SceneDetector(rules)
+    for i, f in enumerate(frames):
+        detector.update(i, f)
+    (event,) = [e for e in detector.events if e.kind == "moved"]
+    # a look every 10 frames: seen by frame 70, adopted 1 s later, ended 3 looks on
+    assert 60 <= event.start_frame <= 70 and 0 <= event.end_frame < 70 + 25 + 10 * 5
+
+
+def test_start_and_end_callbacks_and_overlap():
+    started, ended = [], []
+    detector = SceneDetector(SceneRules(fps=25, interval=0, start_looks=2, end_looks=3),
+                             on_start=started.append, on_end=ended.append)
+    rng = np.random.default_rng(0)
+    view = rng.integers(0, 255, (120, 160), dtype=np.uint8)
+    for i in range(60):
+        detector.update(i, view if not 30 <= i < 40 else np.zeros_like(view))
+    assert [e.start_frame for e in started] == [30] and [e.end_frame for e in ended] == [39]
+    assert overlapping(detector.events, 39, 50) == ended and overlapping(ended, 0, 29) == []
+    assert SceneEvent("covered", 5, -1, 1.0).overlaps(100, 120)  # an open one runs on
+
+
+# -- where scene events go -------------------------------------------------------------
+
+from kit import bgsub  # noqa: E402
+
+LIVE = EventSpec(width=160, height=120, frames=150, fps=25.0, crossings=((20, 40),))
+BLACK = (70, 110)  # the lens covered for these frames
+
+
+def _covered_clip(path):
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = LIVE.width, LIVE.height, "yuv420p"
+        stream.options = {"crf": "0", "preset": "veryfast"}
+        for t, (frame, _) in enumerate(render_events(LIVE)):
+            if BLACK[0] <= t < BLACK[1]:
+                frame = np.zeros_like(frame)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def test_live_scene_lines_for_a_covered_lens_reach_the_file_and_on_event(tmp_path):
+    clip = _covered_clip(tmp_path / "cam.mkv")
+    r = bgsub(clip, "--no-display", "--events", "ev.jsonl", "--on-event", "cat >> got.jsonl",
+              cwd=tmp_path, timeout=600)
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(x) for x in (tmp_path / "ev.jsonl").read_text().splitlines()]
+    scene = [d for d in lines if d["type"] == "scene"]
+    assert [(d["state"], d["kind"]) for d in scene] == [("start", "covered"), ("end", "covered")]
+    start, end = scene
+    # a look every 10 frames
+    assert BLACK[0] <= start["start_frame"] <= BLACK[0] + 10
+    assert BLACK[1] - 1 <= end["end_frame"] <= BLACK[1] + 10
+    assert end["start"] == start["start"] and end["evidence"]["cells"] > 0.9
+    # the lens going black and coming back is motion too: that event says so
+    motion = [d for d in lines if d["type"] == "end" and d["end_frame"] >= BLACK[0]]
+    assert motion and all(d["scene"] == ["covered"] for d in motion)
+    got = [json.loads(x) for x in (tmp_path / "got.jsonl").read_text().splitlines()]
+    assert sorted(d["type"] + d.get("state", "") for d in got) == sorted(
+        d["type"] + d.get("state", "") for d in lines)
+    r = bgsub(clip, "--no-display", "--events", "off.jsonl", "--set", "scan.scene=false",
+              cwd=tmp_path, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert '"scene"' not in (tmp_path / "off.jsonl").read_text()
+
+
+def test_scan_writes_the_scene_table_counts_it_and_shows_it_on_the_timeline(tmp_path):
+    import cv2
+
+    from test_report import BROWSER, chromium
+
+    clip = _covered_clip(tmp_path / "cam.mkv")
+    out = tmp_path / "out"
+    r = bgsub("scan", clip, "--output-dir", out, cwd=tmp_path, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "1 scene events (covered 1)" in r.stderr
+    table = json.loads((out / "events.json").read_text())
+    (scene,) = table["files"][0]["scene"]
+    assert scene["kind"] == "covered" and scene["file"] == str(clip)
+    assert BLACK[0] <= scene["start_frame"] <= BLACK[0] + 10
+    assert BLACK[1] - 1 <= scene["end_frame"] <= BLACK[1] + 10
+    assert scene["start_time"] == pytest.approx(scene["start_frame"] / 25)
+    assert json.loads((out / "cam.scan.json").read_text())["scene"][0]["kind"] == "covered"
+    # the lens going black is motion too: that event (joined, by its rolls, with the
+    # crossing before it) is marked with it
+    marks = [(e["start_frame"] <= BLACK[0] <= e["end_frame"], e["scene"])
+             for e in table["files"][0]["events"]]
+    assert marks == [(True, ["covered"])]
+    page = (out / "report.html").read_text()
+    assert page.count('class="scene-span" data-kind="covered"') == 1
+    assert "and 1 scene events" in page and "scene events: covered" in page
+    if BROWSER is None:
+        pytest.skip("no chromium installed: the report's browser check needs it")
+    shot = tmp_path / "shot.png"
+    chromium("--window-size=1000,800", f"--screenshot={shot}", (out / "report.html").as_uri(),
+             tmp_path=tmp_path)
+    image = cv2.imread(str(shot))
+    assert image is not None
+    # the scene event's purple band (#8e24aa at 70% over white) is on screen
+    purple = (np.abs(image.astype(int) - (190, 98, 171)).max(axis=2) < 25)
+    assert purple.sum() > 100
+
+
+def test_a_new_frame_size_ends_the_events_and_starts_a_new_reference():
+    rng = np.random.default_rng(1)
+    small = rng.integers(0, 255, (120, 160), dtype=np.uint8)
+    large = rng.integers(0, 255, (240, 320), dtype=np.uint8)
+    detector = SceneDetector(SceneRules(fps=25, interval=0))
+    for i in range(40):
+        detector.update(i, small if i < 30 else np.zeros_like(small))
+    assert detector.events and detector.events[0].end_frame == -1
+    for i in range(40, 100):  # another camera mode: not "moved", a new view learned
+        detector.update(i, large)
+    detector.finish()
+    assert [(e.kind, e.start_frame, e.end_frame) for e in detector.events] == [
+        ("covered", 30, 39)]
+
+
+@pytest.mark.parametrize("bad", [{"fps": 0}, {"start_looks": 0}, {"learn_rate": 0},
+                                 {"lighting_gain": 1.0}, {"interval": -1}])
+def test_scene_rules_refuse_nonsense(bad):
+    with pytest.raises(ValueError):
+        SceneRules(**bad)
+
+
+def test_stretches_scanned_apart_keep_their_scene_events_in_order():
+    from bgsub.scan.scanner import ScanResult, merge_results
+
+    def part(first, last, scene):
+        return ScanResult("a.mp4", [], 25.0, 160, 120, 1, first, last, last - first + 1,
+                          (last - first + 1) / 25, 1.0, scene=scene)
+
+    late = SceneEvent("weather", 150, 180, 0.5)
+    early = SceneEvent("covered", 10, 40, 1.0)
+    merged = merge_results([part(100, 199, [late]), part(0, 99, [early])])
+    assert merged.scene == [early, late]
+
+
+def test_during_scene_keeps_marks_or_drops_the_motion_a_scene_change_makes(tmp_path):
+    clip = _covered_clip(tmp_path / "cam.mkv")
+    rolls = ["--set", "scan.pre_roll=0.2s", "--set", "scan.post_roll=0.2s", "--scan-only"]
+    found = {}
+    for mode in ("keep", "mark", "drop"):
+        out = tmp_path / mode
+        r = bgsub("scan", clip, "--output-dir", out, *rolls, "--set",
+                  f"events.during_scene={mode}", cwd=tmp_path, timeout=600)
+        assert r.returncode == 0, r.stderr
+        found[mode] = json.loads((out / "events.json").read_text())["files"][0]
+    crossing = [(e["motion_start_frame"], e.get("scene")) for e in found["mark"]["events"]
+                if e["motion_start_frame"] < BLACK[0] - 10]
+    blackout = [e for e in found["mark"]["events"] if e["motion_start_frame"] >= BLACK[0] - 10]
+    assert crossing == [(crossing[0][0], [])]  # the box crossing: no scene event
+    assert blackout and all(e["scene"] == ["covered"] for e in blackout)
+    assert all("scene" not in e for e in found["keep"]["events"])
+    assert len(found["keep"]["events"]) == len(found["mark"]["events"])
+    # dropped: the lens going black and coming back; the crossing stays
+    assert [e["motion_start_frame"] for e in found["drop"]["events"]] == [crossing[0][0]]
+    assert len(found["drop"]["scene"]) == 1
+
+
+def test_a_scene_change_explains_the_motion_that_starts_with_it():
+    detector = SceneDetector(SceneRules(fps=25))  # a look every 10 frames
+    detector.events = [SceneEvent("covered", 100, 150, 1.0), SceneEvent("weather", 300, -1, 0.5)]
+    assert detector.explains(92) and detector.explains(160)  # a look before, a look after
+    assert not detector.explains(89) and not detector.explains(161)
+    assert not detector.explains(400)  # rain explains no motion away: a person in it counts
+
+
+def test_during_rain_a_frame_has_motion_only_with_a_large_blob(scene_frames):
+    from bgsub.scan.detector import FrameScore
+    from bgsub.scan.scanner import scorer_for, weather_gate
+
+    h, w = scene_frames[0].shape[:2]
+    scorer = scorer_for("cam", Config().scan, 25.0, (w, h))
+    scene = SceneDetector(SceneRules(fps=25))
+    weather_gate(scorer, scene, 0.01, (w, h))  # a blob of 768 pixels
+    specks, person = FrameScore(0.02, 40, (0, 0, 9, 9)), FrameScore(0.02, 800, (0, 0, 40, 60))
+    rainy, _ = tamper(scene_frames, [Span("weather", "rain", 60, 200)], seed=4)
+    for i, f in enumerate(rainy[:60]):
+        scene.update(i, f)
+    assert scorer.gate(specks) is specks  # dry: every score as it is
+    for i, f in enumerate(rainy[60:120], 60):
+        scene.update(i, f)
+    assert scene.under_way("weather")
+    assert scorer.gate(specks) == FrameScore(0.0) and scorer.gate(person) is person
