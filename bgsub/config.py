@@ -130,6 +130,15 @@ class ModelConfig:
         pixel learns at ``learning_rate`` from this level on, proportionally
         less below it (waves, leaves, shaking edges: they go on being learned
         as background).  0: foreground always learns at the selective rate.
+    flicker_threshold : float
+        >= 0: a pixel's match threshold grows with its flicker level V (0..1,
+        last frame's) above ``flicker_threshold_from``: lambda (1 +
+        flicker_threshold max(V - flicker_threshold_from, 0)), so that what
+        waves or ripples (leaves, water) matches the values it swings
+        through, while a still object (V near 0) or a lane that traffic
+        crosses now and then keeps lambda.  0: off.
+    flicker_threshold_from : float
+        The flicker level in [0, 1) above which lambda widens.
     neighbour_radius : int
         0..3: a foreground pixel whose flicker level is at least
         ``neighbour_flicker`` is background when it matches a background
@@ -175,9 +184,11 @@ class ModelConfig:
     shadow_texture: bool = True
     absorb_seconds: float = 100.0
     fps: float = 25.0
-    flicker_reference: float = 0.15
+    flicker_reference: float = 0.05
+    flicker_threshold: float = 4.0
+    flicker_threshold_from: float = 0.2
     neighbour_radius: int = 1
-    neighbour_flicker: float = 0.3
+    neighbour_flicker: float = 0.15
     ghost_frames: int = 10
     ghost_rate: float = 0.01
     ghost_contrast: float = 0.5
@@ -234,6 +245,10 @@ class ModelConfig:
         _check_range("model.fps", self.fps, 0.0, 1000.0, "(0, 1000]", hi_open=False)
         _check_range("model.flicker_reference", self.flicker_reference, 0.0, 1.0, "[0, 1]",
                      lo_open=False, hi_open=False)
+        _check_range("model.flicker_threshold", self.flicker_threshold, 0.0, 100.0,
+                     "[0, 100]", lo_open=False, hi_open=False)
+        _check_range("model.flicker_threshold_from", self.flicker_threshold_from, 0.0, 1.0,
+                     "[0, 1)", lo_open=False)
         if not 0 <= self.neighbour_radius <= 3:
             raise ConfigError(f"model.neighbour_radius must be in 0..3, got "
                               f"{self.neighbour_radius}")

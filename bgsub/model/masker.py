@@ -177,10 +177,13 @@ class MixtureMasker:
     pixels learn at :attr:`foreground_rate`, so that a stopped object stays
     foreground ``absorb_seconds``, raised towards alpha as the pixel's flicker
     level (how often its classification changes) nears
-    ``flicker_reference``; a flickering foreground pixel that matches a
-    background component of a neighbour is background; a foreground blob
-    whose outline is an edge of the background image and not of the frame (a
-    ghost, what an object that left uncovers) is let go after
+    ``flicker_reference``; a pixel's match threshold widens with its flicker
+    level above ``flicker_threshold_from`` (``flicker_threshold``), so that
+    leaves and water match the values they swing through; a flickering
+    foreground pixel that matches a background component of a neighbour is
+    background; a foreground blob whose outline is an edge of the background
+    image and not of the frame (a ghost, what an object that left uncovers)
+    is let go after
     ``ghost_frames``.  A recovery (``recovery_drop``) starts only when most
     cells of an 8x8 grid over the frame drop at once.
 
