@@ -351,9 +351,9 @@ class PostprocessConfig:
         Only holes of at most this many pixels are filled; 0 fills every hole.
     """
 
-    median_size: int = 5
+    median_size: int = 7
     open_size: int = 3
-    close_size: int = 7
+    close_size: int = 9
     kernel_shape: str = "ellipse"
     min_blob_area: int = 0
     fill_holes: bool = True
