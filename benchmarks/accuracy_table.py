@@ -1,8 +1,8 @@
-"""The accuracy table of docs/accuracy.md: ``bgsub eval`` on the four CDnet sequences beside OpenCV.
+"""The accuracy table of docs/accuracy.md: ``bgsub eval`` on the five CDnet sequences beside OpenCV.
 
     python benchmarks/accuracy_table.py [DATA_DIR] [--write-docs] [bgsub eval options ...]
 
-runs ``bgsub eval DATA_DIR/{highway,pedestrians,office,busStation} --compare
+runs ``bgsub eval DATA_DIR/{highway,pedestrians,office,busStation,fall} --compare
 raw,mog2,knn,mog`` (plus any other options: ``--set section.key=value``...)
 and prints its JSON as that page's Markdown table: per sequence and for the
 mean, bgsub, its raw mask, MOG2, KNN and MOG with the seven CDnet metrics.
@@ -30,7 +30,7 @@ from bgsub.cli import main as bgsub
 from doctables import write_table
 from bgsub.eval.cdnet import METRICS
 
-SEQUENCES = ("highway", "pedestrians", "office", "busStation")
+SEQUENCES = ("highway", "pedestrians", "office", "busStation", "fall")
 DEFAULT_DATA = Path(os.environ.get(
     "BGSUB_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 NAMES = {"bgsub": "bgsub", "raw": "bgsub, raw mask", "mog2": "OpenCV MOG2",

@@ -115,6 +115,12 @@ class ModelConfig:
     flicker_reference : float
         The flicker level in [0, 1] from which a foreground pixel learns at
         ``learning_rate`` (0: never).
+    flicker_threshold : float
+        How much a pixel's match threshold widens with its flicker level V
+        above ``flicker_threshold_from``: lambda (1 + flicker_threshold
+        max(V - flicker_threshold_from, 0)); 0: never.
+    flicker_threshold_from : float
+        The flicker level in [0, 1) above which lambda widens.
     neighbour_radius : int
         Radius, 0..3, of the neighbour match (0: off).
     neighbour_flicker : float
@@ -154,9 +160,11 @@ class ModelConfig:
     shadow_texture: bool = True
     absorb_seconds: float = 100.0
     fps: float = 25.0
-    flicker_reference: float = 0.15
+    flicker_reference: float = 0.05
+    flicker_threshold: float = 4.0
+    flicker_threshold_from: float = 0.2
     neighbour_radius: int = 1
-    neighbour_flicker: float = 0.3
+    neighbour_flicker: float = 0.15
     ghost_frames: int = 10
     ghost_rate: float = 0.01
     ghost_contrast: float = 0.5
@@ -213,6 +221,10 @@ class ModelConfig:
         _check_range("model.fps", self.fps, 0.0, 1000.0, "(0, 1000]", hi_open=False)
         _check_range("model.flicker_reference", self.flicker_reference, 0.0, 1.0, "[0, 1]",
                      lo_open=False, hi_open=False)
+        _check_range("model.flicker_threshold", self.flicker_threshold, 0.0, 100.0,
+                     "[0, 100]", lo_open=False, hi_open=False)
+        _check_range("model.flicker_threshold_from", self.flicker_threshold_from, 0.0, 1.0,
+                     "[0, 1)", lo_open=False)
         if not 0 <= self.neighbour_radius <= 3:
             raise ConfigError(f"model.neighbour_radius must be in 0..3, got "
                               f"{self.neighbour_radius}")
@@ -315,9 +327,9 @@ class PostprocessConfig:
         Only holes of at most this many pixels are filled; 0 fills every hole.
     """
 
-    median_size: int = 5
+    median_size: int = 7
     open_size: int = 3
-    close_size: int = 7
+    close_size: int = 9
     kernel_shape: str = "ellipse"
     min_blob_area: int = 0
     fill_holes: bool = True
@@ -701,6 +713,9 @@ _FIELD_DOCS: dict[type, dict[str, dict[str, str]]] = {
                     "frames/s", "(0, 1000]"),
         "flicker_reference": _doc("Flicker level from which foreground learns at alpha; 0: "
                                   "never", "", "[0, 1]"),
+        "flicker_threshold": _doc("Lambda widens by this per unit of flicker above "
+                                  "flicker_threshold_from; 0: off", "", "[0, 100]"),
+        "flicker_threshold_from": _doc("Flicker level above which lambda widens", "", "[0, 1)"),
         "neighbour_radius": _doc("Neighbour match radius; 0: off", "pixels", "0..3"),
         "neighbour_flicker": _doc("Flicker level from which the neighbour match applies", "",
                                   "[0, 1]"),

@@ -34,10 +34,9 @@ TOML = ROOT / "config.toml"
 WIDTH = 79
 
 HEADER = """\
-# bgsub configuration: every key with its default. Any key may be left out (it
-# then takes the default). bgsub reads ./config.toml, or --config FILE; --set
-# section.key=value overrides one key. What each default rests on:
-# docs/reference/configuration.md.
+# bgsub configuration: every key with its default; a key left out takes it.
+# Read from ./config.toml or --config FILE; --set section.key=value overrides.
+# What each default rests on: docs/reference/configuration.md.
 """
 
 

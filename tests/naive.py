@@ -85,6 +85,8 @@ class NaiveMixture:
         self.alpha_fg = min(max(1.0 - (t_prime / (1.0 - w0)) ** (1.0 / max(frames - 1.0, 1.0)),
                                 1e-9), 1.0)
         self.inv_ref = f32(1.0 / p["flicker_reference"] if p["flicker_reference"] > 0 else 0.0)
+        self.lam_gain = f32(p["flicker_threshold"])
+        self.lam_from = f32(p["flicker_threshold_from"])
         self.radius = p["neighbour_radius"]
         self.gate = int(p["neighbour_flicker"] * FLICKER_ONE)
         self.texture = p["shadows"] and p["shadow_texture"]
@@ -486,7 +488,11 @@ class NaiveMixture:
         c = len(value)
         order, keys = self._rank_order(p)
 
-        # match: the first component in rank order within lambda sigma
+        # match: the first component in rank order within lambda sigma, lambda
+        # widened by the flicker level (the last frame's)
+        level = f32(self.flicker[p] & FLICKER_ONE) * f32(1.0 / FLICKER_ONE)
+        widen = f32(1.0) + self.lam_gain * max(level - self.lam_from, f32(0.0))
+        lam2 = self.lam2 * (widen * widen)
         matched = None
         d2_matched = None
         for j in order:
@@ -501,7 +507,7 @@ class NaiveMixture:
                 else:
                     s = s + diff * diff
             d2 = s * (f32(1.0) / f32(c))
-            limit = self.lam2 if self.per_channel else self.lam2 * self.var[j, 0, p]
+            limit = lam2 if self.per_channel else lam2 * self.var[j, 0, p]
             if d2 < limit:
                 matched, d2_matched = j, d2
                 break

@@ -96,6 +96,33 @@ def test_kernel_matches_reference_other_parameters(k, covariance):
              covariance=covariance)
 
 
+@pytest.mark.parametrize("channels,covariance", [(3, "spherical"), (3, "diagonal"),
+                                                (1, "spherical")])
+def test_kernel_matches_reference_with_flicker_threshold(channels, covariance):
+    """lambda widened by each pixel's flicker level: the same masks and states as the reference.
+
+    The frames hop between modes, so the flicker levels spread over their
+    range; the classify-only frames (rate 0) widen lambda too.
+    """
+    events = run_both(3, channels, "alpha_over_weight", seed=21 + channels,
+                      covariance=covariance, flicker_threshold=3.0,
+                      flicker_threshold_from=0.1)
+    assert events["replaced"] > 100 and events["matched_below_top"] > 100
+
+
+def test_flicker_threshold_changes_the_masks():
+    """The widening is not a no-op: on hopping pixels it lets more match (fewer foreground)."""
+    rng = np.random.default_rng(8)
+    frames = list(multimodal_frames(rng, 60, 3, noise=12.0))
+    plain = MixtureMasker(k=3, flicker_threshold=0.0)
+    widened = MixtureMasker(k=3, flicker_threshold=3.0, flicker_threshold_from=0.0)
+    fg_plain = fg_widened = 0
+    for frame in frames:
+        fg_plain += int(np.count_nonzero(plain.apply(frame) == 255))
+        fg_widened += int(np.count_nonzero(widened.apply(frame) == 255))
+    assert fg_widened < 0.9 * fg_plain
+
+
 def test_kernel_matches_reference_on_a_large_frame():
     """Enough pixels for every thread to get chunks of several blocks."""
     rng = np.random.default_rng(5)
@@ -196,11 +223,18 @@ def _near_ties(rng, n, k, channels, covariance):
          for v in ("spherical", "diagonal")],
         default=[(3, 3, "spherical"), (3, 3, "diagonal"), (3, 1, "spherical"),
                  (5, 3, "spherical"), (2, 3, "spherical")])
-def test_short_path_reranks_like_the_general_path(k, channels, covariance):
-    """Pixel groups that all match slot 0 take the kernel's short path; checked bit for bit."""
+@pytest.mark.parametrize("widen", [0.0, 2.0])
+def test_short_path_reranks_like_the_general_path(k, channels, covariance, widen):
+    """Pixel groups that all match slot 0 take the kernel's short path; checked bit for bit.
+
+    With ``widen`` (flicker_threshold) the general path's pixels match within
+    a lambda raised by their flicker level; the short path's match slot 0
+    within lambda, so within the raised one too.
+    """
     from bgsub.model import kernels
     rng = np.random.default_rng(k * 10 + channels)
-    cfg = dict(k=k, covariance=covariance, learning_rate=0.05)
+    cfg = dict(k=k, covariance=covariance, learning_rate=0.05, flicker_threshold=widen,
+               flicker_threshold_from=0.25)
     slow = NaiveMixture(**cfg)
     n = 4 * kernels.BLOCK + 77  # whole tiles and a partial last one
     alpha = np.float32(0.05)
@@ -229,7 +263,7 @@ def test_short_path_reranks_like_the_general_path(k, channels, covariance):
     busy = np.full(tiles, 7, np.uint8)
     _, value, ratio_min, tau, lam = slow.shadow
     kernel(x.reshape(-1), state, got, aux, release, busy, n, alpha, alpha_fg, slow.inv_ref,
-           slow.ghost[1], slow.lam2, slow.T, slow.w_init, slow.var_init, vmin, vmax,
+           slow.ghost[1], slow.lam_gain, slow.lam_from, slow.lam2, slow.T, slow.w_init, slow.var_init, vmin, vmax,
            np.float32(ratio_min), np.float32(tau ** 2), np.uint8(value), np.uint8(254),
            32768, np.zeros(8, np.int64), 1, 0, tiles)
     np.testing.assert_array_equal(aux, slow.flicker.astype(np.uint16))

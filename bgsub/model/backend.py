@@ -116,7 +116,9 @@ class CpuBackend:
         self._fixed = {
             "init": (np.float32(cfg.init_weight), np.float32(cfg.init_variance)),
             "rates": (np.float32(1.0 / cfg.flicker_reference if cfg.flicker_reference > 0
-                                 else 0.0), np.float32(cfg.ghost_rate), lam2,
+                                 else 0.0), np.float32(cfg.ghost_rate),
+                      np.float32(cfg.flicker_threshold),
+                      np.float32(cfg.flicker_threshold_from), lam2,
                       np.float32(cfg.background_ratio)),
             "shadows": (*var_range, np.float32(cfg.shadow_ratio_min), tau2, value, candidate,
                         gate),

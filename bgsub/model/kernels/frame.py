@@ -36,6 +36,10 @@ alpha; a foreground one at alpha_fg (the masker derives it from
 ``absorb_seconds``) raised linearly towards alpha as V / 32767 nears the
 reference level, and, when it belongs to a ghost released by
 :mod:`bgsub.model.kernels.ghosts`, at max(ghost_rate, alpha) and is background.
+The flicker level also widens the pixel's match threshold: lambda (1 + g (V /
+32767 - V0)+), g = ``flicker_threshold``, V0 = ``flicker_threshold_from``, so
+that a waving background matches the values it swings through while a still
+object (V near 0) keeps lambda.
 
 Indices are unsigned: Numba then emits no negative-index wraparound, which
 would hide the addresses' linearity from the vectoriser.  Cast shadows are
@@ -332,6 +336,19 @@ def _pixel_rate(fg, released, code, alpha_bg, alpha_fg, inv_ref, ghost_rate):
     return rate_fg if fg else alpha_bg
 
 
+@njit(inline="always", cache=True, error_model="numpy")
+def _pixel_lam2(code, lam2, gain, level_from):
+    """lambda^2 of a pixel whose flicker word is ``code``: (lambda (1 + gain (V - V0)+))^2.
+
+    V is the flicker level in [0, 1], V0 ``level_from``; a gain of 0 leaves
+    lambda.  The level is the last frame's: the word is updated after the
+    pixel is classified.
+    """
+    level = np.float32(np.int32(code) & _FLICKER_ONE) * _INV_FLICKER
+    s = ONE + gain * max(level - level_from, ZERO)
+    return lam2 * (s * s)
+
+
 # -- the three paths --------------------------------------------------------------
 
 @njit(inline="always", cache=True, error_model="numpy")
@@ -341,16 +358,18 @@ def _offsets(nc):
 
 
 @njit(inline="always", cache=True, error_model="numpy")
-def _classify_tile(x, state, mask, first, base, nb, k, nc, nv, inv_c, lam2, var_min, step,
-                   t_q):
-    """Classification alone: foreground when no slot within lambda sigma is background."""
+def _classify_tile(x, state, mask, aux, first, base, nb, k, nc, nv, inv_c, lam2, lam_gain,
+                   lam_from, var_min, step, t_q):
+    """Classification alone: foreground when no slot within lambda sigma is background
+    (lambda raised by the pixel's flicker level, see :func:`_pixel_lam2`)."""
     u_nc, c1, c2 = _offsets(nc)
     for ii in range(nb):
         p = first + np.uint64(ii)
         px = p * u_nc
         best, _, _, above = _match(
             state, base + np.uint64(ii), np.float32(x[px]), np.float32(x[px + c1]),
-            np.float32(x[px + c2]), k, nc, nv, inv_c, lam2, var_min, step)
+            np.float32(x[px + c2]), k, nc, nv, inv_c, _pixel_lam2(aux[p], lam2, lam_gain, lam_from),
+            var_min, step)
         mask[p] = _FG if (best < ZERO) | (above > t_q) else _BG
 
 
@@ -428,12 +447,15 @@ def _short_run(x, state, mask, aux, first, base, g, e, k, nc, nv, inv_c, lam2, a
 
 @njit(inline="always", cache=True, error_model="numpy")
 def _general_run(x, state, mask, aux, release, first, base, g, e, k, nc, nv, inv_c, lam2,
-                 alpha_bg, alpha_fg, inv_ref, ghost_rate, w_init, q_init, var_min, var_max,
+                 lam_gain, lam_from, alpha_bg, alpha_fg, inv_ref, ghost_rate, w_init, q_init, var_min, var_max,
                  step, inv_step, t_q, rho_mode, zero):
     """Lanes g..e-1 in full: match, classify, learn with every slot, re-rank.
 
     The pixel's rate is chosen by its classification (selective update, see
-    :func:`_pixel_rate`); a pixel of a released ghost is background.
+    :func:`_pixel_rate`); a pixel of a released ghost is background.  The
+    match threshold grows with the flicker level (:func:`_pixel_lam2`); the
+    short path's pixels match slot 0 within lambda, so within any larger one
+    too, and take the same classification and learning either way.
     """
     u_nc, c1, c2 = _offsets(nc)
     last = np.float32(k - 1)  # the least probable slot, replaced when nothing matches
@@ -446,7 +468,8 @@ def _general_run(x, state, mask, aux, release, first, base, g, e, k, nc, nv, inv
         x0 = np.float32(x[px])
         x1 = np.float32(x[px + c1])
         x2 = np.float32(x[px + c2])
-        best, best_d2, best_var, above = _match(state, s, x0, x1, x2, k, nc, nv, inv_c, lam2,
+        best, best_d2, best_var, above = _match(state, s, x0, x1, x2, k, nc, nv, inv_c,
+                                                _pixel_lam2(aux[p], lam2, lam_gain, lam_from),
                                                 var_min, step)
         fg = (best < ZERO) | (above > t_q)
         code = _flicker_code(aux[p], np.int32(fg))
@@ -517,7 +540,7 @@ def _general_run(x, state, mask, aux, release, first, base, g, e, k, nc, nv, inv
 _SIGNATURE = ((types.Array(types.uint8, 1, "C"), types.Array(types.uint16, 1, "C"),
                types.Array(types.uint8, 1, "C"), types.Array(types.uint16, 1, "C"),
                types.Array(types.uint8, 1, "C"), types.Array(types.uint8, 1, "C"), types.int64)
-              + (types.float32,) * 12 + (types.uint8,) * 2 + (types.int64,)
+              + (types.float32,) * 14 + (types.uint8,) * 2 + (types.int64,)
               + (types.Array(types.int64, 1, "C"),) + (types.int64,) * 3)
 
 
@@ -529,8 +552,8 @@ def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: i
     mode and whether it marks shadows are frozen into it as compile-time
     constants (and, being plain values, let Numba's disk cache find it again
     in the next process).  The kernel is called as ``kernel(x, state, mask,
-    aux, release, busy, n, alpha, alpha_fg, inv_ref, ghost_rate, lam2,
-    bg_ratio, w_init, var_init, var_min, var_max, ratio_min, tau2, value,
+    aux, release, busy, n, alpha, alpha_fg, inv_ref, ghost_rate, lam_gain,
+    lam_from, lam2, bg_ratio, w_init, var_init, var_min, var_max, ratio_min, tau2, value,
     candidate, gate, ctl, threads, t_start, t_stop)`` without the GIL; it is
     a scheduled kernel of :class:`bgsub.model.tiles.TileRunner`: threads share a
     frame out by tiles, each taking its chunks itself.  With ``shadows``
@@ -563,6 +586,9 @@ def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: i
         (ignored when not ``learn``).
     inv_ref, ghost_rate : float32
         1 / ``flicker_reference`` and a released ghost's rate.
+    lam_gain, lam_from : float32
+        ``flicker_threshold`` and ``flicker_threshold_from``: lambda grows by
+        the gain times the flicker level's excess over ``lam_from``.
     lam2, bg_ratio, w_init, var_init, var_min, var_max : float32
         lambda squared, T, the replacement weight and variance, and the
         variance clamp (which also sets the variances' encoding).
@@ -598,7 +624,7 @@ def _build(k: int, nc: int, nv: int, learn: bool, rho_mode: int, shadows: bool,
 
     @njit(cache=True, nogil=True, error_model="numpy")
     def kernel(x, state, mask, aux, release, busy, n, alpha, alpha_fg, inv_ref, ghost_rate,
-               lam2, bg_ratio, w_init, var_init, var_min, var_max, ratio_min, tau2, value,
+               lam_gain, lam_from, lam2, bg_ratio, w_init, var_init, var_min, var_max, ratio_min, tau2, value,
                candidate, gate, ctl, threads, t_start, t_stop):
         out_of_python(ctl, threads)  # (see bgsub.model.kernels.spin.enter_python)
         step = (var_max - var_min) / Q_MAX
@@ -618,8 +644,8 @@ def _build(k: int, nc: int, nv: int, learn: bool, rho_mode: int, shadows: bool,
                 base = np.uint64(t) * u_tile
                 first = np.uint64(t) * UBLOCK
                 if not learn:
-                    _classify_tile(x, state, mask, first, base, nb, k, nc, nv, inv_c, lam2,
-                                   var_min, step, t_q)
+                    _classify_tile(x, state, mask, aux, first, base, nb, k, nc, nv, inv_c, lam2,
+                                   lam_gain, lam_from, var_min, step, t_q)
                 else:
                     # the short path goes by groups of _GROUP pixels (one vector),
                     # so that its vector loops stay full; a group with any other
@@ -638,7 +664,7 @@ def _build(k: int, nc: int, nv: int, learn: bool, rho_mode: int, shadows: bool,
                         g = e
                         e = _run_end(mask, first, g, nb, True)
                         _general_run(x, state, mask, aux, release, first, base, g, e, k, nc, nv,
-                                     inv_c, lam2, alpha, alpha_fg, inv_ref, ghost_rate, w_init,
+                                     inv_c, lam2, lam_gain, lam_from, alpha, alpha_fg, inv_ref, ghost_rate, w_init,
                                      q_init, var_min, var_max, step, inv_step, t_q, rho_mode, zero)
                         g = e
                 # whether the tile holds foreground: an OR over its mask, in
