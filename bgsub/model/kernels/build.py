@@ -1,4 +1,5 @@
-"""Compiling the frame kernels: LLVM options for their vector loops, one compilation at a time.
+"""Compiling the kernels: LLVM options for their vector loops, one compilation at a time,
+and telling the user when a first use compiles.
 
 The options are global to LLVM, and LLVM reports on stderr every loop it
 cannot vectorise at the width forced on it: both concern the whole process.
@@ -8,20 +9,36 @@ and with stderr passed through a filter that drops LLVM's loop remarks and
 forwards everything else, so what other threads write meanwhile still
 reaches stderr.  Where the process has no stderr (a service, ``2>&-``), there
 is nothing to filter.
+
+A first run on a machine compiles the kernels a frame needs (a minute of CPU
+time), then loads them from Numba's disk cache.  :func:`prepare` compiles a
+list of kernels before their first call and, when some are not in the cache,
+first logs one line at INFO on the ``bgsub`` logger saying so and about how
+long it takes.
+
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import sys
 import threading
+from typing import Sequence
 
 import llvmlite.binding as llvm
 from numba.core.compiler_lock import global_compiler_lock
 
-__all__ = ["compile_vectorized"]
+__all__ = ["compile_vectorized", "prepare", "is_cached", "signature_of", "NOTICE"]
+
+logger = logging.getLogger("bgsub")
+
+NOTICE = "compiling kernels for this CPU, once: about %d s"
+# when Numba's cache cannot be asked, the notice comes if compiling has not
+# finished after this many seconds (loading from the cache takes well under)
+_NOTICE_AFTER = 1.5
 
 # * -force-vector-width: the cost model rejects vectorising the learning
 #   loop, over-costing the 16-bit conversions; measured, the vectorised loop
@@ -108,3 +125,58 @@ def _write(fd: int, data: bytes) -> None:
             data = data[os.write(fd, data):]
         except OSError:  # a closed pipe: what cannot be shown is dropped, never blocks
             return
+
+
+def signature_of(dispatcher, args: tuple) -> tuple:
+    """The argument types *dispatcher* compiles for when called with *args*."""
+    return tuple(dispatcher.typeof_pyval(a) for a in args)
+
+
+def is_cached(dispatcher, signature) -> bool | None:
+    """Whether *dispatcher* has *signature* compiled in this process or in Numba's disk cache.
+
+    False for a dispatcher without a disk cache; None when the cache cannot be
+    asked (its index is Numba's own, not a public interface).
+    """
+    signature = tuple(signature)
+    if signature in dispatcher.overloads:
+        return True
+    cache = getattr(dispatcher, "_cache", None)
+    try:
+        if not getattr(cache, "_enabled", False):
+            return False
+        key = cache._index_key(signature, dispatcher.targetctx.codegen())
+        return key in cache._cache_file._load_index()
+    except Exception:  # another Numba's internals: the caller falls back on a timer
+        return None
+
+
+def prepare(kernels: Sequence[tuple[object, tuple, bool, float]]) -> None:
+    """Compile (or load from Numba's cache) each ``(dispatcher, signature, vectorized, seconds)``.
+
+    *seconds* is what compiling the kernel costs on one core of a current
+    machine; *vectorized* compiles it with :func:`compile_vectorized`.  When
+    some are not in the cache, one line (:data:`NOTICE`, with the sum of their
+    seconds) is logged at INFO on the ``bgsub`` logger before compiling; when
+    the cache cannot be asked, the same line is logged if compiling has not
+    finished after 1.5 s.
+    """
+    states = [is_cached(d, sig) for d, sig, _, _ in kernels]
+    missing = sum(seconds for (_, _, _, seconds), cached in zip(kernels, states)
+                  if cached is not True)
+    timer = None
+    if False in states:
+        logger.info(NOTICE, max(1, round(missing)))
+    elif None in states:
+        timer = threading.Timer(_NOTICE_AFTER, logger.info, (NOTICE, max(1, round(missing))))
+        timer.daemon = True
+        timer.start()
+    try:
+        for dispatcher, signature, vectorized, _ in kernels:
+            if vectorized:
+                compile_vectorized(dispatcher, signature)
+            else:
+                dispatcher.compile(tuple(signature))
+    finally:
+        if timer is not None:
+            timer.cancel()

@@ -1,0 +1,64 @@
+"""A first run: the user is told when kernels compile."""
+
+import importlib.util
+import logging
+import time
+
+from numba import types
+
+from bgsub.model.kernels import build
+
+KERNEL = """
+from numba import njit
+
+@njit(cache=True)
+def twice(a):
+    return a * 2
+"""
+
+
+def _module(tmp_path, name):
+    """A fresh import of a module with one cached kernel (its cache beside it, in tmp_path)."""
+    (tmp_path / f"{name}.py").write_text(KERNEL)
+    spec = importlib.util.spec_from_file_location(f"{name}_{time.monotonic_ns()}",
+                                                  tmp_path / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_user_is_told_before_a_compile_and_not_when_the_cache_has_it(tmp_path, caplog):
+    signature = (types.int64,)
+    first = _module(tmp_path, "kernel_a").twice
+    assert build.is_cached(first, signature) is False
+    with caplog.at_level(logging.INFO, logger="bgsub"):
+        build.prepare([(first, signature, False, 12.4)])
+    notices = [r.getMessage() for r in caplog.records if r.name == "bgsub"]
+    assert notices == ["compiling kernels for this CPU, once: about 12 s"]
+    assert first(21) == 42 and first.stats.cache_misses[signature] == 1
+    caplog.clear()
+    again = _module(tmp_path, "kernel_a").twice  # another process would see the same
+    assert build.is_cached(again, signature) is True
+    with caplog.at_level(logging.INFO, logger="bgsub"):
+        build.prepare([(again, signature, False, 12.4)])
+    assert [r for r in caplog.records if r.name == "bgsub"] == []
+    assert again.stats.cache_hits[signature] == 1
+
+
+def test_when_the_cache_cannot_be_asked_a_timer_tells_a_long_compile(tmp_path, caplog,
+                                                                      monkeypatch):
+    kernel = _module(tmp_path, "kernel_b").twice
+    monkeypatch.setattr(build, "is_cached", lambda d, s: None)
+    monkeypatch.setattr(build, "_NOTICE_AFTER", 0.05)
+    monkeypatch.setattr(kernel, "compile", lambda sig: time.sleep(0.5))
+    with caplog.at_level(logging.INFO, logger="bgsub"):
+        build.prepare([(kernel, (types.int64,), False, 3.0)])
+    assert [r.getMessage() for r in caplog.records if r.name == "bgsub"] == [
+        "compiling kernels for this CPU, once: about 3 s"]
+    caplog.clear()
+    monkeypatch.setattr(kernel, "compile", lambda sig: None)  # quick: no notice
+    monkeypatch.setattr(build, "_NOTICE_AFTER", 0.3)
+    with caplog.at_level(logging.INFO, logger="bgsub"):
+        build.prepare([(kernel, (types.int64,), False, 3.0)])
+    time.sleep(0.4)
+    assert [r for r in caplog.records if r.name == "bgsub"] == []
