@@ -1,11 +1,14 @@
-"""A first run: the user is told when kernels compile."""
+"""A first run: the user is told when kernels compile, and the fps leaves the compile out."""
 
 import importlib.util
 import logging
 import time
+from types import SimpleNamespace
 
+import numpy as np
 from numba import types
 
+from bgsub.io.pipeline import run_pipeline
 from bgsub.model.kernels import build
 
 KERNEL = """
@@ -15,6 +18,35 @@ from numba import njit
 def twice(a):
     return a * 2
 """
+
+
+class _Reader:
+    def __init__(self, n):
+        self.items = [(i, np.zeros((2, 2), np.uint8)) for i in range(n)] + [None]
+
+    def get(self, timeout):
+        return self.items.pop(0)
+
+
+def _result():
+    return SimpleNamespace(reset=False, foreground_fraction=0.0, log_likelihood=float("nan"),
+                           recovering=False)
+
+
+def test_a_slow_first_frame_does_not_lower_the_reported_fps():
+    """The first frame (a compile, on a first run) takes 1 s, the 20 after it 10 ms each."""
+    calls = []
+
+    def step(index, frame):
+        time.sleep(1.0 if not calls else 0.01)
+        calls.append(index)
+        return _result()
+
+    summary = run_pipeline(_Reader(21), step)
+    assert summary.processed == 21
+    assert summary.first_seconds >= 1.0
+    assert 40 < summary.fps <= 100  # 20 frames in about 0.2 s (0.2 s + 1 s would be 17)
+    assert "fps mean after the first frame" in summary.line()
 
 
 def _module(tmp_path, name):
