@@ -16,11 +16,25 @@ list of kernels before their first call and, when some are not in the cache,
 first logs one line at INFO on the ``bgsub`` logger saying so and about how
 long it takes.
 
+Numba's cache is per checkout: beside the sources, or under
+``NUMBA_CACHE_DIR`` in a folder named after the sources' path.  So the
+package's kernels are cached instead under ``<cache>/bgsub/<version>``, with
+``<cache>`` ``NUMBA_CACHE_DIR`` or else Numba's per-user cache folder
+(``~/.cache/numba``), and ``<version>`` a hash of the sources they are built
+from: a reinstall or a second checkout of the same sources loads what the
+first compiled, and another version compiles its own.  The hash covers the
+kernel's module, every module of this package and the labels the kernels
+inline, so a change in an inlined helper of another module (which Numba's own
+freshness check, per source file, does not see) also compiles the kernels
+anew.  Kernels of the package defined before this module is imported keep
+Numba's own places.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import logging
 import os
 import re
@@ -29,7 +43,9 @@ import threading
 from typing import Sequence
 
 import llvmlite.binding as llvm
+from numba.core import caching, config
 from numba.core.compiler_lock import global_compiler_lock
+from numba.misc.appdirs import AppDirs
 
 __all__ = ["compile_vectorized", "prepare", "is_cached", "signature_of", "NOTICE"]
 
@@ -59,6 +75,65 @@ _OPTIONS = {"force-vector-width": (8, 0), "unroll-threshold": (4000, 300),
 # another thread writes at that instant can be glued into it and go with it.
 _LLVM_DIAGNOSTIC = re.compile(rb"^(remark|warning): <unknown>:\d+:\d+: |<unknown>:\d+:\d+: "
                               rb"(loop not vectorized|the optimizer was unable)")
+
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_KERNELS = os.path.dirname(os.path.abspath(__file__))
+
+
+@functools.lru_cache(maxsize=None)
+def _sources_hash(py_file: str) -> str:
+    """A hash of what a kernel of *py_file* is built from: that module, the kernels'
+    modules and the labels they inline."""
+    digest = hashlib.sha256()
+    paths = sorted(os.path.join(_KERNELS, name) for name in os.listdir(_KERNELS)
+                   if name.endswith(".py"))
+    for path in [py_file, *paths, os.path.join(_PACKAGE, "labels.py")]:
+        with open(path, "rb") as f:
+            digest.update(os.path.basename(path).encode() + b"\0" + f.read() + b"\0")
+    return digest.hexdigest()
+
+
+class _KernelCacheLocator(caching._CacheLocator):
+    """Numba's cache for this package's kernels: per user, per version of their sources."""
+
+    def __init__(self, py_func, py_file):
+        self._lineno = py_func.__code__.co_firstlineno
+        self._stamp = _sources_hash(os.path.abspath(py_file))
+        root = config.CACHE_DIR or AppDirs(appname="numba", appauthor=False).user_cache_dir
+        self._cache_path = os.path.join(root, "bgsub", self._stamp[:16])
+
+    def get_cache_path(self):
+        return self._cache_path
+
+    def get_source_stamp(self):
+        return self._stamp
+
+    def get_disambiguator(self):
+        return str(self._lineno)
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        path = os.path.abspath(py_file)
+        if not (path.startswith(_PACKAGE + os.sep) and os.path.isfile(path)):
+            return None  # not this package's: Numba's own locators
+        self = cls(py_func, py_file)
+        try:
+            self.ensure_cache_path()
+        except OSError:  # not writable: Numba's own locators try their places
+            return None
+        return self
+
+
+def _use_kernel_cache() -> None:
+    """Put the kernels' locator first in Numba's list (before any kernel is defined)."""
+    impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl", None)
+    locators = getattr(impl, "_locator_classes", None)
+    if isinstance(locators, list) and _KernelCacheLocator not in locators:
+        locators.insert(0, _KernelCacheLocator)
+
+
+_use_kernel_cache()
 
 
 def compile_vectorized(dispatcher, signature) -> None:
