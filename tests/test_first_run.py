@@ -94,3 +94,24 @@ def test_when_the_cache_cannot_be_asked_a_timer_tells_a_long_compile(tmp_path, c
         build.prepare([(kernel, (types.int64,), False, 3.0)])
     time.sleep(0.4)
     assert [r for r in caplog.records if r.name == "bgsub"] == []
+
+
+def test_the_first_frame_announces_the_kernels_it_and_the_next_frames_compile(monkeypatch):
+    """What a first frame prepares: the frame kernel and every pass the next frames run,
+    with an estimate in the tens of seconds (what compiling them costs)."""
+    from bgsub.config import ModelConfig
+    from bgsub.model import backend as backend_module
+    from bgsub.model.kernels import ghosts, neighbours, queries
+
+    prepared = []
+    monkeypatch.setattr(build, "prepare", prepared.append)
+    cpu = backend_module.CpuBackend(ModelConfig(), threads=1)
+    cpu.allocate(48 * 64, 3, 64)
+    x = np.zeros(48 * 64 * 3, np.uint8)
+    cpu._prepare(x, np.zeros(48 * 64, np.uint8), True)
+    (needs,) = prepared
+    dispatchers = [d for d, _, _, _ in needs]
+    assert dispatchers[1:] == [neighbours.neighbour_pass, queries.cell_log_likelihood,
+                               ghosts.track_ghosts]
+    assert [vectorized for _, _, vectorized, _ in needs] == [True, False, False, False]
+    assert 20 <= sum(seconds for _, _, _, seconds in needs) <= 120

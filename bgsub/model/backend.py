@@ -33,11 +33,11 @@ _SHARED_PASS_TILES = 128
 _F0 = np.float32(0.0)
 _GHOST_EVERY = 4  # frames between two ghost tests
 _RHO_CODES = {"alpha_over_weight": kernels.RHO_ALPHA_OVER_W, "gaussian": kernels.RHO_GAUSSIAN}
-# CPU seconds to compile each kernel (measured on a 2-core x86-64 machine,
-# colour, k = 3): what the notice of a first run adds up
 # a scheduled kernel's last arguments, as the runner passes them (for their types)
 _SCHEDULED = (np.zeros(8, np.int64), 1, 0, 1)
-_COMPILE_SECONDS = {"frame": 0.0, "neighbours": 0.0, "likelihood": 0.0, "ghosts": 0.0}
+# CPU seconds to compile each kernel (measured with the default model, colour,
+# k = 3, on an x86-64 machine with AVX2): what the notice of a first run adds up
+_COMPILE_SECONDS = {"frame": 30.0, "neighbours": 6.5, "likelihood": 2.0, "ghosts": 4.0}
 
 
 def _aligned_zeros(size: int, dtype) -> np.ndarray:
