@@ -115,3 +115,31 @@ def test_the_first_frame_announces_the_kernels_it_and_the_next_frames_compile(mo
                                ghosts.track_ghosts]
     assert [vectorized for _, _, vectorized, _ in needs] == [True, False, False, False]
     assert 20 <= sum(seconds for _, _, _, seconds in needs) <= 120
+
+
+def test_two_threads_preparing_the_same_kernels_tell_the_user_once(tmp_path, caplog):
+    import threading
+
+    kernel = _module(tmp_path, "kernel_c").twice
+    real = kernel.compile
+    barrier = threading.Barrier(2)
+
+    def slow_compile(signature):  # a compile long enough for the other thread to ask meanwhile
+        time.sleep(0.3)
+        return real(signature)
+
+    kernel.compile = slow_compile
+
+    def prepare():
+        barrier.wait()
+        build.prepare([(kernel, (types.int64,), False, 2.0)])
+
+    with caplog.at_level(logging.INFO, logger="bgsub"):
+        threads = [threading.Thread(target=prepare) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert [r.getMessage() for r in caplog.records if r.name == "bgsub"] == [
+        "compiling kernels for this CPU, once: about 2 s"]
+    assert kernel.stats.cache_misses[(types.int64,)] == 1

@@ -55,6 +55,10 @@ NOTICE = "compiling kernels for this CPU, once: about %d s"
 # when Numba's cache cannot be asked, the notice comes if compiling has not
 # finished after this many seconds (loading from the cache takes well under)
 _NOTICE_AFTER = 1.5
+# one preparation at a time: compiles are one at a time anyway (Numba's lock),
+# and a second thread preparing the same kernels then finds them compiled
+# instead of telling the user a second time
+_PREPARING = threading.Lock()
 
 # * -force-vector-width: the cost model rejects vectorising the learning
 #   loop, over-costing the 16-bit conversions; measured, the vectorised loop
@@ -236,6 +240,11 @@ def prepare(kernels: Sequence[tuple[object, tuple, bool, float]]) -> None:
     the cache cannot be asked, the same line is logged if compiling has not
     finished after 1.5 s.
     """
+    with _PREPARING:
+        _prepare(kernels)
+
+
+def _prepare(kernels) -> None:
     states = [is_cached(d, sig) for d, sig, _, _ in kernels]
     missing = sum(seconds for (_, _, _, seconds), cached in zip(kernels, states)
                   if cached is not True)
