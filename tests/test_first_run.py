@@ -143,3 +143,22 @@ def test_two_threads_preparing_the_same_kernels_tell_the_user_once(tmp_path, cap
     assert [r.getMessage() for r in caplog.records if r.name == "bgsub"] == [
         "compiling kernels for this CPU, once: about 2 s"]
     assert kernel.stats.cache_misses[(types.int64,)] == 1
+
+
+def test_the_frames_after_the_first_call_what_it_prepared(monkeypatch):
+    """No kernel compiles after the first frame: the passes run with the types prepared."""
+    from bgsub import MixtureMasker
+
+    prepared = []
+    real = build.prepare
+    monkeypatch.setattr(build, "prepare", lambda needs: (prepared.extend(needs), real(needs)))
+    masker = MixtureMasker(threads=1)
+    rng = np.random.default_rng(5)
+    masker.apply(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8))
+    assert len(prepared) == 4
+    compiled = {d: set(d.overloads) for d, _, _, _ in prepared}
+    for d, signature, _, _ in prepared:
+        assert tuple(signature) in compiled[d]
+    for _ in range(8):  # the log-likelihood from the second, the ghost test every fourth
+        masker.apply(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8))
+    assert {d: set(d.overloads) for d in compiled} == compiled
