@@ -6,11 +6,13 @@ from pathlib import Path
 # tests import the plain reference (tests/naive.py) as a top-level module
 sys.path.insert(0, str(Path(__file__).parent))
 
-# The kernel shapes the default run builds (k, channels, variances, learn, rho, shadows):
-# each takes 10-20 s to compile the first time.  Built before the test workers
-# start, two at a time, so that two workers never compile the same one at once
-# and no test waits for a compilation.
-SHAPES = [(k, c, v, learn, rho, shadows)
+# The kernel shapes the default run builds (k, channels, variances, learn, rho, shadows,
+# texture; texture with shadows, as the defaults have it): each takes 10-30 s of
+# CPU to compile the first time.  Built before the test workers start, two at a
+# time, so that two workers never compile the same one at once and no test
+# waits for a compilation; with one process (-n 0 or 1) there is nothing to
+# gain, and the tests compile what they use.
+SHAPES = [(k, c, v, learn, rho, shadows, shadows)
           for (k, c, v, rho, shadows) in [(3, 3, 1, 0, True), (3, 1, 1, 0, False),
                                            (3, 3, 3, 0, True), (1, 3, 1, 0, True),
                                            (2, 3, 1, 0, True), (5, 3, 1, 0, True),
@@ -44,6 +46,9 @@ if sys.argv[2] == "1":  # and everything else that compiles on first use
 def pytest_configure(config):
     """Build the default run's kernels before any test runs (in the main process only)."""
     if hasattr(config, "workerinput") or os.environ.get("BGSUB_NO_WARM_UP"):
+        return
+    workers = getattr(config.option, "numprocesses", None)  # xdist's -n: a count, "auto"
+    if workers is None or workers in (0, 1):
         return
     halves = [SHAPES[0::2], SHAPES[1::2]]
     jobs = [subprocess.Popen([sys.executable, "-c", WARM_UP, repr(half), str(i)])

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import kernels
-from .kernels import ghosts, neighbours
+from .kernels import build, ghosts, neighbours
 from .kernels.layout import FLICKER_ONE
 from ..config import ModelConfig
 from .tiles import shared_runner
@@ -33,6 +33,11 @@ _SHARED_PASS_TILES = 128
 _F0 = np.float32(0.0)
 _GHOST_EVERY = 4  # frames between two ghost tests
 _RHO_CODES = {"alpha_over_weight": kernels.RHO_ALPHA_OVER_W, "gaussian": kernels.RHO_GAUSSIAN}
+# a scheduled kernel's last arguments, as the runner passes them (for their types)
+_SCHEDULED = (np.zeros(8, np.int64), 1, 0, 1)
+# CPU seconds to compile each kernel (measured with the default model, colour,
+# k = 3, on an x86-64 machine with AVX2): what the notice of a first run adds up
+_COMPILE_SECONDS = {"frame": 30.0, "neighbours": 6.5, "likelihood": 2.0, "ghosts": 4.0}
 
 
 def _aligned_zeros(size: int, dtype) -> np.ndarray:
@@ -138,17 +143,42 @@ class CpuBackend:
             np.full((k, variances, kernels.BLOCK), cfg.init_variance), *self._var_range())
         self._state = _aligned_zeros(one_tile.size * -(-pixels // kernels.BLOCK), np.uint16)
         self._state[:] = np.tile(one_tile, -(-pixels // kernels.BLOCK))
-        self._kernels = {True: self._kernel(learn=True)}  # classify-only: built on first use
+        self._kernels = {}  # built on first use, with what the frames after it need
 
     def release(self) -> None:
         """Forget the state."""
         self._state = self._dims = None
         self._kernels = {}
 
-    def _kernel(self, learn: bool):
+    def _kernel(self, learn: bool, compiled: bool = True):
         k, channels, variances, _ = self._dims
         return kernels.frame_kernel(k, channels, variances, learn, _RHO_CODES[self.config.rho],
-                                    self.config.shadows, self.config.shadow_texture)
+                                    self.config.shadows, self.config.shadow_texture, compiled)
+
+    def _prepare(self, x: np.ndarray, mask: np.ndarray, learn: bool):
+        """The frame kernel for *learn*, compiled; on the first frame, with the passes
+        the next frames run (neighbours, log-likelihood, ghosts), so that a first
+        run is told once what it waits for (:func:`bgsub.model.kernels.build.prepare`)."""
+        kernel = self._kernel(learn, compiled=False)
+        needs = [(kernel, kernels.frame.SIGNATURE, True, _COMPILE_SECONDS["frame"])]
+        if not self._kernels:
+            cfg = self.config
+            passes = [(neighbours.neighbour_pass, "neighbours", (
+                x, self._state, mask, self._aux, self._release, self._busy, self._cells,
+                *self._fixed["neighbours"], False, False, *_SCHEDULED)),
+                (kernels.cell_log_likelihood, "likelihood", (
+                    x, self._state, *self._dims[:3], *self._var_range(), cfg.outlier_weight,
+                    self._height, self._width, LL_GRID, _LL_ROWS, _LL_RUN, self.cell_sum,
+                    self.cell_count, *_SCHEDULED))]
+            if learn and cfg.ghost_frames > 0:
+                passes.append((ghosts.track_ghosts, "ghosts", (
+                    x, self._state, mask, self._aux, self._release, self._cells, self._labels,
+                    self._stack, self._ghost_run, self._height, self._width, *self._dims[:3],
+                    cfg.ghost_contrast, cfg.ghost_frames, _GHOST_EVERY, self._releasing)))
+            needs += [(d, build.signature_of(d, args), False, _COMPILE_SECONDS[name])
+                      for d, name, args in passes]
+        build.prepare(needs)
+        return kernel
 
     def _tiles(self) -> int:
         return -(-self._dims[3] // kernels.BLOCK)
@@ -171,7 +201,7 @@ class CpuBackend:
         learn = alpha is not None
         kernel = self._kernels.get(learn)
         if kernel is None:
-            kernel = self._kernels[learn] = self._kernel(learn)
+            kernel = self._kernels[learn] = self._prepare(x, mask, learn)
         cfg = self.config
         fixed = self._fixed
         w_init, var_init = fixed["init"] if learn else (_F0, _F0)

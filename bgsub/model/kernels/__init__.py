@@ -12,11 +12,14 @@
 * :mod:`~bgsub.model.kernels.queries`: read-only queries (background means,
   log-likelihood, soft foreground probability);
 * :mod:`~bgsub.model.kernels.build`: compiling a frame kernel with the LLVM options
-  its vector loops need, one compilation at a time.
+  its vector loops need, one compilation at a time; the notice of a first
+  run's compile; where Numba caches the kernels (per user, per version).
 
 :class:`bgsub.model.backend.CpuBackend` puts them together for the masker.
 """
 
+# first: its cache locator must be in place before any kernel is defined
+from . import build  # noqa: F401
 from .frame import RHO_ALPHA_OVER_W, RHO_GAUSSIAN, frame_kernel
 from .layout import BLOCK, MU_ONE, W_ONE, decode_state, encode_state, plane_count, state_size
 from .queries import background_means, cell_log_likelihood, foreground_probability

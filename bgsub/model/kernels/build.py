@@ -1,4 +1,5 @@
-"""Compiling the frame kernels: LLVM options for their vector loops, one compilation at a time.
+"""Compiling the kernels: LLVM options for their vector loops, one compilation at a time,
+and telling the user when a first use compiles.
 
 The options are global to LLVM, and LLVM reports on stderr every loop it
 cannot vectorise at the width forced on it: both concern the whole process.
@@ -8,20 +9,56 @@ and with stderr passed through a filter that drops LLVM's loop remarks and
 forwards everything else, so what other threads write meanwhile still
 reaches stderr.  Where the process has no stderr (a service, ``2>&-``), there
 is nothing to filter.
+
+A first run on a machine compiles the kernels a frame needs (a minute of CPU
+time), then loads them from Numba's disk cache.  :func:`prepare` compiles a
+list of kernels before their first call and, when some are not in the cache,
+first logs one line at INFO on the ``bgsub`` logger saying so and about how
+long it takes.
+
+Numba's cache is per checkout: beside the sources, or under
+``NUMBA_CACHE_DIR`` in a folder named after the sources' path.  So the
+package's kernels are cached instead under ``<cache>/bgsub/<version>``, with
+``<cache>`` ``NUMBA_CACHE_DIR`` or else Numba's per-user cache folder
+(``~/.cache/numba``), and ``<version>`` a hash of the sources they are built
+from: a reinstall or a second checkout of the same sources loads what the
+first compiled, and another version compiles its own.  The hash covers the
+kernel's module, every module of this package and the labels the kernels
+inline, so a change in an inlined helper of another module (which Numba's own
+freshness check, per source file, does not see) also compiles the kernels
+anew.  Kernels of the package defined before this module is imported keep
+Numba's own places.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
+import logging
 import os
 import re
 import sys
 import threading
+from typing import Sequence
 
 import llvmlite.binding as llvm
+from numba.core import caching, config
 from numba.core.compiler_lock import global_compiler_lock
+from numba.misc.appdirs import AppDirs
 
-__all__ = ["compile_vectorized"]
+__all__ = ["compile_vectorized", "prepare", "is_cached", "signature_of", "NOTICE"]
+
+logger = logging.getLogger("bgsub")
+
+NOTICE = "compiling kernels for this CPU, once: about %d s"
+# when Numba's cache cannot be asked, the notice comes if compiling has not
+# finished after this many seconds (loading from the cache takes well under)
+_NOTICE_AFTER = 1.5
+# one preparation at a time: compiles are one at a time anyway (Numba's lock),
+# and a second thread preparing the same kernels then finds them compiled
+# instead of telling the user a second time
+_PREPARING = threading.Lock()
 
 # * -force-vector-width: the cost model rejects vectorising the learning
 #   loop, over-costing the 16-bit conversions; measured, the vectorised loop
@@ -42,6 +79,65 @@ _OPTIONS = {"force-vector-width": (8, 0), "unroll-threshold": (4000, 300),
 # another thread writes at that instant can be glued into it and go with it.
 _LLVM_DIAGNOSTIC = re.compile(rb"^(remark|warning): <unknown>:\d+:\d+: |<unknown>:\d+:\d+: "
                               rb"(loop not vectorized|the optimizer was unable)")
+
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_KERNELS = os.path.dirname(os.path.abspath(__file__))
+
+
+@functools.lru_cache(maxsize=None)
+def _sources_hash(py_file: str) -> str:
+    """A hash of what a kernel of *py_file* is built from: that module, the kernels'
+    modules and the labels they inline."""
+    digest = hashlib.sha256()
+    paths = sorted(os.path.join(_KERNELS, name) for name in os.listdir(_KERNELS)
+                   if name.endswith(".py"))
+    for path in [py_file, *paths, os.path.join(_PACKAGE, "labels.py")]:
+        with open(path, "rb") as f:
+            digest.update(os.path.basename(path).encode() + b"\0" + f.read() + b"\0")
+    return digest.hexdigest()
+
+
+class _KernelCacheLocator(caching._CacheLocator):
+    """Numba's cache for this package's kernels: per user, per version of their sources."""
+
+    def __init__(self, py_func, py_file):
+        self._lineno = py_func.__code__.co_firstlineno
+        self._stamp = _sources_hash(os.path.abspath(py_file))
+        root = config.CACHE_DIR or AppDirs(appname="numba", appauthor=False).user_cache_dir
+        self._cache_path = os.path.join(root, "bgsub", self._stamp[:16])
+
+    def get_cache_path(self):
+        return self._cache_path
+
+    def get_source_stamp(self):
+        return self._stamp
+
+    def get_disambiguator(self):
+        return str(self._lineno)
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        path = os.path.abspath(py_file)
+        if not (path.startswith(_PACKAGE + os.sep) and os.path.isfile(path)):
+            return None  # not this package's: Numba's own locators
+        self = cls(py_func, py_file)
+        try:
+            self.ensure_cache_path()
+        except OSError:  # not writable: Numba's own locators try their places
+            return None
+        return self
+
+
+def _use_kernel_cache() -> None:
+    """Put the kernels' locator first in Numba's list (before any kernel is defined)."""
+    impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl", None)
+    locators = getattr(impl, "_locator_classes", None)
+    if isinstance(locators, list) and _KernelCacheLocator not in locators:
+        locators.insert(0, _KernelCacheLocator)
+
+
+_use_kernel_cache()
 
 
 def compile_vectorized(dispatcher, signature) -> None:
@@ -108,3 +204,63 @@ def _write(fd: int, data: bytes) -> None:
             data = data[os.write(fd, data):]
         except OSError:  # a closed pipe: what cannot be shown is dropped, never blocks
             return
+
+
+def signature_of(dispatcher, args: tuple) -> tuple:
+    """The argument types *dispatcher* compiles for when called with *args*."""
+    return tuple(dispatcher.typeof_pyval(a) for a in args)
+
+
+def is_cached(dispatcher, signature) -> bool | None:
+    """Whether *dispatcher* has *signature* compiled in this process or in Numba's disk cache.
+
+    False for a dispatcher without a disk cache; None when the cache cannot be
+    asked (its index is Numba's own, not a public interface).
+    """
+    signature = tuple(signature)
+    if signature in dispatcher.overloads:
+        return True
+    cache = getattr(dispatcher, "_cache", None)
+    try:
+        if not getattr(cache, "_enabled", False):
+            return False
+        key = cache._index_key(signature, dispatcher.targetctx.codegen())
+        return key in cache._cache_file._load_index()
+    except Exception:  # another Numba's internals: the caller falls back on a timer
+        return None
+
+
+def prepare(kernels: Sequence[tuple[object, tuple, bool, float]]) -> None:
+    """Compile (or load from Numba's cache) each ``(dispatcher, signature, vectorized, seconds)``.
+
+    *seconds* is what compiling the kernel costs on one core of a current
+    machine; *vectorized* compiles it with :func:`compile_vectorized`.  When
+    some are not in the cache, one line (:data:`NOTICE`, with the sum of their
+    seconds) is logged at INFO on the ``bgsub`` logger before compiling; when
+    the cache cannot be asked, the same line is logged if compiling has not
+    finished after 1.5 s.
+    """
+    with _PREPARING:
+        _prepare(kernels)
+
+
+def _prepare(kernels) -> None:
+    states = [is_cached(d, sig) for d, sig, _, _ in kernels]
+    missing = sum(seconds for (_, _, _, seconds), cached in zip(kernels, states)
+                  if cached is not True)
+    timer = None
+    if False in states:
+        logger.info(NOTICE, max(1, round(missing)))
+    elif None in states:
+        timer = threading.Timer(_NOTICE_AFTER, logger.info, (NOTICE, max(1, round(missing))))
+        timer.daemon = True
+        timer.start()
+    try:
+        for dispatcher, signature, vectorized, _ in kernels:
+            if vectorized:
+                compile_vectorized(dispatcher, signature)
+            else:
+                dispatcher.compile(tuple(signature))
+    finally:
+        if timer is not None:
+            timer.cancel()

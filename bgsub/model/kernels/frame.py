@@ -542,10 +542,11 @@ _SIGNATURE = ((types.Array(types.uint8, 1, "C"), types.Array(types.uint16, 1, "C
                types.Array(types.uint8, 1, "C"), types.Array(types.uint8, 1, "C"), types.int64)
               + (types.float32,) * 14 + (types.uint8,) * 2 + (types.int64,)
               + (types.Array(types.int64, 1, "C"),) + (types.int64,) * 3)
+SIGNATURE = _SIGNATURE  # the frame kernel's argument types
 
 
 def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: int,
-                 shadows: bool = False, texture: bool = False):
+                 shadows: bool = False, texture: bool = False, compiled: bool = True):
     """The kernel that classifies one frame and (if ``learn``) learns from it.
 
     Built once per model shape: ``k``, the channel and variance counts, the
@@ -561,7 +562,10 @@ def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: i
     :func:`bgsub.model.kernels.shadows.mark_shadows`) right after the tile is
     classified and learned from, while its state is in the cache; with
     ``texture`` too, so are the candidates for the neighbour pass's texture
-    test.  Building is thread-safe (:mod:`bgsub.model.kernels.build`).
+    test.  Building is thread-safe (:mod:`bgsub.model.kernels.build`).  With
+    ``compiled=False``, the kernel is returned before compiling: compile it
+    for :data:`SIGNATURE` with :func:`bgsub.model.kernels.build.prepare` (or
+    :func:`~bgsub.model.kernels.build.compile_vectorized`), never by calling it.
 
     Parameters
     ----------
@@ -611,8 +615,11 @@ def frame_kernel(k: int, channels: int, variances: int, learn: bool, rho_mode: i
     """
     # grey frames have no shadows: one kernel for both settings
     colour = bool(shadows) and int(channels) == 3
-    return _build(int(k), int(channels), int(variances), bool(learn), int(rho_mode), colour,
-                  colour and bool(texture))
+    kernel = _build(int(k), int(channels), int(variances), bool(learn), int(rho_mode), colour,
+                    colour and bool(texture))
+    if compiled:
+        compile_vectorized(kernel, SIGNATURE)  # from Numba's disk cache when it is there
+    return kernel
 
 
 @functools.lru_cache(maxsize=None)
@@ -690,5 +697,4 @@ def _build(k: int, nc: int, nv: int, learn: bool, rho_mode: int, shadows: bool,
             c_start, c_stop = next_chunk(ctl, t_start, t_stop, threads, c_start, c_stop)
         back_to_python(ctl, threads)
 
-    compile_vectorized(kernel, _SIGNATURE)  # from Numba's disk cache when it is there
     return kernel
