@@ -1,0 +1,91 @@
+"""Issue 24's own hostile probe: the cases it found broken, each fixed with a test here."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bgsub.eval.synthetic import EventSpec
+from kit import bgsub, cli_env, events_recording
+
+TINY = EventSpec(frames=90, crossings=((20, 45),))
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    return events_recording(tmp_path_factory.mktemp("probe"), TINY, "v.mp4")
+
+
+def test_scan_of_a_file_whose_name_is_near_name_max_writes_its_outputs(clip, tmp_path):
+    # 251 + ".mp4" = 255 bytes, the longest name a Linux file system allows: the
+    # outputs' names (NAME.event001.jpg, NAME.scan.json) must not grow past it
+    name = "a" * 251 + ".mp4"
+    shutil.copy(clip, tmp_path / name)
+    done = bgsub("scan", name, "--output-dir", "out", "--quiet", cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "File name too long" not in done.stderr
+    out = tmp_path / "out"
+    written = sorted(p.name for p in out.iterdir())
+    assert all(len(n.encode()) <= 255 for n in written), written
+    records = [n for n in written if n.endswith(".scan.json")]
+    assert len(records) == 1, written
+    assert any(n.endswith(".event001.jpg") for n in written), written
+    assert any(n.endswith(".event001.mp4") for n in written), written
+    # a second run finds the record and skips the file
+    again = bgsub("scan", name, "--output-dir", "out", cwd=tmp_path, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert "1 from earlier runs" in again.stderr, again.stderr
+
+
+def test_scan_names_stay_unique_when_long_names_are_shortened(clip, tmp_path):
+    a, b = "b" * 240 + "1.mp4", "b" * 240 + "2.mp4"
+    for n in (a, b):
+        shutil.copy(clip, tmp_path / n)
+    done = bgsub("scan", a, b, "--output-dir", "out", "--quiet", "--scan-only",
+                 cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    records = [p for p in (tmp_path / "out").iterdir() if p.name.endswith(".scan.json")]
+    assert len(records) == 2, records
+
+
+def test_a_huge_chunk_length_on_a_cluster_is_one_task_not_an_internal_error(clip):
+    from bgsub.config import Config, replace_section
+    from bgsub.scan.cluster import plan_chunks
+    import dataclasses
+
+    config = Config()
+    config = dataclasses.replace(config, scan=replace_section(config.scan,
+                                                              chunk_minutes=1e308))
+    chunks = plan_chunks(clip, config, 30.0, 90)
+    assert len(chunks) == 1
+
+
+def test_run_of_a_file_with_no_readable_frame_fails_instead_of_a_silent_exit_0(clip, tmp_path):
+    # the first 6000 bytes of an mkv: a header, and no frame that decodes
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs ffmpeg to make an mkv")
+    mkv = tmp_path / "v.mkv"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(clip), "-c:v", "libx264",
+                    str(mkv)], check=True)
+    (tmp_path / "t.mkv").write_bytes(mkv.read_bytes()[:6000])
+    done = bgsub("run", "t.mkv", "--no-display", "--quiet", "--output", "o.mp4",
+                 cwd=tmp_path, timeout=120)
+    assert not (tmp_path / "o.mp4").exists()
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("bgsub: error:")]
+    assert len(errors) == 1 and "t.mkv" in errors[0], done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_eval_of_a_file_says_it_is_not_a_folder(clip, tmp_path):
+    done = bgsub("eval", clip, "--quiet", cwd=tmp_path, timeout=60)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bgsub: error:"), done.stderr
+    assert "no such folder" not in lines[0] and "not a folder" in lines[0], done.stderr
