@@ -2,11 +2,14 @@
 
 import os
 import shutil
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
-from kit import bgsub, events_recording
+from kit import bgsub, cli_env, events_recording
 
 from bgsub.eval.synthetic import EventSpec
 
@@ -108,3 +111,30 @@ def test_partial_names_stay_within_name_max_and_distinct():
     assert a != b and a.suffix == ".mp4"
     assert all(len(os.fsencode(p.name)) <= 255 for p in (a, b))
     assert partial_path(Path("/tmp/a.mp4")).name == ".a.bgsub-partial.mp4"  # short: unchanged
+
+
+def test_an_interrupted_scan_leaves_no_thumbnail_of_a_file_it_did_not_finish(tmp_path):
+    spec = EventSpec(width=160, height=120, frames=3000,
+                     crossings=tuple((s, s + 40) for s in range(20, 2900, 120)))
+    events_recording(tmp_path, spec, "long.mp4")
+    out = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, "-m", "bgsub", "scan", "long.mp4",
+                                "--output-dir", str(out), "--quiet"], cwd=tmp_path,
+                               env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(out.glob("*.jpg")) and time.monotonic() < deadline:
+            if process.poll() is not None:
+                break
+            time.sleep(0.02)
+        if process.poll() is not None:
+            pytest.skip("the scan ended before the signal")
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, err
+    if (out / "long.scan.json").exists():
+        pytest.skip("the file was done before the signal")
+    assert not list(out.glob("long.event*")), sorted(p.name for p in out.iterdir())

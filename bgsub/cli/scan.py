@@ -591,6 +591,11 @@ def _finish(file: _File, key: int, plan: _Plan, scan=None, tasks: tuple[str, ...
         logger.error("%s: %s; listed as failed", file.path, message.removeprefix(f"{file.path}: "))
         record = failure_record(file.path, file.name, message)
     if record is None:  # stopped before the end of the file: not done
+        for path in file.written:  # no record names them: a new run writes them again
+            try:
+                path.unlink()
+            except OSError:
+                pass
         plan.progress.finished(key, 0, 0, tasks)
         return
     file.record = record
