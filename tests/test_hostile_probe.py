@@ -138,3 +138,18 @@ def test_an_interrupted_scan_leaves_no_thumbnail_of_a_file_it_did_not_finish(tmp
     if (out / "long.scan.json").exists():
         pytest.skip("the file was done before the signal")
     assert not list(out.glob("long.event*")), sorted(p.name for p in out.iterdir())
+
+
+def test_of_several_sources_the_one_with_no_readable_frame_is_named_once(clip, tmp_path):
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs ffmpeg to make an mkv")
+    mkv = tmp_path / "v.mkv"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(clip), "-c:v", "libx264",
+                    str(mkv)], check=True)
+    (tmp_path / "t.mkv").write_bytes(mkv.read_bytes()[:6000])
+    shutil.copy(clip, tmp_path / "v.mp4")
+    done = bgsub("run", "t.mkv", "v.mp4", "--no-display", cwd=tmp_path, timeout=120)
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("bgsub: error:")]
+    assert errors == [errors[0]] and errors[0].count("t.mkv") == 1, done.stderr
+    assert "v.mp4: 90 frames processed" in done.stderr, done.stderr

@@ -396,7 +396,8 @@ def _run_channels(args, config, opened: list, stop, server=None) -> int:
     for channel in channels:
         if channel.error is not None:  # several sources: each failure named, the rest ran on
             failed += 1
-            logger.error("%s: %s", channel.name, channel.error)
+            logger.error("%s: %s", channel.name,
+                         str(channel.error).removeprefix(f"{channel.name}: "))
             continue
         line = channel.summary.line()
         if channel.events is not None:
