@@ -153,3 +153,12 @@ def test_of_several_sources_the_one_with_no_readable_frame_is_named_once(clip, t
     errors = [line for line in done.stderr.splitlines() if line.startswith("bgsub: error:")]
     assert errors == [errors[0]] and errors[0].count("t.mkv") == 1, done.stderr
     assert "v.mp4: 90 frames processed" in done.stderr, done.stderr
+
+
+def test_serve_with_a_user_and_password_is_refused_without_echoing_the_password(clip, tmp_path):
+    done = bgsub("run", clip, "--no-display", "--quiet", "--serve",
+                 "admin:hunter2@127.0.0.1:0", cwd=tmp_path, timeout=60)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bgsub: error: --serve"), done.stderr
+    assert "hunter2" not in done.stderr + done.stdout and "admin" not in done.stderr
