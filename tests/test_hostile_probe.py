@@ -162,3 +162,11 @@ def test_serve_with_a_user_and_password_is_refused_without_echoing_the_password(
     lines = done.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("bgsub: error: --serve"), done.stderr
     assert "hunter2" not in done.stderr + done.stdout and "admin" not in done.stderr
+
+
+def test_scan_says_when_a_file_had_no_frame_to_scan(clip, tmp_path):
+    done = bgsub("scan", clip, "--start", "10000", "--scan-only", "--output-dir", "out",
+                 cwd=tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if "no frame was scanned" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("bgsub: warning:"), done.stderr

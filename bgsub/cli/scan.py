@@ -599,6 +599,10 @@ def _finish(file: _File, key: int, plan: _Plan, scan=None, tasks: tuple[str, ...
         plan.progress.finished(key, 0, 0, tasks)
         return
     file.record = record
+    if record["status"] == "scanned" and not record.get("frames_scored"):
+        # recorded as scanned, with nothing in it: say so, as run does
+        logger.warning("%s: no frame was scanned (--start past its end, or no frame could be "
+                       "read); it has no events", file.path)
     frames = round(record["seconds"] * record["fps"]) if record["status"] == "scanned" else 0
     plan.progress.finished(key, frames, len(record["events"]), tasks)
     for event in record["events"]:  # above the bar, on stdout: the run's product
