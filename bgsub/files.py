@@ -18,6 +18,7 @@ video writer does not report it) and reported as the output's error.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import stat
 from pathlib import Path
@@ -128,6 +129,9 @@ def is_regular(path: Path) -> bool:
         return True
 
 
+_NAME_MAX = 255  # bytes in a file name on Linux's file systems
+
+
 def partial_path(path: Path) -> Path:
     """Where *path* is written until complete: hidden, beside it, with its extension.
 
@@ -136,7 +140,17 @@ def partial_path(path: Path) -> Path:
     a protocol.
     """
     path = Path(os.path.abspath(path))
-    return path.with_name(f".{path.stem}.bgsub-partial{path.suffix}")
+    name = f".{path.stem}.bgsub-partial{path.suffix}"
+    if len(os.fsencode(name)) > _NAME_MAX:
+        # a legal name near NAME_MAX: its partial name would not be (ENAMETOOLONG);
+        # the stem is cut, and made unique again by a digest of the whole path
+        digest = hashlib.sha1(os.fsencode(path)).hexdigest()[:8]
+        tail = f"_{digest}.bgsub-partial{path.suffix}"
+        stem = path.stem
+        while stem and len(os.fsencode(f".{stem}{tail}")) > _NAME_MAX:
+            stem = stem[:-1]
+        name = f".{stem}{tail}"
+    return path.with_name(name)
 
 
 def local_url(path: str | Path) -> str:

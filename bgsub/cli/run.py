@@ -29,7 +29,8 @@ from ..io.pipeline import masker_threads, needs_of, run_pipeline
 from ..io.progress import Progress
 from ..io.sinks import (AnnotatedVideoSink, BackgroundVideoSink, MaskDirSink, MaskVideoSink,
                      ProbabilityVideoSink, SinkWriter, StatsSink)
-from ..io.sources import IMAGE_EXTENSIONS, FrameReader, OpenCancelled, open_source
+from ..io.sources import (IMAGE_EXTENSIONS, FrameReader, OpenCancelled, SourceError,
+                          open_source)
 from ..model.step import FrameStep
 from .common import UsageError, config_of, run_command, stop_on_signals
 
@@ -380,13 +381,23 @@ def _run_channels(args, config, opened: list, stop, server=None) -> int:
             window.close()
     finally:
         cv2.setNumThreads(opencv_threads)
+    for channel in channels:
+        summary = channel.summary
+        if (channel.error is None and summary is not None and not summary.processed
+                and not stop.is_set()):
+            # not one frame read: the video outputs were never opened, so nothing says
+            # they are missing unless this does
+            channel.error = SourceError(
+                f"{channel.name}: no frame of it could be read ({summary.skipped} skipped: "
+                "damaged, truncated or empty); the video outputs were not written")
     if not many and channels[0].error is not None:  # one source: its error is the run's
         raise channels[0].error
     failed = 0
     for channel in channels:
         if channel.error is not None:  # several sources: each failure named, the rest ran on
             failed += 1
-            logger.error("%s: %s", channel.name, channel.error)
+            logger.error("%s: %s", channel.name,
+                         str(channel.error).removeprefix(f"{channel.name}: "))
             continue
         line = channel.summary.line()
         if channel.events is not None:

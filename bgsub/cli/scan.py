@@ -204,6 +204,9 @@ class _File:
         return self.folder / f"{self.name}.scan.json"
 
 
+_NAME_BYTES = 200  # the longest output name stem, in UTF-8 bytes
+
+
 def _names(paths: list[Path], folders: list[Path]) -> list[str]:
     """A name per file, unique within its output folder: the stem, else more of the path."""
     names = [p.stem for p in paths]
@@ -218,6 +221,15 @@ def _names(paths: list[Path], folders: list[Path]) -> list[str]:
             digest = hashlib.sha1(str(paths[i].resolve()).encode()).hexdigest()[:6]
             names[i] = f"{parent}_{paths[i].stem}_{digest}" if parent else \
                 f"{paths[i].stem}_{digest}"
+    for i, name in enumerate(names):
+        # the outputs add up to about 30 bytes (".NAME.event001.bgsub-partial.webm"):
+        # a name near NAME_MAX (255 bytes) is cut, made unique again by its path's digest
+        if len(os.fsencode(name)) > _NAME_BYTES:
+            digest = hashlib.sha1(os.fsencode(paths[i].resolve())).hexdigest()[:8]
+            cut = name[:_NAME_BYTES - 9]
+            while len(os.fsencode(cut)) > _NAME_BYTES - 9:  # whole characters only
+                cut = cut[:-1]
+            names[i] = f"{cut}_{digest}"
     return names
 
 
@@ -579,9 +591,18 @@ def _finish(file: _File, key: int, plan: _Plan, scan=None, tasks: tuple[str, ...
         logger.error("%s: %s; listed as failed", file.path, message.removeprefix(f"{file.path}: "))
         record = failure_record(file.path, file.name, message)
     if record is None:  # stopped before the end of the file: not done
+        for path in file.written:  # no record names them: a new run writes them again
+            try:
+                path.unlink()
+            except OSError:
+                pass
         plan.progress.finished(key, 0, 0, tasks)
         return
     file.record = record
+    if record["status"] == "scanned" and not record.get("frames_scored"):
+        # recorded as scanned, with nothing in it: say so, as run does
+        logger.warning("%s: no frame was scanned (--start past its end, or no frame could be "
+                       "read); it has no events", file.path)
     frames = round(record["seconds"] * record["fps"]) if record["status"] == "scanned" else 0
     plan.progress.finished(key, frames, len(record["events"]), tasks)
     for event in record["events"]:  # above the bar, on stdout: the run's product

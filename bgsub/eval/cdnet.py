@@ -279,7 +279,8 @@ def load_cdnet_sequence(root: str | Path) -> CdnetSequence:
     """
     root = Path(root)
     if not root.is_dir():
-        raise CdnetError(f"{root}: no such folder ({_LAYOUT})")
+        problem = "not a folder" if root.exists() else "no such folder"
+        raise CdnetError(f"{root}: {problem} ({_LAYOUT})")
     for sub in ("input", "groundtruth"):
         if not (root / sub).is_dir():
             raise CdnetError(f"{root}: no {sub}/ folder ({_LAYOUT})")

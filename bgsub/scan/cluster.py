@@ -136,7 +136,8 @@ def plan_chunks(path: str | Path, config: Config, fps: float | None, frame_count
         return [Chunk(str(path), location, start=start or None, end=end)]
     stop = frame_count if end is None else min(end, frame_count)
     length = stop - start
-    limit = max(1, math.floor(minutes * 60 * fps))
+    # min(): a chunk length past the file's (1e308 minutes: inf frames) is the whole file
+    limit = max(1, math.floor(min(minutes * 60 * fps, max(length, 1))))
     count = math.ceil(length / limit) if length > 0 else 1
     if count <= 1:
         return [Chunk(str(path), location, start=start or None, end=end,

@@ -1,0 +1,172 @@
+"""Issue 24's own hostile probe: the cases it found broken, each fixed with a test here."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from kit import bgsub, cli_env, events_recording
+
+from bgsub.eval.synthetic import EventSpec
+
+TINY = EventSpec(frames=90, crossings=((20, 45),))
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    return events_recording(tmp_path_factory.mktemp("probe"), TINY, "v.mp4")
+
+
+def test_scan_of_a_file_whose_name_is_near_name_max_writes_its_outputs(clip, tmp_path):
+    # 251 + ".mp4" = 255 bytes, the longest name a Linux file system allows: the
+    # outputs' names (NAME.event001.jpg, NAME.scan.json) must not grow past it
+    name = "a" * 251 + ".mp4"
+    shutil.copy(clip, tmp_path / name)
+    done = bgsub("scan", name, "--output-dir", "out", "--quiet", cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "File name too long" not in done.stderr
+    out = tmp_path / "out"
+    written = sorted(p.name for p in out.iterdir())
+    assert all(len(n.encode()) <= 255 for n in written), written
+    records = [n for n in written if n.endswith(".scan.json")]
+    assert len(records) == 1, written
+    assert any(n.endswith(".event001.jpg") for n in written), written
+    assert any(n.endswith(".event001.mp4") for n in written), written
+    # a second run finds the record and skips the file
+    again = bgsub("scan", name, "--output-dir", "out", cwd=tmp_path, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert "1 from earlier runs" in again.stderr, again.stderr
+
+
+def test_scan_names_stay_unique_when_long_names_are_shortened(clip, tmp_path):
+    a, b = "b" * 240 + "1.mp4", "b" * 240 + "2.mp4"
+    for n in (a, b):
+        shutil.copy(clip, tmp_path / n)
+    done = bgsub("scan", a, b, "--output-dir", "out", "--quiet", "--scan-only",
+                 cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    records = [p for p in (tmp_path / "out").iterdir() if p.name.endswith(".scan.json")]
+    assert len(records) == 2, records
+
+
+def test_a_huge_chunk_length_on_a_cluster_is_one_task_not_an_internal_error(clip):
+    import dataclasses
+
+    from bgsub.config import Config, replace_section
+    from bgsub.scan.cluster import plan_chunks
+
+    config = Config()
+    config = dataclasses.replace(config, scan=replace_section(config.scan,
+                                                              chunk_minutes=1e308))
+    chunks = plan_chunks(clip, config, 30.0, 90)
+    assert len(chunks) == 1
+
+
+def test_run_of_a_file_with_no_readable_frame_fails_instead_of_a_silent_exit_0(clip, tmp_path):
+    # the first 6000 bytes of an mkv: a header, and no frame that decodes
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs ffmpeg to make an mkv")
+    mkv = tmp_path / "v.mkv"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(clip), "-c:v", "libx264",
+                    str(mkv)], check=True)
+    (tmp_path / "t.mkv").write_bytes(mkv.read_bytes()[:6000])
+    done = bgsub("run", "t.mkv", "--no-display", "--quiet", "--output", "o.mp4",
+                 cwd=tmp_path, timeout=120)
+    assert not (tmp_path / "o.mp4").exists()
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("bgsub: error:")]
+    assert len(errors) == 1 and "t.mkv" in errors[0], done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_eval_of_a_file_says_it_is_not_a_folder(clip, tmp_path):
+    done = bgsub("eval", clip, "--quiet", cwd=tmp_path, timeout=60)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bgsub: error:"), done.stderr
+    assert "no such folder" not in lines[0] and "not a folder" in lines[0], done.stderr
+
+
+@pytest.mark.parametrize("option,suffix", [("--output", ".mp4"), ("--stats", ".csv"),
+                                           ("--save-model", ".bgm")])
+def test_run_writes_outputs_whose_legal_names_are_near_name_max(clip, tmp_path, option, suffix):
+    # a 249-byte name is legal; its partial name (.NAME.bgsub-partial.EXT) would not be
+    name = "c" * (249 - len(suffix)) + suffix
+    done = bgsub("run", clip, "--no-display", "--quiet", option, name, cwd=tmp_path,
+                 timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / name).is_file() and (tmp_path / name).stat().st_size > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no partial file left
+
+
+def test_partial_names_stay_within_name_max_and_distinct():
+    from bgsub.files import partial_path
+
+    a = partial_path(Path("/tmp") / ("x" * 250 + "1.mp4"))
+    b = partial_path(Path("/tmp") / ("x" * 250 + "2.mp4"))
+    assert a != b and a.suffix == ".mp4"
+    assert all(len(os.fsencode(p.name)) <= 255 for p in (a, b))
+    assert partial_path(Path("/tmp/a.mp4")).name == ".a.bgsub-partial.mp4"  # short: unchanged
+
+
+def test_an_interrupted_scan_leaves_no_thumbnail_of_a_file_it_did_not_finish(tmp_path):
+    spec = EventSpec(width=160, height=120, frames=3000,
+                     crossings=tuple((s, s + 40) for s in range(20, 2900, 120)))
+    events_recording(tmp_path, spec, "long.mp4")
+    out = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, "-m", "bgsub", "scan", "long.mp4",
+                                "--output-dir", str(out), "--quiet"], cwd=tmp_path,
+                               env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(out.glob("*.jpg")) and time.monotonic() < deadline:
+            if process.poll() is not None:
+                break
+            time.sleep(0.02)
+        if process.poll() is not None:
+            pytest.skip("the scan ended before the signal")
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, err
+    if (out / "long.scan.json").exists():
+        pytest.skip("the file was done before the signal")
+    assert not list(out.glob("long.event*")), sorted(p.name for p in out.iterdir())
+
+
+def test_of_several_sources_the_one_with_no_readable_frame_is_named_once(clip, tmp_path):
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs ffmpeg to make an mkv")
+    mkv = tmp_path / "v.mkv"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(clip), "-c:v", "libx264",
+                    str(mkv)], check=True)
+    (tmp_path / "t.mkv").write_bytes(mkv.read_bytes()[:6000])
+    shutil.copy(clip, tmp_path / "v.mp4")
+    done = bgsub("run", "t.mkv", "v.mp4", "--no-display", cwd=tmp_path, timeout=120)
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("bgsub: error:")]
+    assert errors == [errors[0]] and errors[0].count("t.mkv") == 1, done.stderr
+    assert "v.mp4: 90 frames processed" in done.stderr, done.stderr
+
+
+def test_serve_with_a_user_and_password_is_refused_without_echoing_the_password(clip, tmp_path):
+    done = bgsub("run", clip, "--no-display", "--quiet", "--serve",
+                 "admin:hunter2@127.0.0.1:0", cwd=tmp_path, timeout=60)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bgsub: error: --serve"), done.stderr
+    assert "hunter2" not in done.stderr + done.stdout and "admin" not in done.stderr
+
+
+def test_scan_says_when_a_file_had_no_frame_to_scan(clip, tmp_path):
+    done = bgsub("scan", clip, "--start", "10000", "--scan-only", "--output-dir", "out",
+                 cwd=tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if "no frame was scanned" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("bgsub: warning:"), done.stderr
