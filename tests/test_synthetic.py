@@ -33,13 +33,15 @@ def test_sample_matches_its_generator_and_is_masked_well():
             score_post += confusion(result.mask, gt)
         frames += 1
     assert not cap.read()[0] and frames == SAMPLE.frames
-    # a floor under today's figure (0.938 with selective update and the rest of
-    # accuracy II, 0.748 before, 0.693 with the first defaults; MOG2 0.711):
-    # accuracy work may only raise it
-    assert score.f_measure > 0.92, score.f_measure
+    # a floor under today's figure (0.969 with the flicker-widened threshold, 0.938
+    # with accuracy II alone, 0.748 before, 0.693 with the first defaults; MOG2
+    # 0.711): accuracy work may only raise it
+    assert score.f_measure > 0.95, score.f_measure
     assert score.recall > 0.95
-    # the shipped post-processing on top of the raw masks (today 0.973)
-    assert score_post.f_measure > max(score.f_measure, score_mog2.f_measure) + 0.02, (
+    # the shipped post-processing on top of the raw masks (today 0.974): it still
+    # pays, by less now that the raw masks hold less speckle
+    assert score_post.f_measure > 0.97, score_post.f_measure
+    assert score_post.f_measure > max(score.f_measure, score_mog2.f_measure) + 0.003, (
         score_post.f_measure)
 
 
