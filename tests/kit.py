@@ -5,13 +5,16 @@ Import it as ``from kit import bgsub, noisy`` (``tests/`` is on the path, see co
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,3 +54,34 @@ def events_recording(folder: Path, spec, name: str = "recording.mp4", **write) -
     path = Path(folder) / name
     assert write_events_video(str(path), spec, **write) == spec.frames
     return path
+
+
+def read_video(path) -> list[np.ndarray]:
+    """Every frame of the video at *path*, decoded by OpenCV as a player would."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    return frames
+
+
+@contextlib.contextmanager
+def small_disk(folder: Path, size: str = "200k") -> Iterator[Path]:
+    """A tmpfs of *size* mounted at *folder* (made here), unmounted afterwards; a skip
+    saying why where none can be mounted (it needs root and mount)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                          capture_output=True, text=True, check=False)
+    if done.returncode:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True, check=False)

@@ -21,6 +21,7 @@ import pytest
 
 from bgsub.eval.synthetic import MjpegServer, SceneSpec, write_video
 from kit import bgsub, cli_env
+from kit import small_disk as kit_small_disk
 
 SPEC = SceneSpec(width=320, height=240, frames=200, seed=3)
 
@@ -94,14 +95,8 @@ def test_a_mask_written_over_a_link_to_an_input_leaves_the_input_alone(tmp_path)
 @pytest.fixture
 def small_disk(tmp_path):
     """A 200 KB tmpfs, or a skip saying why there is none."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(mount)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {r.stderr.strip()}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+    with kit_small_disk(tmp_path / "disk") as disk:
+        yield disk
 
 
 @pytest.mark.parametrize("args,failed", [

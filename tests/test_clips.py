@@ -6,7 +6,7 @@ import pytest
 
 from bgsub.scan.clips import Clip, ClipError, clip_extension, cut_clip, thumbnail
 from bgsub.eval.synthetic import EventSpec, render_events, write_events_video
-from test_sinks import read_video  # every frame, decoded by OpenCV as a player would
+from kit import read_video  # every frame, decoded by OpenCV as a player would
 
 SPEC = EventSpec(frames=150, crossings=((60, 89),))
 GOP = 30  # a key frame every second

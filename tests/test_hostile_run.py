@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bgsub.eval.synthetic import EventSpec
-from kit import bgsub, cli_env, events_recording
+from kit import bgsub, cli_env, events_recording, small_disk
 
 TINY = EventSpec(frames=60, crossings=((20, 40),))
 
@@ -50,13 +50,7 @@ def test_a_camera_style_name_is_a_file_not_a_protocol(clip, tmp_path):
 
 
 def test_the_end_line_names_no_clip_that_was_not_written(tmp_path):
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=100k", "tmpfs", str(disk)],
-                          capture_output=True, text=True, check=False)
-    if done.returncode:
-        pytest.skip(f"cannot mount a small tmpfs to fill ({done.stderr.strip()})")
-    try:
+    with small_disk(tmp_path / "disk", "100k") as disk:
         spec = EventSpec(frames=150, crossings=((20, 60), (100, 140)), noise=6)
         video = events_recording(tmp_path, spec, "live.mkv", crf=0)
         bgsub(video, "--no-display", "--events", "ev.jsonl", "--clips", disk, "--set",
@@ -70,8 +64,6 @@ def test_the_end_line_names_no_clip_that_was_not_written(tmp_path):
             else:
                 assert "clip_error" in line
         assert any(line["clip"] is None for line in ends), lines
-    finally:
-        subprocess.run(["umount", str(disk)], check=False)
 
 
 def _alive(pid: int) -> bool:

@@ -11,6 +11,7 @@ import pytest
 
 from bgsub.eval.synthetic import EventSpec
 from kit import bgsub, events_recording
+from kit import small_disk as kit_small_disk
 
 TINY = EventSpec(frames=90, crossings=((20, 45),))
 
@@ -109,15 +110,9 @@ def test_a_hard_link_to_the_input_as_the_report_is_refused(clip, tmp_path):
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 200 KB tmpfs (needs root and mount); unmounted afterwards."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(disk)],
-                          capture_output=True, text=True, check=False)
-    if done.returncode:
-        pytest.skip(f"cannot mount a small tmpfs to fill ({done.stderr.strip()})")
-    yield disk
-    subprocess.run(["umount", str(disk)], check=False)
+    """A 200 KB tmpfs, or a skip saying why there is none."""
+    with kit_small_disk(tmp_path / "disk") as disk:
+        yield disk
 
 
 def test_a_full_report_or_table_is_named_in_one_line(clip, tmp_path):

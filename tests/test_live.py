@@ -8,7 +8,7 @@ import pytest
 from bgsub.eval.synthetic import EventSpec, render_events, write_events_video
 from kit import bgsub
 
-from test_sinks import read_video  # every frame, decoded by OpenCV as a player would
+from kit import read_video  # every frame, decoded by OpenCV as a player would
 
 SPEC = EventSpec(width=160, height=120, frames=150, fps=30.0, crossings=((40, 69), (110, 129)))
 

@@ -16,7 +16,7 @@ import bgsub.opencv
 from bgsub.config import ConfigError, ModelConfig
 from bgsub.eval.synthetic import SceneSpec, write_video
 from bgsub.model.masker import MixtureMasker
-from kit import noisy
+from kit import noisy, read_video
 
 H, W = 48, 64
 ENGINES = {"mog2": cv2.createBackgroundSubtractorMOG2,
@@ -63,17 +63,6 @@ def _run_tutorial(script: str, path, monkeypatch) -> list[np.ndarray]:
     return shown
 
 
-def _read(path) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
-    return frames
-
 
 def test_tutorial_loop_runs_with_only_the_constructor_changed(tmp_path, monkeypatch):
     path = tmp_path / "clip.avi"
@@ -89,7 +78,7 @@ def test_tutorial_loop_runs_with_only_the_constructor_changed(tmp_path, monkeypa
     mog2 = _run_tutorial(TUTORIAL, path, monkeypatch)
 
     # bgsub's masks: those of a MixtureMasker with the mapped settings
-    frames = _read(path)
+    frames = read_video(path)
     assert len(masks) == len(mog2) == len(frames) == spec.frames
     config = bgsub.opencv.createBackgroundSubtractorGMM().config
     masker = MixtureMasker(config)

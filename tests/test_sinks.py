@@ -4,6 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
+from kit import read_video
 from bgsub.io.display import annotate
 from bgsub.io.sinks import (AnnotatedVideoSink, BackgroundVideoSink, MaskDirSink, MaskVideoSink,
                          ProbabilityVideoSink, Sink, SinkError, SinkWriter, StatsSink)
@@ -19,15 +20,6 @@ def result(index, h=96, w=128):
                        background=np.full((h, w, 3), 50, np.uint8),
                        probability=np.full((h, w), 0.5, np.float32))
 
-
-def read_video(path):
-    cap = cv2.VideoCapture(str(path))
-    out = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            return out
-        out.append(frame)
 
 
 def test_video_sinks_write_their_image(tmp_path):
