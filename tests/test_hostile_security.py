@@ -14,7 +14,7 @@ import pytest
 
 from bgsub.eval.synthetic import EventSpec
 from bgsub.text import one_line
-from kit import bgsub, events_recording
+from kit import bgsub, events_recording, read_video
 
 SPOOF = "bad\nbgsub: 0 failed.mp4"
 
@@ -294,19 +294,10 @@ def test_redact_hides_a_password_that_holds_an_at_sign():
 
 
 def test_a_stream_password_with_an_at_sign_is_in_no_output(tmp_path):
-    import cv2
-
     from bgsub.eval.synthetic import MjpegServer
 
     video = events_recording(tmp_path, EventSpec(frames=150, crossings=((50, 69),)))
-    capture = cv2.VideoCapture(str(video))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
+    frames = read_video(video)
     server = MjpegServer(frames, fps=100, batches=[len(frames)])
     try:
         r = bgsub(f"http://user:pw1@s3cret@127.0.0.1:{server.port}/x", "--no-display",
