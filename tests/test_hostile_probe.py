@@ -66,14 +66,18 @@ def test_a_huge_chunk_length_on_a_cluster_is_one_task_not_an_internal_error(clip
     assert len(chunks) == 1
 
 
-def test_run_of_a_file_with_no_readable_frame_fails_instead_of_a_silent_exit_0(clip, tmp_path):
-    # the first 6000 bytes of an mkv: a header, and no frame that decodes
+def _header_only_mkv(clip, path):
+    """The first 6000 bytes of an mkv of *clip* at *path*: a header, and no frame that decodes."""
     if shutil.which("ffmpeg") is None:
         pytest.skip("needs ffmpeg to make an mkv")
-    mkv = tmp_path / "v.mkv"
+    mkv = path.with_name("whole-" + path.name)
     subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(clip), "-c:v", "libx264",
                     str(mkv)], check=True)
-    (tmp_path / "t.mkv").write_bytes(mkv.read_bytes()[:6000])
+    path.write_bytes(mkv.read_bytes()[:6000])
+
+
+def test_run_of_a_file_with_no_readable_frame_fails_instead_of_a_silent_exit_0(clip, tmp_path):
+    _header_only_mkv(clip, tmp_path / "t.mkv")
     done = bgsub("run", "t.mkv", "--no-display", "--quiet", "--output", "o.mp4",
                  cwd=tmp_path, timeout=120)
     assert not (tmp_path / "o.mp4").exists()
@@ -141,12 +145,7 @@ def test_an_interrupted_scan_leaves_no_thumbnail_of_a_file_it_did_not_finish(tmp
 
 
 def test_of_several_sources_the_one_with_no_readable_frame_is_named_once(clip, tmp_path):
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("needs ffmpeg to make an mkv")
-    mkv = tmp_path / "v.mkv"
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(clip), "-c:v", "libx264",
-                    str(mkv)], check=True)
-    (tmp_path / "t.mkv").write_bytes(mkv.read_bytes()[:6000])
+    _header_only_mkv(clip, tmp_path / "t.mkv")
     shutil.copy(clip, tmp_path / "v.mp4")
     done = bgsub("run", "t.mkv", "v.mp4", "--no-display", cwd=tmp_path, timeout=120)
     assert done.returncode == 2, done.stderr
