@@ -35,9 +35,15 @@ something is wrong.  Per frame it asks:
     eight neighbours changed too.  Weather is seen when the share of
     isolated changed cells exceeds its usual share (learned like the
     reference) by ``weather_isolated`` (a person, a car, waving trees change
-    cells in clumps), or, for heavy rain whose streaks run together, when
-    the share of changed cells exceeds its usual share by ``weather_cells``
-    while they are on average less than ``weather_density`` changed.
+    cells in clumps); or when rain or snow falls where the picture is
+    usually still: the share of the *quiet* cells (those that changed in
+    less than a fifth of the recent looks, and whose neighbours did too)
+    that changed *thinly* (fewer than half of their pixels: streaks and
+    flakes, not a person's body) exceeds its usual share by
+    ``weather_quiet``.  That second measure holds where the first fails:
+    heavy rain, whose streaks run together so that few cells are isolated,
+    and scenes whose trees already change many cells in every look (they
+    change the same cells, look after look; rain falls anywhere).
 
 Covered takes precedence over everything (a black picture is also
 "defocused" and "darker"); moved over defocused and weather; lighting over
@@ -93,6 +99,8 @@ SCENE_KINDS = ("covered", "moved", "lighting", "defocused", "weather")
 _SMALL = (160, 120)  # the reference's size (w, h)
 _CELLS = (40, 30)  # the weather grid (w, h)
 _BLOCKS = (8, 6)  # the evidence grid (w, h)
+_BUSY = 0.2  # a cell that changed in this share of the looks is not quiet (nor its neighbours)
+_THIN = 0.5  # a changed cell with fewer changed pixels than this share is changed thinly
 
 
 @dataclass
@@ -149,8 +157,7 @@ class SceneRules:
     lighting_chroma: float = 0.3
     defocus_ratio: float = 0.6
     weather_isolated: float = 0.025
-    weather_cells: float = 0.25
-    weather_density: float = 0.35
+    weather_quiet: float = 0.09
     interval: float = 0.4
     start_looks: int = 2
     end_looks: int = 3
@@ -209,7 +216,7 @@ class _Features:
     """One frame's measures."""
 
     __slots__ = ("grey", "mean", "contrast", "chroma", "detail", "changes", "isolated",
-                 "saturated")
+                 "saturated", "touched", "quiet")
 
     def __init__(self, frame: np.ndarray) -> None:
         small = cv2.resize(frame, _SMALL, interpolation=cv2.INTER_AREA)
@@ -222,6 +229,8 @@ class _Features:
         self.saturated = float(np.count_nonzero(grey >= 250)) / grey.size
         self.changes = 0.0  # the share of cells changed since the previous frame
         self.isolated = 0.0  # ... of those with at most two changed neighbours
+        self.touched: np.ndarray | None = None  # the cells changed (1.0), 30 x 40
+        self.quiet = 0.0  # the share of the quiet cells changed thinly
 
 
 class SceneDetector:
@@ -257,6 +266,7 @@ class SceneDetector:
         self._last_seen: dict[str, int] = {}
         self._peak: dict[str, tuple[float, dict]] = {}
         self._ref: _Features | None = None
+        self._usual: np.ndarray | None = None  # per cell, the share of looks it changed in
         self._previous: np.ndarray | None = None
         self._learned = 0
         self._shape: tuple[int, ...] | None = None
@@ -284,6 +294,12 @@ class SceneDetector:
         r.changes += a * (f.changes - r.changes)
         r.isolated += a * (f.isolated - r.isolated)
         r.saturated += a * (f.saturated - r.saturated)
+        r.quiet += a * (f.quiet - r.quiet)
+        if f.touched is not None:
+            if self._usual is None:
+                self._usual = f.touched.copy()
+            else:
+                cv2.accumulateWeighted(f.touched, self._usual, a)
 
     def measure(self, frame: np.ndarray) -> dict[str, tuple[float, dict[str, Any]]]:
         """The kinds seen in *frame*, each with its score and evidence; learns the
@@ -300,6 +316,8 @@ class SceneDetector:
                                    borderType=cv2.BORDER_CONSTANT) - touched
             f.changes = float(touched.mean())
             f.isolated = float(((touched > 0) & (around <= 2)).mean())
+            f.touched = touched
+            f.quiet = self._quiet_changes(cells)
         self._previous = f.grey
         if self._ref is None or self._learned < rules.warm_up:
             self._learn(f)
@@ -343,20 +361,33 @@ class SceneDetector:
                                                 "cells": 1.0})
         if cells is not None and "moved" not in seen and "lighting" not in seen:
             isolated = f.isolated - r.isolated
-            spread = f.changes - r.changes
-            if isolated >= rules.weather_isolated or (
-                    spread >= rules.weather_cells
-                    and float(cells[cells > 0].mean()) < rules.weather_density):
+            quiet = f.quiet - r.quiet
+            if isolated >= rules.weather_isolated or quiet >= rules.weather_quiet:
                 seen["weather"] = (min(1.0, max(isolated / (4 * rules.weather_isolated),
-                                                spread)),
+                                                quiet / (4 * rules.weather_quiet))),
                                    {"value": round(f.isolated, 3),
                                     "reference": round(r.isolated, 3),
+                                    "quiet": round(f.quiet, 3),
+                                    "quiet_reference": round(r.quiet, 3),
                                     "changed": round(f.changes, 3),
                                     "cells": round(f.changes, 3)})
         if not seen:
             self._learn(f)
         self._current = f
         return seen
+
+    def _quiet_changes(self, cells: np.ndarray) -> float:
+        """The share of the quiet cells that *cells* (each cell's share of changed
+        pixels) has changed thinly; 0 while fewer than a tenth of the cells are quiet."""
+        if self._usual is None:
+            return 0.0
+        busy = cv2.dilate((self._usual > _BUSY).astype(np.uint8), np.ones((3, 3), np.uint8))
+        quiet = busy == 0
+        count = int(np.count_nonzero(quiet))
+        if count < 0.1 * quiet.size:
+            return 0.0
+        thin = (cells > 0) & (cells < _THIN) & quiet
+        return float(np.count_nonzero(thin)) / count
 
     # -- the state machine -----------------------------------------------------
 
@@ -419,6 +450,11 @@ class SceneDetector:
         """Whether an event of *kind* is under way."""
         return kind in self._open
 
+    def seeing(self, kind: str) -> bool:
+        """Whether an event of *kind* is under way or the last look saw *kind* (an event
+        about to start: the look after next confirms it)."""
+        return kind in self._open or self._hot.get(kind, 0) > 0
+
     def explains(self, start: int) -> bool:
         """Whether motion that started at frame *start* is a scene change's own: it
         starts within a covered, moved, lighting or defocused event (give or take a look,
@@ -440,6 +476,7 @@ class SceneDetector:
         """A new view (a new frame size): the events under way end, the reference starts afresh."""
         self.finish()
         self._ref = None
+        self._usual = None
         self._previous = None
         self._learned = 0
         self._seen_frames = 0
