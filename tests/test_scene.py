@@ -280,20 +280,90 @@ def test_a_scene_change_explains_the_motion_that_starts_with_it():
     assert not detector.explains(400)  # rain explains no motion away: a person in it counts
 
 
-def test_during_rain_a_frame_has_motion_only_with_a_large_blob(scene_frames):
+def _blob(h, w, x, y, size=(30, 30)):
+    """A foreground mask with one square blob at (x, y)."""
+    mask = np.zeros((h, w), np.uint8)
+    mask[y:y + size[1], x:x + size[0]] = 255
+    return mask
+
+
+def test_during_rain_a_frame_has_motion_only_with_a_large_blob_that_lasts(scene_frames):
     from bgsub.scan.detector import FrameScore
-    from bgsub.scan.scanner import scorer_for, weather_gate
+    from bgsub.scan.scanner import WEATHER_PERSISTENCE, scorer_for, weather_gate
 
     h, w = scene_frames[0].shape[:2]
     scorer = scorer_for("cam", Config().scan, 25.0, (w, h))
     scene = SceneDetector(SceneRules(fps=25))
     weather_gate(scorer, scene, 0.01, (w, h))  # a blob of 768 pixels
-    specks, person = FrameScore(0.02, 40, (0, 0, 9, 9)), FrameScore(0.02, 800, (0, 0, 40, 60))
+    specks = FrameScore(0.02, 40, (0, 0, 9, 9))
     rainy, _ = tamper(scene_frames, [Span("weather", "rain", 60, 200)], seed=4)
     for i, f in enumerate(rainy[:60]):
         scene.update(i, f)
-    assert scorer.gate(specks) is specks  # dry: every score as it is
+    assert scorer.gate(specks, _blob(h, w, 0, 0, (5, 8))) is specks  # dry: as it is
+    assert not scorer.hold_flicker()  # ... and the flicker check learns
     for i, f in enumerate(rainy[60:120], 60):
         scene.update(i, f)
-    assert scene.under_way("weather")
-    assert scorer.gate(specks) == FrameScore(0.0) and scorer.gate(person) is person
+    assert scene.under_way("weather") and scene.seeing("weather") and scorer.hold_flicker()
+    assert scorer.gate(specks, _blob(h, w, 0, 0, (5, 8))) == FrameScore(0.0)
+    # a person: 900 pixels, moving 2 pixels a frame; motion once it has lasted 0.2 s
+    need = round(WEATHER_PERSISTENCE * 25)
+    person = [FrameScore(0.02, 900, (0, 0, 40, 60)) for _ in range(need + 2)]
+    passed = [scorer.gate(score, _blob(h, w, 10 + 2 * k, 40)) is score
+              for k, score in enumerate(person)]
+    assert passed == [False] * (need - 1) + [True] * 3
+    # a large blob that does not last (rain run together, somewhere new each frame)
+    jumps = [scorer.gate(person[0], _blob(h, w, x, y)) for x, y in
+             [(0, 0), (100, 0), (0, 100), (100, 100), (50, 50), (120, 30), (10, 150)]]
+    assert jumps == [FrameScore(0.0)] * 7
+
+
+def _walk_in_the_rain(gate: bool):
+    """The motion events of a still synthetic scene that one box crosses, in rain (from
+    frame 150: after the model and the scene detector have learned it), scanned with the
+    default ``[scan]``, with the weather gate or without (``weather_blob = 0``)."""
+    import dataclasses
+
+    from bgsub.model.step import FrameStep
+    from bgsub.scan.scanner import scorer_for, weather_gate
+
+    spec = EventSpec(width=320, height=240, frames=420, fps=25.0, size=(14, 30),
+                     crossings=((300, 360),))
+    frames = [frame for frame, _ in render_events(spec)]
+    frames, _ = tamper(frames, [Span("weather", "rain", 150, len(frames))], seed=5)
+    config = Config()
+    scan = config.scan if gate else dataclasses.replace(config.scan, weather_blob=0.0)
+    step = FrameStep(config.model, config.postprocess, keep_raw=True, fps=25)
+    scene = SceneDetector(SceneRules(fps=25))
+    scorer = scorer_for("cam", scan, 25.0, (spec.width, spec.height), first=100)
+    weather_gate(scorer, scene, scan.weather_blob, (spec.width, spec.height))
+    for i, frame in enumerate(frames):
+        result = step(i, frame)
+        scene.write(result)
+        scorer.write(result)
+    scorer.finish(len(frames) - 1)
+    scene.finish()
+    return scorer.events, scene.events
+
+
+def test_a_walk_in_the_rain_is_one_event_and_the_rain_none():
+    events, scene = _walk_in_the_rain(gate=True)
+    assert [e.kind for e in scene] == ["weather"] and 150 <= scene[0].start_frame <= 175
+    # the box crosses in frames 300 .. 360: that event, and nothing else
+    assert [(e.motion_start_frame <= 310, e.motion_end_frame >= 350) for e in events] == [
+        (True, True)], [(e.motion_start_frame, e.motion_end_frame) for e in events]
+    # without the gate the rain's blinking makes the flicker check blind: the box is lost
+    assert _walk_in_the_rain(gate=False)[0] == []
+
+
+def test_weather_is_seen_over_waving_trees_and_they_alone_are_no_weather():
+    # trees fill the top 200 of the 240 rows: they change most cells in every look, so
+    # rain adds few isolated changes there; but the rows below stay still
+    spec = EventSpec(width=320, height=240, frames=300, fps=25.0, waving=200, sway=5.0,
+                     crossings=((60, 100),))
+    frames = [frame for frame, _ in render_events(spec)]
+    assert _events(frames) == []
+    for strength in ("rain-light", "rain", "snow"):
+        wet, _ = tamper(frames, [Span("weather", strength, 150, 250)], seed=6)
+        events = _events(wet)
+        assert [e.kind for e in events] == ["weather"], (strength, events)
+        assert 150 <= events[0].start_frame <= 175

@@ -402,8 +402,12 @@ class MotionScorer:
         #: kept or passed on); :attr:`dropped` counts them
         self.veto: Callable[[Event], bool] | None = None
         self.dropped = 0
-        #: ``gate(score)``, when set, gives the score a frame is judged by
-        self.gate: Callable[[FrameScore], FrameScore] | None = None
+        #: ``gate(score, moving)``, when set, gives the score a frame is judged by
+        #: (*moving*: the frame's scored foreground, uint8 255 = moving)
+        self.gate: Callable[[FrameScore, np.ndarray], FrameScore] | None = None
+        #: ``hold_flicker()``, when set and true, keeps the flicker check as it is (it
+        #: does not learn from the frame): rain or snow would make every pixel blink
+        self.hold_flicker: Callable[[], bool] | None = None
 
     def steady(self, raw: np.ndarray) -> np.ndarray | None:
         """Learn from a raw mask where the picture flickers; 255 where it is steady.
@@ -420,6 +424,10 @@ class MotionScorer:
         if self.flicker <= 0:
             return None
         now = foreground(raw)
+        if self._changes is not None and self.hold_flicker is not None \
+                and self.hold_flicker():
+            self._last_raw = now
+            return cv2.compare(self._changes, self.flicker * 255.0, cv2.CMP_LE)
         if self._changes is None:
             self._changes = np.zeros(now.shape, np.float32)
             self._last_raw = now
@@ -451,7 +459,7 @@ class MotionScorer:
             return
         score, moving = self.score(result.mask, steady)
         if self.gate is not None:
-            score = self.gate(score)
+            score = self.gate(score, moving)
         self.frames += 1
         self.last_index = result.index
         self.activity.add(result.index, score.fraction)
@@ -640,21 +648,47 @@ def scan_file(path: str | Path, config: Config | str | Path | None = None,
                       during_scene=config.events.during_scene, dropped=scorer.dropped)
 
 
+#: seconds a blob must last, overlapping itself from frame to frame, to be motion in
+#: rain or snow (streaks and flakes last a frame; a person, a car, far longer)
+WEATHER_PERSISTENCE = 0.2
+
+
 def weather_gate(scorer: MotionScorer, scene: SceneDetector, share: float,
                  size: tuple[int, int]) -> None:
-    """During *scene*'s weather events, *scorer*'s frames (of *size*, width and height)
+    """While *scene* sees rain or snow, *scorer*'s frames (of *size*, width and height)
     have motion only with a blob of *share* of the watched pixels (``scan.weather_blob``;
-    0: no gate)."""
+    0: no gate) that has lasted :data:`WEATHER_PERSISTENCE` seconds: in each of the
+    frames scored in that time a blob that large overlapped the previous frame's."""
     if share <= 0:
         return
     area = share * (scorer.watched_pixels or size[0] * size[1])
+    step = scorer.detector.step
+    need = max(1, round(WEATHER_PERSISTENCE * scorer.fps / step))
+    state: dict = {"large": None, "run": 0}  # the last frame's large blobs; frames they lasted
 
-    def gate(score: FrameScore) -> FrameScore:
-        if score.largest >= area or not scene.under_way("weather"):
+    def gate(score: FrameScore, moving: np.ndarray) -> FrameScore:
+        if not scene.seeing("weather"):
+            state["large"], state["run"] = None, 0
             return score
-        return FrameScore(0.0)
+        large = None
+        if score.largest >= area:
+            count, labels, stats, _ = cv2.connectedComponentsWithStats(moving, connectivity=8)
+            keep = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= area)
+            keep = keep[keep > 0]  # not the background
+            if keep.size:
+                large = np.isin(labels, keep)
+        before = state["large"]
+        if large is None:
+            state["run"] = 0
+        elif before is not None and np.logical_and(large, before).any():
+            state["run"] += 1
+        else:
+            state["run"] = 1
+        state["large"] = large
+        return score if state["run"] >= need else FrameScore(0.0)
 
     scorer.gate = gate
+    scorer.hold_flicker = lambda: scene.seeing("weather")
 
 
 def _scene_events(detector: SceneDetector | None, first: int, last: int) -> list[SceneEvent]:
