@@ -513,10 +513,13 @@ class ScanConfig:
         of light, rain or snow; see :mod:`bgsub.scan.scene`), in a scan and
         in a live run's events.
     weather_blob : float
-        During a weather scene event (rain, snow), a frame has motion only
-        when its largest foreground blob covers this share, in [0, 1), of
-        the watched pixels: a person walking in the rain is one blob, the
-        flakes are many small ones (0: off).
+        While rain or snow is seen (a weather scene event), a frame has
+        motion only with a foreground blob that covers this share, in
+        [0, 1), of the watched pixels and has lasted 0.2 s, overlapping
+        itself from frame to frame: a person walking in the rain is one
+        lasting blob, the streaks and flakes are many small, short-lived
+        ones; and the flicker check stops learning, as rain would make
+        every pixel blink (0: off, the usual rules hold).
     """
 
     threshold: float = 0.0025
@@ -783,7 +786,7 @@ _FIELD_DOCS: dict[type, dict[str, dict[str, str]]] = {
                              ">= 0"),
         "connect_timeout": _doc("Wait for a cluster's scheduler to answer", "seconds", "> 0"),
         "scene": _doc("Detect scene events: covered, moved, defocused, lighting, weather"),
-        "weather_blob": _doc("During rain or snow, motion needs a blob this large; 0: off",
+        "weather_blob": _doc("In rain or snow, motion needs a lasting blob this large; 0: off",
                              "share of the watched pixels", "[0, 1)"),
     },
     EventsConfig: {
