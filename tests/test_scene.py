@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -364,6 +365,26 @@ def test_weather_is_seen_over_waving_trees_and_they_alone_are_no_weather():
     assert _events(frames) == []
     for strength in ("rain-light", "rain", "snow"):
         wet, _ = tamper(frames, [Span("weather", strength, 150, 250)], seed=6)
+        events = _events(wet)
+        assert [e.kind for e in events] == ["weather"], (strength, events)
+        assert 150 <= events[0].start_frame <= 175
+
+
+FALL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fall" / "input"
+
+
+@pytest.mark.skipif(not FALL.is_dir(), reason="the CDnet fall frames (shared/data/fall) "
+                    "are not here")
+def test_rain_and_snow_are_seen_over_the_trees_of_fall_and_the_trees_alone_are_not():
+    # fall's trees wave all the time: between two looks 0.4 s apart they change most
+    # cells; between a look and the frame before it, far fewer (rain: all new)
+    import cv2
+
+    names = sorted(FALL.iterdir())[800:1100]
+    frames = [cv2.imread(str(name), cv2.IMREAD_COLOR) for name in names]
+    assert _events(frames) == []
+    for strength in ("rain", "snow"):
+        wet, _ = tamper(frames, [Span("weather", strength, 150, 300)], seed=2)
         events = _events(wet)
         assert [e.kind for e in events] == ["weather"], (strength, events)
         assert 150 <= events[0].start_frame <= 175

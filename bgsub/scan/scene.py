@@ -29,7 +29,9 @@ something is wrong.  Per frame it asks:
     is below ``defocus_ratio`` of the reference's;
 ``weather``
     rain or snow: many small, short-lived changes spread over the whole
-    frame.  The small grey image is compared with the previous frame's, in a
+    frame.  The small grey image is compared with the one of the frame
+    just before it (kept for the purpose: streaks and flakes are new in
+    every frame, while leaves, people and cars move little in one), in a
     40 x 30 grid of cells: a cell has changed when one of its pixels changed
     by more than 12 grey levels; it is *isolated* when at most two of its
     eight neighbours changed too.  Weather is seen when the share of
@@ -212,6 +214,13 @@ def _blocks(values: np.ndarray) -> np.ndarray:
     return values.reshape(bh, h // bh, bw, w // bw).mean(axis=(1, 3))
 
 
+def _small_grey(frame: np.ndarray) -> np.ndarray:
+    """The frame as the reference holds it: 160 x 120, grey, float32."""
+    small = cv2.resize(frame, _SMALL, interpolation=cv2.INTER_AREA)
+    grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
+    return grey.astype(np.float32)
+
+
 class _Features:
     """One frame's measures."""
 
@@ -268,6 +277,7 @@ class SceneDetector:
         self._ref: _Features | None = None
         self._usual: np.ndarray | None = None  # per cell, the share of looks it changed in
         self._previous: np.ndarray | None = None
+        self._before: np.ndarray | None = None  # the frame before a look, small and grey
         self._learned = 0
         self._shape: tuple[int, ...] | None = None
         #: frames from one look to the next
@@ -307,8 +317,10 @@ class SceneDetector:
         rules = self.rules
         f = _Features(frame)
         cells = None
-        if self._previous is not None:
-            changed = (np.abs(f.grey - self._previous) > 12.0).astype(np.float32)
+        before = self._before if self._before is not None else self._previous
+        self._before = None
+        if before is not None:
+            changed = (np.abs(f.grey - before) > 12.0).astype(np.float32)
             cw, ch = _CELLS
             cells = changed.reshape(ch, _SMALL[1] // ch, cw, _SMALL[0] // cw).mean(axis=(1, 3))
             touched = (cells > 0).astype(np.float32)
@@ -399,6 +411,8 @@ class SceneDetector:
         self.last_index = index
         self._seen_frames += 1
         if (self._seen_frames - 1) % self.every:
+            if self._seen_frames % self.every == 0:  # the next frame is a look
+                self._before = _small_grey(frame)
             return []
         seen = self.measure(frame)
         changed: list[SceneEvent] = []
@@ -478,6 +492,7 @@ class SceneDetector:
         self._ref = None
         self._usual = None
         self._previous = None
+        self._before = None
         self._learned = 0
         self._seen_frames = 0
         self._hot.clear()
