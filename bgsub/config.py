@@ -786,7 +786,7 @@ _FIELD_DOCS: dict[type, dict[str, dict[str, str]]] = {
                              ">= 0"),
         "connect_timeout": _doc("Wait for a cluster's scheduler to answer", "seconds", "> 0"),
         "scene": _doc("Detect scene events: covered, moved, defocused, lighting, weather"),
-        "weather_blob": _doc("In rain or snow, motion needs a lasting blob this large; 0: off",
+        "weather_blob": _doc("Rain, snow: motion needs a lasting blob this large; 0: off",
                              "share of the watched pixels", "[0, 1)"),
     },
     EventsConfig: {
