@@ -169,19 +169,22 @@ def rain(data: Path, seed: int, learn: int = 200, only: str = "") -> str:
     still picture now and then): dry, then with rain and with snow over every scored
     frame, each without the weather gate (``off``:
     ``scan.weather_blob = 0``) and with the default.  Per run: the motion events; the
-    events the weather added (those of the run less the dry run's); and the frame-level
+    events the weather added (those of the run less the dry run's); the frames inside
+    events where the ground truth has no motion (what a flood of events is made of:
+    fewer than 50 moving pixels); and the frame-level
     recall of the events: the share of the ground truth's moving frames (50 pixels or
     more at 255 in ``groundtruth/``, or of the box) that lie inside an event, and that recall over the
-    dry run's.  The last lines sum the events added over the sequences, without the
-    gate and with it, and the reduction (one less their ratio).
+    dry run's.  The last lines sum the events added over the sequences (where a run has
+    fewer events than the dry one, it added none: the recall tells what it lost),
+    without the gate and with it, and the reduction (one less their ratio).
     """
     from bgsub.config import Config
     from bgsub.scan.scanner import scorer_for, weather_gate
 
     config = Config()
     blob = config.scan.weather_blob
-    lines = ["| sequence | weather | weather_blob | motion events | added | event recall "
-             "| of dry |", "|---|---|---|---:|---:|---:|---:|"]
+    lines = ["| sequence | weather | weather_blob | motion events | added | event frames "
+             "without motion | event recall | of dry |", "|---|---|---|---:|---:|---:|---:|---:|"]
     added: dict[tuple[str, str], int] = defaultdict(int)
     worst: dict[str, float] = {}
     for name, images, truth in _rain_sources(data, learn, only):
@@ -215,12 +218,13 @@ def rain(data: Path, seed: int, learn: int = 200, only: str = "") -> str:
                 more = count - dry_events
                 of_dry = recall / dry_recall if dry_recall else float("nan")
                 if weather != "none":
-                    added[weather, "on" if gated else "off"] += more
+                    added[weather, "on" if gated else "off"] += max(0, more)
                     if gated:
                         worst[f"{name} {weather}"] = of_dry
+                still = int(np.count_nonzero(inside & ~truth))
                 lines.append(f"| {name} | {weather} | {blob if gated else 'off'} | {count} "
-                             f"| {more if weather != 'none' else '-'} | {100 * recall:.1f}% "
-                             f"| {100 * of_dry:.1f}% |")
+                             f"| {more if weather != 'none' else '-'} | {still} "
+                             f"| {100 * recall:.1f}% | {100 * of_dry:.1f}% |")
         print(f"{name}: done", file=sys.stderr)
     lines.append("")
     for weather in ("rain", "snow"):
