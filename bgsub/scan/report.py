@@ -191,7 +191,9 @@ def _events_table(records: list[tuple[dict[str, Any], Path]]) -> list[str]:
            '<th data-key="duration">duration (s)</th><th data-key="peak">peak (%)</th>'
            '<th data-key="confidence">confidence</th></tr></thead><tbody>']
     for i, record, event in rows:
-        number, start = _number(event.get("event")), _number(event.get("start_frame"))
+        number, start = _number(event.get("event")), _number(event.get("start_time"))
+        if start is None:  # an older record's: its frame still orders a file's events
+            start = _number(event.get("start_frame"))
         duration, peak = _number(event.get("duration")), _number(event.get("peak_score"))
         confidence = _confidence(event)
         out.append(f'<tr><td><a href="#file{i}">{_text(record["file"])}</a></td>'
