@@ -194,7 +194,8 @@ def test_write_table_rewrites_a_page_in_place(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["speed.md"]  # no temporary left
 
 
-@pytest.mark.parametrize("page, name", [("accuracy.md", "accuracy"), ("speed.md", "speed")])
+@pytest.mark.parametrize("page, name", [("accuracy.md", "accuracy"), ("speed.md", "speed"),
+                                        ("scan.md", "confidence")])
 def test_the_pages_hold_the_tables_the_benchmarks_write(page, name):
     text = (DOCS / page).read_text(encoding="utf-8")
     table = re.search(rf"<!-- table:{name} -->\n(.*?)\n<!-- /table:{name} -->", text, re.DOTALL)

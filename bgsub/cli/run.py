@@ -439,7 +439,8 @@ def _build(source, outputs: dict[str, Path], n: int, args, config, draw, threads
         consumers.append(writer)
         if "--events" in outputs or "--clips" in outputs or args.on_event or server is not None:
             events = LiveEvents(source.info.name, config, fps, outputs.get("--events"),
-                                outputs.get("--clips"), args.on_event, stop=stop)
+                                outputs.get("--clips"), args.on_event, stop=stop,
+                                probe=masker.foreground_probability_at)
             consumers.append(events)
         if server is not None:
             events.subscribers.append(lambda record: server.event(n, record))

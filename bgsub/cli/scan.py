@@ -692,6 +692,9 @@ def _summary(files: list[_File], todo: list[_File], elapsed: float, events_path:
         logger.info("%d scene events (%s)%s", sum(kinds.values()),
                     ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items())),
                     f"; {dropped} motion events dropped as theirs" if dropped else "")
+    unconfident = sum(r.get("below_confidence") or 0 for r in scanned)
+    if unconfident:
+        logger.info("%d motion events dropped under scan.min_confidence", unconfident)
     for record in failed:
         logger.info("failed: %s (%s)", record["file"], record["error"])
     if len(records) < len(files):

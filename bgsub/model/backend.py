@@ -266,6 +266,15 @@ class CpuBackend:
             self._tiles())
         return out
 
+    def probability_at(self, x: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+        """float32: the posterior of :meth:`probability` at the flat indices *pixels* only."""
+        out = np.empty(len(pixels), np.float32)
+        kernels.foreground_probability_at(
+            x, self._state, *self._dims[:3], *self._var_range(),
+            np.float32(self.config.background_ratio), self.config.outlier_weight,
+            np.ascontiguousarray(pixels, np.int64), out)
+        return out
+
     def background(self) -> np.ndarray:
         """uint8 (N, C): each pixel's top-ranked mean."""
         out = np.empty((self._dims[3], self._dims[1]), np.uint8)
