@@ -37,7 +37,7 @@ _RHO_CODES = {"alpha_over_weight": kernels.RHO_ALPHA_OVER_W, "gaussian": kernels
 _SCHEDULED = (np.zeros(8, np.int64), 1, 0, 1)
 # CPU seconds to compile each kernel (measured with the default model, colour,
 # k = 3, on an x86-64 machine with AVX2): what the notice of a first run adds up
-_COMPILE_SECONDS = {"frame": 30.0, "neighbours": 6.5, "likelihood": 2.0, "ghosts": 4.0}
+_COMPILE_SECONDS = {"frame": 14.0, "neighbours": 6.5, "likelihood": 2.0, "ghosts": 4.0}
 
 
 def _aligned_zeros(size: int, dtype) -> np.ndarray:

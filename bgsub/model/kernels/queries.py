@@ -20,12 +20,12 @@ __all__ = ["background_means", "cell_log_likelihood", "foreground_probability",
            "foreground_probability_at"]
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _at(state, p, planes, plane):
     return state[index(p, planes, plane)]
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _var_at(state, p, k, nc, nv, j, c, var_min, step):
     planes = k * (1 + nc + nv)
     return dec_var(_at(state, p, planes, k + k * nc + j * nv + (c if nv > 1 else 0)),
@@ -47,7 +47,7 @@ def background_means(state, k, nc, nv, var_min, var_max, out, t_start, t_stop):
             out[p, c] = np.uint8(min(max(v, ZERO), np.float32(255.0)))
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _density(x, p, state, k, nc, nv, j, var_min, step):
     """N(x_p | mu_j, Sigma_j), float64, for the spherical or diagonal model.
 
@@ -100,7 +100,7 @@ def cell_log_likelihood(x, state, k, nc, nv, var_min, var_max, outlier, h, w, gr
     back_to_python(ctl, threads)
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _cell_rows(x, state, k, nc, nv, var_min, step, outlier, uniform, planes, h, w, grid, rows,
                run, cell_sum, cell_count, gy, gx, row_start, row_stop):
     """The cells of the grid's rows ``row_start .. row_stop - 1`` (see cell_log_likelihood)."""
