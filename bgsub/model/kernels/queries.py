@@ -128,7 +128,7 @@ def _cell_rows(x, state, k, nc, nv, var_min, step, outlier, uniform, planes, h, 
                     cell_count[i * grid + j] += 1
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _probability(x, p, state, k, nc, nv, planes, var_min, step, t_q, outlier, uniform):
     """Pixel *p*'s posterior of not being background (see foreground_probability)."""
     mix = 0.0
