@@ -1,5 +1,6 @@
 """Issue 24's own hostile probe: the cases it found broken, each fixed with a test here."""
 
+import json
 import os
 import shutil
 import signal
@@ -169,3 +170,49 @@ def test_scan_says_when_a_file_had_no_frame_to_scan(clip, tmp_path):
     assert done.returncode == 0, done.stderr
     warnings = [line for line in done.stderr.splitlines() if "no frame was scanned" in line]
     assert len(warnings) == 1 and warnings[0].startswith("bgsub: warning:"), done.stderr
+
+
+def _damaged_webm(path: Path, spec: EventSpec) -> Path:
+    """A VP8 WebM of *spec* whose middle third is random bytes: decoding ends early there.
+
+    WebM gives no stream's frame count or duration, only the container's duration.
+    """
+    import random
+
+    import av
+
+    from bgsub.eval.synthetic import render_events
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libvpx", rate=30)
+        stream.width, stream.height, stream.pix_fmt = spec.width, spec.height, "yuv420p"
+        for frame, _ in render_events(spec):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    data = bytearray(path.read_bytes())
+    third = len(data) // 3
+    rng = random.Random(1)
+    data[third:2 * third] = bytes(rng.randrange(256) for _ in range(third))
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_scan_reports_a_webm_that_ends_early_as_run_does(tmp_path):
+    _damaged_webm(tmp_path / "garb.webm", EventSpec(frames=120, crossings=((5, 60),)))
+    ran = bgsub("run", "garb.webm", "--no-display", "--quiet", cwd=tmp_path, timeout=300)
+    assert ran.returncode == 0, ran.stderr
+    ran_warnings = [line for line in ran.stderr.splitlines() if "ends early" in line]
+    assert len(ran_warnings) == 1 and "of garb.webm" in ran_warnings[0], ran.stderr
+    scanned = bgsub("scan", "garb.webm", "--scan-only", "--output-dir", "out", cwd=tmp_path,
+                    timeout=300)
+    assert scanned.returncode == 0, scanned.stderr
+    warnings = [line for line in scanned.stderr.splitlines() if "ends early" in line]
+    assert warnings == ran_warnings, scanned.stderr  # the same stretch, in the same words
+    record = json.loads((tmp_path / "out" / "garb.scan.json").read_text())
+    assert record["status"] == "scanned"
+    (first, count), = record["damaged"]  # the record keeps it, for the report and a resume
+    assert first == record["last_frame"] + 1 and first + count == 120, record["damaged"]
+    table = json.loads((tmp_path / "out" / "events.json").read_text())
+    assert table["files"][0]["damaged"] == record["damaged"]

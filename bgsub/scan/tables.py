@@ -119,6 +119,8 @@ def record_of(result: ScanResult, name: str, ident: dict[str, Any], settings: st
         "last_frame": result.last_frame, "frames_scored": result.frames,
         "seconds": round(result.seconds, 6), "scan_seconds": round(result.scan_seconds, 3),
         "decode_errors": result.decode_errors,
+        # the stretches that could not be read, [first frame, frames], as run warns of them
+        "damaged": [[first, count] for first, count in result.damaged],
         "activity": {"first": result.activity.first, "width": result.activity.width,
                      "values": [round(v, 5) for v in result.activity.values]},
         "events": [_marked(_event_dict(e, outputs.get(e.number, {})), result)
@@ -226,7 +228,8 @@ def write_events(csv_path: Path, records: list[tuple[dict[str, Any], Path]],
     for (record, _), file_rows in zip(records, per_file):
         entry = {k: record.get(k) for k in ("file", "name", "status", "error", "fps", "width",
                                             "height", "first_frame", "last_frame",
-                                            "frames_scored", "seconds", "decode_errors")}
+                                            "frames_scored", "seconds", "decode_errors",
+                                            "damaged")}
         entry["events"] = file_rows
         entry["scene"] = scene_rows(record)
         files.append(entry)
