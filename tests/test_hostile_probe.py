@@ -216,3 +216,74 @@ def test_scan_reports_a_webm_that_ends_early_as_run_does(tmp_path):
     assert first == record["last_frame"] + 1 and first + count == 120, record["damaged"]
     table = json.loads((tmp_path / "out" / "events.json").read_text())
     assert table["files"][0]["damaged"] == record["damaged"]
+
+
+def _odd_sized(path: Path, codec: str = "libx264", pix_fmt: str = "yuv444p") -> Path:
+    """A 161x121 recording of TINY (4:4:4 H.264 takes odd sizes; 4:2:0 does not)."""
+    import av
+
+    from bgsub.eval.synthetic import render_events
+
+    spec = EventSpec(width=161, height=121, frames=TINY.frames, crossings=TINY.crossings)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=30)
+        stream.width, stream.height, stream.pix_fmt = 161, 121, pix_fmt
+        for frame, _ in render_events(spec):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def test_run_says_when_a_video_output_is_smaller_than_an_odd_sized_source(tmp_path):
+    import cv2
+
+    _odd_sized(tmp_path / "odd.mp4")
+    done = bgsub("run", "odd.mp4", "--no-display", "--quiet", "--output", "o.mp4",
+                 "--mask-output", "m.mp4", "--mask-dir", "masks", cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    warnings = done.stderr.splitlines()
+    assert len(warnings) == 2 and all(w.startswith("bgsub: warning: ") for w in warnings), \
+        done.stderr
+    for option, name in (("--output", "o.mp4"), ("--mask-output", "m.mp4")):
+        line, = [w for w in warnings if f"{option} {name}:" in w]
+        assert "160x120" in line and "161x121" in line, line
+        capture = cv2.VideoCapture(str(tmp_path / name))  # the size said is the size written
+        assert (capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) \
+            == (160, 120)
+        capture.release()
+    assert cv2.imread(str(tmp_path / "masks" / "000000.png")).shape[:2] == (121, 161)
+
+
+def test_a_re_encoded_clip_of_an_odd_sized_source_says_its_size(tmp_path, caplog):
+    import av
+
+    from bgsub.scan.clips import cut_clip
+
+    # raw video cannot be copied into an .mp4: the clip is re-encoded, 4:2:0, even-sized
+    source = _odd_sized(tmp_path / "odd.nut", "rawvideo", "bgr24")
+    with caplog.at_level("WARNING", logger="bgsub"):
+        clip = cut_clip(source, tmp_path / "c.mp4", 0.5, 1.5, 30.0, (15, 44))
+    assert not clip.copied
+    with av.open(str(clip.path)) as written:
+        context = written.streams.video[0].codec_context
+        assert (context.width, context.height) == (160, 120)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "c.mp4" in warnings[0], warnings
+    assert "160x120" in warnings[0] and "161x121" in warnings[0], warnings
+
+
+def test_a_copied_clip_of_an_odd_sized_source_keeps_its_size(tmp_path, caplog):
+    import av
+
+    from bgsub.scan.clips import cut_clip
+
+    source = _odd_sized(tmp_path / "odd.mp4")
+    with caplog.at_level("WARNING", logger="bgsub"):
+        clip = cut_clip(source, tmp_path / "c.mp4", 0.5, 1.5, 30.0, (15, 44))
+    assert clip.copied
+    with av.open(str(clip.path)) as written:
+        context = written.streams.video[0].codec_context
+        assert (context.width, context.height) == (161, 121)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]

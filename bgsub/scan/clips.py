@@ -96,16 +96,20 @@ def cut_clip(source: str | Path, target: str | Path, start: float, end: float,
     try:
         try:
             with atomic_path(target) as temporary, _disk_full_told(target, temporary):
-                _encode(Path(source), temporary, start, end, fps)
+                sizes = _encode(Path(source), temporary, start, end, fps)
         except _NoFrame:
             if frames is None:
                 raise
             logger.info("%s: no frame has the event's timestamps; cutting frames %d to %d "
                         "by their position", source, *frames)
             with atomic_path(target) as temporary, _disk_full_told(target, temporary):
-                _encode(Path(source), temporary, start, end, fps, frames)
+                sizes = _encode(Path(source), temporary, start, end, fps, frames)
     except (av.error.FFmpegError, OSError) as exc:
         raise ClipError(f"{target}: the clip could not be written ({exc})") from None
+    if sizes[0] != sizes[1]:  # 4:2:0 needs even sizes: an odd last row or column is left out
+        logger.warning("%s: re-encoded at %dx%d, the source is %dx%d (the encoder takes even "
+                       "sizes only: the last row or column is left out)", target,
+                       *sizes[0], *sizes[1])
     return Clip(target, start, False)
 
 
@@ -212,8 +216,12 @@ def _copy(source: Path, target: Path, start: float, end: float, format_name: str
 
 
 def _encode(source: Path, target: Path, start: float, end: float, fps: float,
-            frames: tuple[int, int] | None = None) -> None:
-    """Re-encode the frames of seconds *start* to *end*, or (*frames*) of those positions."""
+            frames: tuple[int, int] | None = None
+            ) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Re-encode the frames of seconds *start* to *end*, or (*frames*) of those positions.
+
+    Returns the clip's frame size and the source's (the clip's is even).
+    """
     with av.open(local_url(source), metadata_errors="ignore") as inp:
         stream = inp.streams.video[0]
         stream.thread_type = "AUTO"
@@ -251,6 +259,8 @@ def _encode(source: Path, target: Path, start: float, end: float, fps: float,
                 out.mux(packet)
             if not written:
                 raise _NoFrame("no frame in the event's time")
+    return (encoded.width, encoded.height), (stream.codec_context.width,
+                                             stream.codec_context.height)
 
 
 def _decoded(container, stream):
