@@ -287,3 +287,93 @@ def test_a_copied_clip_of_an_odd_sized_source_keeps_its_size(tmp_path, caplog):
         context = written.streams.video[0].codec_context
         assert (context.width, context.height) == (161, 121)
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+def _scanned_with_clips(tmp_path: Path, name: str) -> dict:
+    """Scan *name* in *tmp_path*; its record, after checking that every event has its clip
+    (holding the event's frames, copied) and that the scan left nothing else behind."""
+    import av
+
+    done = bgsub("scan", name, "--output-dir", "out", cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr  # never the whole file listed as failed
+    stem = Path(name).stem
+    record = json.loads((tmp_path / "out" / f"{stem}.scan.json").read_text())
+    assert record["status"] == "scanned" and record["events"], record
+    expected = {"events.csv", "events.json", "report.html", f"{stem}.scan.json"}
+    for event in record["events"]:
+        assert event["clip"] and event["clip_copied"], event  # the stream, copied from its start
+        with av.open(str(tmp_path / "out" / event["clip"])) as clip:
+            decoded = sum(1 for _ in clip.decode(video=0))
+        assert decoded >= event["end_frame"] - event["start_frame"] + 1, (decoded, event)
+        expected |= {event["clip"], event["thumbnail"]}
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(expected)
+    return record
+
+
+def test_head_c_of_a_ts_is_scanned_with_what_exists_of_its_clips(tmp_path):
+    """Issue 24 item 10 as written: an H.264 .ts cut short by ``head -c 180000``."""
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs ffmpeg to make a .ts as a camera would")
+    sample = Path(__file__).resolve().parents[1] / "videos" / "sample.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(sample), "-c:v", "libx264",
+                    "-crf", "12", "-pix_fmt", "yuv420p", str(tmp_path / "hw.ts")],
+                   check=True)
+    assert (tmp_path / "hw.ts").stat().st_size > 400_000  # head -c cuts it short
+    with open(tmp_path / "t.ts", "wb") as out:
+        subprocess.run(["head", "-c", "180000", str(tmp_path / "hw.ts")], stdout=out, check=True)
+    _scanned_with_clips(tmp_path, "t.ts")
+
+
+def test_a_truncated_ts_with_one_key_frame_is_scanned_with_what_exists_of_its_clips(tmp_path):
+    """The same without ffmpeg: a PyAV-written .ts, one key frame, cut at 60 %.
+
+    MPEG-TS seeks by decoding time, which runs behind the first frame's time: a
+    seek to the first frame's time lands past the only key frame.
+    """
+    spec = EventSpec(frames=150, crossings=((5, 40), (60, 130)))
+    whole = events_recording(tmp_path, spec, "whole.ts", gop=250)
+    data = whole.read_bytes()
+    (tmp_path / "t.ts").write_bytes(data[:len(data) * 6 // 10])
+    whole.unlink()
+    record = _scanned_with_clips(tmp_path, "t.ts")
+    assert record["last_frame"] < 149 and record["damaged"], record  # cut short, and said
+
+
+def test_a_clip_with_no_frame_of_its_event_in_the_file_is_a_missing_clip(clip, tmp_path):
+    from bgsub.scan.clips import ClipError, cut_clip
+
+    with pytest.raises(ClipError) as caught:  # past the end: neither times nor positions
+        cut_clip(clip, tmp_path / "c.mp4", 100.0, 101.0, 30.0, (3000, 3030))
+    assert caught.value.missing
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_event_whose_clip_cannot_be_cut_is_listed_without_it(tmp_path, monkeypatch,
+                                                                  capsys):
+    """One event's frames missing from the file: the file, its other clips and record stand."""
+    import bgsub.cli.scan as scan_cli
+    from bgsub.cli import main
+    from bgsub.scan import clips
+
+    video = events_recording(tmp_path, EventSpec(frames=300, crossings=((5, 40), (200, 240))),
+                             "two.mp4")
+    real = scan_cli.cut_clip
+
+    def cut(source, target, *args, **kwargs):
+        if ".event001." in str(target):
+            raise clips._NoFrame(f"{target}: no frame in the event's time")
+        return real(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(scan_cli, "cut_clip", cut)
+    monkeypatch.chdir(tmp_path)
+    assert main(["scan", str(video), "--output-dir", "out"]) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "event 1's clip" in line]
+    assert len(lines) == 1 and lines[0].startswith("bgsub: warning: "), err
+    assert "listed as failed" not in err
+    record = json.loads((tmp_path / "out" / "two.scan.json").read_text())
+    first, second = record["events"]
+    assert first["clip"] is None and "no frame" in first["clip_error"], first
+    assert first["thumbnail"] and (tmp_path / "out" / first["thumbnail"]).is_file()
+    assert second["clip"] and (tmp_path / "out" / second["clip"]).is_file(), second
+    assert second["clip_error"] is None

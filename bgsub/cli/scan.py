@@ -659,8 +659,19 @@ def _write_outputs(file: _File, result: ScanResult, plan: _Plan,
             target = file.folder / f"{file.name}.event{event.number:03d}{extension}"
             if target.resolve() in plan.inputs:
                 raise ClipError(f"{target}: the clip would overwrite an input")
-            clip = cut_clip(file.path, target, event.start_time, event.end_time, result.fps,
-                            (event.start_frame, event.end_frame))
+            try:
+                clip = cut_clip(file.path, target, event.start_time, event.end_time,
+                                result.fps, (event.start_frame, event.end_frame))
+            except ClipError as exc:
+                if not exc.missing:  # an output that cannot be written: the file fails
+                    raise
+                # the source lacks the event's frames (damaged, truncated): the other
+                # events, their clips and the record stand
+                why = str(exc).removeprefix(f"{target}: ")
+                logger.warning("%s: event %d's clip could not be cut (%s); the event is "
+                               "listed without it", file.path, event.number, why)
+                outputs.setdefault(event.number, {})["clip_error"] = why
+                continue
             file.written.append(target)
             outputs.setdefault(event.number, {}).update(
                 clip=target.name, clip_start=round(clip.start, 6), clip_copied=clip.copied)

@@ -42,7 +42,14 @@ ENCODED_EXTENSION = ".mp4"
 
 
 class ClipError(BgsubError):
-    """A clip that could not be made."""
+    """A clip that could not be made.
+
+    ``missing`` when the source holds no frame of the event's (a damaged or
+    truncated file): that event has no clip, while an output that cannot be
+    written is an error of the whole file.
+    """
+
+    missing = False
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,8 @@ def cut_clip(source: str | Path, target: str | Path, start: float, end: float,
 class _NoFrame(ClipError):
     """No frame of the source in the event's time."""
 
+    missing = True
+
 
 class _DiskFull(ClipError):
     """A clip not written for want of room: re-encoding it would fail too."""
@@ -152,13 +161,18 @@ def _from_key_frame(container, stream, start_pts: int):
 
     Demuxers without an index, or with a coarse one, may seek past it: then
     seek again from further back, each time twice as far (the file's start
-    at the latest).
+    at the latest, sought as the container's time 0).
     """
     first = stream.start_time or 0
     back = 0
     while True:
         position = max(first, start_pts - back)
-        container.seek(position, stream=stream, backward=True, any_frame=False)
+        if position == first:
+            # the file's start: MPEG-TS seeks by decoding time, which runs behind the
+            # first frame's time, so a seek to that lands past the first key frame
+            container.seek(0)
+        else:
+            container.seek(position, stream=stream, backward=True, any_frame=False)
         packets = container.demux(stream)
         for packet in packets:
             if packet.pts is not None and packet.is_keyframe:

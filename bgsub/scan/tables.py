@@ -101,7 +101,8 @@ def _event_dict(event: MotionEvent, outputs: dict[str, Any]) -> dict[str, Any]:
         "box_x": box[0], "box_y": box[1], "box_width": box[2], "box_height": box[3],
         "fps": event.fps,
         "clip": outputs.get("clip"), "clip_start": outputs.get("clip_start"),
-        "clip_copied": outputs.get("clip_copied"), "thumbnail": outputs.get("thumbnail"),
+        "clip_copied": outputs.get("clip_copied"), "clip_error": outputs.get("clip_error"),
+        "thumbnail": outputs.get("thumbnail"),
     }
 
 
