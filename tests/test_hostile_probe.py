@@ -377,3 +377,15 @@ def test_an_event_whose_clip_cannot_be_cut_is_listed_without_it(tmp_path, monkey
     assert first["thumbnail"] and (tmp_path / "out" / first["thumbnail"]).is_file()
     assert second["clip"] and (tmp_path / "out" / second["clip"]).is_file(), second
     assert second["clip_error"] is None
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:²", "127.0.0.1:٨٠٨٠", "[::1:0", "::1]:0"])
+def test_serve_addresses_that_are_no_host_and_port_are_one_line_naming_them(clip, tmp_path,
+                                                                            address):
+    # "²" is a digit to str.isdigit, not to int(); unpaired IPv6 brackets were shown doubled
+    done = bgsub("run", clip, "--no-display", "--quiet", "--serve", address, cwd=tmp_path,
+                 timeout=60)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines == [f"bgsub: error: --serve {address}: expected HOST:PORT with a port from 0 "
+                     "to 65535 (e.g. --serve 127.0.0.1:8080)"], done.stderr
