@@ -389,3 +389,23 @@ def test_serve_addresses_that_are_no_host_and_port_are_one_line_naming_them(clip
     lines = done.stderr.splitlines()
     assert lines == [f"bgsub: error: --serve {address}: expected HOST:PORT with a port from 0 "
                      "to 65535 (e.g. --serve 127.0.0.1:8080)"], done.stderr
+
+
+@pytest.mark.parametrize("args,option", [
+    (["run", "{clip}", "--no-display", "--load-model", ""], "--load-model"),
+    (["run", "{clip}", "--no-display", "--config", ""], "--config"),
+    (["eval", "{clip}", "--config", " "], "--config"),
+    (["scan", "{clip}", "--output-dir", ""], "--output-dir"),
+    (["scan", "{clip}", "--events", ""], "--events"),
+    (["scan", "{clip}", "--report", ""], "--report"),
+])
+def test_an_empty_name_is_refused_by_its_option_not_taken_as_a_default_or_the_folder(
+        clip, tmp_path, args, option):
+    # (an unset shell variable: --output-dir "$OUT"); Path("") is "." and was named as such,
+    # or the empty name fell back to the default place
+    done = bgsub(*[a.format(clip=clip) for a in args], cwd=tmp_path, timeout=120)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bgsub: error: "), done.stderr
+    assert option in lines[0] and "the name is empty" in lines[0], done.stderr
+    assert not list(tmp_path.iterdir())  # nothing scanned, nothing written

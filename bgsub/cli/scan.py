@@ -247,7 +247,7 @@ def _files(args: argparse.Namespace) -> list[_File]:
                          ".mp4, .mkv, .avi, .mov, .ts and other video extensions)")
     for text in empty:
         logger.warning("%s: no video files found there", text)
-    if args.output_dir:
+    if args.output_dir is not None:  # an empty name is an error, not "beside the inputs"
         root = check_output_dir(args.output_dir, "--output-dir")
         folders = [root] * len(paths)
     else:
@@ -341,13 +341,15 @@ def _scan(args: argparse.Namespace, stop) -> int:
         raise UsageError(f"--workers must be in 1..1024 (without N: auto), got {args.workers}")
     files = _files(args)
     base = Path(args.output_dir) if args.output_dir else Path(".")
-    events_path = check_writable_file(args.events or base / "events.csv", "--events")
+    events_path = check_writable_file(base / "events.csv" if args.events is None
+                                      else args.events, "--events")
     if events_path.suffix.lower() != ".csv":
         raise UsageError(f"--events {events_path}: expected a .csv file name (the JSON goes "
                          "beside it)")
     report_path = None
     if not args.scan_only:
-        report_path = check_writable_file(args.report or base / "report.html", "--report")
+        report_path = check_writable_file(base / "report.html" if args.report is None
+                                          else args.report, "--report")
     _check_outputs(files, events_path, report_path)
     cpus = numba.config.NUMBA_NUM_THREADS
     settings = settings_digest(config, options, {"scan_only": args.scan_only,
