@@ -34,7 +34,7 @@ import numba
 from tqdm import tqdm
 
 from ..errors import BgsubError
-from ..files import SinkError, atomic_path, check_not_inputs, disk_full
+from ..files import SinkError, atomic_path, check_not_inputs
 from ..files import identity as file_identity
 from ..text import one_line
 from ..io.avsource import VideoFile
@@ -515,6 +515,22 @@ def _cluster_scan(args: argparse.Namespace, files: list[_File], todo: list[_File
     return _conclude(files, todo, config, elapsed, events_path, report_path)
 
 
+def _write_thumbnail(path: Path, data: bytes) -> None:
+    """A thumbnail's JPEG bytes, atomically; a full disk is a :class:`ClipError` saying so.
+
+    Written here rather than by ``cv2.imwrite``, which says only that it failed:
+    a disk with a few kB left is not empty, and was not recognised as full.
+    """
+    try:
+        with atomic_path(path) as temporary:
+            temporary.write_bytes(data)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise ClipError(f"{path}: the thumbnail could not be written (the disk is full)") \
+                from None
+        raise
+
+
 def _outputs_of(file: _File, outcome, plan: _Plan) -> dict[str, Any]:
     """A file's outputs and record from what the cluster found in it."""
     if outcome.error is not None:
@@ -527,8 +543,7 @@ def _outputs_of(file: _File, outcome, plan: _Plan) -> dict[str, Any]:
         name = f"{file.name}.event{event.number:03d}.jpg"
         if (file.folder / name).resolve() in plan.inputs:
             raise ClipError(f"{file.folder / name}: the thumbnail would overwrite an input")
-        with atomic_path(file.folder / name) as temporary:
-            temporary.write_bytes(image)
+        _write_thumbnail(file.folder / name, image)
         file.written.append(file.folder / name)
         outputs.setdefault(event.number, {})["thumbnail"] = name
     return _write_outputs(file, outcome.result, plan, outputs)
@@ -628,12 +643,10 @@ def _scan_one(file: _File, key: int, plan: _Plan) -> dict[str, Any] | None:
         image = thumbnail(frame, moving, shapes)
         if (file.folder / name).resolve() in plan.inputs:
             raise ClipError(f"{file.folder / name}: the thumbnail would overwrite an input")
-        with atomic_path(file.folder / name) as temporary:
-            if not cv2.imwrite(str(temporary), image):
-                full = disk_full(temporary)
-                raise OSError(errno.ENOSPC if full else errno.EIO,
-                              f"cannot write the thumbnail {file.folder / name}"
-                              + (" (the disk is full)" if full else ""))
+        ok, encoded = cv2.imencode(".jpg", image)
+        if not ok:
+            raise OSError(errno.EIO, f"cannot encode the thumbnail {file.folder / name}")
+        _write_thumbnail(file.folder / name, encoded.tobytes())
         file.written.append(file.folder / name)
         outputs.setdefault(event.number, {})["thumbnail"] = name
 
