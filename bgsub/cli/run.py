@@ -170,6 +170,9 @@ def _folder(name: str, option: str) -> Path:
 
 def _model_input(name: str, option: str) -> Path:
     """--load-model: an input, kept apart from the outputs."""
+    if not name.strip():  # Path("") is ".", which would be named instead
+        raise UsageError(f"{option}: the name is empty (expected a model file written by "
+                         "--save-model)")
     return Path(name)
 
 

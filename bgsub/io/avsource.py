@@ -99,6 +99,10 @@ class VideoFile(Source):
         count = stream.frames
         if count <= 0 and stream.duration and stream.time_base:
             count = math.floor(float(stream.duration * stream.time_base) * fps + 0.5)
+        if count <= 0 and self._container.duration and self._container.duration > 0:
+            # the container's duration (WebM and Matroska give no stream's): the count
+            # OpenCV announces for the same file, so a scan notices the same early end
+            count = math.floor(self._container.duration / av.time_base * fps + 0.5)
         self.info = SourceInfo("file", str(path), fps, count if count > 0 else None)
         self.factor = downscale or auto_downscale(self.width)
         self.work_size = (max(1, self.width // self.factor), max(1, self.height // self.factor))

@@ -108,7 +108,8 @@ def _event_dict(event: MotionEvent, outputs: dict[str, Any]) -> dict[str, Any]:
         "box_x": box[0], "box_y": box[1], "box_width": box[2], "box_height": box[3],
         "fps": event.fps,
         "clip": outputs.get("clip"), "clip_start": outputs.get("clip_start"),
-        "clip_copied": outputs.get("clip_copied"), "thumbnail": outputs.get("thumbnail"),
+        "clip_copied": outputs.get("clip_copied"), "clip_error": outputs.get("clip_error"),
+        "thumbnail": outputs.get("thumbnail"),
     }
 
 
@@ -131,6 +132,8 @@ def record_of(result: ScanResult, name: str, ident: dict[str, Any], settings: st
         "last_frame": result.last_frame, "frames_scored": result.frames,
         "seconds": round(result.seconds, 6), "scan_seconds": round(result.scan_seconds, 3),
         "decode_errors": result.decode_errors,
+        # the stretches that could not be read, [first frame, frames], as run warns of them
+        "damaged": [[first, count] for first, count in result.damaged],
         "activity": {"first": result.activity.first, "width": result.activity.width,
                      "values": [round(v, 5) for v in result.activity.values]},
         "events": [_marked(_event_dict(e, outputs.get(e.number, {})), result)
@@ -240,7 +243,7 @@ def write_events(csv_path: Path, records: list[tuple[dict[str, Any], Path]],
         entry = {k: record.get(k) for k in ("file", "name", "status", "error", "fps", "width",
                                             "height", "first_frame", "last_frame",
                                             "frames_scored", "seconds", "decode_errors",
-                                            "below_confidence")}
+                                            "below_confidence", "damaged")}
         entry["events"] = file_rows
         entry["scene"] = scene_rows(record)
         files.append(entry)
