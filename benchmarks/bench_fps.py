@@ -20,6 +20,11 @@ state once per frame, so bytes per second = 2 x state size x fps) against the
 machine's copy bandwidth (read + write bytes per second of ``np.copyto``
 between two buffers of the state's size, best of several), which bounds it.
 
+At 640x480 BGR it also times the scene detectors (:class:`bgsub.scan.scene.
+SceneDetector`, what a scan or a live run with events adds per frame) on the
+same frames, alternating with the masker, and gives their cost as a share of
+the masker's time per frame (median over the rounds).
+
 ``--write-docs`` puts the results, as a Markdown table under its setup line,
 into ``docs/speed.md`` (between its ``table:speed`` markers); only frames of a
 real sequence count.
@@ -39,6 +44,7 @@ import numba
 import numpy as np
 
 from bgsub import MixtureMasker
+from bgsub.scan.scene import SceneDetector, SceneRules
 from doctables import write_table
 
 DEFAULT_SEQ = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "highway"
@@ -110,6 +116,7 @@ def main(argv=None):
     if args.write_docs and "synthetic" in what:
         ap.error(f"--write-docs needs the sequence's frames: {what}")
     rows = []
+    scene = ""
     setup = (f"{what}; median of {args.rounds} alternating rounds; {cpu_name()}, "
              f"{numba.config.NUMBA_NUM_THREADS} CPUs; bgsub {numba.get_num_threads()} threads "
              f"(defaults: k=3, shadows on); OpenCV {cv2.__version__}, "
@@ -140,9 +147,39 @@ def main(argv=None):
             print(f"{size:>10s} {mode:>5s} {fps_ours:10.1f} {fps_mog2:9.1f} "
                   f"{ratio:6.2f} {state_gbs:10.1f} {copy_gbs:9.1f}", flush=True)
             rows.append((size, mode, fps_ours, fps_mog2, ratio, state_gbs, copy_gbs))
+            if (size, mode) == ("640x480", "BGR"):
+                scene = scene_cost(ours, frames, args.rounds)
+                print(f"# scene detectors at 640x480 BGR: {scene}")
     if args.write_docs:
         table = f"Setup: {setup}.\n\n{markdown_table(rows)}"
+        if scene:
+            table += f"\n\nScene detectors at 640x480 BGR, same run: {scene}."
         print(f"wrote {write_table('speed.md', 'speed', table)}", file=sys.stderr)
+
+
+def scene_cost(masker, frames, rounds: int) -> str:
+    """The scene detectors' time per frame against *masker*'s, alternating rounds."""
+    detector = SceneDetector(SceneRules(fps=25))
+    index = 0
+    for _ in range(3):  # past the detector's learning
+        for f in frames:
+            detector.update(index, f)
+            index += 1
+    ratios, costs = [], []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        for f in frames:
+            masker.apply(f)
+        per_mask = (time.perf_counter() - t) / len(frames)
+        t = time.perf_counter()
+        for f in frames:
+            detector.update(index, f)
+            index += 1
+        per_scene = (time.perf_counter() - t) / len(frames)
+        ratios.append(per_scene / per_mask)
+        costs.append(per_scene)
+    return (f"{1e3 * statistics.median(costs):.3f} ms a frame, "
+            f"{100 * statistics.median(ratios):.1f}% of the masker's time")
 
 
 def markdown_table(rows) -> str:
