@@ -409,3 +409,30 @@ def test_an_empty_name_is_refused_by_its_option_not_taken_as_a_default_or_the_fo
     assert len(lines) == 1 and lines[0].startswith("bgsub: error: "), done.stderr
     assert option in lines[0] and "the name is empty" in lines[0], done.stderr
     assert not list(tmp_path.iterdir())  # nothing scanned, nothing written
+
+
+def _errors(done) -> list[str]:
+    return [line for line in done.stderr.splitlines() if line.startswith("bgsub: error:")]
+
+
+def test_scan_says_an_empty_file_is_empty_as_run_does(clip, tmp_path):
+    # FFmpeg's "Invalid data found when processing input" said nothing a person could act on
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(clip, folder / "v.mp4")
+    (folder / "zero.mp4").touch()
+    run = bgsub("run", folder / "zero.mp4", "--no-display", cwd=tmp_path, timeout=60)
+    assert run.returncode == 2 and len(_errors(run)) == 1, run.stderr
+    reason = "the file is empty (expected a video file)"
+    assert _errors(run)[0].endswith(f"zero.mp4: {reason}"), run.stderr
+    # one file, and in a folder with another that is scanned
+    for inputs in (["in/zero.mp4"], ["in"]):
+        done = bgsub("scan", *inputs, "--output-dir", "out", "--scan-only", cwd=tmp_path,
+                     timeout=300)
+        assert done.returncode == 3, done.stderr
+        assert _errors(done) == [f"bgsub: error: in/zero.mp4: {reason}; listed as failed"], \
+            done.stderr
+        assert "Invalid data" not in done.stderr, done.stderr
+    assert "1 files scanned" in done.stderr and (tmp_path / "out" / "v.scan.json").is_file(), \
+        done.stderr
+

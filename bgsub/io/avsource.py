@@ -20,6 +20,7 @@ from __future__ import annotations
 import collections
 import logging
 import math
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -76,6 +77,8 @@ class VideoFile(Source):
         kind = not_a_file(path)
         if kind is not None:  # opening a FIFO would wait for a writer, deaf to signals
             raise SourceError(f"{path}: is {kind} (expected a video file)")
+        if _is_empty(path):  # as run says it (FFmpeg would say "Invalid data found ...")
+            raise SourceError(f"{path}: the file is empty (expected a video file)")
         try:
             self._container = av.open(local_url(path), metadata_errors="ignore")
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
@@ -220,6 +223,14 @@ class VideoFile(Source):
     def close(self) -> None:
         self._frames.close()
         self._container.close()
+
+
+def _is_empty(path: str | Path) -> bool:
+    """Whether *path* is a file of 0 bytes (a missing one is for the open to report)."""
+    try:
+        return os.stat(path).st_size == 0
+    except (OSError, ValueError):
+        return False
 
 
 def _reason(exc: BaseException) -> str:
