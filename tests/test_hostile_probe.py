@@ -436,3 +436,19 @@ def test_scan_says_an_empty_file_is_empty_as_run_does(clip, tmp_path):
     assert "1 files scanned" in done.stderr and (tmp_path / "out" / "v.scan.json").is_file(), \
         done.stderr
 
+
+@pytest.mark.parametrize("size", ["W100000 H100000", "W0 H0"])
+def test_an_impossible_y4m_header_is_named_as_such_by_run_and_scan(tmp_path, size):
+    # FFmpeg's Y4M reader turns "Picture size ... is invalid" into "Device or resource busy"
+    (tmp_path / "h.y4m").write_bytes(f"YUV4MPEG2 {size} F25:1 Ip A1:1 C420jpeg\nFRAME\n"
+                                     .encode() + bytes(64))
+    reason = "not a video file that can be read (its header is invalid)"
+    run = bgsub("run", "h.y4m", "--no-display", cwd=tmp_path, timeout=60)
+    assert run.returncode == 2, run.stderr
+    assert _errors(run) == [f"bgsub: error: h.y4m: {reason}"], run.stderr
+    scan = bgsub("scan", "h.y4m", "--output-dir", "out", "--scan-only", cwd=tmp_path,
+                 timeout=60)
+    assert scan.returncode == 3, scan.stderr
+    assert _errors(scan) == [f"bgsub: error: h.y4m: {reason}; listed as failed"], scan.stderr
+    assert "busy" not in run.stderr + scan.stderr
+

@@ -28,7 +28,7 @@ import av
 import numpy as np
 
 from ..files import local_url, not_a_file
-from .sources import CorruptFrame, Source, SourceError, SourceInfo
+from .sources import CorruptFrame, Source, SourceError, SourceInfo, invalid_header
 
 __all__ = ["VideoFile", "NumberedReader", "auto_downscale", "AUTO_WIDTH"]
 
@@ -82,7 +82,8 @@ class VideoFile(Source):
         try:
             self._container = av.open(local_url(path), metadata_errors="ignore")
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
-            raise SourceError(f"{path}: not a video file that can be read ({_reason(exc)})") \
+            reason = "its header is invalid" if invalid_header(exc) else _reason(exc)
+            raise SourceError(f"{path}: not a video file that can be read ({reason})") \
                 from None
         try:
             if not self._container.streams.video:
