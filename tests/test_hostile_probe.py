@@ -452,3 +452,20 @@ def test_an_impossible_y4m_header_is_named_as_such_by_run_and_scan(tmp_path, siz
     assert _errors(scan) == [f"bgsub: error: h.y4m: {reason}; listed as failed"], scan.stderr
     assert "busy" not in run.stderr + scan.stderr
 
+
+@pytest.mark.parametrize("taken", ["v.scan.json", "v.event001.jpg", "v.event001.mp4"])
+def test_an_output_name_taken_by_a_folder_fails_the_file_naming_the_folder(clip, tmp_path,
+                                                                           taken):
+    # the record's and the thumbnail's were a raw "[Errno 21] Is a directory", the clip's
+    # "the clip could not be written ([Errno 21] Is a directory)"
+    shutil.copy(clip, tmp_path / "v.mp4")
+    (tmp_path / "out" / taken).mkdir(parents=True)
+    done = bgsub("scan", "v.mp4", "--output-dir", "out", cwd=tmp_path, timeout=300)
+    assert done.returncode == 3, done.stderr
+    assert _errors(done) == [f"bgsub: error: v.mp4: out/{taken}: is a folder (expected a "
+                             "file name); listed as failed"], done.stderr
+    assert "Errno" not in done.stderr and "directory" not in done.stderr, done.stderr
+    # the folder is left alone, and the file leaves no other thumbnail, clip or record
+    assert (tmp_path / "out" / taken).is_dir()
+    assert [p.name for p in (tmp_path / "out").glob("v.*")] == [taken]
+

@@ -592,10 +592,16 @@ def _finish(file: _File, key: int, plan: _Plan, scan=None, tasks: tuple[str, ...
     if scan is None and plan.stop.is_set():
         return
     try:
+        if file.record_path.is_dir():  # found before the scan, not after it
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR),
+                                    str(file.record_path))
         record = (scan or _scan_one)(file, key, plan)
     except (SourceError, RegionError, ClipError, OSError, ValueError) as exc:
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
             message = f"an output could not be written (the disk is full: {exc})"
+        elif isinstance(exc, IsADirectoryError) and exc.filename:
+            # an output's name (its record, a thumbnail, a clip) is taken by a folder
+            message = f"{exc.filename}: is a folder (expected a file name)"
         elif isinstance(exc, BgsubError):
             message = str(exc)
         else:
