@@ -469,3 +469,30 @@ def test_an_output_name_taken_by_a_folder_fails_the_file_naming_the_folder(clip,
     assert (tmp_path / "out" / taken).is_dir()
     assert [p.name for p in (tmp_path / "out").glob("v.*")] == [taken]
 
+
+def test_outputs_of_an_input_whose_name_begins_with_a_dot_are_visible(clip, tmp_path):
+    # "..mp4" gave "..event001.jpg" and "..scan.json": hidden, like partial files
+    for name in ("..mp4", ".hidden.mp4"):
+        shutil.copy(clip, tmp_path / name)
+    done = bgsub("scan", "..mp4", ".hidden.mp4", "--output-dir", "out", "--quiet",
+                 cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert not [n for n in written if n.startswith(".")], written
+    for stem in ("_", "_hidden"):
+        assert {f"{stem}.scan.json", f"{stem}.event001.jpg", f"{stem}.event001.mp4"} \
+            <= set(written), written
+    record = json.loads((tmp_path / "out" / "_.scan.json").read_text())
+    assert record["events"][0]["thumbnail"] == "_.event001.jpg", record
+
+
+def test_a_name_made_visible_stays_distinct_from_the_name_it_becomes():
+    from bgsub.cli.scan import _names
+
+    here = Path("/tmp/x")
+    paths = [here / ".a.mp4", here / "_a.mp4", here / "b.mp4", here / "..mp4",
+             here / "c.d.mp4"]
+    names = _names(paths, [here] * len(paths))
+    assert names[2] == "b" and names[3] == "_" and names[4] == "c.d"  # ordinary: unchanged
+    assert len(set(names)) == len(names), names
+    assert not [n for n in names if n.startswith(".")], names
