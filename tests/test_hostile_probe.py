@@ -496,3 +496,23 @@ def test_a_name_made_visible_stays_distinct_from_the_name_it_becomes():
     assert names[2] == "b" and names[3] == "_" and names[4] == "c.d"  # ordinary: unchanged
     assert len(set(names)) == len(names), names
     assert not [n for n in names if n.startswith(".")], names
+
+
+def test_an_output_on_a_read_only_file_system_is_named_as_one_that_cannot_be_written(
+        clip, tmp_path):
+    # (pins the wording; root ignores mode bits, so the folder is a tmpfs remounted read-only)
+    from kit import small_disk
+
+    with small_disk(tmp_path / "ro", "1m") as ro:
+        (ro / "sub").mkdir()
+        done = subprocess.run(["mount", "-o", "remount,ro", str(ro)], capture_output=True,
+                              text=True, check=False)
+        if done.returncode:
+            pytest.skip(f"cannot remount read-only here: {done.stderr.strip()}")
+        for args, option in ((["run", clip, "--no-display", "--output", "ro/o.mp4"],
+                              "--output ro/o.mp4"),
+                             (["scan", clip, "--output-dir", "ro/sub"], "--output-dir ro/sub")):
+            done = bgsub(*args, cwd=tmp_path, timeout=120)
+            assert done.returncode == 2, done.stderr
+            assert done.stderr.splitlines() == [f"bgsub: error: {option}: cannot be written "
+                                                "(permission denied)"], done.stderr
