@@ -409,3 +409,110 @@ def test_an_empty_name_is_refused_by_its_option_not_taken_as_a_default_or_the_fo
     assert len(lines) == 1 and lines[0].startswith("bgsub: error: "), done.stderr
     assert option in lines[0] and "the name is empty" in lines[0], done.stderr
     assert not list(tmp_path.iterdir())  # nothing scanned, nothing written
+
+
+def _errors(done) -> list[str]:
+    return [line for line in done.stderr.splitlines() if line.startswith("bgsub: error:")]
+
+
+def test_scan_says_an_empty_file_is_empty_as_run_does(clip, tmp_path):
+    # FFmpeg's "Invalid data found when processing input" said nothing a person could act on
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(clip, folder / "v.mp4")
+    (folder / "zero.mp4").touch()
+    run = bgsub("run", folder / "zero.mp4", "--no-display", cwd=tmp_path, timeout=60)
+    assert run.returncode == 2 and len(_errors(run)) == 1, run.stderr
+    reason = "the file is empty (expected a video file)"
+    assert _errors(run)[0].endswith(f"zero.mp4: {reason}"), run.stderr
+    # one file, and in a folder with another that is scanned
+    for inputs in (["in/zero.mp4"], ["in"]):
+        done = bgsub("scan", *inputs, "--output-dir", "out", "--scan-only", cwd=tmp_path,
+                     timeout=300)
+        assert done.returncode == 3, done.stderr
+        assert _errors(done) == [f"bgsub: error: in/zero.mp4: {reason}; listed as failed"], \
+            done.stderr
+        assert "Invalid data" not in done.stderr, done.stderr
+    assert "1 files scanned" in done.stderr and (tmp_path / "out" / "v.scan.json").is_file(), \
+        done.stderr
+
+
+@pytest.mark.parametrize("size", ["W100000 H100000", "W0 H0"])
+def test_an_impossible_y4m_header_is_named_as_such_by_run_and_scan(tmp_path, size):
+    # FFmpeg's Y4M reader turns "Picture size ... is invalid" into "Device or resource busy"
+    (tmp_path / "h.y4m").write_bytes(f"YUV4MPEG2 {size} F25:1 Ip A1:1 C420jpeg\nFRAME\n"
+                                     .encode() + bytes(64))
+    reason = "not a video file that can be read (its header is invalid)"
+    run = bgsub("run", "h.y4m", "--no-display", cwd=tmp_path, timeout=60)
+    assert run.returncode == 2, run.stderr
+    assert _errors(run) == [f"bgsub: error: h.y4m: {reason}"], run.stderr
+    scan = bgsub("scan", "h.y4m", "--output-dir", "out", "--scan-only", cwd=tmp_path,
+                 timeout=60)
+    assert scan.returncode == 3, scan.stderr
+    assert _errors(scan) == [f"bgsub: error: h.y4m: {reason}; listed as failed"], scan.stderr
+    assert "busy" not in run.stderr + scan.stderr
+
+
+@pytest.mark.parametrize("taken", ["v.scan.json", "v.event001.jpg", "v.event001.mp4"])
+def test_an_output_name_taken_by_a_folder_fails_the_file_naming_the_folder(clip, tmp_path,
+                                                                           taken):
+    # the record's and the thumbnail's were a raw "[Errno 21] Is a directory", the clip's
+    # "the clip could not be written ([Errno 21] Is a directory)"
+    shutil.copy(clip, tmp_path / "v.mp4")
+    (tmp_path / "out" / taken).mkdir(parents=True)
+    done = bgsub("scan", "v.mp4", "--output-dir", "out", cwd=tmp_path, timeout=300)
+    assert done.returncode == 3, done.stderr
+    assert _errors(done) == [f"bgsub: error: v.mp4: out/{taken}: is a folder (expected a "
+                             "file name); listed as failed"], done.stderr
+    assert "Errno" not in done.stderr and "directory" not in done.stderr, done.stderr
+    # the folder is left alone, and the file leaves no other thumbnail, clip or record
+    assert (tmp_path / "out" / taken).is_dir()
+    assert [p.name for p in (tmp_path / "out").glob("v.*")] == [taken]
+
+
+def test_outputs_of_an_input_whose_name_begins_with_a_dot_are_visible(clip, tmp_path):
+    # "..mp4" gave "..event001.jpg" and "..scan.json": hidden, like partial files
+    for name in ("..mp4", ".hidden.mp4"):
+        shutil.copy(clip, tmp_path / name)
+    done = bgsub("scan", "..mp4", ".hidden.mp4", "--output-dir", "out", "--quiet",
+                 cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert not [n for n in written if n.startswith(".")], written
+    for stem in ("_", "_hidden"):
+        assert {f"{stem}.scan.json", f"{stem}.event001.jpg", f"{stem}.event001.mp4"} \
+            <= set(written), written
+    record = json.loads((tmp_path / "out" / "_.scan.json").read_text())
+    assert record["events"][0]["thumbnail"] == "_.event001.jpg", record
+
+
+def test_a_name_made_visible_stays_distinct_from_the_name_it_becomes():
+    from bgsub.cli.scan import _names
+
+    here = Path("/tmp/x")
+    paths = [here / ".a.mp4", here / "_a.mp4", here / "b.mp4", here / "..mp4",
+             here / "c.d.mp4"]
+    names = _names(paths, [here] * len(paths))
+    assert names[2] == "b" and names[3] == "_" and names[4] == "c.d"  # ordinary: unchanged
+    assert len(set(names)) == len(names), names
+    assert not [n for n in names if n.startswith(".")], names
+
+
+def test_an_output_on_a_read_only_file_system_is_named_as_one_that_cannot_be_written(
+        clip, tmp_path):
+    # (pins the wording; root ignores mode bits, so the folder is a tmpfs remounted read-only)
+    from kit import small_disk
+
+    with small_disk(tmp_path / "ro", "1m") as ro:
+        (ro / "sub").mkdir()
+        done = subprocess.run(["mount", "-o", "remount,ro", str(ro)], capture_output=True,
+                              text=True, check=False)
+        if done.returncode:
+            pytest.skip(f"cannot remount read-only here: {done.stderr.strip()}")
+        for args, option in ((["run", clip, "--no-display", "--output", "ro/o.mp4"],
+                              "--output ro/o.mp4"),
+                             (["scan", clip, "--output-dir", "ro/sub"], "--output-dir ro/sub")):
+            done = bgsub(*args, cwd=tmp_path, timeout=120)
+            assert done.returncode == 2, done.stderr
+            assert done.stderr.splitlines() == [f"bgsub: error: {option}: cannot be written "
+                                                "(permission denied)"], done.stderr

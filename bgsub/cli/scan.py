@@ -207,9 +207,22 @@ class _File:
 _NAME_BYTES = 200  # the longest output name stem, in UTF-8 bytes
 
 
+def _visible(stem: str) -> str:
+    """*stem* with a leading ``.`` made ``_``: outputs are never hidden files.
+
+    ``..mp4`` gave ``..event001.jpg``, hidden, and named like the partial
+    files (``.NAME.bgsub-partial.EXT``) that bgsub writes and removes.
+    """
+    return "_" + stem[1:] if stem.startswith(".") else stem
+
+
 def _names(paths: list[Path], folders: list[Path]) -> list[str]:
-    """A name per file, unique within its output folder: the stem, else more of the path."""
-    names = [p.stem for p in paths]
+    """A name per file, unique within its output folder: the stem, else more of the path.
+
+    A stem beginning with ``.`` begins with ``_`` instead (:func:`_visible`);
+    should that make it another file's name, both take more of their path.
+    """
+    names = [_visible(p.stem) for p in paths]
     groups: dict[tuple[Path, str], list[int]] = {}
     for i, (folder, name) in enumerate(zip(folders, names)):
         groups.setdefault((folder.resolve(), name.lower()), []).append(i)
@@ -220,7 +233,7 @@ def _names(paths: list[Path], folders: list[Path]) -> list[str]:
             parent = paths[i].resolve().parent.name
             digest = hashlib.sha1(str(paths[i].resolve()).encode()).hexdigest()[:6]
             names[i] = f"{parent}_{paths[i].stem}_{digest}" if parent else \
-                f"{paths[i].stem}_{digest}"
+                _visible(f"{paths[i].stem}_{digest}")
     for i, name in enumerate(names):
         # the outputs add up to about 30 bytes (".NAME.event001.bgsub-partial.webm"):
         # a name near NAME_MAX (255 bytes) is cut, made unique again by its path's digest
@@ -592,10 +605,16 @@ def _finish(file: _File, key: int, plan: _Plan, scan=None, tasks: tuple[str, ...
     if scan is None and plan.stop.is_set():
         return
     try:
+        if file.record_path.is_dir():  # found before the scan, not after it
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR),
+                                    str(file.record_path))
         record = (scan or _scan_one)(file, key, plan)
     except (SourceError, RegionError, ClipError, OSError, ValueError) as exc:
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
             message = f"an output could not be written (the disk is full: {exc})"
+        elif isinstance(exc, IsADirectoryError) and exc.filename:
+            # an output's name (its record, a thumbnail, a clip) is taken by a folder
+            message = f"{exc.filename}: is a folder (expected a file name)"
         elif isinstance(exc, BgsubError):
             message = str(exc)
         else:

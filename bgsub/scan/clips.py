@@ -89,6 +89,8 @@ def cut_clip(source: str | Path, target: str | Path, start: float, end: float,
     frames are decoded from the start and encoded.  Raises :class:`ClipError`.
     """
     target = Path(target)
+    if target.is_dir():  # as the outputs of run are named (neither copy nor encoding can)
+        raise ClipError(f"{target}: is a folder (expected a file name)")
     if target.suffix.lower() in COPY_FORMATS:
         try:
             with atomic_path(target) as temporary, _disk_full_told(target, temporary):
