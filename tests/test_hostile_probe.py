@@ -516,3 +516,15 @@ def test_an_output_on_a_read_only_file_system_is_named_as_one_that_cannot_be_wri
             assert done.returncode == 2, done.stderr
             assert done.stderr.splitlines() == [f"bgsub: error: {option}: cannot be written "
                                                 "(permission denied)"], done.stderr
+
+
+def test_live_clips_of_a_source_whose_name_begins_with_a_dot_are_visible(tmp_path, clip):
+    """`bgsub run ..mp4 --clips DIR` names its clips after the source, never hidden."""
+    source = tmp_path / "..mp4"
+    shutil.copy(clip, source)
+    clips = tmp_path / "clips"
+    run = bgsub("run", "..mp4", "--no-display", "--events", str(tmp_path / "e.jsonl"),
+                "--clips", str(clips), cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    names = sorted(p.name for p in clips.iterdir())
+    assert names and not any(n.startswith(".") for n in names), names

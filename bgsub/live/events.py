@@ -300,7 +300,9 @@ class _ClipWriter:
         self._emit = emit  # sends an event's end line once its clip is closed
         self.fps = fps
         self.quality = quality
-        self.prefix = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")[-40:] or "source"
+        # never a hidden name: no leading dot (a source named "..mp4")
+        self.prefix = (re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")[-40:].lstrip("._")
+                       or "source")
         self._queue: queue.Queue = queue.Queue(maxsize=256)
         self._ring: collections.deque = collections.deque(maxlen=keep)
         self._sink: VideoSink | None = None
