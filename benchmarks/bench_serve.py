@@ -1,6 +1,6 @@
 """What ``--serve`` costs the frame loop: no server, one viewer, a stalled viewer.
 
-Run: python benchmarks/bench_serve.py [--rounds 5] [--seconds 10] [--json out.json]
+Run: python benchmarks/bench_serve.py [--rounds 6] [--seconds 10] [--json out.json] [--write-docs]
 
 The loop is :func:`bgsub.io.pipeline.run_pipeline` over generated 640x480
 frames held in memory (no decoding), through the frame step, with the
@@ -15,9 +15,13 @@ events' scorer as a ``--serve`` run has it, and:
   (someone is watching), the socket's buffers fill, and the loop must not
   notice.
 
-Each round runs the three in turn (alternating, so that a change in the
-machine's load falls on all three alike) for ``--seconds`` each; the loop's
-frames per second are the medians over the rounds.  The costs are the
+Each round runs the three in turn for ``--seconds`` each, the order rotated
+from one round to the next (so that a change in the machine's load, or the
+first run's warming, falls on all three alike); the loop's frames per second
+are the medians over the rounds, and a mode's cost is the median over the
+rounds of its loss against the same round's ``none`` (a pair run back to
+back, so that the machine's slower and faster minutes cancel).  ``--write-docs`` puts the table into
+``docs/serve.md``.  The costs are the
 relative fps losses against ``none``; ``--serve`` promises at most 10%
 for one viewer at 640x480 and at most 5% for a stalled one.
 """
@@ -35,8 +39,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import cv2  # noqa: E402
+import numba  # noqa: E402
 import numpy as np  # noqa: E402
+from doctables import write_table  # noqa: E402
 
 from bgsub.config import Config  # noqa: E402
 from bgsub.eval.synthetic import EventSpec, render_events  # noqa: E402
@@ -112,30 +120,60 @@ def one(mode: str, frames, config: Config, seconds: float) -> float:
     return summary.fps
 
 
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--json", type=Path)
+    p.add_argument("--write-docs", action="store_true",
+                   help="put the table into docs/serve.md")
     args = p.parse_args()
     spec = EventSpec(width=640, height=480, frames=120, crossings=((30, 89),), size=(60, 80))
     frames = [f for f, _ in render_events(spec)]
     config = Config()
-    print(f"640x480 BGR frames from memory, {args.rounds} rounds of {args.seconds:g} s per "
-          f"mode; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; the server "
-          f"encodes at most 10 frames a second per source")
+    setup = (f"640x480 BGR frames from memory (a 60x80 object crossing in 60 of every 120), "
+             f"{args.rounds} rounds of {args.seconds:g} s per mode, the order rotated each "
+             f"round; {cpu_name()}, {os.cpu_count()} CPUs; OpenCV {cv2.__version__} "
+             f"({cv2.getNumThreads()} threads), bgsub {numba.get_num_threads()} threads; "
+             f"the server encodes at most 10 frames a second per source")
+    print(setup, f"; load average {os.getloadavg()[0]:.2f}", sep="")
     one("none", frames, config, 2.0)  # compiles the kernels
-    fps: dict[str, list[float]] = {"none": [], "viewer": [], "stalled": []}
+    modes = ("none", "viewer", "stalled")
+    fps: dict[str, list[float]] = {m: [] for m in modes}
     for r in range(args.rounds):
-        for mode in fps:
+        order = modes[r % 3:] + modes[:r % 3]
+        for mode in order:
             fps[mode].append(one(mode, frames, config, args.seconds))
-        print(f"round {r + 1}: " + ", ".join(f"{m} {v[-1]:.1f} fps" for m, v in fps.items()),
+        print(f"round {r + 1}: " + ", ".join(f"{m} {fps[m][-1]:.1f} fps" for m in order),
               flush=True)
     median = {m: statistics.median(v) for m, v in fps.items()}
-    cost = {m: 1 - median[m] / median["none"] for m in ("viewer", "stalled")}
+    cost = {m: statistics.median(1 - a / b for a, b in zip(fps[m], fps["none"]))
+            for m in ("viewer", "stalled")}
     print(f"median: no server {median['none']:.1f} fps; one viewer {median['viewer']:.1f} fps "
           f"({100 * cost['viewer']:.1f}% slower); a stalled viewer {median['stalled']:.1f} "
           f"fps ({100 * cost['stalled']:.1f}% slower)")
+    table = "\n".join([
+        f"Setup: {setup}.",
+        "",
+        "| mode | loop fps (median) | cost against no server (median of rounds) | aim |",
+        "|---|---:|---:|---:|",
+        f"| no server | {median['none']:.1f} | - | - |",
+        f"| one viewer | {median['viewer']:.1f} | {100 * cost['viewer']:.1f}% | <= 10% |",
+        f"| a stalled viewer | {median['stalled']:.1f} | {100 * cost['stalled']:.1f}% | <= 5% |",
+    ])
+    print(table)
+    if args.write_docs:
+        write_table("serve.md", "serve", table)
     if args.json:
         args.json.write_text(json.dumps({"fps": fps, "median": median, "cost": cost},
                                         indent=2))

@@ -520,6 +520,9 @@ class ScanConfig:
         lasting blob, the streaks and flakes are many small, short-lived
         ones; and the flicker check stops learning, as rain would make
         every pixel blink (0: off, the usual rules hold).
+    min_confidence : float
+        Motion events of a lower confidence, in [0, 1], are dropped from a
+        scan (no clip, thumbnail or row; counted); 0 keeps every event.
     """
 
     threshold: float = 0.0025
@@ -541,6 +544,7 @@ class ScanConfig:
     connect_timeout: float = 10.0
     scene: bool = True
     weather_blob: float = 0.0015
+    min_confidence: float = 0.0
 
     def __post_init__(self) -> None:
         for name in _DURATIONS:  # read once, here: the scan takes Duration values
@@ -562,6 +566,8 @@ class ScanConfig:
                      hi_open=False)
         _check_range("scan.weather_blob", self.weather_blob, 0.0, 1.0, "[0, 1)",
                      lo_open=False)
+        _check_range("scan.min_confidence", self.min_confidence, 0.0, 1.0, "[0, 1]",
+                     lo_open=False, hi_open=False)
         if not 0 <= self.downscale <= 64:
             raise ConfigError(f"scan.downscale must be in 0..64 (0 = auto), got {self.downscale}")
         if not 0 <= self.frame_skip <= 1000:
@@ -788,6 +794,7 @@ _FIELD_DOCS: dict[type, dict[str, dict[str, str]]] = {
         "scene": _doc("Detect scene events: covered, moved, defocused, lighting, weather"),
         "weather_blob": _doc("Rain, snow: motion needs a lasting blob this large; 0: off",
                              "share of the watched pixels", "[0, 1)"),
+        "min_confidence": _doc("Drop unsure events", "", "[0, 1]"),
     },
     EventsConfig: {
         "clip_quality": _doc("JPEG quality of the pre-roll frames held in memory", "",

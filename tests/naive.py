@@ -479,6 +479,10 @@ class NaiveMixture:
             out[p] = 1.0 - (1.0 - self.eps) * bg / total
         return out.reshape(h, wd)
 
+    def foreground_probability_at(self, frame, pixels):
+        """foreground_probability at the flat indices *pixels* only (the scan's query)."""
+        return self.foreground_probability(frame).reshape(-1)[np.asarray(pixels, np.int64)]
+
     def _rank_order(self, p):
         """Slots sorted by w/sigma (compared as w^2/sigma^2), descending; stable."""
         keys = [self.w[j, p] * self.w[j, p] / self._rank_variance(j, p) for j in range(self.k)]

@@ -307,3 +307,13 @@ def test_json_never_overwrites_a_file_of_the_data_set(sequences, tmp_path):
     r = bgsub("eval", seq, "--json", "scores.json", "--quiet", cwd=tmp_path)
     assert r.returncode == 2 and "under another name (a link)" in r.stderr, r.stderr
     assert truth.read_bytes() == before
+
+
+def test_a_sequence_whose_name_holds_a_newline_is_one_heading_line(tmp_path):
+    """A folder name is data: its newline cannot start a line of the table."""
+    write_sequence(tmp_path / "seq\nbgsub 1.0 1.0", 5)
+    r = bgsub("eval", "seq\nbgsub 1.0 1.0", "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("seq\\nbgsub 1.0 1.0 (seq\\nbgsub 1.0 1.0): 36 frames"), lines[0]
+    assert not any(line.startswith("bgsub 1.0") for line in lines), r.stdout

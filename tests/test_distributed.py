@@ -309,3 +309,48 @@ def test_a_stopped_cluster_scan_keeps_the_files_done_and_a_new_run_carries_on(
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     rows = list(csv.DictReader((out / "events.csv").open()))
     assert len(rows) == 12 and len(list(out.glob("*.scan.json"))) == 6
+
+
+def test_a_repeatedly_killed_worker_leaves_only_bgsub_lines_on_stderr(tmp_path):
+    """End to end: ``bgsub scan --workers 2`` whose workers are killed while they run the task.
+
+    Dask gives up on a task after its ``allowed-failures`` (3) + 1 workers died running it,
+    and its scheduler (in the bgsub process) logs ``distributed.scheduler - ERROR - ...``:
+    that must come out as a ``bgsub:`` line, as must the file's failure.
+    """
+    import psutil  # a dependency of Dask's
+
+    write_events_video(str(tmp_path / "long.mp4"), EventSpec(frames=3000,
+                                                             crossings=((100, 130),)))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bgsub", "scan", "long.mp4", "--output-dir", "out",
+         "--workers", "2"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True)
+    kills, registered = 0, {}
+    try:
+        deadline = time.monotonic() + 240  # a loaded machine: seconds become minutes
+        while process.poll() is None and time.monotonic() < deadline:
+            for child in psutil.Process(process.pid).children(recursive=True):
+                try:
+                    if "spawn_main" not in " ".join(child.cmdline()):
+                        continue  # not a worker process (the resource tracker)
+                    if not [c for c in child.net_connections("tcp")
+                            if c.status == psutil.CONN_ESTABLISHED]:
+                        continue  # not yet talking to the scheduler: no task to lose
+                    since = registered.setdefault(child.pid, time.monotonic())
+                    if time.monotonic() - since > 1.0:  # it has been given the task
+                        child.kill()
+                        kills += 1
+                except psutil.Error:  # gone meanwhile
+                    pass
+            time.sleep(0.2)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    assert kills >= 4, (kills, stderr)
+    assert process.returncode == 3, stderr  # the file failed, by name
+    assert "long.mp4" in stderr and "listed as failed" in stderr, stderr
+    assert "died while trying to run it" in stderr, stderr  # the scheduler's own news ...
+    assert all(line.startswith("bgsub: ") for line in stderr.splitlines()), stderr  # ... ours

@@ -194,7 +194,8 @@ def test_write_table_rewrites_a_page_in_place(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["speed.md"]  # no temporary left
 
 
-@pytest.mark.parametrize("page, name", [("accuracy.md", "accuracy"), ("speed.md", "speed")])
+@pytest.mark.parametrize("page, name", [("accuracy.md", "accuracy"), ("speed.md", "speed"),
+                                        ("scan.md", "confidence")])
 def test_the_pages_hold_the_tables_the_benchmarks_write(page, name):
     text = (DOCS / page).read_text(encoding="utf-8")
     table = re.search(rf"<!-- table:{name} -->\n(.*?)\n<!-- /table:{name} -->", text, re.DOTALL)
@@ -215,12 +216,15 @@ def test_the_benchmarks_write_the_pages_tables_in_their_shape(monkeypatch):
     import bench_fps
 
     speed = docs_table("speed.md", "speed")
-    row = next(line for line in speed if line.startswith("| 640x480 | BGR |"))
-    cells = [c.strip("* ") for c in row.strip("|").split("|")]
-    ours, mog2, state, copy = (float(cells[i]) for i in (2, 3, 5, 6))
-    written = bench_fps.markdown_table([("640x480", "BGR", ours, mog2, state, copy)])
-    assert written.splitlines()[:2] == speed[:2]
-    assert written.splitlines()[2] == row
+    assert speed[0].startswith("Setup: ") and speed[1] == ""  # the run's setup above its table
+    speed = speed[2:]
+    for size in ("640x480", "1920x1080"):
+        row = next(line for line in speed if line.startswith(f"| {size} | BGR |"))
+        cells = [c.strip("* ") for c in row.strip("|").split("|")]
+        ours, mog2, ratio, state, copy = (float(cells[i]) for i in (2, 3, 4, 5, 6))
+        written = bench_fps.markdown_table([(size, "BGR", ours, mog2, ratio, state, copy)])
+        assert written.splitlines()[:2] == speed[:2]
+        assert written.splitlines()[2] == row
 
     accuracy = docs_table("accuracy.md", "accuracy")
     row = next(line for line in accuracy if line.startswith("| highway | bgsub |"))

@@ -271,3 +271,20 @@ def test_dask_s_log_records_come_out_as_bgsub_lines(capfd):
     err = capfd.readouterr().err
     lines = err.splitlines()
     assert lines == ["bgsub: warning: dask: Task t-1 marked as failed because 3 workers died"]
+
+
+def test_a_thumbnail_on_a_nearly_full_disk_says_the_disk_is_full(tmp_path, small_disk):
+    """A few kB left: not zero, so OpenCV's bare failure was taken for an I/O error."""
+    video = events_recording(tmp_path, EventSpec(width=320, height=240, frames=90,
+                                                 crossings=((20, 60),), noise=6), "a.mp4")
+    stat = os.statvfs(small_disk)
+    (small_disk / "filler").write_bytes(bytes(stat.f_bfree * stat.f_frsize - 8192))
+    out = small_disk / "o"
+    done = bgsub("scan", video, "--output-dir", out, "--events", tmp_path / "events.csv",
+                 "--report", tmp_path / "report.html", cwd=tmp_path)
+    assert done.returncode == 3, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("bgsub: error:")]
+    assert len(errors) == 1, done.stderr
+    assert "a.event001.jpg: the thumbnail could not be written (the disk is full)" in errors[0]
+    assert "Errno" not in done.stderr, done.stderr
+    assert not [p.name for p in out.iterdir() if ".event" in p.name or "partial" in p.name]

@@ -172,6 +172,31 @@ def test_recovery_and_probability_match_reference(covariance):
     assert recovering == 30  # one recovery of recovery_frames, triggered by the switch
 
 
+@pytest.mark.parametrize("covariance", ["spherical", "diagonal"])
+def test_probability_at_pixels_matches_reference(covariance):
+    """The scan's query of a few pixels gives what the reference gives those pixels, and
+    what the whole frame's query gives them, bit for bit."""
+    rng = np.random.default_rng(5)
+    base = rng.integers(40, 170, (H, W, 3)).astype(float)
+    fast, slow = MixtureMasker(covariance=covariance), NaiveMixture(covariance=covariance)
+    for t in range(25):
+        scene = base.copy()
+        if t >= 20:  # an object arrives: probabilities near 1 there, near 0 elsewhere
+            scene[5:15, 8:20] = 230
+        frame = np.clip(np.rint(scene + rng.normal(0, 3, scene.shape)), 0, 255).astype(np.uint8)
+        np.testing.assert_array_equal(fast.apply(frame), slow.apply(frame))
+    pixels = np.concatenate([rng.choice(H * W, 40, replace=False),
+                             (np.arange(5, 15)[:, None] * W + np.arange(8, 20)).ravel()])
+    got = fast.foreground_probability_at(pixels)
+    assert got.dtype == np.float32 and got.shape == pixels.shape
+    np.testing.assert_allclose(got, slow.foreground_probability_at(frame, pixels), atol=1e-6)
+    np.testing.assert_array_equal(got, fast.foreground_probability().reshape(-1)[pixels])
+    assert got[40:].min() > 0.9 and np.median(got[:40]) < 0.5
+    assert fast.foreground_probability_at(np.array([], np.int64)).shape == (0,)
+    with pytest.raises(IndexError):
+        fast.foreground_probability_at(np.array([H * W]))
+
+
 def test_16_bit_state_keeps_the_masks_of_a_float32_state():
     """The stored codes change the model's masks on a handful of pixels at most.
 

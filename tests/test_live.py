@@ -39,6 +39,8 @@ def test_events_lines_clips_and_commands(recording, tmp_path):
         assert first <= motion <= first + 3
         assert last - 2 <= end["end_frame"] - 5 <= last + 1
         assert end["peak_score"] > 0.01 and end["box"] is not None
+        # the confidence so far at the start (its first frames of motion), all of it at the end
+        assert 0 < start["confidence"] < end["confidence"] <= 1 and end["confidence"] > 0.6
         # the clip is the event's frames, pre-roll included, as the source had them: the
         # box shows in its frames exactly where it shows in the source's
         clip = read_video(tmp_path / end["clip"])

@@ -228,5 +228,8 @@ def test_stretches_scanned_apart_with_a_warm_up_merge_into_the_whole_file_s_resu
         assert abs(joined.end_frame - single.end_frame) <= 1
         assert abs(joined.motion_start_frame - single.motion_start_frame) <= 1
         assert abs(joined.motion_end_frame - single.motion_end_frame) <= 1
+        # the confidence of an event cut in two: its halves' measures put together
+        assert abs(joined.motion_frames - single.motion_frames) <= 2
+        assert joined.confidence == pytest.approx(single.confidence, abs=0.03)
     assert np.nanmax(np.abs(merged.scores - whole.scores)) < 0.005
     assert max(merged.activity.values) == pytest.approx(max(whole.activity.values), abs=0.005)

@@ -51,10 +51,18 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see {self.prog} --help)")
 
 
+def _config_file(text: str) -> Path:
+    """--config's file; an empty name is an error (``Path("")`` would be the folder ".")."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the name is empty (expected a TOML file such as "
+                                          "config.toml)")
+    return Path(text)
+
+
 def common_options(example: str) -> Parser:
     """The options every command takes (a parent parser): --config, --set, --quiet, ..."""
     p = Parser(add_help=False)
-    p.add_argument("--config", type=Path, metavar="FILE",
+    p.add_argument("--config", type=_config_file, metavar="FILE",
                    help="configuration file (default: ./config.toml if present, else built-in "
                         "defaults)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",

@@ -34,6 +34,7 @@ from ..files import (SinkError, check_not_inputs, check_output_dir, check_writab
                        write_atomically)
 from ..io.progress import Progress
 from ..model.step import FrameStep
+from ..text import one_line
 from .common import UsageError, config_of, run_command
 
 __all__ = ["add_parser", "main", "parse_compare"]
@@ -157,7 +158,9 @@ def _mask_dirs(sequences: list[CdnetSequence], root: str) -> list[Path]:
 
 def _heading(seq: CdnetSequence) -> str:
     roi = "ROI.bmp" if seq.roi is not None else "no ROI.bmp: whole frame"
-    return (f"{seq.name} ({seq.root}): {len(seq.inputs)} frames, {seq.scored_frames} scored "
+    # one line whatever the folder's name holds (a newline would fake a table's line)
+    return (f"{one_line(seq.name)} ({one_line(seq.root)}): {len(seq.inputs)} frames, "
+            f"{seq.scored_frames} scored "
             f"({seq.first_scored}..{seq.last_scored}), {roi}")
 
 

@@ -170,6 +170,9 @@ def _folder(name: str, option: str) -> Path:
 
 def _model_input(name: str, option: str) -> Path:
     """--load-model: an input, kept apart from the outputs."""
+    if not name.strip():  # Path("") is ".", which would be named instead
+        raise UsageError(f"{option}: the name is empty (expected a model file written by "
+                         "--save-model)")
     return Path(name)
 
 
@@ -439,7 +442,8 @@ def _build(source, outputs: dict[str, Path], n: int, args, config, draw, threads
         consumers.append(writer)
         if "--events" in outputs or "--clips" in outputs or args.on_event or server is not None:
             events = LiveEvents(source.info.name, config, fps, outputs.get("--events"),
-                                outputs.get("--clips"), args.on_event, stop=stop)
+                                outputs.get("--clips"), args.on_event, stop=stop,
+                                probe=masker.foreground_probability_at)
             consumers.append(events)
         if server is not None:
             events.subscribers.append(lambda record: server.event(n, record))

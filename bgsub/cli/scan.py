@@ -34,7 +34,7 @@ import numba
 from tqdm import tqdm
 
 from ..errors import BgsubError
-from ..files import SinkError, atomic_path, check_not_inputs, disk_full
+from ..files import SinkError, atomic_path, check_not_inputs
 from ..files import identity as file_identity
 from ..text import one_line
 from ..io.avsource import VideoFile
@@ -207,9 +207,22 @@ class _File:
 _NAME_BYTES = 200  # the longest output name stem, in UTF-8 bytes
 
 
+def _visible(stem: str) -> str:
+    """*stem* with a leading ``.`` made ``_``: outputs are never hidden files.
+
+    ``..mp4`` gave ``..event001.jpg``, hidden, and named like the partial
+    files (``.NAME.bgsub-partial.EXT``) that bgsub writes and removes.
+    """
+    return "_" + stem[1:] if stem.startswith(".") else stem
+
+
 def _names(paths: list[Path], folders: list[Path]) -> list[str]:
-    """A name per file, unique within its output folder: the stem, else more of the path."""
-    names = [p.stem for p in paths]
+    """A name per file, unique within its output folder: the stem, else more of the path.
+
+    A stem beginning with ``.`` begins with ``_`` instead (:func:`_visible`);
+    should that make it another file's name, both take more of their path.
+    """
+    names = [_visible(p.stem) for p in paths]
     groups: dict[tuple[Path, str], list[int]] = {}
     for i, (folder, name) in enumerate(zip(folders, names)):
         groups.setdefault((folder.resolve(), name.lower()), []).append(i)
@@ -220,7 +233,7 @@ def _names(paths: list[Path], folders: list[Path]) -> list[str]:
             parent = paths[i].resolve().parent.name
             digest = hashlib.sha1(str(paths[i].resolve()).encode()).hexdigest()[:6]
             names[i] = f"{parent}_{paths[i].stem}_{digest}" if parent else \
-                f"{paths[i].stem}_{digest}"
+                _visible(f"{paths[i].stem}_{digest}")
     for i, name in enumerate(names):
         # the outputs add up to about 30 bytes (".NAME.event001.bgsub-partial.webm"):
         # a name near NAME_MAX (255 bytes) is cut, made unique again by its path's digest
@@ -247,7 +260,7 @@ def _files(args: argparse.Namespace) -> list[_File]:
                          ".mp4, .mkv, .avi, .mov, .ts and other video extensions)")
     for text in empty:
         logger.warning("%s: no video files found there", text)
-    if args.output_dir:
+    if args.output_dir is not None:  # an empty name is an error, not "beside the inputs"
         root = check_output_dir(args.output_dir, "--output-dir")
         folders = [root] * len(paths)
     else:
@@ -341,13 +354,15 @@ def _scan(args: argparse.Namespace, stop) -> int:
         raise UsageError(f"--workers must be in 1..1024 (without N: auto), got {args.workers}")
     files = _files(args)
     base = Path(args.output_dir) if args.output_dir else Path(".")
-    events_path = check_writable_file(args.events or base / "events.csv", "--events")
+    events_path = check_writable_file(base / "events.csv" if args.events is None
+                                      else args.events, "--events")
     if events_path.suffix.lower() != ".csv":
         raise UsageError(f"--events {events_path}: expected a .csv file name (the JSON goes "
                          "beside it)")
     report_path = None
     if not args.scan_only:
-        report_path = check_writable_file(args.report or base / "report.html", "--report")
+        report_path = check_writable_file(base / "report.html" if args.report is None
+                                          else args.report, "--report")
     _check_outputs(files, events_path, report_path)
     cpus = numba.config.NUMBA_NUM_THREADS
     settings = settings_digest(config, options, {"scan_only": args.scan_only,
@@ -513,6 +528,22 @@ def _cluster_scan(args: argparse.Namespace, files: list[_File], todo: list[_File
     return _conclude(files, todo, config, elapsed, events_path, report_path)
 
 
+def _write_thumbnail(path: Path, data: bytes) -> None:
+    """A thumbnail's JPEG bytes, atomically; a full disk is a :class:`ClipError` saying so.
+
+    Written here rather than by ``cv2.imwrite``, which says only that it failed:
+    a disk with a few kB left is not empty, and was not recognised as full.
+    """
+    try:
+        with atomic_path(path) as temporary:
+            temporary.write_bytes(data)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise ClipError(f"{path}: the thumbnail could not be written (the disk is full)") \
+                from None
+        raise
+
+
 def _outputs_of(file: _File, outcome, plan: _Plan) -> dict[str, Any]:
     """A file's outputs and record from what the cluster found in it."""
     if outcome.error is not None:
@@ -525,8 +556,7 @@ def _outputs_of(file: _File, outcome, plan: _Plan) -> dict[str, Any]:
         name = f"{file.name}.event{event.number:03d}.jpg"
         if (file.folder / name).resolve() in plan.inputs:
             raise ClipError(f"{file.folder / name}: the thumbnail would overwrite an input")
-        with atomic_path(file.folder / name) as temporary:
-            temporary.write_bytes(image)
+        _write_thumbnail(file.folder / name, image)
         file.written.append(file.folder / name)
         outputs.setdefault(event.number, {})["thumbnail"] = name
     return _write_outputs(file, outcome.result, plan, outputs)
@@ -575,10 +605,16 @@ def _finish(file: _File, key: int, plan: _Plan, scan=None, tasks: tuple[str, ...
     if scan is None and plan.stop.is_set():
         return
     try:
+        if file.record_path.is_dir():  # found before the scan, not after it
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR),
+                                    str(file.record_path))
         record = (scan or _scan_one)(file, key, plan)
     except (SourceError, RegionError, ClipError, OSError, ValueError) as exc:
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
             message = f"an output could not be written (the disk is full: {exc})"
+        elif isinstance(exc, IsADirectoryError) and exc.filename:
+            # an output's name (its record, a thumbnail, a clip) is taken by a folder
+            message = f"{exc.filename}: is a folder (expected a file name)"
         elif isinstance(exc, BgsubError):
             message = str(exc)
         else:
@@ -626,12 +662,10 @@ def _scan_one(file: _File, key: int, plan: _Plan) -> dict[str, Any] | None:
         image = thumbnail(frame, moving, shapes)
         if (file.folder / name).resolve() in plan.inputs:
             raise ClipError(f"{file.folder / name}: the thumbnail would overwrite an input")
-        with atomic_path(file.folder / name) as temporary:
-            if not cv2.imwrite(str(temporary), image):
-                full = disk_full(temporary)
-                raise OSError(errno.ENOSPC if full else errno.EIO,
-                              f"cannot write the thumbnail {file.folder / name}"
-                              + (" (the disk is full)" if full else ""))
+        ok, encoded = cv2.imencode(".jpg", image)
+        if not ok:
+            raise OSError(errno.EIO, f"cannot encode the thumbnail {file.folder / name}")
+        _write_thumbnail(file.folder / name, encoded.tobytes())
         file.written.append(file.folder / name)
         outputs.setdefault(event.number, {})["thumbnail"] = name
 
@@ -659,8 +693,19 @@ def _write_outputs(file: _File, result: ScanResult, plan: _Plan,
             target = file.folder / f"{file.name}.event{event.number:03d}{extension}"
             if target.resolve() in plan.inputs:
                 raise ClipError(f"{target}: the clip would overwrite an input")
-            clip = cut_clip(file.path, target, event.start_time, event.end_time, result.fps,
-                            (event.start_frame, event.end_frame))
+            try:
+                clip = cut_clip(file.path, target, event.start_time, event.end_time,
+                                result.fps, (event.start_frame, event.end_frame))
+            except ClipError as exc:
+                if not exc.missing:  # an output that cannot be written: the file fails
+                    raise
+                # the source lacks the event's frames (damaged, truncated): the other
+                # events, their clips and the record stand
+                why = str(exc).removeprefix(f"{target}: ")
+                logger.warning("%s: event %d's clip could not be cut (%s); the event is "
+                               "listed without it", file.path, event.number, why)
+                outputs.setdefault(event.number, {})["clip_error"] = why
+                continue
             file.written.append(target)
             outputs.setdefault(event.number, {}).update(
                 clip=target.name, clip_start=round(clip.start, 6), clip_copied=clip.copied)
@@ -692,6 +737,9 @@ def _summary(files: list[_File], todo: list[_File], elapsed: float, events_path:
         logger.info("%d scene events (%s)%s", sum(kinds.values()),
                     ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items())),
                     f"; {dropped} motion events dropped as theirs" if dropped else "")
+    unconfident = sum(r.get("below_confidence") or 0 for r in scanned)
+    if unconfident:
+        logger.info("%d motion events dropped under scan.min_confidence", unconfident)
     for record in failed:
         logger.info("failed: %s (%s)", record["file"], record["error"])
     if len(records) < len(files):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import collections
 import logging
 import math
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -27,7 +28,7 @@ import av
 import numpy as np
 
 from ..files import local_url, not_a_file
-from .sources import CorruptFrame, Source, SourceError, SourceInfo
+from .sources import CorruptFrame, Source, SourceError, SourceInfo, invalid_header
 
 __all__ = ["VideoFile", "NumberedReader", "auto_downscale", "AUTO_WIDTH"]
 
@@ -76,10 +77,13 @@ class VideoFile(Source):
         kind = not_a_file(path)
         if kind is not None:  # opening a FIFO would wait for a writer, deaf to signals
             raise SourceError(f"{path}: is {kind} (expected a video file)")
+        if _is_empty(path):  # as run says it (FFmpeg would say "Invalid data found ...")
+            raise SourceError(f"{path}: the file is empty (expected a video file)")
         try:
             self._container = av.open(local_url(path), metadata_errors="ignore")
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
-            raise SourceError(f"{path}: not a video file that can be read ({_reason(exc)})") \
+            reason = "its header is invalid" if invalid_header(exc) else _reason(exc)
+            raise SourceError(f"{path}: not a video file that can be read ({reason})") \
                 from None
         try:
             if not self._container.streams.video:
@@ -99,6 +103,10 @@ class VideoFile(Source):
         count = stream.frames
         if count <= 0 and stream.duration and stream.time_base:
             count = math.floor(float(stream.duration * stream.time_base) * fps + 0.5)
+        if count <= 0 and self._container.duration and self._container.duration > 0:
+            # the container's duration (WebM and Matroska give no stream's): the count
+            # OpenCV announces for the same file, so a scan notices the same early end
+            count = math.floor(self._container.duration / av.time_base * fps + 0.5)
         self.info = SourceInfo("file", str(path), fps, count if count > 0 else None)
         self.factor = downscale or auto_downscale(self.width)
         self.work_size = (max(1, self.width // self.factor), max(1, self.height // self.factor))
@@ -216,6 +224,14 @@ class VideoFile(Source):
     def close(self) -> None:
         self._frames.close()
         self._container.close()
+
+
+def _is_empty(path: str | Path) -> bool:
+    """Whether *path* is a file of 0 bytes (a missing one is for the open to report)."""
+    try:
+        return os.stat(path).st_size == 0
+    except (OSError, ValueError):
+        return False
 
 
 def _reason(exc: BaseException) -> str:

@@ -24,6 +24,7 @@ always complete and playable; a sink that cannot finish says so with a
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import threading
@@ -44,6 +45,8 @@ __all__ = ["SinkError", "Sink", "VideoSink", "AnnotatedVideoSink", "MaskVideoSin
            "BackgroundVideoSink", "ProbabilityVideoSink", "MaskDirSink", "StatsSink",
            "SinkWriter", "CODECS", "check_output_file", "check_writable_file",
            "check_output_dir"]
+
+logger = logging.getLogger("bgsub")
 
 _DISK_CHECK = 64  # frames between two looks at the free space of a video's disk
 
@@ -81,6 +84,8 @@ class VideoSink(Sink):
         self.frames = 0
         self._writer: cv2.VideoWriter | None = None
         self._size: tuple[int, int] | None = None
+        #: the frame size of the file as read back, once closed
+        self.written_size: tuple[int, int] | None = None
         self._target = partial_path(path) if is_regular(path) else path
 
     def image(self, result: FrameResult) -> np.ndarray:
@@ -123,6 +128,11 @@ class VideoSink(Sink):
             raise SinkError(f"{self.option} {self.path}: {problem}; the video was not "
                             "written (is the disk full?)")
         os.replace(self._target, self.path)
+        if self.written_size is not None and self.written_size != self._size:
+            # the encoders take even sizes only: OpenCV drops an odd last row or column
+            logger.warning("%s %s: written %dx%d, the frames are %dx%d (the video encoder "
+                           "takes even sizes only: the last row or column is left out)",
+                           self.option, self.path, *self.written_size, *self._size)
 
     def _read_back(self) -> str | None:
         """What is wrong with the written file, or None when it holds every frame."""
@@ -130,6 +140,8 @@ class VideoSink(Sink):
         try:
             if not cap.isOpened():
                 return f"the file of {self.frames} frames cannot be read back"
+            self.written_size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                                 int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
             count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
             if count < self.frames - 1:  # an estimated count may be short by one
                 return f"only {count:.0f} of its {self.frames} frames can be read back"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import datetime
+import errno
 import functools
 import logging
 import os
@@ -38,7 +39,7 @@ from ..files import local_url, not_a_file
 from .priority import lower_this_thread
 
 __all__ = ["SourceError", "CorruptFrame", "OpenCancelled", "Source", "open_source",
-           "FrameReader", "IMAGE_EXTENSIONS", "redact"]
+           "FrameReader", "IMAGE_EXTENSIONS", "redact", "invalid_header"]
 
 logger = logging.getLogger("bgsub")
 
@@ -372,12 +373,37 @@ def _open_file(path: Path, stop: threading.Event | None = None) -> Source:
     cap = _capture(stop, local_url(path), cv2.CAP_FFMPEG)  # never a protocol
     if not cap.isOpened():
         cap.release()
+        if _header_is_invalid(path):
+            raise SourceError(f"{path}: not a video file that can be read (its header is "
+                              "invalid)")
         raise SourceError(f"{path}: not a video OpenCV can read (expected a video file such "
                           "as .mp4 or .avi, an image folder, or a stream URL)")
     count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
     info = SourceInfo("file", str(path), _fps_or(cap.get(cv2.CAP_PROP_FPS), 25.0),
                       count if count > 0 else None)
     return _CaptureSource(cap, info)
+
+
+def invalid_header(exc: BaseException) -> bool:
+    """Whether FFmpeg's error opening a local file says that its header is impossible.
+
+    FFmpeg's Y4M reader adds the frame marker's 6 bytes to the frame size
+    check's ``AVERROR(EINVAL)`` (-22): a header whose frame size cannot be
+    (``W0 H0``, ``W100000 H100000``) fails with -16, "Device or resource
+    busy", which no regular file is.
+    """
+    return getattr(exc, "errno", None) == errno.EBUSY
+
+
+def _header_is_invalid(path: Path) -> bool:
+    """Whether FFmpeg (through PyAV) fails to open *path* for an impossible header."""
+    import av  # only when OpenCV could not open the file: to say why
+
+    try:
+        av.open(local_url(path), metadata_errors="ignore").close()
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
+        return invalid_header(exc)
+    return False
 
 
 def _open_folder(path: Path, config: SourceConfig) -> Source:

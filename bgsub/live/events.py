@@ -44,6 +44,7 @@ import datetime
 import errno
 import json
 import logging
+import math
 import os
 import queue
 import re
@@ -75,6 +76,11 @@ logger = logging.getLogger("bgsub")
 STOP_GRACE = 2.0
 
 
+def _rounded(value: float) -> float | None:
+    """A confidence for a JSON line: 4 decimals, None (null) when not measured."""
+    return round(value, 4) if math.isfinite(value) else None
+
+
 def _iso(t: float) -> str:
     return datetime.datetime.fromtimestamp(t).astimezone().isoformat(timespec="milliseconds")
 
@@ -100,11 +106,15 @@ class LiveEvents:
         Set when the run is asked to stop (a signal): closing then waits
         :data:`STOP_GRACE` seconds at most for the commands still running,
         and stops them.
+    probe : callable, optional
+        The masker's :meth:`~bgsub.model.masker.MixtureMasker.foreground_probability_at`:
+        the lines then carry each event's ``"confidence"`` (see
+        :func:`bgsub.scan.detector.confidence`), so far on a start line.
     """
 
     def __init__(self, name: str, config: Config, fps: float, events: Path | None = None,
                  clips: Path | None = None, on_event: str | None = None,
-                 stop: threading.Event | None = None) -> None:
+                 stop: threading.Event | None = None, probe=None) -> None:
         name = redact(name)  # a URL's password in no line and no clip's name, whoever calls
         self.name = name
         self.fps = fps
@@ -130,6 +140,7 @@ class LiveEvents:
         self.scene = SceneDetector(SceneRules(fps=fps), on_start=self._scene_start,
                                    on_end=self._scene_end) if config.scan.scene else None
         self.scene_count = 0
+        self._probe = probe
         self._scene_open: dict[str, tuple[int, str]] = {}  # kind: its number, start time
 
     @property
@@ -143,7 +154,7 @@ class LiveEvents:
             h, w = result.mask.shape
             self.scorer = scorer_for(self.name, self._config.scan, self.fps, (w, h),
                                      first=result.index, on_event=self._ended,
-                                     keep_events=False)
+                                     keep_events=False, probe=self._probe)
             if self.scene is not None:
                 weather_gate(self.scorer, self.scene, self._config.scan.weather_blob, (w, h))
         self._times.append((result.index, now))
@@ -174,6 +185,8 @@ class LiveEvents:
         line = {"type": "start", "source": self.name, "event": self.count,
                 "start": _iso(self._time_of(event.start)), "start_frame": event.start,
                 "motion_start": _iso(self._time_of(event.motion_start))}
+        if self._probe is not None:  # so far: its first frames of motion
+            line["confidence"] = _rounded(event.confidence(self.rules.min_length))
         self._open = line
         if self._clips is not None:
             # through the clip writer's thread, as the end lines: the lines keep their order
@@ -191,6 +204,8 @@ class LiveEvents:
                 "duration": round(event.duration, 3), "peak_score": round(event.peak_score, 6),
                 "peak_frame": event.peak_frame, "largest": event.largest,
                 "box": list(event.box) if event.box is not None else None}
+        if self._probe is not None:
+            line["confidence"] = _rounded(event.confidence)
         if self.scene is not None and self._config.events.during_scene != "keep":
             line["scene"] = sorted({e.kind for e in overlapping(
                 self.scene.events, event.start_frame, event.end_frame)})
@@ -285,7 +300,9 @@ class _ClipWriter:
         self._emit = emit  # sends an event's end line once its clip is closed
         self.fps = fps
         self.quality = quality
-        self.prefix = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")[-40:] or "source"
+        # never a hidden name: no leading dot (a source named "..mp4")
+        self.prefix = (re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")[-40:].lstrip("._")
+                       or "source")
         self._queue: queue.Queue = queue.Queue(maxsize=256)
         self._ring: collections.deque = collections.deque(maxlen=keep)
         self._sink: VideoSink | None = None

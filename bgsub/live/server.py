@@ -68,10 +68,14 @@ def parse_address(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
+    elif "[" in host or "]" in host:  # an IPv6 address's brackets, unpaired: no host
+        host = ""
     if "@" in host:  # user:password@host: not echoed (no password in any output)
         raise ServeError(f"--serve ***@{text.rpartition('@')[2]}: expected HOST:PORT, with no "
                          "user or password (the page asks for --serve-token instead)")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+    # ASCII digits only: "²" is a digit to str.isdigit, not to int()
+    if not sep or not host or not (port.isascii() and port.isdigit()) \
+            or not 0 <= int(port) <= 65535:
         raise ServeError(f"--serve {text}: expected HOST:PORT with a port from 0 to 65535 "
                          f"(e.g. --serve 127.0.0.1:8080)")
     return host, int(port)

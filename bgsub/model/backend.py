@@ -37,7 +37,7 @@ _RHO_CODES = {"alpha_over_weight": kernels.RHO_ALPHA_OVER_W, "gaussian": kernels
 _SCHEDULED = (np.zeros(8, np.int64), 1, 0, 1)
 # CPU seconds to compile each kernel (measured with the default model, colour,
 # k = 3, on an x86-64 machine with AVX2): what the notice of a first run adds up
-_COMPILE_SECONDS = {"frame": 30.0, "neighbours": 6.5, "likelihood": 2.0, "ghosts": 4.0}
+_COMPILE_SECONDS = {"frame": 14.0, "neighbours": 6.5, "likelihood": 2.0, "ghosts": 4.0}
 
 
 def _aligned_zeros(size: int, dtype) -> np.ndarray:
@@ -264,6 +264,15 @@ class CpuBackend:
             x, self._state, *self._dims[:3], *self._var_range(),
             np.float32(self.config.background_ratio), self.config.outlier_weight, out),
             self._tiles())
+        return out
+
+    def probability_at(self, x: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+        """float32: the posterior of :meth:`probability` at the flat indices *pixels* only."""
+        out = np.empty(len(pixels), np.float32)
+        kernels.foreground_probability_at(
+            x, self._state, *self._dims[:3], *self._var_range(),
+            np.float32(self.config.background_ratio), self.config.outlier_weight,
+            np.ascontiguousarray(pixels, np.int64), out)
         return out
 
     def background(self) -> np.ndarray:

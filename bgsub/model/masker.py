@@ -493,6 +493,29 @@ class MixtureMasker:
         return self._backend.probability(self._last_x).reshape(self._shape[:2])
 
     @_locked
+    def foreground_probability_at(self, pixels: np.ndarray) -> np.ndarray:
+        """:meth:`foreground_probability` at a few pixels of the last frame only.
+
+        Parameters
+        ----------
+        pixels : ndarray
+            Flat (row-major) pixel indices, ``y * width + x``.
+
+        Returns
+        -------
+        ndarray
+            float32, one per index: the values :meth:`foreground_probability`
+            gives those pixels, for the cost of those pixels alone.
+        """
+        if self._last_x is None:
+            raise RuntimeError("foreground_probability_at() needs a frame: apply one first")
+        pixels = np.asarray(pixels, np.int64).reshape(-1)
+        size = self._shape[0] * self._shape[1]
+        if pixels.size and (pixels.min() < 0 or pixels.max() >= size):
+            raise IndexError(f"pixel indices must be in 0..{size - 1}")
+        return self._backend.probability_at(self._last_x, pixels)
+
+    @_locked
     def background_image(self) -> np.ndarray:
         """The mean of each pixel's top-ranked component.
 

@@ -42,7 +42,14 @@ ENCODED_EXTENSION = ".mp4"
 
 
 class ClipError(BgsubError):
-    """A clip that could not be made."""
+    """A clip that could not be made.
+
+    ``missing`` when the source holds no frame of the event's (a damaged or
+    truncated file): that event has no clip, while an output that cannot be
+    written is an error of the whole file.
+    """
+
+    missing = False
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,8 @@ def cut_clip(source: str | Path, target: str | Path, start: float, end: float,
     frames are decoded from the start and encoded.  Raises :class:`ClipError`.
     """
     target = Path(target)
+    if target.is_dir():  # as the outputs of run are named (neither copy nor encoding can)
+        raise ClipError(f"{target}: is a folder (expected a file name)")
     if target.suffix.lower() in COPY_FORMATS:
         try:
             with atomic_path(target) as temporary, _disk_full_told(target, temporary):
@@ -96,21 +105,27 @@ def cut_clip(source: str | Path, target: str | Path, start: float, end: float,
     try:
         try:
             with atomic_path(target) as temporary, _disk_full_told(target, temporary):
-                _encode(Path(source), temporary, start, end, fps)
+                sizes = _encode(Path(source), temporary, start, end, fps)
         except _NoFrame:
             if frames is None:
                 raise
             logger.info("%s: no frame has the event's timestamps; cutting frames %d to %d "
                         "by their position", source, *frames)
             with atomic_path(target) as temporary, _disk_full_told(target, temporary):
-                _encode(Path(source), temporary, start, end, fps, frames)
+                sizes = _encode(Path(source), temporary, start, end, fps, frames)
     except (av.error.FFmpegError, OSError) as exc:
         raise ClipError(f"{target}: the clip could not be written ({exc})") from None
+    if sizes[0] != sizes[1]:  # 4:2:0 needs even sizes: an odd last row or column is left out
+        logger.warning("%s: re-encoded at %dx%d, the source is %dx%d (the encoder takes even "
+                       "sizes only: the last row or column is left out)", target,
+                       *sizes[0], *sizes[1])
     return Clip(target, start, False)
 
 
 class _NoFrame(ClipError):
     """No frame of the source in the event's time."""
+
+    missing = True
 
 
 class _DiskFull(ClipError):
@@ -148,13 +163,18 @@ def _from_key_frame(container, stream, start_pts: int):
 
     Demuxers without an index, or with a coarse one, may seek past it: then
     seek again from further back, each time twice as far (the file's start
-    at the latest).
+    at the latest, sought as the container's time 0).
     """
     first = stream.start_time or 0
     back = 0
     while True:
         position = max(first, start_pts - back)
-        container.seek(position, stream=stream, backward=True, any_frame=False)
+        if position == first:
+            # the file's start: MPEG-TS seeks by decoding time, which runs behind the
+            # first frame's time, so a seek to that lands past the first key frame
+            container.seek(0)
+        else:
+            container.seek(position, stream=stream, backward=True, any_frame=False)
         packets = container.demux(stream)
         for packet in packets:
             if packet.pts is not None and packet.is_keyframe:
@@ -212,8 +232,12 @@ def _copy(source: Path, target: Path, start: float, end: float, format_name: str
 
 
 def _encode(source: Path, target: Path, start: float, end: float, fps: float,
-            frames: tuple[int, int] | None = None) -> None:
-    """Re-encode the frames of seconds *start* to *end*, or (*frames*) of those positions."""
+            frames: tuple[int, int] | None = None
+            ) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Re-encode the frames of seconds *start* to *end*, or (*frames*) of those positions.
+
+    Returns the clip's frame size and the source's (the clip's is even).
+    """
     with av.open(local_url(source), metadata_errors="ignore") as inp:
         stream = inp.streams.video[0]
         stream.thread_type = "AUTO"
@@ -251,6 +275,8 @@ def _encode(source: Path, target: Path, start: float, end: float, fps: float,
                 out.mux(packet)
             if not written:
                 raise _NoFrame("no frame in the event's time")
+    return (encoded.width, encoded.height), (stream.codec_context.width,
+                                             stream.codec_context.height)
 
 
 def _decoded(container, stream):

@@ -37,10 +37,12 @@ Examples
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Iterable
 
-__all__ = ["FrameScore", "EventRules", "Event", "EventDetector", "union_box", "join_events"]
+__all__ = ["FrameScore", "EventRules", "Event", "EventDetector", "union_box", "join_events",
+           "confidence"]
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1, inclusive
 
@@ -57,11 +59,15 @@ class FrameScore:
         Area of the largest foreground blob, in the unit of ``min_area``.
     box : tuple of int, optional
         ``(x0, y0, x1, y1)`` (inclusive) around the foreground, or None.
+    probability : float
+        The mean soft foreground probability of the foreground's pixels (see
+        :func:`confidence`), NaN when not measured.
     """
 
     fraction: float
     largest: int = 0
     box: Box | None = None
+    probability: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,11 @@ class Event:
         The largest blob area seen in the event.
     box : tuple of int, optional
         The union of the frames' boxes, ``(x0, y0, x1, y1)`` inclusive.
+    motion_frames : int
+        Frames with motion (a scored frame counts for the frames it stands for).
+    probability : float
+        The mean, over the frames with motion that measured it, of the
+        frames' :attr:`FrameScore.probability` (NaN when none did).
     """
 
     start: int
@@ -128,11 +139,46 @@ class Event:
     peak_frame: int
     largest: int = 0
     box: Box | None = None
+    motion_frames: int = 0
+    probability: float = math.nan
 
     @property
     def frames(self) -> int:
         """Frames in the event, rolls included."""
         return self.end - self.start + 1
+
+    def confidence(self, min_length: int) -> float:
+        """:func:`confidence` of this event, under rules of ``min_length`` frames."""
+        return confidence(self.probability, self.motion_frames,
+                          self.motion_end - self.motion_start + 1, min_length)
+
+
+#: the persistence scale, in multiples of ``min_length`` (see :func:`confidence`): the
+#: value of the least Brier score on ``benchmarks/confidence_table.py``'s events
+PERSISTENCE_SCALE = 3.0
+
+
+def confidence(probability: float, motion_frames: int, motion_span: int,
+               min_length: int) -> float:
+    """How sure an event is, in [0, 1]: its pixels' soft probability times its persistence.
+
+    ``probability * (1 - exp(-motion_frames / (S * min_length))) * steadiness``,
+    with ``S`` = :data:`PERSISTENCE_SCALE` and ``steadiness = motion_frames /
+    motion_span``, the share of the frames from its first to its last frame
+    of motion that had motion.  *probability* is the mean soft foreground
+    probability of the event's moving pixels (how far they are from
+    everything the background model knows), so a solid object that moves
+    steadily for a while scores near 1 and a speck that blinks for a few
+    frames near 0.  NaN when *probability* is (not measured).
+
+    >>> round(confidence(0.95, 50, 50, 3), 2), round(confidence(0.6, 3, 8, 3), 2)
+    (0.95, 0.06)
+    """
+    if not math.isfinite(probability) or motion_span <= 0:
+        return math.nan
+    persistence = 1.0 - math.exp(-motion_frames / (PERSISTENCE_SCALE * max(1, min_length)))
+    steadiness = min(1.0, motion_frames / motion_span)
+    return min(1.0, max(0.0, probability)) * persistence * steadiness
 
 
 def union_box(a: Box | None, b: Box | None) -> Box | None:
@@ -156,9 +202,21 @@ class _Motion:
     box: Box | None = None
     event_start: int = field(default=-1)  # with the pre-roll, once it is an event
     end: int = field(default=-1)  # with the post-roll, once it is closed
+    motion_frames: int = 0
+    probability_sum: float = 0.0  # over the frames that measured it
+    probability_frames: int = 0
+
+    @property
+    def probability(self) -> float:
+        return (self.probability_sum / self.probability_frames if self.probability_frames
+                else math.nan)
 
     def add(self, index: int, last: int, score: FrameScore) -> None:
         self.last = last
+        self.motion_frames += last - index + 1
+        if math.isfinite(score.probability):
+            self.probability_sum += score.probability
+            self.probability_frames += 1
         if score.fraction > self.peak_score:
             self.peak_score, self.peak_frame = score.fraction, index
         self.largest = max(self.largest, score.largest)
@@ -167,6 +225,9 @@ class _Motion:
     def absorb(self, later: _Motion) -> None:
         """Take in the motion of a later run (merging two events)."""
         self.last = later.last
+        self.motion_frames += later.motion_frames
+        self.probability_sum += later.probability_sum
+        self.probability_frames += later.probability_frames
         if later.peak_score > self.peak_score:
             self.peak_score, self.peak_frame = later.peak_score, later.peak_frame
         self.largest = max(self.largest, later.largest)
@@ -174,7 +235,8 @@ class _Motion:
 
     def event(self) -> Event:
         return Event(self.event_start, self.end, self.start, self.last, self.peak_score,
-                     self.peak_frame, self.largest, self.box)
+                     self.peak_frame, self.largest, self.box, self.motion_frames,
+                     self.probability)
 
 
 class EventDetector:
@@ -227,7 +289,7 @@ class EventDetector:
             return None
         return Event(motion.event_start, motion.end if motion is self._closed else -1,
                      motion.start, motion.last, motion.peak_score, motion.peak_frame,
-                     motion.largest, motion.box)
+                     motion.largest, motion.box, motion.motion_frames, motion.probability)
 
     def peak_frames(self) -> set[int]:
         """The frames that may yet be an event's peak: keep their images, and only them."""
@@ -328,8 +390,20 @@ def join_events(events: Iterable[Event], rules: EventRules, first: int, last: in
             joined[-1] = Event(before.start, max(before.end, end), before.motion_start,
                                max(before.motion_end, event.motion_end), peak.peak_score,
                                peak.peak_frame, max(before.largest, event.largest),
-                               union_box(before.box, event.box))
+                               union_box(before.box, event.box),
+                               before.motion_frames + event.motion_frames,
+                               _mean_probability(before, event))
         else:
             joined.append(Event(start, end, event.motion_start, event.motion_end,
-                                event.peak_score, event.peak_frame, event.largest, event.box))
+                                event.peak_score, event.peak_frame, event.largest, event.box,
+                                event.motion_frames, event.probability))
     return joined
+
+
+def _mean_probability(a: Event, b: Event) -> float:
+    """The probability of two events joined: their means weighted by their motion frames."""
+    parts = [(e.probability, max(1, e.motion_frames)) for e in (a, b)
+             if math.isfinite(e.probability)]
+    if not parts:
+        return math.nan
+    return sum(p * n for p, n in parts) / sum(n for _, n in parts)

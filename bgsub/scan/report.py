@@ -8,7 +8,10 @@ links to itself, not to a script).  At the top, a table of every file: scanned w
 scanned without, or failed (with the reason).  Then per file with events an
 activity timeline, an SVG of the highest score in each stretch of time with
 the events shaded and the threshold drawn, and the events with their
-thumbnails, times and clips.
+thumbnails, times, confidence and clips.  Between the two, a table of every
+motion event of the run, the most confident first; a click on a column's
+header sorts by that column (a small inline script: without it, the table
+stays in that order).
 
 Made from the files' records (:mod:`bgsub.scan.tables`), so a run that resumes
 reports the files an earlier run scanned as well.
@@ -42,6 +45,7 @@ svg.timeline { width: 100%; height: 70px; background: #fff; border: 1px solid #c
 .event img { width: 320px; height: auto; display: block; background: #ddd; min-height: 40px; }
 #broken { display: none; color: #b00; }
 .scene-list { color: #6a1b9a; }
+#events th { cursor: pointer; } #events td.num { text-align: right; }
 """
 
 # counts thumbnails that do not load (a report moved without its folder),
@@ -60,6 +64,31 @@ window.addEventListener("load", function () {
       "the folder it was written to.";
     note.style.display = "block";
   }
+});
+// the events table: a click on a header sorts by its column (numbers by data-sort),
+// a second click reverses; the page's own order is by confidence, highest first
+document.addEventListener("DOMContentLoaded", function () {
+  var table = document.getElementById("events");
+  if (!table) return;
+  table.querySelectorAll("th").forEach(function (th, column) {
+    th.addEventListener("click", function () {
+      var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+      var down = th.dataset.order !== "descending";
+      var key = function (row) {
+        var cell = row.cells[column], v = cell.dataset.sort;
+        return v === undefined ? cell.textContent : (v === "" ? -Infinity : parseFloat(v));
+      };
+      rows.sort(function (a, b) {
+        var x = key(a), y = key(b);
+        var c = typeof x === "number" ? x - y : String(x).localeCompare(String(y));
+        return down ? -c : c;
+      });
+      rows.forEach(function (row) { body.appendChild(row); });
+      table.querySelectorAll("th").forEach(function (other) { delete other.dataset.order; });
+      th.dataset.order = down ? "descending" : "ascending";
+      table.dataset.sorted = th.dataset.key + " " + th.dataset.order;
+    });
+  });
 });
 """
 
@@ -128,6 +157,56 @@ def _timeline(record: dict[str, Any], threshold: float) -> str:
     return "".join(parts)
 
 
+def _number(value: Any) -> float | None:
+    """A number read back from a record (not to be trusted): None when it is none, or NaN."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        return None
+    return float(value)
+
+
+def _confidence(event: dict[str, Any]) -> float | None:
+    """An event's confidence as read back from a record (None: not measured)."""
+    return _number(event.get("confidence"))
+
+
+def _cell(value: float | None, shown: str) -> str:
+    """A numeric cell of the events table: sorted by its number (none: lowest)."""
+    key = "" if value is None else f"{value:.6f}"
+    return f'<td class="num" data-sort="{key}">{shown if value is not None else "-"}</td>'
+
+
+def _events_table(records: list[tuple[dict[str, Any], Path]]) -> list[str]:
+    """Every motion event of the run, the most confident first (not measured: last)."""
+    rows = []
+    for i, (record, _) in enumerate(records):
+        if record["status"] != "scanned":
+            continue
+        for event in record["events"]:
+            rows.append((i, record, event))
+    if not rows:
+        return []
+    rows.sort(key=lambda r: -(_confidence(r[2]) if _confidence(r[2]) is not None else -1.0))
+    out = ['<table id="events"><thead><tr><th data-key="file">file</th>'
+           '<th data-key="event">event</th><th data-key="start">start</th>'
+           '<th data-key="duration">duration (s)</th><th data-key="peak">peak (%)</th>'
+           '<th data-key="confidence">confidence</th></tr></thead><tbody>']
+    for i, record, event in rows:
+        number, start = _number(event.get("event")), _number(event.get("start_time"))
+        if start is None:  # an older record's: its frame still orders a file's events
+            start = _number(event.get("start_frame"))
+        duration, peak = _number(event.get("duration")), _number(event.get("peak_score"))
+        confidence = _confidence(event)
+        out.append(f'<tr><td><a href="#file{i}">{_text(record["file"])}</a></td>'
+                   + _cell(number, _text(event.get("event")))
+                   + _cell(start, _text(event.get("start_timecode")))
+                   + _cell(duration, f"{duration or 0:.1f}")
+                   + _cell(peak, f"{100 * (peak or 0):.2f}")
+                   + _cell(confidence, f"{confidence or 0:.2f}").replace(
+                       'class="num"', 'class="num confidence"') + "</tr>")
+    out.append("</tbody></table>")
+    return out
+
+
 def render_report(records: list[tuple[dict[str, Any], Path]], base: Path, threshold: float,
                   title: str = "bgsub scan") -> str:
     """The report's HTML for *records* (each with its folder), links relative to *base*."""
@@ -163,6 +242,7 @@ def render_report(records: list[tuple[dict[str, Any], Path]], base: Path, thresh
         out.append(f'<tr data-status="{esc(record["status"])}"><td>{_text(record["file"])}</td>'
                    f"<td>{state}</td><td>{count}</td><td>{length}</td></tr>")
     out.append("</table>")
+    out += _events_table(records)
     for i, (record, folder) in enumerate(records):
         if record["status"] != "scanned" or not (record["events"] or record.get("scene")):
             continue
@@ -187,6 +267,8 @@ def render_report(records: list[tuple[dict[str, Any], Path]], base: Path, thresh
                        f'{_text(event["start_timecode"])} - {_text(event["end_timecode"])} '
                        f'({event["duration"]:.1f} s), peak {100 * event["peak_score"]:.2f}% '
                        f'at frame {_text(event["peak_frame"])}')
+            if _confidence(event) is not None:
+                out.append(f', confidence {_confidence(event):.2f}')
             if clip:
                 out.append(f' · <a href="{esc(clip)}">clip</a>')
             out.append("</div></div>")

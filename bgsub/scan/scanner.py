@@ -118,6 +118,14 @@ class MotionEvent:
         ``(x, y, width, height)`` around all the event's motion, source pixels.
     fps : float
         The file's frame rate, which turns frames into seconds.
+    motion_frames : int
+        Frames with motion.
+    probability : float
+        The mean soft foreground probability of its moving pixels, over its
+        frames with motion (NaN: not measured).
+    confidence : float
+        In [0, 1], from ``probability`` and the motion's persistence
+        (:func:`bgsub.scan.detector.confidence`; NaN: not measured).
     """
 
     file: str
@@ -131,6 +139,9 @@ class MotionEvent:
     largest: int
     box: tuple[int, int, int, int] | None
     fps: float
+    motion_frames: int = 0
+    probability: float = math.nan
+    confidence: float = math.nan
 
     @property
     def start_time(self) -> float:
@@ -218,6 +229,8 @@ class ScanResult:
         ``events.during_scene``: whether its motion events are marked with them.
     dropped : int
         Motion events dropped as a scene change's own (``during_scene = "drop"``).
+    unconfident : int
+        Motion events dropped for a confidence under ``scan.min_confidence``.
     """
 
     path: str
@@ -238,6 +251,7 @@ class ScanResult:
     scene: list[SceneEvent] = field(default_factory=list)
     during_scene: str = "mark"
     dropped: int = 0
+    unconfident: int = 0
 
     @property
     def damaged_frames(self) -> int:
@@ -275,12 +289,14 @@ def merge_results(results: Iterable[ScanResult], config: Config | str | Path | N
     rules = rules_for(config.scan, fps)
     pieces = [Event(e.start_frame, e.end_frame, e.motion_start_frame, e.motion_end_frame,
                     e.peak_score, e.peak_frame, e.largest, None if e.box is None else
-                    (e.box[0], e.box[1], e.box[0] + e.box[2] - 1, e.box[1] + e.box[3] - 1))
+                    (e.box[0], e.box[1], e.box[0] + e.box[2] - 1, e.box[1] + e.box[3] - 1),
+                    e.motion_frames, e.probability)
               for r in parts for e in r.events]
     events = [MotionEvent(head.path, n, e.start, e.end, e.motion_start, e.motion_end,
                           e.peak_frame, e.peak_score, e.largest, None if e.box is None else
                           (e.box[0], e.box[1], e.box[2] - e.box[0] + 1, e.box[3] - e.box[1] + 1),
-                          fps)
+                          fps, e.motion_frames, e.probability,
+                          e.confidence(rules.min_length))
               for n, e in enumerate(join_events(pieces, rules, first, last), 1)]
     activity = Activity(head.activity.bins, max(r.activity.width for r in parts), first)
     for r in parts:
@@ -297,7 +313,8 @@ def merge_results(results: Iterable[ScanResult], config: Config | str | Path | N
                       activity, scores, sorted({d for r in parts for d in r.damaged}),
                       scene=sorted((e for r in parts for e in r.scene),
                                    key=lambda e: e.start_frame),
-                      during_scene=head.during_scene, dropped=sum(r.dropped for r in parts))
+                      during_scene=head.during_scene, dropped=sum(r.dropped for r in parts),
+                      unconfident=sum(r.unconfident for r in parts))
 
 
 def region_of(config: ScanConfig) -> Region:
@@ -319,11 +336,14 @@ def rules_for(config: ScanConfig, fps: float, scale: tuple[float, float] = (1.0,
 def scorer_for(name: str, scan: ScanConfig, fps: float, size: tuple[int, int], *,
                scale: tuple[float, float] = (1.0, 1.0), first: int = 0, step: int = 1,
                on_event: EventCallback | None = None, scores: bool = False,
-               keep_events: bool = True) -> MotionScorer:
+               keep_events: bool = True, probe: Probe | None = None,
+               min_confidence: float = 0.0) -> MotionScorer:
     """The :class:`MotionScorer` of a ``[scan]`` configuration, for frames scored at *size*.
 
     The scan and a live run's events make theirs here, so that both judge
-    alike.
+    alike.  *probe* (the masker's
+    :meth:`~bgsub.model.masker.MixtureMasker.foreground_probability_at`) gives
+    the events their confidence; events under *min_confidence* are dropped.
     """
     width, height = size
     watched = region_mask(region_of(scan), width, height, scale)
@@ -331,12 +351,18 @@ def scorer_for(name: str, scan: ScanConfig, fps: float, size: tuple[int, int], *
     return MotionScorer(name, rules_for(scan, fps, scale), fps=fps, scale=scale,
                         watched=watched, first=first, step=step, on_event=on_event,
                         keep_scores=scores, flicker=scan.flicker, flicker_frames=window / step,
-                        keep_events=keep_events)
+                        keep_events=keep_events, probe=probe, min_confidence=min_confidence)
 
 
 #: what an event's callback receives: the event, its peak frame (BGR, as scored)
 #: and that frame's watched foreground (uint8, 255 = moving)
 EventCallback = Callable[[MotionEvent, np.ndarray, np.ndarray], None]
+
+#: the soft foreground probability of the last frame's pixels at flat indices (float32 each)
+Probe = Callable[[np.ndarray], np.ndarray]
+
+#: a frame's probability is the mean over at most this many of its moving pixels
+PROBE_PIXELS = 256
 
 
 class MotionScorer:
@@ -371,14 +397,28 @@ class MotionScorer:
     keep_events : bool
         Keep the events in :attr:`events` (a live run that goes on for weeks
         only counts them: :attr:`count`).
+    probe : callable, optional
+        ``probe(pixels)``: the soft foreground probability of the frame just
+        masked at those flat pixel indices
+        (:meth:`~bgsub.model.masker.MixtureMasker.foreground_probability_at`).
+        Asked on frames with motion only, for at most :data:`PROBE_PIXELS` of
+        their moving pixels, spread evenly; it makes the events'
+        confidence.  None: no confidence (NaN).
+    min_confidence : float
+        Events of a lower confidence are dropped as they complete (counted
+        in :attr:`unconfident`).
     """
 
     def __init__(self, path: str, rules: EventRules, *, fps: float,
                  scale: tuple[float, float] = (1.0, 1.0), watched: np.ndarray | None = None, first: int = 0, step: int = 1,
                  on_event: EventCallback | None = None, keep_scores: bool = False,
                  flicker: float = 0.0, flicker_frames: float = 45.0,
-                 keep_events: bool = True) -> None:
+                 keep_events: bool = True, probe: Probe | None = None,
+                 min_confidence: float = 0.0) -> None:
         self.path = path
+        self.probe = probe
+        self.min_confidence = min_confidence
+        self.unconfident = 0
         self.flicker = flicker
         self.flicker_rate = min(1.0, 1.0 / max(1.0, flicker_frames))
         self._changes: np.ndarray | None = None  # float32 running share of changes, x 255
@@ -460,6 +500,9 @@ class MotionScorer:
         score, moving = self.score(result.mask, steady)
         if self.gate is not None:
             score = self.gate(score, moving)
+        if self.probe is not None and self.detector.rules.has_motion(score):
+            score = FrameScore(score.fraction, score.largest, score.box,
+                               self.probability(moving))
         self.frames += 1
         self.last_index = result.index
         self.activity.add(result.index, score.fraction)
@@ -475,6 +518,18 @@ class MotionScorer:
         for index in list(self._peaks):
             if index not in keep or any(e.peak_frame == index for e in done):
                 del self._peaks[index]
+
+    def probability(self, moving: np.ndarray) -> float:
+        """The mean soft probability of at most :data:`PROBE_PIXELS` of *moving*'s pixels
+        (uint8, 255 = moving), spread evenly over them; NaN when none moves."""
+        points = cv2.findNonZero(moving)  # (x, y) in row-major order; 50x flatnonzero's speed
+        if points is None:
+            return math.nan
+        points = points.reshape(-1, 2)
+        if len(points) > PROBE_PIXELS:
+            points = points[(np.arange(PROBE_PIXELS) * len(points)) // PROBE_PIXELS]
+        pixels = points[:, 1].astype(np.int64) * moving.shape[1] + points[:, 0]
+        return float(np.mean(self.probe(pixels), dtype=np.float64))
 
     def finish(self, last_frame: int) -> None:
         """The end of the frames: the events still open are complete."""
@@ -500,6 +555,10 @@ class MotionScorer:
             if self.veto is not None and self.veto(event):
                 self.dropped += 1
                 continue
+            confidence = event.confidence(self.detector.rules.min_length)
+            if confidence < self.min_confidence:  # NaN (not measured) is kept
+                self.unconfident += 1
+                continue
             box = None
             if event.box is not None:
                 x0, y0, x1, y1 = event.box
@@ -508,7 +567,8 @@ class MotionScorer:
             self.count += 1
             found = MotionEvent(self.path, self.count, event.start, event.end,
                                 event.motion_start, event.motion_end, event.peak_frame,
-                                event.peak_score, round(event.largest * sx * sy), box, self.fps)
+                                event.peak_score, round(event.largest * sx * sy), box, self.fps,
+                                event.motion_frames, event.probability, confidence)
             if self.keep_events:
                 self.events.append(found)
             if self.on_event is not None and event.peak_frame in self._peaks:
@@ -606,7 +666,7 @@ def scan_file(path: str | Path, config: Config | str | Path | None = None,
         width, height = source.work_size
         scorer = scorer_for(str(path), scan, fps, (width, height), scale=source.scale,
                             first=first, step=source.step, on_event=on_event,
-                            scores=options.scores)
+                            scores=options.scores, min_confidence=scan.min_confidence)
         # the model counts its absorption time in the frames it sees
         flicker = scan.flicker > 0  # judged on the raw masks
         if step is None:
@@ -614,6 +674,7 @@ def scan_file(path: str | Path, config: Config | str | Path | None = None,
                                          fps=fps / source.step, keep_raw=flicker)
         elif flicker and not step.keep_raw:
             step = step.with_outputs(keep_raw=True)  # the same model, carried on
+        scorer.probe = step.masker.foreground_probability_at  # the events' confidence
         reader = NumberedReader(FrameReader(source, config.source.queue_size), source)
     except BaseException:
         source.close()
@@ -645,7 +706,8 @@ def scan_file(path: str | Path, config: Config | str | Path | None = None,
                       time.perf_counter() - began, source.decode_errors, scorer.activity,
                       scorer.score_array(frames), damaged,
                       scene=_scene_events(scene, first, last_frame),
-                      during_scene=config.events.during_scene, dropped=scorer.dropped)
+                      during_scene=config.events.during_scene, dropped=scorer.dropped,
+                      unconfident=scorer.unconfident)
 
 
 #: seconds a blob must last, overlapping itself from frame to frame, to be motion in

@@ -14,7 +14,11 @@ file's scene events (:mod:`bgsub.scan.scene`) are in its record and its
 entry of the JSON table, under ``"scene"``: kind, frames, times, score and
 evidence; each motion event there lists, under ``"scene"``, the kinds of the
 scene events it overlaps (``events.during_scene``), and ``"dropped"`` counts
-the motion events dropped as a scene change's own.  Times are in seconds from
+the motion events dropped as a scene change's own.  Each motion event has a
+``confidence`` in [0, 1] (:func:`bgsub.scan.detector.confidence`; empty, or
+null, when not measured), with the ``probability`` and ``motion_frames`` it
+comes from; ``"below_confidence"`` counts the events dropped under
+``scan.min_confidence``.  Times are in seconds from
 the file's start (``end_time`` is the end of the last frame) and as
 ``HH:MM:SS.mmm`` timecodes; frames are zero-based and inclusive; boxes are
 in the source's pixels; clip and thumbnail paths are relative to the
@@ -30,6 +34,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Iterable
@@ -53,7 +58,7 @@ SCHEMA_VERSION = 1
 COLUMNS = ("file", "event", "start_frame", "end_frame", "start_time", "end_time", "duration",
            "start_timecode", "end_timecode", "duration_timecode", "motion_start_frame",
            "motion_end_frame", "peak_frame", "peak_time", "peak_score", "largest_blob",
-           "box_x", "box_y", "box_width", "box_height", "fps", "clip", "clip_start",
+           "confidence", "box_x", "box_y", "box_width", "box_height", "fps", "clip", "clip_start",
            "thumbnail")
 # the columns that hold names from outside (see bgsub.text.one_line)
 _NAMES = frozenset({"file", "clip", "thumbnail"})
@@ -98,11 +103,19 @@ def _event_dict(event: MotionEvent, outputs: dict[str, Any]) -> dict[str, Any]:
         "motion_end_frame": event.motion_end_frame,
         "peak_frame": event.peak_frame, "peak_time": round(event.peak_frame / event.fps, 6),
         "peak_score": round(event.peak_score, 6), "largest_blob": event.largest,
+        "confidence": _finite(event.confidence), "probability": _finite(event.probability),
+        "motion_frames": event.motion_frames,
         "box_x": box[0], "box_y": box[1], "box_width": box[2], "box_height": box[3],
         "fps": event.fps,
         "clip": outputs.get("clip"), "clip_start": outputs.get("clip_start"),
-        "clip_copied": outputs.get("clip_copied"), "thumbnail": outputs.get("thumbnail"),
+        "clip_copied": outputs.get("clip_copied"), "clip_error": outputs.get("clip_error"),
+        "thumbnail": outputs.get("thumbnail"),
     }
+
+
+def _finite(value: float) -> float | None:
+    """A measurement for the record: 4 decimals, None when not measured (NaN)."""
+    return round(value, 4) if math.isfinite(value) else None
 
 
 def record_of(result: ScanResult, name: str, ident: dict[str, Any], settings: str,
@@ -119,12 +132,15 @@ def record_of(result: ScanResult, name: str, ident: dict[str, Any], settings: st
         "last_frame": result.last_frame, "frames_scored": result.frames,
         "seconds": round(result.seconds, 6), "scan_seconds": round(result.scan_seconds, 3),
         "decode_errors": result.decode_errors,
+        # the stretches that could not be read, [first frame, frames], as run warns of them
+        "damaged": [[first, count] for first, count in result.damaged],
         "activity": {"first": result.activity.first, "width": result.activity.width,
                      "values": [round(v, 5) for v in result.activity.values]},
         "events": [_marked(_event_dict(e, outputs.get(e.number, {})), result)
                    for e in result.events],
         "scene": [_scene_dict(e, result.fps) for e in result.scene],
         "dropped": result.dropped,
+        "below_confidence": result.unconfident,
     }
 
 
@@ -226,7 +242,8 @@ def write_events(csv_path: Path, records: list[tuple[dict[str, Any], Path]],
     for (record, _), file_rows in zip(records, per_file):
         entry = {k: record.get(k) for k in ("file", "name", "status", "error", "fps", "width",
                                             "height", "first_frame", "last_frame",
-                                            "frames_scored", "seconds", "decode_errors")}
+                                            "frames_scored", "seconds", "decode_errors",
+                                            "below_confidence", "damaged")}
         entry["events"] = file_rows
         entry["scene"] = scene_rows(record)
         files.append(entry)

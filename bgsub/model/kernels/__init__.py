@@ -22,9 +22,11 @@
 from . import build  # noqa: F401
 from .frame import RHO_ALPHA_OVER_W, RHO_GAUSSIAN, frame_kernel
 from .layout import BLOCK, MU_ONE, W_ONE, decode_state, encode_state, plane_count, state_size
-from .queries import background_means, cell_log_likelihood, foreground_probability
+from .queries import (background_means, cell_log_likelihood, foreground_probability,
+                      foreground_probability_at)
 from .shadows import mark_shadows
 
 __all__ = ["frame_kernel", "state_size", "plane_count", "encode_state", "decode_state",
-           "background_means", "cell_log_likelihood", "foreground_probability", "mark_shadows",
+           "background_means", "cell_log_likelihood", "foreground_probability", "foreground_probability_at",
+           "mark_shadows",
            "RHO_ALPHA_OVER_W", "RHO_GAUSSIAN", "BLOCK", "W_ONE", "MU_ONE"]

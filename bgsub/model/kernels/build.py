@@ -72,13 +72,19 @@ _PREPARING = threading.Lock()
 # Each option with the value used and LLVM's default, put back afterwards.
 _OPTIONS = {"force-vector-width": (8, 0), "unroll-threshold": (4000, 300),
             "unswitch-threshold": (1, 50)}
+# Every kernel :func:`prepare` builds is also compiled with LLVM's inliner told
+# to inline whatever it can: the kernels' helpers are plain ``@njit`` functions
+# (Numba's own ``inline="always"`` copies each call's Numba IR into the caller
+# before type inference, which made the frame kernel's compile three times
+# slower), and LLVM then inlines them all, to the same machine code.
+_INLINE = {"inline-threshold": (100000, 225)}
 
 # "remark: <unknown>:0:0: loop not vectorized: ..." and the warning that the
 # forced width could not be applied: LLVM's diagnostics without a location.
 # LLVM writes one in pieces ("remark: ", then the rest), unbuffered: a line
 # another thread writes at that instant can be glued into it and go with it.
-_LLVM_DIAGNOSTIC = re.compile(rb"^(remark|warning): <unknown>:\d+:\d+: |<unknown>:\d+:\d+: "
-                              rb"(loop not vectorized|the optimizer was unable)")
+_LLVM_DIAGNOSTIC = re.compile(rb"^(remark|warning): <unknown>:\d+:\d+: |^<unknown>:\d+:\d+: |"
+                              rb"<unknown>:\d+:\d+: (loop not vectorized|the optimizer was unable)")
 
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -140,16 +146,18 @@ def _use_kernel_cache() -> None:
 _use_kernel_cache()
 
 
-def compile_vectorized(dispatcher, signature) -> None:
-    """Compile (or load from Numba's cache) *dispatcher* for *signature* with the options."""
+def compile_vectorized(dispatcher, signature, vectorized: bool = True) -> None:
+    """Compile (or load from Numba's cache) *dispatcher* for *signature* with the options
+    (with only the inlining option when not *vectorized*)."""
+    options = {**_OPTIONS, **_INLINE} if vectorized else _INLINE
     with global_compiler_lock:
-        for name, (value, _) in _OPTIONS.items():
+        for name, (value, _) in options.items():
             llvm.set_option("", f"-{name}={value}")
         try:
-            with _llvm_diagnostics_dropped():
-                dispatcher.compile(signature)
+            with _llvm_diagnostics_dropped() if vectorized else contextlib.nullcontext():
+                dispatcher.compile(tuple(signature))
         finally:
-            for name, (_, default) in _OPTIONS.items():
+            for name, (_, default) in options.items():
                 llvm.set_option("", f"-{name}={default}")
 
 
@@ -257,10 +265,7 @@ def _prepare(kernels) -> None:
         timer.start()
     try:
         for dispatcher, signature, vectorized, _ in kernels:
-            if vectorized:
-                compile_vectorized(dispatcher, signature)
-            else:
-                dispatcher.compile(tuple(signature))
+            compile_vectorized(dispatcher, signature, vectorized)
     finally:
         if timer is not None:
             timer.cancel()

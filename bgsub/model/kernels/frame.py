@@ -87,7 +87,7 @@ _SAFE = np.float32(1.0 - 2.0 ** -12)  # see the short path's re-ranking flag
 # stores are again lane by lane.
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _new_weight(q, jf, b, rr, one_minus_a, alpha, w_init):
     """A slot's weight after this frame, before renormalisation."""
     decayed = one_minus_a * dec_w(q)
@@ -97,7 +97,7 @@ def _new_weight(q, jf, b, rr, one_minus_a, alpha, w_init):
     return matched_w if b >= ZERO else unmatched_w
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _choose(moved, new, old, hit, replaced):
     """moved if hit, else new if replaced, else old: integer arithmetic, no branch."""
     h = np.int32(hit)
@@ -105,27 +105,27 @@ def _choose(moved, new, old, hit, replaced):
     return np.uint16(old + h * (moved - old) + r * (new - old))
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _opaque(q, zero):
     """q as int32, plus ``zero``: an int32 0 the compiler cannot see through."""
     return np.int32(q) + zero
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _pick(other, keep, swap, zero):
     """other if swap, else keep: integer arithmetic through an opaque keep (see _opaque)."""
     kept = _opaque(keep, zero)
     return np.uint16(kept + np.int32(swap) * (np.int32(other) - kept))
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _moved_var(v, target, rho, var_min, var_max, inv_step):
     """The code of a variance moved towards ``target`` (m2 or d_c^2) and clamped."""
     moved = min(max(v + rho * (target - v), var_min), var_max)
     return np.int32(var_code(moved, var_min, inv_step))
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _rerank(state, s, k, nc, nv, var_min, step, zero):
     """Stable-sort a pixel's slots by key, descending: a bubble sort in the state.
 
@@ -155,7 +155,7 @@ def _rerank(state, s, k, nc, nv, var_min, step, zero):
                 state[var_index(s, j + 1, c, k, nc, nv)] = _pick(a, b, swap, zero)
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _rho(rho_mode, alpha, w_new, m2, var, v0, v1, v2, nc, nv):
     """The matched component's learning rate: alpha / w (w its new weight), or alpha eta.
 
@@ -178,7 +178,7 @@ def _rho(rho_mode, alpha, w_new, m2, var, v0, v1, v2, nc, nv):
     return np.float32(min(np.float64(alpha) * eta, 1.0))
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _top(state, s, x0, x1, x2, k, nc, nv, inv_c, lam2, var_min, step):
     """Whether the pixel matches slot 0 (the top-ranked), with m2, sigma^2 and the means."""
     w0 = dec_w(state[w_index(s, 0)])
@@ -198,7 +198,7 @@ def _top(state, s, x0, x1, x2, k, nc, nv, inv_c, lam2, var_min, step):
     return (w0 > ZERO) & (dd < limit), w0, dd, v, m0, m1, m2_
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _moved(x0, x1, x2, m0, m1, m2_, v, vb0, vb1, vb2, m2, rho, nv, var_min, var_max, inv_step):
     """The codes of a matched component's mean and variances after it learned from x.
 
@@ -220,7 +220,7 @@ def _moved(x0, x1, x2, m0, m1, m2_, v, vb0, vb1, vb2, m2, rho, nv, var_min, var_
     return mv0, mv1, mv2, vv0, vv1, vv2
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _top_update(state, s, x0, x1, x2, k, nc, nv, inv_c, lam2, alpha, one_minus_a, var_min,
                 var_max, step, inv_step, rho_mode):
     """Slot 0 matched: its new weight code, mean codes and variance codes.
@@ -239,7 +239,7 @@ def _top_update(state, s, x0, x1, x2, k, nc, nv, inv_c, lam2, alpha, one_minus_a
     return np.int32(w_code(w_new)), mv0, mv1, mv2, vv0, vv1, vv2
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _code_rank_var(c0, c1, c2, nc, nv, var_min, step):
     """sigma^2 for ranking from variance codes, as rank_var computes it from the state."""
     if nv == 1:
@@ -250,7 +250,7 @@ def _code_rank_var(c0, c1, c2, nc, nv, var_min, step):
     return v * (ONE / np.float32(nc))
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _flags(mask, first, start, stop):
     """The OR of a tile's mask over lanes start..stop-1 (flags before the labels)."""
     flags = np.uint8(0)
@@ -259,7 +259,7 @@ def _flags(mask, first, start, stop):
     return flags
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _run_end(mask, first, g, nb, flagged):
     """Where the run of groups from lane g ends: groups with a flag (or none) in a row."""
     e = g
@@ -268,7 +268,7 @@ def _run_end(mask, first, g, nb, flagged):
     return min(e, nb)
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _match(state, s, x0, x1, x2, k, nc, nv, inv_c, lam2, var_min, step):
     """The first slot (in rank order) within lambda sigma, and the weight ranked above it.
 
@@ -308,7 +308,7 @@ _FLICKER_ONE = np.int32(FLICKER_ONE)
 _INV_FLICKER = np.float32(1.0 / FLICKER_ONE)
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _flicker_code(code, own):
     """A pixel's flicker word after this frame's own classification ``own`` (1 foreground).
 
@@ -323,7 +323,7 @@ def _flicker_code(code, own):
     return np.uint16(v | (own << 15))
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _pixel_rate(fg, released, code, alpha_bg, alpha_fg, inv_ref, ghost_rate):
     """The rate a pixel learns at: alpha_bg for background; for foreground alpha_fg,
     raised linearly with the flicker level towards alpha_bg (reached at the
@@ -336,7 +336,7 @@ def _pixel_rate(fg, released, code, alpha_bg, alpha_fg, inv_ref, ghost_rate):
     return rate_fg if fg else alpha_bg
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _pixel_lam2(code, lam2, gain, level_from):
     """lambda^2 of a pixel whose flicker word is ``code``: (lambda (1 + gain (V - V0)+))^2.
 
@@ -351,13 +351,13 @@ def _pixel_lam2(code, lam2, gain, level_from):
 
 # -- the three paths --------------------------------------------------------------
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _offsets(nc):
     """A pixel's stride in the frame and the offsets of its channels 1 and 2 (0 for grey)."""
     return np.uint64(nc), np.uint64(1 if nc > 1 else 0), np.uint64(2 if nc > 2 else 0)
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _classify_tile(x, state, mask, aux, first, base, nb, k, nc, nv, inv_c, lam2, lam_gain,
                    lam_from, var_min, step, t_q):
     """Classification alone: foreground when no slot within lambda sigma is background
@@ -373,7 +373,7 @@ def _classify_tile(x, state, mask, aux, first, base, nb, k, nc, nv, inv_c, lam2,
         mask[p] = _FG if (best < ZERO) | (above > t_q) else _BG
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _flag_general(x, state, mask, first, base, nb, k, nc, nv, inv_c, lam2, var_min, step):
     """Flag in the mask (1) each pixel that does not match its slot 0: the general path's."""
     u_nc, c1, c2 = _offsets(nc)
@@ -385,7 +385,7 @@ def _flag_general(x, state, mask, first, base, nb, k, nc, nv, inv_c, lam2, var_m
             np.float32(x[px + c2]), k, nc, nv, inv_c, lam2, var_min, step)[0])
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _short_run(x, state, mask, aux, first, base, g, e, k, nc, nv, inv_c, lam2, alpha,
                one_minus_a, var_min, var_max, step, inv_step, rho_mode, zero):
     """Lanes g..e-1, every one matching its slot 0: update slot 0, decay the other weights.
@@ -445,7 +445,7 @@ def _short_run(x, state, mask, aux, first, base, g, e, k, nc, nv, inv_c, lam2, a
         mask[first + np.uint64(ii)] = _BG
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _general_run(x, state, mask, aux, release, first, base, g, e, k, nc, nv, inv_c, lam2,
                  lam_gain, lam_from, alpha_bg, alpha_fg, inv_ref, ghost_rate, w_init, q_init, var_min, var_max,
                  step, inv_step, t_q, rho_mode, zero):

@@ -44,7 +44,7 @@ REFERENCE_FLICKER = 0.05
 MIN_OUTLINE = 8
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _own_fg(aux, mask, release, p):
     return (np.int32(aux[p]) >> 15 != 0) and (mask[p] != 0 or release[p] != 0)
 

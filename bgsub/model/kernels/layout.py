@@ -73,22 +73,22 @@ def state_size(n: int, k: int, channels: int, variances: int) -> int:
 
 # -- the codes ------------------------------------------------------------------
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def dec_w(q):
     return np.float32(q) * _W_INV
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def dec_mu(q):
     return np.float32(q) * _MU_INV
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def dec_var(q, var_min, step):
     return var_min + np.float32(q) * step
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def q16(v):
     """Store a non-negative float already scaled to [0, 65535] (truncating), via int32.
 
@@ -97,17 +97,17 @@ def q16(v):
     return np.uint16(np.int32(v))
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def w_code(w):
     return min(w * W_ONE, Q_MAX)
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def mu_code(m):
     return m * MU_ONE + HALF
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def var_code(v, var_min, inv_step):
     return min((v - var_min) * inv_step + HALF, Q_MAX)
 
@@ -120,7 +120,7 @@ def var_step(var_min: float, var_max: float) -> tuple[np.float32, np.float32]:
 
 # -- where a value sits -----------------------------------------------------------
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def index(p, planes, plane):
     """Where a plane's value for pixel p sits in the flat state."""
     return ((p // BLOCK) * planes + plane) * BLOCK + p % BLOCK
@@ -131,28 +131,28 @@ def index(p, planes, plane):
 # tuple indexed by a loop variable goes through the stack, and the vectoriser
 # then gathers lane by lane.
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def w_index(s, j):
     return s + np.uint64(j * BLOCK)
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def mu_index(s, j, c, k, nc):
     return s + np.uint64((k + j * nc + c) * BLOCK)
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def var_index(s, j, c, k, nc, nv):
     return s + np.uint64((k + k * nc + j * nv + (c if nv > 1 else 0)) * BLOCK)
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def channel(c, x0, x1, x2):
     """Channel c of a pixel (c is a constant once the channel loop is unrolled)."""
     return x0 if c == 0 else (x1 if c == 1 else x2)
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def rank_var(state, s, j, k, nc, nv, var_min, step):
     """sigma^2 for ranking: the variance, or the mean of the channels' variances."""
     if nv == 1:
@@ -163,7 +163,7 @@ def rank_var(state, s, j, k, nc, nv, var_min, step):
     return v * (ONE / np.float32(nc))
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def stored_key(state, s, j, k, nc, nv, var_min, step):
     """Slot j's rank key w^2 / sigma^2, from the values stored in the state."""
     w = dec_w(state[w_index(s, j)])

@@ -59,13 +59,13 @@ _ONE = np.float32(1.0)
 _FG = np.uint8(255)
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _slot(q, planes):
     """Where pixel q's values start in the state: its tile's start plus its lane."""
     return np.uint64((q // BLOCK) * planes * BLOCK + q % BLOCK)
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _columns(x, state, y0, y1, c0, c1, w, k, nc, planes):
     """The texture sums over rows y0..y1-1 of columns c0..c1-1: L, M, LL, MM, LM, count.
 
@@ -91,7 +91,7 @@ def _columns(x, state, y0, y1, c0, c1, w, k, nc, planes):
     return sx, sb, sxx, sbb, sxb, count
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _texture_test(sx, sb, sxx, sbb, sxb, count):
     """Whether the frame's brightness in a window is a scaled copy of the background's.
 
@@ -126,7 +126,7 @@ def _texture_test(sx, sb, sxx, sbb, sxb, count):
     return c >= 0.0 and 25.0 * c * c >= 4.0 * den
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _neighbour_match(x, state, p, h, w, k, nc, nv, lam2, var_min, step, t_q, radius):
     """Whether pixel p's value matches a background component of a pixel within radius."""
     planes = k * (1 + nc + nv)

@@ -16,15 +16,16 @@ from numba import njit
 from .spin import back_to_python, first_chunk, next_chunk, out_of_python
 from .layout import BLOCK, HALF, Q_MAX, W_ONE, ZERO, dec_mu, dec_var, dec_w, index
 
-__all__ = ["background_means", "cell_log_likelihood", "foreground_probability"]
+__all__ = ["background_means", "cell_log_likelihood", "foreground_probability",
+           "foreground_probability_at"]
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _at(state, p, planes, plane):
     return state[index(p, planes, plane)]
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _var_at(state, p, k, nc, nv, j, c, var_min, step):
     planes = k * (1 + nc + nv)
     return dec_var(_at(state, p, planes, k + k * nc + j * nv + (c if nv > 1 else 0)),
@@ -46,7 +47,7 @@ def background_means(state, k, nc, nv, var_min, var_max, out, t_start, t_stop):
             out[p, c] = np.uint8(min(max(v, ZERO), np.float32(255.0)))
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _density(x, p, state, k, nc, nv, j, var_min, step):
     """N(x_p | mu_j, Sigma_j), float64, for the spherical or diagonal model.
 
@@ -99,7 +100,7 @@ def cell_log_likelihood(x, state, k, nc, nv, var_min, var_max, outlier, h, w, gr
     back_to_python(ctl, threads)
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _cell_rows(x, state, k, nc, nv, var_min, step, outlier, uniform, planes, h, w, grid, rows,
                run, cell_sum, cell_count, gy, gx, row_start, row_stop):
     """The cells of the grid's rows ``row_start .. row_stop - 1`` (see cell_log_likelihood)."""
@@ -127,6 +128,25 @@ def _cell_rows(x, state, k, nc, nv, var_min, step, outlier, uniform, planes, h, 
                     cell_count[i * grid + j] += 1
 
 
+@njit(cache=True, error_model="numpy")
+def _probability(x, p, state, k, nc, nv, planes, var_min, step, t_q, outlier, uniform):
+    """Pixel *p*'s posterior of not being background (see foreground_probability)."""
+    mix = 0.0
+    background = 0.0
+    above = 0.0  # the weight codes ranked above slot j (the slots are in rank order)
+    for j in range(k):
+        qj = _at(state, p, planes, j)
+        wj = dec_w(qj)
+        if wj > ZERO:
+            dens = np.float64(wj) * _density(x, p, state, k, nc, nv, j, var_min, step)
+            mix += dens
+            if above <= t_q:  # j is background
+                background += dens
+        above += np.float64(qj)
+    total = (1.0 - outlier) * mix + uniform
+    return np.float32(1.0 - (1.0 - outlier) * background / total)
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def foreground_probability(x, state, k, nc, nv, var_min, var_max, bg_ratio, outlier, out,
                            t_start, t_stop):
@@ -143,17 +163,23 @@ def foreground_probability(x, state, k, nc, nv, var_min, var_max, bg_ratio, outl
     uniform = outlier * 256.0 ** -nc
     t_q = np.float64(bg_ratio * W_ONE)
     for p in range(t_start * BLOCK, min(t_stop * BLOCK, n)):
-        mix = 0.0
-        background = 0.0
-        above = 0.0  # the weight codes ranked above slot j (the slots are in rank order)
-        for j in range(k):
-            qj = _at(state, p, planes, j)
-            wj = dec_w(qj)
-            if wj > ZERO:
-                dens = np.float64(wj) * _density(x, p, state, k, nc, nv, j, var_min, step)
-                mix += dens
-                if above <= t_q:  # j is background
-                    background += dens
-            above += np.float64(qj)
-        total = (1.0 - outlier) * mix + uniform
-        out[p] = np.float32(1.0 - (1.0 - outlier) * background / total)
+        out[p] = _probability(x, p, state, k, nc, nv, planes, var_min, step, t_q, outlier,
+                              uniform)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def foreground_probability_at(x, state, k, nc, nv, var_min, var_max, bg_ratio, outlier,
+                              pixels, out):
+    """:func:`foreground_probability` of the pixels ``pixels`` (flat indices) only.
+
+    ``out[i]`` gets pixel ``pixels[i]``'s posterior, the same float32 the whole
+    frame's query gives it.  One thread: a scan asks for a few hundred
+    pixels of a frame with motion, not for the frame.
+    """
+    planes = k * (1 + nc + nv)
+    step = (var_max - var_min) / Q_MAX
+    uniform = outlier * 256.0 ** -nc
+    t_q = np.float64(bg_ratio * W_ONE)
+    for i in range(pixels.shape[0]):
+        out[i] = _probability(x, pixels[i], state, k, nc, nv, planes, var_min, step, t_q,
+                              outlier, uniform)

@@ -75,7 +75,7 @@ GREY = 1  # a darker copy of a grey component: for the texture test
 COLOURED = 2  # a shadow by colour
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def darker_spherical(a0, a1, a2, ww, b0, b1, b2, v, inv_c, lam2, ratio_min, tau2,
                      grey_too=False):
     """Whether value (a0, a1, a2) is a darker copy of a component (w, mean b, variance v).
@@ -124,7 +124,7 @@ def darker_spherical(a0, a1, a2, ww, b0, b1, b2, v, inv_c, lam2, ratio_min, tau2
     return COLOURED if coloured else GREY
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def darker_diagonal(a0, a1, a2, ww, b0, b1, b2, v0, v1, v2, inv_c, lam2, ratio_min, tau2,
                     grey_too=False):
     """:func:`darker_spherical` for a variance per channel: every sum weighs by precision.
@@ -156,7 +156,7 @@ def darker_diagonal(a0, a1, a2, ww, b0, b1, b2, v0, v1, v2, inv_c, lam2, ratio_m
     return COLOURED if coloured else GREY
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def darker_background(x, state, p, s, k, nc, nv, inv_c, var_min, step, t_q, lam2, ratio_min,
                       tau2, grey_too):
     """Whether colour pixel p (state at offset s) is a darker copy of a background slot.
@@ -196,7 +196,7 @@ def darker_background(x, state, p, s, k, nc, nv, inv_c, var_min, step, t_q, lam2
     return found
 
 
-@njit(inline="always", cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def shadow_tile(x, state, mask, t, nb, k, nc, nv, var_min, step, t_q, lam2, ratio_min, tau2,
                 value, candidate, grey_too):
     """Relabel tile t's foreground pixels that are cast shadows (the tests above).

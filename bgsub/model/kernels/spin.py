@@ -209,7 +209,7 @@ def wait_at_least(ctl, at, target, pauses):
     return load(ctl, at) >= target
 
 
-@njit(inline="always", cache=True)
+@njit(cache=True)
 def take_chunk(ctl, base, n_tiles, threads, per_thread=CHUNKS_PER_THREAD):
     """The next chunk ``(start, stop)`` of a job's tiles 0..n_tiles-1; ``(n_tiles, n_tiles)``: none.
 
@@ -230,7 +230,7 @@ def take_chunk(ctl, base, n_tiles, threads, per_thread=CHUNKS_PER_THREAD):
             return start, min(n_tiles, start + size)
 
 
-@njit(inline="always", cache=True)
+@njit(cache=True)
 def first_chunk(ctl, t_start, t_stop, threads, per_thread=CHUNKS_PER_THREAD):
     """A scheduled kernel's first chunk: taken from ``ctl`` (threads > 1; ``t_start``
     is then the job's base and ``t_stop`` its tile count), or all of ``t_start ..
@@ -241,7 +241,7 @@ def first_chunk(ctl, t_start, t_stop, threads, per_thread=CHUNKS_PER_THREAD):
     return take_chunk(ctl, t_start, t_stop, threads, per_thread)
 
 
-@njit(inline="always", cache=True)
+@njit(cache=True)
 def next_chunk(ctl, t_start, t_stop, threads, c_start, c_stop, per_thread=CHUNKS_PER_THREAD):
     """Count the chunk ``c_start .. c_stop - 1`` done and take the next (see first_chunk)."""
     if threads <= 1:
@@ -250,14 +250,14 @@ def next_chunk(ctl, t_start, t_stop, threads, c_start, c_stop, per_thread=CHUNKS
     return take_chunk(ctl, t_start, t_stop, threads, per_thread)
 
 
-@njit(inline="always", cache=True)
+@njit(cache=True)
 def out_of_python(ctl, threads):
     """A scheduled kernel's first step: the GIL is released by now (see enter_python)."""
     if threads > 1:
         _leave(ctl)
 
 
-@njit(inline="always", cache=True)
+@njit(cache=True)
 def back_to_python(ctl, threads):
     """A scheduled kernel's last step: wait for a turn in Python (see enter_python)."""
     if threads > 1:
