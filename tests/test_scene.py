@@ -388,3 +388,23 @@ def test_rain_and_snow_are_seen_over_the_trees_of_fall_and_the_trees_alone_are_n
         events = _events(wet)
         assert [e.kind for e in events] == ["weather"], (strength, events)
         assert 150 <= events[0].start_frame <= 175
+
+
+def test_the_small_picture_is_the_mean_of_the_area_each_pixel_covers():
+    """The detectors' 160x120 picture (halved, then resized) against the plain block means."""
+    import cv2
+
+    from bgsub.scan.scene import _gradient, _shrink
+
+    rng = np.random.default_rng(3)
+    frame = cv2.GaussianBlur(rng.integers(0, 256, (480, 640, 3), np.uint8), (0, 0), 2)
+    blocks = frame.reshape(120, 4, 160, 4, 3).astype(np.float64).mean(axis=(1, 3))
+    small = _shrink(frame)
+    assert small.shape == (120, 160, 3) and small.dtype == np.uint8
+    assert np.abs(small - blocks).max() <= 1.0  # each halving rounds to a grey level
+    for shape in [(481, 641, 3), (240, 320), (100, 90, 3), (1080, 1920, 3)]:
+        assert _shrink(rng.integers(0, 256, shape, np.uint8)).shape[:2] == (120, 160)
+    # the detail measure: mean absolute difference of neighbours, every 4th row and column
+    g = frame[:, :, 1].astype(np.int64)
+    plain = (np.abs(np.diff(g[::4], axis=1)).mean() + np.abs(np.diff(g[:, ::4], axis=0)).mean())
+    assert _gradient(frame) == pytest.approx(plain, rel=1e-12)

@@ -184,9 +184,10 @@ class SceneRules:
 def _gradient(frame: np.ndarray) -> float:
     """Mean absolute difference of neighbours at full resolution, on every 4th row and column."""
     g = frame[:, :, 1] if frame.ndim == 3 else frame  # green: most of the luminance
-    rows = g[::4].astype(np.int16)
-    cols = g[:, ::4].astype(np.int16)
-    return float(np.abs(np.diff(rows, axis=1)).mean() + np.abs(np.diff(cols, axis=0)).mean())
+    rows = np.ascontiguousarray(g[::4])
+    cols = np.ascontiguousarray(g[:, ::4])
+    return float(cv2.absdiff(rows[:, 1:], rows[:, :-1]).mean()
+                 + cv2.absdiff(cols[1:], cols[:-1]).mean())
 
 
 _WINDOW: list[np.ndarray] = []
@@ -214,9 +215,27 @@ def _blocks(values: np.ndarray) -> np.ndarray:
     return values.reshape(bh, h // bh, bw, w // bw).mean(axis=(1, 3))
 
 
+def _shrink(frame: np.ndarray) -> np.ndarray:
+    """*frame* at 160 x 120, each pixel the mean of the area it covers.
+
+    Halved while it is at least twice that size, then resized: OpenCV's area
+    resize by exactly 2 takes a fast path, and by 4 or more does not (0.65 ms
+    for 640x480 BGR in one step, 0.19 ms in three), for the same means to
+    within one grey level (each halving rounds).
+    """
+    tw, th = _SMALL
+    h, w = frame.shape[:2]
+    while w >= 2 * tw and h >= 2 * th:
+        frame = cv2.resize(frame, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+        h, w = frame.shape[:2]
+    if (w, h) != _SMALL:
+        frame = cv2.resize(frame, _SMALL, interpolation=cv2.INTER_AREA)
+    return frame
+
+
 def _small_grey(frame: np.ndarray) -> np.ndarray:
     """The frame as the reference holds it: 160 x 120, grey, float32."""
-    small = cv2.resize(frame, _SMALL, interpolation=cv2.INTER_AREA)
+    small = _shrink(frame)
     grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
     return grey.astype(np.float32)
 
@@ -228,7 +247,7 @@ class _Features:
                  "saturated", "touched", "quiet")
 
     def __init__(self, frame: np.ndarray) -> None:
-        small = cv2.resize(frame, _SMALL, interpolation=cv2.INTER_AREA)
+        small = _shrink(frame)
         grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
         self.grey = grey.astype(np.float32)
         self.mean = float(self.grey.mean())
