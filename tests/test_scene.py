@@ -318,7 +318,7 @@ def test_during_rain_a_frame_has_motion_only_with_a_large_blob_that_lasts(scene_
     assert jumps == [FrameScore(0.0)] * 7
 
 
-def _walk_in_the_rain(gate: bool):
+def _walk_in_the_rain(gate: bool, strength: str = "rain", frames: int = 420, start: int = 150):
     """The motion events of a still synthetic scene that one box crosses, in rain (from
     frame 150: after the model and the scene detector have learned it), scanned with the
     default ``[scan]``, with the weather gate or without (``weather_blob = 0``)."""
@@ -327,10 +327,10 @@ def _walk_in_the_rain(gate: bool):
     from bgsub.model.step import FrameStep
     from bgsub.scan.scanner import scorer_for, weather_gate
 
-    spec = EventSpec(width=320, height=240, frames=420, fps=25.0, size=(14, 30),
+    spec = EventSpec(width=320, height=240, frames=frames, fps=25.0, size=(14, 30),
                      crossings=((300, 360),))
     frames = [frame for frame, _ in render_events(spec)]
-    frames, _ = tamper(frames, [Span("weather", "rain", 150, len(frames))], seed=5)
+    frames, _ = tamper(frames, [Span("weather", strength, start, len(frames))], seed=5)
     config = Config()
     scan = config.scan if gate else dataclasses.replace(config.scan, weather_blob=0.0)
     step = FrameStep(config.model, config.postprocess, keep_raw=True, fps=25)
@@ -354,6 +354,19 @@ def test_a_walk_in_the_rain_is_one_event_and_the_rain_none():
         (True, True)], [(e.motion_start_frame, e.motion_end_frame) for e in events]
     # without the gate the rain's blinking makes the flicker check blind: the box is lost
     assert _walk_in_the_rain(gate=False)[0] == []
+
+
+def test_drops_near_the_lens_make_events_only_without_the_gate():
+    # a downpour: rain, and 0.6 s of large drops near the lens in every 6 s (frames
+    # 300-314, during the box's crossing, and 450-464, on the still scene)
+    events, scene = _walk_in_the_rain(gate=True, strength="downpour", frames=600, start=160)
+    assert [e.kind for e in scene] == ["weather"]
+    spans = [(e.motion_start_frame, e.motion_end_frame) for e in events]
+    assert len(spans) == 1 and spans[0][0] <= 310 and spans[0][1] >= 350, spans
+    ungated, _ = _walk_in_the_rain(gate=False, strength="downpour", frames=600, start=160)
+    # the drops' burst on the still scene is an event of its own
+    assert any(e.motion_start_frame >= 440 for e in ungated), [
+        (e.motion_start_frame, e.motion_end_frame) for e in ungated]
 
 
 def test_weather_is_seen_over_waving_trees_and_they_alone_are_no_weather():

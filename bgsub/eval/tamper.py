@@ -16,7 +16,11 @@ strength, so that the ground truth is known exactly:
     a colour/infrared switch);
 ``weather``
     synthetic rain (thin bright slanted streaks) or snow (small bright
-    flakes) over the whole frame, new every frame, at a density.
+    flakes) over the whole frame, new every frame, at a density;
+    ``"downpour"`` is the rain with, for 0.6 s in every 6 s (at 25 frames a
+    second), a few large blurred drops close to the lens as well: blobs big
+    enough to pass any blob filter, each in one frame only (what floods a
+    motion detector with events in real rain).
 
 Everything is drawn from a generator seeded by the seed and the frame's
 position, so the same call gives the same frames.
@@ -50,11 +54,16 @@ STRENGTHS: dict[str, tuple[str, ...]] = {
     "moved": ("5", "15", "40", "view"),
     "defocused": ("1.5", "2.5", "4"),
     "lighting": ("1.5", "0.6", "grey"),
-    "weather": ("rain-light", "rain", "snow"),
+    "weather": ("rain-light", "rain", "snow", "downpour"),
 }
 
 _WEATHER = {  # streaks (or flakes) per 10,000 pixels, length, brightness added
-    "rain-light": (6.0, 9, 50), "rain": (14.0, 12, 70), "snow": (10.0, 0, 90)}
+    "rain-light": (6.0, 9, 50), "rain": (14.0, 12, 70), "snow": (10.0, 0, 90),
+    "downpour": (14.0, 12, 70)}
+# the downpour's drops near the lens: frames of a burst and between bursts' starts
+# (0.6 s in 6 s at 25 fps), drops per burst frame, their length and width as shares
+# of the frame's height, brightness added
+_BURST, _BURST_EVERY, _DROPS, _DROP_LENGTH, _DROP_WIDTH, _DROP_BRIGHT = 15, 150, 4, 0.2, 0.02, 80
 
 
 @dataclass(frozen=True)
@@ -87,7 +96,8 @@ def _shift(frame: np.ndarray, dx: int, dy: int) -> np.ndarray:
     return cv2.warpAffine(frame, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
 
 
-def _weather(frame: np.ndarray, strength: str, rng: np.random.Generator) -> np.ndarray:
+def _weather(frame: np.ndarray, strength: str, rng: np.random.Generator,
+             index: int = 0) -> np.ndarray:
     density, length, bright = _WEATHER[strength]
     h, w = frame.shape[:2]
     n = int(round(density * h * w / 10_000))
@@ -101,6 +111,14 @@ def _weather(frame: np.ndarray, strength: str, rng: np.random.Generator) -> np.n
     else:  # snow: small round flakes
         for x, y in zip(xs.tolist(), ys.tolist()):
             cv2.circle(layer, (x, y), int(rng.integers(1, 3)), bright, -1, cv2.LINE_AA)
+    if strength == "downpour" and index % _BURST_EVERY < _BURST:
+        length = max(4, int(round(_DROP_LENGTH * h)))
+        width = max(2, int(round(_DROP_WIDTH * h)))
+        drops = np.zeros((h, w), np.uint8)
+        for x, y in zip(rng.integers(0, w, _DROPS).tolist(), rng.integers(0, h, _DROPS).tolist()):
+            cv2.line(drops, (x, y), (x + length // 4, y + length), _DROP_BRIGHT, width,
+                     cv2.LINE_AA)
+        layer = cv2.add(layer, cv2.GaussianBlur(drops, (0, 0), width / 2))
     if frame.ndim == 3:
         layer = layer[:, :, None]
     return cv2.add(frame, np.broadcast_to(layer, frame.shape).copy())
@@ -149,7 +167,7 @@ def tampered_frame(frame: np.ndarray, span: Span, index: int, seed: int,
             grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
             return cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
         return np.clip(frame.astype(np.float32) * float(s), 0, 255).astype(np.uint8)
-    return _weather(frame, s, rng)
+    return _weather(frame, s, rng, index)
 
 
 def tamper(frames: Sequence[np.ndarray], spans: Iterable[Span], seed: int = 0,

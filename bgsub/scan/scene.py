@@ -247,6 +247,9 @@ class _Features:
                  "saturated", "touched", "quiet")
 
     def __init__(self, frame: np.ndarray) -> None:
+        h, w = frame.shape[:2]
+        if w >= 4 * _SMALL[0] and h >= 4 * _SMALL[1]:  # the detail at half size: enough
+            frame = cv2.resize(frame, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
         small = _shrink(frame)
         grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
         self.grey = grey.astype(np.float32)
