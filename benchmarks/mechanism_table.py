@@ -43,9 +43,9 @@ MECHANISMS: list[tuple[str, list[str] | None]] = [
     ("flicker gate of the neighbour match", ["model.neighbour_flicker=0"]),
     ("ghost release", ["model.ghost_frames=0"]),
     ("neighbour match", ["model.neighbour_radius=0"]),
-    ("median 7 (previous value)", ["postprocess.median_size=5"]),
-    ("closing 9 (previous value)", ["postprocess.close_size=0"]),
-    ("median 7 and closing 9 (previous values)",
+    ("median 7, back to 5 (its previous value)", ["postprocess.median_size=5"]),
+    ("closing 9, back to off (its previous value)", ["postprocess.close_size=0"]),
+    ("median 7 and closing 9, back to 5 and off",
      ["postprocess.median_size=5", "postprocess.close_size=0"]),
     ("all post-processing (the raw mask)", None),
 ]
