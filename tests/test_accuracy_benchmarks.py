@@ -88,7 +88,7 @@ def test_the_page_holds_each_table_in_its_scripts_shape(benchmarks):
     cells = [c.strip("* ") for c in row.strip("|").split("|")]
 
     def prf(text):
-        p, r, f = (float(v) for v in text.split(" / "))
+        p, r, f = (float(v.strip("* ")) for v in text.split(" / "))
         return {"precision": p, "recall": r, "f": f}
     result = {"frames_scored": int(cells[1]), "with_motion": int(cells[2]),
               "dvr_scan": prf(cells[3]), "dvr_scan_defaults": {"f": float(cells[4])},
