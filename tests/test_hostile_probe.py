@@ -218,13 +218,14 @@ def test_scan_reports_a_webm_that_ends_early_as_run_does(tmp_path):
     assert table["files"][0]["damaged"] == record["damaged"]
 
 
-def _odd_sized(path: Path, codec: str = "libx264", pix_fmt: str = "yuv444p") -> Path:
-    """A 161x121 recording of TINY (4:4:4 H.264 takes odd sizes; 4:2:0 does not)."""
+def _odd_sized(path: Path, codec: str = "libx264", pix_fmt: str = "yuv444p",
+               spec: EventSpec = TINY) -> Path:
+    """A 161x121 recording of *spec* (4:4:4 H.264 takes odd sizes; 4:2:0 does not)."""
     import av
 
     from bgsub.eval.synthetic import render_events
 
-    spec = EventSpec(width=161, height=121, frames=TINY.frames, crossings=TINY.crossings)
+    spec = EventSpec(width=161, height=121, frames=spec.frames, crossings=spec.crossings)
     with av.open(str(path), "w") as out:
         stream = out.add_stream(codec, rate=30)
         stream.width, stream.height, stream.pix_fmt = 161, 121, pix_fmt
@@ -254,6 +255,18 @@ def test_run_says_when_a_video_output_is_smaller_than_an_odd_sized_source(tmp_pa
             == (160, 120)
         capture.release()
     assert cv2.imread(str(tmp_path / "masks" / "000000.png")).shape[:2] == (121, 161)
+
+
+def test_live_clips_of_an_odd_sized_source_say_their_size_once(tmp_path):
+    # a camera's clips are all the same size: one warning, not one per clip
+    _odd_sized(tmp_path / "odd.mp4", spec=EventSpec(frames=420, crossings=((20, 45), (330, 355))))
+    done = bgsub("run", "odd.mp4", "--no-display", "--quiet", "--events", "e.jsonl",
+                 "--clips", "clips", cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert len(list((tmp_path / "clips").iterdir())) == 2
+    warnings = [w for w in done.stderr.splitlines() if "--clips" in w]
+    assert len(warnings) == 1 and "160x120" in warnings[0] and "161x121" in warnings[0], \
+        done.stderr
 
 
 def test_a_re_encoded_clip_of_an_odd_sized_source_says_its_size(tmp_path, caplog):

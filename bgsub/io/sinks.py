@@ -77,7 +77,7 @@ class VideoSink(Sink):
     every frame, and its last frame decodes) and only then gives it its name.
     """
 
-    def __init__(self, path: Path, fps: float, option: str) -> None:
+    def __init__(self, path: Path, fps: float, option: str, tell_size: bool = True) -> None:
         self.path = path
         self.fps = fps
         self.option = option
@@ -86,6 +86,7 @@ class VideoSink(Sink):
         self._size: tuple[int, int] | None = None
         #: the frame size of the file as read back, once closed
         self.written_size: tuple[int, int] | None = None
+        self._tell_size = tell_size  # warn when the written size is not the frames'?
         self._target = partial_path(path) if is_regular(path) else path
 
     def image(self, result: FrameResult) -> np.ndarray:
@@ -128,7 +129,7 @@ class VideoSink(Sink):
             raise SinkError(f"{self.option} {self.path}: {problem}; the video was not "
                             "written (is the disk full?)")
         os.replace(self._target, self.path)
-        if self.written_size is not None and self.written_size != self._size:
+        if self._tell_size and self.written_size is not None and self.written_size != self._size:
             # the encoders take even sizes only: OpenCV drops an odd last row or column
             logger.warning("%s %s: written %dx%d, the frames are %dx%d (the video encoder "
                            "takes even sizes only: the last row or column is left out)",

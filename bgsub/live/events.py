@@ -301,6 +301,7 @@ class _ClipWriter:
         self.fps = fps
         self.quality = quality
         # never a hidden name: no leading dot (a source named "..mp4")
+        self._size_told = False
         self.prefix = (re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")[-40:].lstrip("._")
                        or "source")
         self._queue: queue.Queue = queue.Queue(maxsize=256)
@@ -368,7 +369,9 @@ class _ClipWriter:
             self._finish()
             if line is not None:
                 self._send(line)
-            self._sink = VideoSink(path, self.fps, "--clips")
+            # an odd-sized source's clips are all a row and column smaller: said once
+            self._sink = VideoSink(path, self.fps, "--clips", tell_size=not self._size_told)
+            self._size_told = True
             self._written = start - 1
         elif kind == "upto" and self._sink is not None:
             _, start, last = item
