@@ -394,3 +394,45 @@ def test_without_the_extra_serve_says_what_to_install(tmp_path):
     assert r.returncode == 2, r.stderr
     assert r.stderr == ("bgsub: error: --serve needs the optional extra web (pip install "
                         "'bgsub[web]', which brings aiohttp)\n")
+
+
+def test_a_stream_whose_reader_stops_reading_makes_nothing_encoded():
+    """A viewer that connects to the MJPEG stream and reads nothing costs the loop nothing
+    once its socket is full: the server stops encoding for it."""
+    from bgsub.config import Config
+    from bgsub.io.display import drawer
+    from bgsub.live.server import LiveServer
+    from bgsub.model.step import FrameStep
+
+    config = Config()
+    step = FrameStep.from_config(config, fps=30.0)
+    server = LiveServer("127.0.0.1", 0, None, drawer(config.display))
+    server.start()
+    server.add_source("s")
+    feed = server.feed(0, step.reset)
+    spec = EventSpec(width=640, height=480, frames=60, crossings=((10, 50),), size=(60, 80))
+    frames = [frame for frame, _ in render_events(spec)]
+    index = 0
+
+    def run(seconds: float) -> None:
+        nonlocal index
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            feed.write(step(index, frames[index % len(frames)]))
+            index += 1
+            time.sleep(0.01)
+
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    sock.sendall(b"GET /stream/0/frame.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    try:
+        run(4.0)  # frames are encoded for the stream until its socket is full
+        source = server.sources[0]
+        assert source.seq > 0
+        stalled = source.seq
+        run(3.0)
+        assert source.seq == stalled and not server.watching()
+    finally:
+        sock.close()
+        server.close()

@@ -34,6 +34,7 @@ import ipaddress
 import json
 import logging
 import secrets
+import socket
 import threading
 import time
 from pathlib import Path
@@ -55,6 +56,7 @@ logger = logging.getLogger("bgsub")
 PANES = ("frame", "mask")
 HISTORY = 200  # records replayed to a page that connects
 WATCH_SECONDS = 3.0  # a frame fetched this recently means someone watches
+_STREAM_BUFFER = 1 << 16  # bytes of kernel send buffer for an MJPEG stream (doubled by Linux)
 COOKIE = "bgsub_token"
 HEADER = "X-Bgsub"  # asked of write actions: a cross-site form or image cannot send it
 
@@ -154,7 +156,7 @@ class LiveServer:
         self.ended = False
         self._history: collections.deque = collections.deque(maxlen=HISTORY)
         self._next_id = 0
-        self._streams = 0  # MJPEG streams and event streams open
+        self._ready = 0  # MJPEG streams waiting for a newer frame (not stalled in a write)
         self._last_view = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed: asyncio.Event | None = None
@@ -286,8 +288,10 @@ class LiveServer:
         return _Feed(self, self.sources[n], on_reset, drops)
 
     def watching(self) -> bool:
-        """Whether someone watches: a stream open, or a frame fetched lately."""
-        return self._streams > 0 or time.monotonic() - self._last_view < WATCH_SECONDS
+        """Whether someone watches: a stream ready for a newer frame, or a frame fetched
+        lately.  A stream whose reader stalls (its socket full) waits in its write and
+        makes nothing encoded; a page fetches its frames."""
+        return self._ready > 0 or time.monotonic() - self._last_view < WATCH_SECONDS
 
     def event(self, n: int, record: dict[str, Any]) -> None:
         """Pass an event record of source *n* to the pages (any thread)."""
@@ -460,7 +464,10 @@ class LiveServer:
             "Content-Type": "multipart/x-mixed-replace; boundary=frame",
             "Cache-Control": "no-store"})
         await response.prepare(request)
-        self._streams += 1
+        connection = request.transport.get_extra_info("socket") if request.transport else None
+        if connection is not None:  # a reader that stops reading is seen within a few frames,
+            # not after the kernel's send buffer (grown to megabytes) has filled
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _STREAM_BUFFER)
         sent = 0
         try:
             while not self._stopped.is_set():
@@ -474,15 +481,15 @@ class LiveServer:
                     continue
                 waits = [asyncio.ensure_future(self._frame_changed.wait()),
                          asyncio.ensure_future(self._stopped.wait())]
+                self._ready += 1
                 try:
                     await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
                 finally:
+                    self._ready -= 1
                     for wait in waits:
                         wait.cancel()
         except (ConnectionError, asyncio.CancelledError):
             pass
-        finally:
-            self._streams -= 1
         return response
 
     async def _events(self, request):
@@ -491,7 +498,6 @@ class LiveServer:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                                "Cache-Control": "no-store"})
         await response.prepare(request)
-        self._streams += 1  # an open page watches
         seen = 0
         try:
             while True:
@@ -508,8 +514,6 @@ class LiveServer:
                     await response.write(b": keep-alive\n\n")
         except (ConnectionError, asyncio.CancelledError):
             pass
-        finally:
-            self._streams -= 1
         return response
 
     async def _clip(self, request):
