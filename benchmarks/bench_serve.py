@@ -1,6 +1,6 @@
 """What ``--serve`` costs the frame loop: no server, one viewer, a stalled viewer.
 
-Run: python benchmarks/bench_serve.py [--rounds 6] [--seconds 10] [--json out.json] [--write-docs]
+Run: python benchmarks/bench_serve.py [--rounds 5] [--seconds 10] [--json out.json] [--write-docs]
 
 The loop is :func:`bgsub.io.pipeline.run_pipeline` over generated 640x480
 frames held in memory (no decoding), through the frame step, with the
@@ -15,12 +15,11 @@ events' scorer as a ``--serve`` run has it, and:
   (someone is watching), the socket's buffers fill, and the loop must not
   notice.
 
-Each round runs the three in turn for ``--seconds`` each, the order rotated
-from one round to the next (so that a change in the machine's load, or the
-first run's warming, falls on all three alike); the loop's frames per second
-are the medians over the rounds, and a mode's cost is the median over the
-rounds of its loss against the same round's ``none`` (a pair run back to
-back, so that the machine's slower and faster minutes cancel).  ``--write-docs`` puts the table into
+Each round runs, for ``--seconds`` each: ``none``, one mode, ``none``, the
+other mode, ``none`` (which mode comes first alternates).  A mode's loss in a
+round is against the mean of the two ``none`` runs on either side of it, so
+that a drift of the machine's speed cancels; its cost is the median of its
+losses over the rounds.  ``--write-docs`` puts the table into
 ``docs/serve.md``.  The costs are the
 relative fps losses against ``none``; ``--serve`` promises at most 10%
 for one viewer at 640x480 and at most 5% for a stalled one.
@@ -132,7 +131,7 @@ def cpu_name() -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rounds", type=int, default=6)
+    p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--json", type=Path)
     p.add_argument("--write-docs", action="store_true",
@@ -142,30 +141,36 @@ def main() -> None:
     frames = [f for f, _ in render_events(spec)]
     config = Config()
     setup = (f"640x480 BGR frames from memory (a 60x80 object crossing in 60 of every 120), "
-             f"{args.rounds} rounds of {args.seconds:g} s per mode, the order rotated each "
-             f"round; {cpu_name()}, {os.cpu_count()} CPUs; OpenCV {cv2.__version__} "
+             f"{args.rounds} rounds of {args.seconds:g} s per run: no server, a mode, no "
+             f"server, the other mode, no server; {cpu_name()}, {os.cpu_count()} CPUs; OpenCV {cv2.__version__} "
              f"({cv2.getNumThreads()} threads), bgsub {numba.get_num_threads()} threads; "
              f"the server encodes at most 10 frames a second per source")
     print(setup, f"; load average {os.getloadavg()[0]:.2f}", sep="")
     one("none", frames, config, 2.0)  # compiles the kernels
-    modes = ("none", "viewer", "stalled")
-    fps: dict[str, list[float]] = {m: [] for m in modes}
+    fps: dict[str, list[float]] = {m: [] for m in ("none", "viewer", "stalled")}
+    losses: dict[str, list[float]] = {"viewer": [], "stalled": []}
     for r in range(args.rounds):
-        order = modes[r % 3:] + modes[:r % 3]
-        for mode in order:
-            fps[mode].append(one(mode, frames, config, args.seconds))
-        print(f"round {r + 1}: " + ", ".join(f"{m} {fps[m][-1]:.1f} fps" for m in order),
+        # each mode between two runs without a server, so that a drift of the machine's
+        # speed cancels; which mode comes first alternates
+        first, second = ("viewer", "stalled") if r % 2 == 0 else ("stalled", "viewer")
+        runs = [(m, one(m, frames, config, args.seconds))
+                for m in ("none", first, "none", second, "none")]
+        for m, v in runs:
+            fps[m].append(v)
+        for i in (1, 3):
+            mode, value = runs[i]
+            losses[mode].append(1 - value / ((runs[i - 1][1] + runs[i + 1][1]) / 2))
+        print(f"round {r + 1}: " + ", ".join(f"{m} {v:.1f}" for m, v in runs) + " fps",
               flush=True)
     median = {m: statistics.median(v) for m, v in fps.items()}
-    cost = {m: statistics.median(1 - a / b for a, b in zip(fps[m], fps["none"]))
-            for m in ("viewer", "stalled")}
+    cost = {m: statistics.median(v) for m, v in losses.items()}
     print(f"median: no server {median['none']:.1f} fps; one viewer {median['viewer']:.1f} fps "
           f"({100 * cost['viewer']:.1f}% slower); a stalled viewer {median['stalled']:.1f} "
           f"fps ({100 * cost['stalled']:.1f}% slower)")
     table = "\n".join([
         f"Setup: {setup}.",
         "",
-        "| mode | loop fps (median) | cost against no server (median of rounds) | aim |",
+        "| mode | loop fps (median) | cost against the runs without a server on either side (median of rounds) | aim |",
         "|---|---:|---:|---:|",
         f"| no server | {median['none']:.1f} | - | - |",
         f"| one viewer | {median['viewer']:.1f} | {100 * cost['viewer']:.1f}% | <= 10% |",
