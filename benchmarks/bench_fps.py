@@ -34,7 +34,6 @@ real sequence count.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import time
@@ -50,21 +49,10 @@ try:  # absent from older checkouts, which this benchmark also runs on (PYTHONPA
     from bgsub.scan.scene import SceneDetector, SceneRules
 except ImportError:
     SceneDetector = SceneRules = None
-from doctables import write_table
+from doctables import cpu_name, write_table
 
 DEFAULT_SEQ = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "highway"
 SIZES = "320x240,640x480,1280x720,1920x1080"
-
-
-def cpu_name() -> str:
-    """The CPU's model name (Linux), or what the platform module says."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def load_frames(seq: Path, start: int, count: int) -> tuple[list[np.ndarray], str]:

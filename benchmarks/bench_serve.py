@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cv2  # noqa: E402
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
-from doctables import write_table  # noqa: E402
+from doctables import cpu_name, write_table  # noqa: E402
 
 from bgsub.config import Config  # noqa: E402
 from bgsub.eval.synthetic import EventSpec, render_events  # noqa: E402
@@ -119,16 +119,6 @@ def one(mode: str, frames, config: Config, seconds: float) -> float:
     return summary.fps
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=5)
@@ -142,9 +132,10 @@ def main() -> None:
     config = Config()
     setup = (f"640x480 BGR frames from memory (a 60x80 object crossing in 60 of every 120), "
              f"{args.rounds} rounds of {args.seconds:g} s per run: no server, a mode, no "
-             f"server, the other mode, no server; {cpu_name()}, {os.cpu_count()} CPUs; OpenCV {cv2.__version__} "
-             f"({cv2.getNumThreads()} threads), bgsub {numba.get_num_threads()} threads; "
-             f"the server encodes at most 10 frames a second per source")
+             f"server, the other mode, no server; {cpu_name()}, {os.cpu_count()} CPUs; "
+             f"OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads), bgsub "
+             f"{numba.get_num_threads()} threads; the server encodes at most 10 frames a "
+             f"second per source")
     print(setup, f"; load average {os.getloadavg()[0]:.2f}", sep="")
     one("none", frames, config, 2.0)  # compiles the kernels
     fps: dict[str, list[float]] = {m: [] for m in ("none", "viewer", "stalled")}
@@ -170,7 +161,8 @@ def main() -> None:
     table = "\n".join([
         f"Setup: {setup}.",
         "",
-        "| mode | loop fps (median) | cost against the runs without a server on either side (median of rounds) | aim |",
+        "| mode | loop fps (median) | cost against the runs without a server on either "
+        "side (median of rounds) | aim |",
         "|---|---:|---:|---:|",
         f"| no server | {median['none']:.1f} | - | - |",
         f"| one viewer | {median['viewer']:.1f} | {100 * cost['viewer']:.1f}% | <= 10% |",

@@ -1,4 +1,4 @@
-"""Put a benchmark's Markdown table into its documentation page.
+"""Put a benchmark's Markdown table into its documentation page (and name its CPU).
 
 A page marks each table it gets from a benchmark with two comments::
 
@@ -18,6 +18,19 @@ import tempfile
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def cpu_name() -> str:
+    """The CPU's model name, for a benchmark's setup line (Linux; else what Python says)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def replace_table(text: str, name: str, table: str) -> str:
