@@ -81,10 +81,21 @@ _INLINE = {"inline-threshold": (100000, 225)}
 
 # "remark: <unknown>:0:0: loop not vectorized: ..." and the warning that the
 # forced width could not be applied: LLVM's diagnostics without a location.
-# LLVM writes one in pieces ("remark: ", then the rest), unbuffered: a line
-# another thread writes at that instant can be glued into it and go with it.
-_LLVM_DIAGNOSTIC = re.compile(rb"^(remark|warning): <unknown>:\d+:\d+: |^<unknown>:\d+:\d+: |"
-                              rb"<unknown>:\d+:\d+: (loop not vectorized|the optimizer was unable)")
+# LLVM writes one in pieces ("remark: ", "<unknown>:0:0: ", the text), unbuffered:
+# another thread's line written at that instant is glued into it, and the
+# diagnostic's text can then begin a line of its own.  So the pieces are cut out
+# of every line wherever they stand, and what is left, if anything, is kept.
+_LLVM_PIECES = re.compile(rb"(?:remark|warning): (?=<unknown>:|$)|<unknown>:\d+:\d+: |"
+                          rb"(?:loop not vectorized|the optimizer was unable)[^\n]*")
+
+
+def _without_llvm_diagnostics(line: bytes) -> bytes | None:
+    """*line* (without its newline) with LLVM's diagnostic pieces cut out; None when
+    nothing else was in it."""
+    kept = _LLVM_PIECES.sub(b"", line)
+    if kept == line:
+        return line
+    return kept if kept.strip() else None
 
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -198,10 +209,11 @@ def _forward(read_end: int, target: int) -> None:
                 break
             pending += chunk
             *lines, pending = pending.split(b"\n")
-            _write(target, b"".join(line + b"\n" for line in lines
-                                    if not _LLVM_DIAGNOSTIC.search(line)))
-        if pending and not _LLVM_DIAGNOSTIC.search(pending):
-            _write(target, pending)
+            kept = (_without_llvm_diagnostics(line) for line in lines)
+            _write(target, b"".join(line + b"\n" for line in kept if line is not None))
+        rest = _without_llvm_diagnostics(pending) if pending else None
+        if rest is not None:
+            _write(target, rest)
     finally:
         os.close(read_end)
 
