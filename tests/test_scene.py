@@ -407,7 +407,7 @@ def test_the_small_picture_is_the_mean_of_the_area_each_pixel_covers():
     """The detectors' 160x120 picture (halved, then resized) against the plain block means."""
     import cv2
 
-    from bgsub.scan.scene import _gradient, _shrink
+    from bgsub.scan.scene import _gradient, _shrink, _small_grey
 
     rng = np.random.default_rng(3)
     frame = cv2.GaussianBlur(rng.integers(0, 256, (480, 640, 3), np.uint8), (0, 0), 2)
@@ -417,7 +417,53 @@ def test_the_small_picture_is_the_mean_of_the_area_each_pixel_covers():
     assert np.abs(small - blocks).max() <= 1.0  # each halving rounds to a grey level
     for shape in [(481, 641, 3), (240, 320), (100, 90, 3), (1080, 1920, 3)]:
         assert _shrink(rng.integers(0, 256, shape, np.uint8)).shape[:2] == (120, 160)
+    # the reference's picture: made grey at full size, then small
+    grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY).astype(np.float64)
+    grey_blocks = grey.reshape(120, 4, 160, 4).mean(axis=(1, 3))
+    small_grey = _small_grey(frame)
+    assert small_grey.dtype == np.float32 and np.abs(small_grey - grey_blocks).max() <= 1.0
     # the detail measure: mean absolute difference of neighbours, every 4th row and column
     g = frame[:, :, 1].astype(np.int64)
     plain = (np.abs(np.diff(g[::4], axis=1)).mean() + np.abs(np.diff(g[:, ::4], axis=0)).mean())
     assert _gradient(frame) == pytest.approx(plain, rel=1e-12)
+
+
+def test_the_phase_correlation_is_opencvs_from_the_kept_spectra():
+    """The shift from two spectra (the reference's kept, the picture's new) against
+    ``cv2.phaseCorrelate`` on the pictures themselves, for whole and sub-pixel shifts."""
+    import cv2
+
+    from bgsub.scan.scene import _phase_shift, _spectrum, _window
+
+    rng = np.random.default_rng(5)
+    for blur in (1, 3):  # detailed, and blurred enough to make the peak a poor one
+        scene = cv2.GaussianBlur(rng.integers(0, 256, (240, 320)).astype(np.float32),
+                                 (0, 0), blur)
+        reference = np.ascontiguousarray(scene[60:180, 80:240])
+        for dx, dy in [(0, 0), (3, 0), (0, -5), (7.5, 2.25), (-12, 9), (30, -20), (0.4, 0.3)]:
+            moved = cv2.warpAffine(scene, np.float32([[1, 0, dx], [0, 1, dy]]), (320, 240))
+            picture = np.ascontiguousarray(moved[60:180, 80:240])
+            opencv, _ = cv2.phaseCorrelate(reference, picture, _window())
+            ours = _phase_shift(_spectrum(reference), _spectrum(picture))
+            assert ours == pytest.approx(opencv, abs=1e-4), (blur, dx, dy)
+            if blur == 1:  # and it finds the shift
+                assert ours == pytest.approx((dx, dy), abs=0.75), (dx, dy)
+    flat = np.full((120, 160), 80, np.float32)  # no peak at all: no shift, no error
+    assert np.isfinite(_phase_shift(_spectrum(flat), _spectrum(flat))).all()
+
+
+def test_the_kept_spectrum_of_the_reference_is_the_spectrum_of_the_reference():
+    """Learning blends the pictures into the reference and their spectra into its
+    spectrum; after many looks the two still agree (the DFT is linear)."""
+    from bgsub.scan.scene import _spectrum
+
+    rng = np.random.default_rng(8)
+    view = rng.integers(0, 200, (120, 160, 3), dtype=np.uint8)
+    detector = SceneDetector(SceneRules(fps=25, interval=0))
+    for i in range(300):
+        noisy = np.clip(view.astype(np.int16) + rng.integers(-6, 7, view.shape), 0, 255)
+        detector.update(i, noisy.astype(np.uint8))
+    assert detector.events == []
+    kept = detector._ref_spectrum
+    plain = _spectrum(detector._ref.grey)
+    assert kept is not None and np.abs(kept - plain).max() <= 1e-4 * np.abs(plain).max()

@@ -24,9 +24,9 @@ something is wrong.  Per frame it asks:
     bright scene made brighter), or the colour has gone (a colour/infrared switch: the
     mean chroma below ``lighting_chroma`` of the reference's);
 ``defocused``
-    the picture has lost its detail: the mean absolute gradient at full
-    resolution (on every fourth row and column), relative to the brightness,
-    is below ``defocus_ratio`` of the reference's;
+    the picture has lost its detail: the mean absolute gradient of the grey
+    picture (on every fourth row and column; at half size from 640 x 480 up),
+    relative to the brightness, is below ``defocus_ratio`` of the reference's;
 ``weather``
     rain or snow: many small, short-lived changes spread over the whole
     frame.  The small grey image is compared with the one of the frame
@@ -102,6 +102,7 @@ _SMALL = (160, 120)  # the reference's size (w, h)
 _CELLS = (40, 30)  # the weather grid (w, h)
 _BLOCKS = (8, 6)  # the evidence grid (w, h)
 _BUSY = 0.2  # a cell that changed in this share of the looks is not quiet (nor its neighbours)
+_SQUARE = np.ones((3, 3), np.uint8)  # a cell and its eight neighbours
 _THIN = 0.5  # a changed cell with fewer changed pixels than this share is changed thinly
 
 
@@ -182,12 +183,13 @@ class SceneRules:
 
 
 def _gradient(frame: np.ndarray) -> float:
-    """Mean absolute difference of neighbours at full resolution, on every 4th row and column."""
-    g = frame[:, :, 1] if frame.ndim == 3 else frame  # green: most of the luminance
-    rows = np.ascontiguousarray(g[::4])
+    """Mean absolute difference of neighbours, on every 4th row and column (of the
+    green channel of a colour picture: most of the luminance)."""
+    g = np.ascontiguousarray(frame[:, :, 1]) if frame.ndim == 3 else frame
+    rows = g[::4]  # whole rows: OpenCV reads them in place
     cols = np.ascontiguousarray(g[:, ::4])
-    return float(cv2.absdiff(rows[:, 1:], rows[:, :-1]).mean()
-                 + cv2.absdiff(cols[1:], cols[:-1]).mean())
+    return float(cv2.mean(cv2.absdiff(rows[:, 1:], rows[:, :-1]))[0]
+                 + cv2.mean(cv2.absdiff(cols[1:], cols[:-1]))[0])
 
 
 _WINDOW: list[np.ndarray] = []
@@ -201,11 +203,51 @@ def _window() -> np.ndarray:
     return _WINDOW[0]
 
 
-def _chroma(small: np.ndarray) -> float:
-    if small.ndim < 3:
+def _spectrum(grey: np.ndarray) -> np.ndarray:
+    """The DFT of *grey* (160 x 120, float32) under the Hann window, in OpenCV's packed
+    form for real pictures (CCS, float32, the picture's shape)."""
+    return cv2.dft(cv2.multiply(grey, _window()))
+
+
+def _phase_shift(reference: np.ndarray, spectrum: np.ndarray) -> tuple[float, float]:
+    """``cv2.phaseCorrelate(ref, grey, window)`` from the two pictures' spectra
+    (:func:`_spectrum`): the shift (x, y) that takes the reference to the picture.
+
+    OpenCV's steps: the cross-power spectrum divided by its magnitude, its inverse
+    DFT, the peak and the centroid of the 5 x 5 around it (in the quadrant-swapped
+    map, clipped at its borders).  The reference's spectrum is kept from look to
+    look instead of transformed each time, which saves a DFT.  The magnitude of a
+    packed spectrum is the square root of its product with itself, conjugated:
+    ``(|z|^2, 0)`` for a complex entry, ``x^2`` for a real one.
+    """
+    cross = cv2.mulSpectrums(reference, spectrum, 0, conjB=True)
+    magnitude = cv2.sqrt(cv2.mulSpectrums(cross, cross, 0, conjB=True))
+    surface = cv2.idft(cv2.divSpectrums(cross, magnitude, 0), flags=cv2.DFT_REAL_OUTPUT)
+    _, _, _, (px, py) = cv2.minMaxLoc(surface)
+    h, w = surface.shape
+    sx, sy = (px + w // 2) % w, (py + h // 2) % h  # the peak in the swapped map
+    xs = np.arange(max(sx - 2, 0), min(sx + 2, w - 1) + 1)
+    ys = np.arange(max(sy - 2, 0), min(sy + 2, h - 1) + 1)
+    box = surface.take((ys - h // 2) % h, axis=0).take((xs - w // 2) % w, axis=1)
+    box = box.astype(np.float64)
+    total = float(box.sum()) + np.finfo(np.float64).eps
+    cx = float(box.sum(axis=0) @ xs) / total
+    cy = float(box.sum(axis=1) @ ys) / total
+    return w / 2.0 - cx, h / 2.0 - cy
+
+
+def _chroma(frame: np.ndarray) -> float:
+    """The mean of |B - G| + |R - G| over about 60 whole rows picked evenly from *frame*
+    (whole rows: OpenCV reads them in place, and a row is read at memory's pace)."""
+    if frame.ndim < 3:
         return 0.0
-    s = small.astype(np.int16)
-    return float(np.abs(s[:, :, 0] - s[:, :, 1]).mean() + np.abs(s[:, :, 2] - s[:, :, 1]).mean())
+    step = max(1, frame.shape[0] // 60)
+    b, g, r = cv2.split(frame[step // 2::step])
+    return float(cv2.mean(cv2.absdiff(b, g))[0] + cv2.mean(cv2.absdiff(r, g))[0])
+
+
+def _grey(frame: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
 
 
 def _blocks(values: np.ndarray) -> np.ndarray:
@@ -234,34 +276,36 @@ def _shrink(frame: np.ndarray) -> np.ndarray:
 
 
 def _small_grey(frame: np.ndarray) -> np.ndarray:
-    """The frame as the reference holds it: 160 x 120, grey, float32."""
-    small = _shrink(frame)
-    grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
-    return grey.astype(np.float32)
+    """The frame as the reference holds it: 160 x 120, grey, float32.  Made grey
+    first: the conversion reads the frame once, fast, and the rest is on one channel."""
+    return _shrink(_grey(frame)).astype(np.float32)
 
 
 class _Features:
     """One frame's measures."""
 
     __slots__ = ("grey", "mean", "contrast", "chroma", "detail", "changes", "isolated",
-                 "saturated", "touched", "quiet")
+                 "saturated", "touched", "quiet", "spectrum")
 
     def __init__(self, frame: np.ndarray) -> None:
         h, w = frame.shape[:2]
+        grey = _grey(frame)
         if w >= 4 * _SMALL[0] and h >= 4 * _SMALL[1]:  # the detail at half size: enough
-            frame = cv2.resize(frame, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
-        small = _shrink(frame)
-        grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
+            grey = cv2.resize(grey, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+        detailed = grey
+        grey = _shrink(grey)
         self.grey = grey.astype(np.float32)
-        self.mean = float(self.grey.mean())
-        self.contrast = float(self.grey.std())
-        self.chroma = _chroma(small)
-        self.detail = _gradient(frame) / max(self.mean, 8.0)
+        mean, std = cv2.meanStdDev(grey)
+        self.mean = float(mean[0, 0])
+        self.contrast = float(std[0, 0])
+        self.chroma = _chroma(frame)
+        self.detail = _gradient(detailed) / max(self.mean, 8.0)
         self.saturated = float(np.count_nonzero(grey >= 250)) / grey.size
         self.changes = 0.0  # the share of cells changed since the previous frame
         self.isolated = 0.0  # ... of those with at most two changed neighbours
         self.touched: np.ndarray | None = None  # the cells changed (1.0), 30 x 40
         self.quiet = 0.0  # the share of the quiet cells changed thinly
+        self.spectrum: np.ndarray | None = None  # for the phase correlation, when it runs
 
 
 class SceneDetector:
@@ -297,6 +341,7 @@ class SceneDetector:
         self._last_seen: dict[str, int] = {}
         self._peak: dict[str, tuple[float, dict]] = {}
         self._ref: _Features | None = None
+        self._ref_spectrum: np.ndarray | None = None  # the reference's (:func:`_spectrum`)
         self._usual: np.ndarray | None = None  # per cell, the share of looks it changed in
         self._previous: np.ndarray | None = None
         self._before: np.ndarray | None = None  # the frame before a look, small and grey
@@ -315,10 +360,16 @@ class SceneDetector:
         self._learned += 1
         if self._ref is None:
             self._ref = f
+            self._ref_spectrum = None
             return
         a = max(self.rules.learn_rate, 1.0 / self._learned)
         r = self._ref
         cv2.accumulateWeighted(f.grey, r.grey, a)
+        if self._ref_spectrum is not None and f.spectrum is not None:
+            # the DFT is linear: the spectrum of the blend is the blend of the spectra
+            cv2.accumulateWeighted(f.spectrum, self._ref_spectrum, a)
+        else:
+            self._ref_spectrum = None
         r.mean += a * (f.mean - r.mean)
         r.contrast += a * (f.contrast - r.contrast)
         r.chroma += a * (f.chroma - r.chroma)
@@ -342,14 +393,15 @@ class SceneDetector:
         before = self._before if self._before is not None else self._previous
         self._before = None
         if before is not None:
-            changed = (np.abs(f.grey - before) > 12.0).astype(np.float32)
-            cw, ch = _CELLS
-            cells = changed.reshape(ch, _SMALL[1] // ch, cw, _SMALL[0] // cw).mean(axis=(1, 3))
-            touched = (cells > 0).astype(np.float32)
+            # 1.0 where a pixel changed by more than 12 grey levels; per cell, their share
+            _, changed = cv2.threshold(cv2.absdiff(f.grey, before), 12.0, 1.0, cv2.THRESH_BINARY)
+            cells = cv2.resize(changed, _CELLS, interpolation=cv2.INTER_AREA)  # 4 x 4 means
+            hit = cells > 0
+            touched = hit.astype(np.float32)
             around = cv2.boxFilter(touched, -1, (3, 3), normalize=False,
                                    borderType=cv2.BORDER_CONSTANT) - touched
-            f.changes = float(touched.mean())
-            f.isolated = float(((touched > 0) & (around <= 2)).mean())
+            f.changes = np.count_nonzero(hit) / hit.size
+            f.isolated = np.count_nonzero(hit & (around <= 2)) / hit.size
             f.touched = touched
             f.quiet = self._quiet_changes(cells)
         self._previous = f.grey
@@ -366,8 +418,15 @@ class SceneDetector:
             return seen
         a = f.grey - f.mean
         b = r.grey - r.mean
-        ncc = float((a * b).mean() / max(f.contrast * float(b.std()), 1e-6))
-        (dx, dy), _ = cv2.phaseCorrelate(r.grey, f.grey, _window())
+        n = a.size
+        a_flat, b_flat = a.ravel(), b.ravel()
+        b_mean = float(b_flat.sum(dtype=np.float64)) / n
+        b_std = math.sqrt(max(float(b_flat @ b_flat) / n - b_mean * b_mean, 0.0))
+        ncc = float(a_flat @ b_flat) / n / max(f.contrast * b_std, 1e-6)
+        f.spectrum = _spectrum(f.grey)
+        if self._ref_spectrum is None:
+            self._ref_spectrum = _spectrum(r.grey)
+        dx, dy = _phase_shift(self._ref_spectrum, f.spectrum)
         scale = frame.shape[1] / _SMALL[0]
         shift = math.hypot(dx, dy) * scale
         if shift >= rules.moved_shift or ncc < rules.moved_correlation:
@@ -376,9 +435,11 @@ class SceneDetector:
                              {"value": round(ncc, 3), "reference": 1.0,
                               "shift": [round(dx * scale, 1), round(dy * scale, 1)],
                               "cells": round(float((blocks < 0.5).mean()), 3)})
-        lit = (r.grey > 16) & (r.grey < 170)
-        gain = (float(f.grey[lit].mean()) / max(float(r.grey[lit].mean()), 1.0)
-                if lit.mean() > 0.1 else f.mean / max(r.mean, 1.0))
+        # the reference's pixels neither dark nor saturated: 16 < grey < 170
+        lit = cv2.inRange(r.grey, float(np.nextafter(np.float32(16), np.float32(255))),
+                          float(np.nextafter(np.float32(170), np.float32(0))))
+        gain = (cv2.mean(f.grey, lit)[0] / max(cv2.mean(r.grey, lit)[0], 1.0)
+                if cv2.countNonZero(lit) > 0.1 * lit.size else f.mean / max(r.mean, 1.0))
         chroma = f.chroma / r.chroma if r.chroma > 3.0 else 1.0
         if abs(math.log(max(gain, 1e-3))) > math.log(rules.lighting_gain) \
                 or chroma < rules.lighting_chroma or f.saturated - r.saturated > 0.25:
@@ -415,7 +476,7 @@ class SceneDetector:
         pixels) has changed thinly; 0 while fewer than a tenth of the cells are quiet."""
         if self._usual is None:
             return 0.0
-        busy = cv2.dilate((self._usual > _BUSY).astype(np.uint8), np.ones((3, 3), np.uint8))
+        busy = cv2.dilate((self._usual > _BUSY).astype(np.uint8), _SQUARE)
         quiet = busy == 0
         count = int(np.count_nonzero(quiet))
         if count < 0.1 * quiet.size:
@@ -463,6 +524,7 @@ class SceneDetector:
                 if event is not None and self._hot[kind] >= self._adopt \
                         and kind in ("moved", "lighting", "defocused"):
                     self._ref = self._current  # the new view
+                    self._ref_spectrum = self._current.spectrum
                     self._learned = max(self._learned, self.rules.warm_up)
             else:
                 self._hot[kind] = 0
@@ -512,6 +574,7 @@ class SceneDetector:
         """A new view (a new frame size): the events under way end, the reference starts afresh."""
         self.finish()
         self._ref = None
+        self._ref_spectrum = None
         self._usual = None
         self._previous = None
         self._before = None
