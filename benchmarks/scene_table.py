@@ -98,7 +98,8 @@ def main(argv=None) -> int:
         print(f"scene_table: no sequences under {args.data}", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
-    window = args.lead + 10 + args.span + args.within
+    every = SceneDetector(SceneRules()).every  # frames from one look to the next
+    window = args.lead + every + args.span + args.within
     need = args.spans * window
     found: dict[tuple[str, str], list[int | None]] = defaultdict(list)
     false_events: dict[str, list] = {}
@@ -112,7 +113,7 @@ def main(argv=None) -> int:
                 for k in range(args.spans):
                     part = frames[k * window:(k + 1) * window]
                     seed = args.seed * 1000 + n * 100 + k
-                    start = args.lead + (n * 3 + k * 5) % 10  # anywhere between two looks
+                    start = args.lead + (n * 3 + k * 5) % every  # anywhere between two looks
                     span = Span(kind, strength, start, start + args.span)
                     tampered, _ = tamper(part, [span], seed=seed, other=other)
                     events = detect(tampered)
@@ -286,15 +287,17 @@ def _delay(events, span: Span, within: int) -> int | None:
 
 
 def _table(found, false_events, args) -> str:
-    lines = ["| kind | strength | spans | detected | median delay (frames) |",
-             "|---|---|---:|---:|---:|"]
+    lines = ["| kind | strength | spans | detected | median delay (frames) | longest |",
+             "|---|---|---:|---:|---:|---:|"]
     for kind in KINDS:
         for strength in STRENGTHS[kind]:
             delays = found.get((kind, strength), [])
             hits = [d for d in delays if d is not None]
             pct = 100 * len(hits) / len(delays) if delays else float("nan")
             med = f"{statistics.median(hits):g}" if hits else "-"
-            lines.append(f"| {kind} | {strength} | {len(delays)} | {pct:.0f}% | {med} |")
+            longest = f"{max(hits)}" if hits else "-"
+            lines.append(f"| {kind} | {strength} | {len(delays)} | {pct:.0f}% | {med} | "
+                         f"{longest} |")
     total = sum(len(v) for v in false_events.values())
     detail = ", ".join(f"{name} {len(v)}" + (f" ({', '.join(sorted({e.kind for e in v}))})"
                                              if v else "")
