@@ -464,6 +464,6 @@ def test_the_kept_spectrum_of_the_reference_is_the_spectrum_of_the_reference():
         noisy = np.clip(view.astype(np.int16) + rng.integers(-6, 7, view.shape), 0, 255)
         detector.update(i, noisy.astype(np.uint8))
     assert detector.events == []
-    kept = detector._ref_spectrum
+    kept = detector._ref.spectrum
     plain = _spectrum(detector._ref.grey)
     assert kept is not None and np.abs(kept - plain).max() <= 1e-4 * np.abs(plain).max()

@@ -305,7 +305,9 @@ class _Features:
         self.isolated = 0.0  # ... of those with at most two changed neighbours
         self.touched: np.ndarray | None = None  # the cells changed (1.0), 30 x 40
         self.quiet = 0.0  # the share of the quiet cells changed thinly
-        self.spectrum: np.ndarray | None = None  # for the phase correlation, when it runs
+        # for the phase correlation, when it runs (the reference's is kept, blended as
+        # its picture is)
+        self.spectrum: np.ndarray | None = None
 
 
 class SceneDetector:
@@ -341,7 +343,6 @@ class SceneDetector:
         self._last_seen: dict[str, int] = {}
         self._peak: dict[str, tuple[float, dict]] = {}
         self._ref: _Features | None = None
-        self._ref_spectrum: np.ndarray | None = None  # the reference's (:func:`_spectrum`)
         self._usual: np.ndarray | None = None  # per cell, the share of looks it changed in
         self._previous: np.ndarray | None = None
         self._before: np.ndarray | None = None  # the frame before a look, small and grey
@@ -360,16 +361,15 @@ class SceneDetector:
         self._learned += 1
         if self._ref is None:
             self._ref = f
-            self._ref_spectrum = None
             return
         a = max(self.rules.learn_rate, 1.0 / self._learned)
         r = self._ref
         cv2.accumulateWeighted(f.grey, r.grey, a)
-        if self._ref_spectrum is not None and f.spectrum is not None:
+        if r.spectrum is not None and f.spectrum is not None:
             # the DFT is linear: the spectrum of the blend is the blend of the spectra
-            cv2.accumulateWeighted(f.spectrum, self._ref_spectrum, a)
+            cv2.accumulateWeighted(f.spectrum, r.spectrum, a)
         else:
-            self._ref_spectrum = None
+            r.spectrum = None  # made afresh from the picture when next needed
         r.mean += a * (f.mean - r.mean)
         r.contrast += a * (f.contrast - r.contrast)
         r.chroma += a * (f.chroma - r.chroma)
@@ -400,8 +400,8 @@ class SceneDetector:
             touched = hit.astype(np.float32)
             around = cv2.boxFilter(touched, -1, (3, 3), normalize=False,
                                    borderType=cv2.BORDER_CONSTANT) - touched
-            f.changes = np.count_nonzero(hit) / hit.size
-            f.isolated = np.count_nonzero(hit & (around <= 2)) / hit.size
+            f.changes = int(np.count_nonzero(hit)) / hit.size
+            f.isolated = int(np.count_nonzero(hit & (around <= 2))) / hit.size
             f.touched = touched
             f.quiet = self._quiet_changes(cells)
         self._previous = f.grey
@@ -418,15 +418,12 @@ class SceneDetector:
             return seen
         a = f.grey - f.mean
         b = r.grey - r.mean
-        n = a.size
-        a_flat, b_flat = a.ravel(), b.ravel()
-        b_mean = float(b_flat.sum(dtype=np.float64)) / n
-        b_std = math.sqrt(max(float(b_flat @ b_flat) / n - b_mean * b_mean, 0.0))
-        ncc = float(a_flat @ b_flat) / n / max(f.contrast * b_std, 1e-6)
+        _, r_std = cv2.meanStdDev(r.grey)
+        ncc = float(a.ravel() @ b.ravel()) / a.size / max(f.contrast * float(r_std[0, 0]), 1e-6)
         f.spectrum = _spectrum(f.grey)
-        if self._ref_spectrum is None:
-            self._ref_spectrum = _spectrum(r.grey)
-        dx, dy = _phase_shift(self._ref_spectrum, f.spectrum)
+        if r.spectrum is None:
+            r.spectrum = _spectrum(r.grey)
+        dx, dy = _phase_shift(r.spectrum, f.spectrum)
         scale = frame.shape[1] / _SMALL[0]
         shift = math.hypot(dx, dy) * scale
         if shift >= rules.moved_shift or ncc < rules.moved_correlation:
@@ -523,8 +520,7 @@ class SceneDetector:
                     event.score, event.evidence = score, evidence
                 if event is not None and self._hot[kind] >= self._adopt \
                         and kind in ("moved", "lighting", "defocused"):
-                    self._ref = self._current  # the new view
-                    self._ref_spectrum = self._current.spectrum
+                    self._ref = self._current  # the new view, with its spectrum
                     self._learned = max(self._learned, self.rules.warm_up)
             else:
                 self._hot[kind] = 0
@@ -574,7 +570,6 @@ class SceneDetector:
         """A new view (a new frame size): the events under way end, the reference starts afresh."""
         self.finish()
         self._ref = None
-        self._ref_spectrum = None
         self._usual = None
         self._previous = None
         self._before = None
