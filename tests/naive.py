@@ -29,6 +29,9 @@ Accuracy II's equations are here too, written from their descriptions in
 (neighbour match, shadows on grey backgrounds by texture, ghost cells),
 ``bgsub.model.kernels.ghosts`` (the outline test and the release of ghost cells) and
 ``bgsub.model.masker`` (recovery by grid cells).
+
+At the end, the scene detectors' measures of a look (``bgsub.scan.scene``):
+the weather grid, the sums against the reference, the phase peak's centroid.
 """
 
 from __future__ import annotations
@@ -780,3 +783,66 @@ def naive_em(x, weights, means, variances, iterations, var_min, var_max):
                 var[j] = (r[:, j, None] * sq).sum(axis=0) / nk
             var[j] = np.clip(var[j], var_min, var_max)
     return w, mu, var, r, np.array(trace)
+
+
+# --- the scene detectors' measures of a look (``bgsub.scan.scene``) ----------
+
+
+def naive_weather_cells(grey, before, usual, cell=4, busy=0.2, thin=0.5):
+    """The weather grid of a look: per cell of ``cell`` x ``cell`` pixels, the pixels
+    whose grey level changed by more than 12 since *before*; a cell is changed
+    when it has one; isolated when at most two of its 8 neighbours are changed;
+    quiet when no cell of its 3 x 3 (itself included) has ``usual > busy``
+    (float32 comparison); thin when fewer than ``thin`` of its pixels changed.
+
+    Returns the counts, the changed cells (1.0 / 0.0), and the shares: changed
+    and isolated of all cells, thin of the quiet ones (0 when fewer than a tenth
+    of the cells are quiet or *usual* is empty).
+    """
+    h, w = grey.shape
+    ch, cw = h // cell, w // cell
+    counts = np.zeros((ch, cw), np.int32)
+    for y in range(h):
+        for x in range(w):
+            if abs(float(grey[y, x]) - float(before[y, x])) > 12:
+                counts[y // cell, x // cell] += 1
+    touched = (counts > 0).astype(np.float32)
+    changed = isolated = quiet = thin_cells = 0
+    for i in range(ch):
+        for j in range(cw):
+            neighbours = [(a, b) for a in range(i - 1, i + 2) for b in range(j - 1, j + 2)
+                          if 0 <= a < ch and 0 <= b < cw]
+            around = sum(counts[a, b] > 0 for a, b in neighbours if (a, b) != (i, j))
+            on = counts[i, j] > 0
+            changed += on
+            isolated += on and around <= 2
+            if usual.size and not any(usual[a, b] > np.float32(busy) for a, b in neighbours):
+                quiet += 1
+                thin_cells += on and counts[i, j] < thin * cell * cell
+    share = thin_cells / quiet if usual.size and quiet >= 0.1 * ch * cw else 0.0
+    return counts, touched, (changed / (ch * cw), isolated / (ch * cw), share)
+
+
+def naive_reference_sums(grey, ref):
+    """Sum of grey * ref, of ref and of ref squared; the number of pixels with
+    16 < ref < 170 and the sums of grey and ref over them (float64)."""
+    g = grey.astype(np.float64).ravel()
+    r = ref.astype(np.float64).ravel()
+    lit = (r > 16) & (r < 170)
+    return ((g * r).sum(), r.sum(), (r * r).sum(), int(lit.sum()), g[lit].sum(), r[lit].sum())
+
+
+def naive_peak_centroid(surface):
+    """The first maximum of *surface* (row by row), moved to the quadrant-swapped map
+    (``np.fft.fftshift``), and the weighted centroid (x, y) of the 5 x 5 around
+    it there, clipped at the map's borders."""
+    h, w = surface.shape
+    py, px = np.unravel_index(int(np.argmax(surface)), surface.shape)
+    swapped = np.fft.fftshift(surface).astype(np.float64)
+    sy, sx = (py + h // 2) % h, (px + w // 2) % w
+    ys = range(max(sy - 2, 0), min(sy + 2, h - 1) + 1)
+    xs = range(max(sx - 2, 0), min(sx + 2, w - 1) + 1)
+    total = sum(swapped[y, x] for y in ys for x in xs) + np.finfo(np.float64).eps
+    cx = sum(swapped[y, x] * x for y in ys for x in xs) / total
+    cy = sum(swapped[y, x] * y for y in ys for x in xs) / total
+    return cx, cy

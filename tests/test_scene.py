@@ -467,3 +467,45 @@ def test_the_kept_spectrum_of_the_reference_is_the_spectrum_of_the_reference():
     kept = detector._ref.spectrum
     plain = _spectrum(detector._ref.grey)
     assert kept is not None and np.abs(kept - plain).max() <= 1e-4 * np.abs(plain).max()
+
+
+def test_a_looks_kernels_agree_with_the_plain_reference():
+    """The weather grid, the reference sums and the phase peak's centroid against
+    ``tests/naive.py``: random pictures with clumps of change, quiet and busy
+    cells, with no usual changes learned yet, and peaks at the map's borders."""
+    from naive import naive_peak_centroid, naive_reference_sums, naive_weather_cells
+
+    from bgsub.scan.scene import _NO_USUAL, _peak_centroid, _reference_sums, _weather_cells
+
+    rng = np.random.default_rng(11)
+    for trial in range(12):
+        before = rng.integers(0, 256, (120, 160)).astype(np.float32)
+        grey = before.copy()
+        changed = rng.random((120, 160)) < rng.choice([0.0, 0.002, 0.02, 0.3])
+        grey[changed] = np.clip(grey[changed] + rng.choice([-40, 13, 40], changed.sum()), 0, 255)
+        grey[:, :8] += 12.0  # exactly 12: not a change
+        grey[rng.integers(0, 110):, rng.integers(0, 150):][:10, :10] = 255 - before[:10, :10]
+        usual = (rng.random((30, 40)) * rng.choice([0.1, 0.3, 1.0])).astype(np.float32)
+        usual[0, 0] = np.float32(0.2)  # at the level: not busy
+        for u in (usual, _NO_USUAL):
+            counts = np.full((30, 40), -1, np.int32)
+            touched = np.full((30, 40), -1, np.float32)
+            shares = _weather_cells(grey, before, u, counts, touched)
+            plain_counts, plain_touched, plain_shares = naive_weather_cells(grey, before, u)
+            assert np.array_equal(counts, plain_counts), trial
+            assert np.array_equal(touched, plain_touched), trial
+            assert shares == plain_shares, (trial, shares, plain_shares)
+        ref = rng.random((120, 160)).astype(np.float32) * 255
+        sums = _reference_sums(grey, ref)
+        plain = naive_reference_sums(grey, ref)
+        assert sums[3] == plain[3]
+        assert np.allclose(sums, plain, rtol=1e-9, atol=0), (sums, plain)
+    for peak in [(0, 0), (0, 159), (119, 0), (60, 80), (59, 79), (1, 158), (118, 2)]:
+        surface = rng.random((120, 160)).astype(np.float32) * 0.1
+        surface[peak] = 1.0
+        surface[(peak[0] + 1) % 120, peak[1]] = 0.5  # a second-best beside it
+        assert np.allclose(_peak_centroid(surface), naive_peak_centroid(surface),
+                           rtol=0, atol=1e-9), peak
+    ties = np.zeros((120, 160), np.float32)
+    ties[5, 7] = ties[9, 3] = 1.0  # the first row by row wins, as cv2.minMaxLoc's
+    assert np.allclose(_peak_centroid(ties), naive_peak_centroid(ties), atol=1e-9)

@@ -87,6 +87,7 @@ from typing import Any, Callable
 
 import cv2
 import numpy as np
+from numba import njit
 
 __all__ = ["SCENE_KINDS", "SceneEvent", "SceneRules", "SceneDetector", "overlapping"]
 
@@ -102,8 +103,8 @@ _SMALL = (160, 120)  # the reference's size (w, h)
 _CELLS = (40, 30)  # the weather grid (w, h)
 _BLOCKS = (8, 6)  # the evidence grid (w, h)
 _BUSY = 0.2  # a cell that changed in this share of the looks is not quiet (nor its neighbours)
-_SQUARE = np.ones((3, 3), np.uint8)  # a cell and its eight neighbours
 _THIN = 0.5  # a changed cell with fewer changed pixels than this share is changed thinly
+_NO_USUAL = np.zeros((0, 0), np.float32)  # no usual changes learned yet
 
 
 @dataclass
@@ -223,17 +224,123 @@ def _phase_shift(reference: np.ndarray, spectrum: np.ndarray) -> tuple[float, fl
     cross = cv2.mulSpectrums(reference, spectrum, 0, conjB=True)
     magnitude = cv2.sqrt(cv2.mulSpectrums(cross, cross, 0, conjB=True))
     surface = cv2.idft(cv2.divSpectrums(cross, magnitude, 0), flags=cv2.DFT_REAL_OUTPUT)
-    _, _, _, (px, py) = cv2.minMaxLoc(surface)
+    cx, cy = _peak_centroid(surface)
     h, w = surface.shape
-    sx, sy = (px + w // 2) % w, (py + h // 2) % h  # the peak in the swapped map
-    xs = np.arange(max(sx - 2, 0), min(sx + 2, w - 1) + 1)
-    ys = np.arange(max(sy - 2, 0), min(sy + 2, h - 1) + 1)
-    box = surface.take((ys - h // 2) % h, axis=0).take((xs - w // 2) % w, axis=1)
-    box = box.astype(np.float64)
-    total = float(box.sum()) + np.finfo(np.float64).eps
-    cx = float(box.sum(axis=0) @ xs) / total
-    cy = float(box.sum(axis=1) @ ys) / total
     return w / 2.0 - cx, h / 2.0 - cy
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _peak_centroid(surface):
+    """The peak of *surface* (its first maximum, row by row, as ``cv2.minMaxLoc``
+    finds it) and the centroid (x, y) of the 5 x 5 around it, in the
+    quadrant-swapped map (the peak of no shift at the centre), clipped at its
+    borders."""
+    h, w = surface.shape
+    best = surface[0, 0]
+    px = py = 0
+    for y in range(h):
+        for x in range(w):
+            if surface[y, x] > best:
+                best = surface[y, x]
+                px = x
+                py = y
+    sx = (px + w // 2) % w
+    sy = (py + h // 2) % h
+    total = cx = cy = 0.0
+    for y in range(max(sy - 2, 0), min(sy + 2, h - 1) + 1):
+        for x in range(max(sx - 2, 0), min(sx + 2, w - 1) + 1):
+            v = np.float64(surface[(y - h // 2) % h, (x - w // 2) % w])
+            total += v
+            cx += v * x
+            cy += v * y
+    total += np.finfo(np.float64).eps
+    return cx / total, cy / total
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _weather_cells(grey, before, usual, counts, touched):
+    """The weather grid's measures of a look, from its small picture *grey* and the
+    one of the frame before it, *before* (both 120 x 160 float32).
+
+    Per cell (4 x 4 pixels; *counts*, 30 x 40 int32, overwritten) the pixels
+    that changed by more than 12 grey levels.  Returned: the share of cells
+    changed, the share changed and isolated (at most two of the eight
+    neighbours changed), and the share of the quiet cells changed thinly
+    (fewer than ``_THIN`` of their pixels; quiet: no cell of the 3 x 3 around
+    it, itself included, changed in more than ``_BUSY`` of the looks, by
+    *usual*; 0 while fewer than a tenth of the cells are quiet, or when *usual*
+    is empty).  *touched* (float32, the grid's shape) is set to 1 where a cell
+    changed, 0 elsewhere.  Cells beyond the grid's border count as unchanged
+    and not busy.
+    """
+    ch, cw = counts.shape
+    h, w = grey.shape
+    bh = h // ch
+    bw = w // cw
+    column = np.empty(w, np.int32)  # per pixel column, the changed pixels in the cell row
+    for ci in range(ch):
+        column[:] = 0
+        for y in range(ci * bh, ci * bh + bh):
+            for x in range(w):
+                column[x] += abs(grey[y, x] - before[y, x]) > np.float32(12.0)
+        for cj in range(cw):
+            n = 0
+            for x in range(cj * bw, cj * bw + bw):
+                n += column[x]
+            counts[ci, cj] = n
+    hit = np.zeros((ch + 2, cw + 2), np.int32)  # with a border of one cell
+    over = np.zeros((ch + 2, cw + 2), np.int32)
+    learned = usual.size > 0
+    level = np.float32(_BUSY)
+    for i in range(ch):
+        for j in range(cw):
+            on = counts[i, j] > 0
+            hit[i + 1, j + 1] = on
+            touched[i, j] = np.float32(1.0) if on else np.float32(0.0)
+            if learned:
+                over[i + 1, j + 1] = usual[i, j] > level
+    changed = isolated = quiet = thin = 0
+    for i in range(1, ch + 1):
+        for j in range(1, cw + 1):
+            around = 0
+            busy = 0
+            for a in range(i - 1, i + 2):
+                for b in range(j - 1, j + 2):
+                    around += hit[a, b]
+                    busy += over[a, b]
+            on = hit[i, j]
+            around -= on
+            changed += on
+            isolated += on & (around <= 2)
+            if learned and busy == 0:
+                quiet += 1
+                thin += on & (counts[i - 1, j - 1] < _THIN * bh * bw)
+    n = ch * cw
+    share = thin / quiet if learned and quiet >= 0.1 * n else 0.0
+    return changed / n, isolated / n, share
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=True)
+def _reference_sums(grey, ref):
+    """Sums over two 120 x 160 float32 pictures for the correlation and the gain:
+    ``(sum(g * r), sum(r), sum(r * r), n_lit, sum(g) and sum(r) over the lit)``,
+    *lit* the pixels where 16 < r < 170 (the reference neither dark nor
+    saturated).  Float64 sums, in any order."""
+    gr = r1 = rr = 0.0
+    lit = 0
+    g_lit = r_lit = 0.0
+    for y in range(grey.shape[0]):
+        for x in range(grey.shape[1]):
+            g = np.float64(grey[y, x])
+            r = np.float64(ref[y, x])
+            gr += g * r
+            r1 += r
+            rr += r * r
+            on = (r > 16.0) & (r < 170.0)
+            lit += on
+            g_lit += g if on else 0.0
+            r_lit += r if on else 0.0
+    return gr, r1, rr, lit, g_lit, r_lit
 
 
 def _chroma(frame: np.ndarray) -> float:
@@ -300,7 +407,8 @@ class _Features:
         self.contrast = float(std[0, 0])
         self.chroma = _chroma(frame)
         self.detail = _gradient(detailed) / max(self.mean, 8.0)
-        self.saturated = float(np.count_nonzero(grey >= 250)) / grey.size
+        # the share of pixels at 250 or above (> 249: the grey levels are whole)
+        self.saturated = cv2.countNonZero(cv2.threshold(grey, 249, 1, cv2.THRESH_BINARY)[1]) / grey.size
         self.changes = 0.0  # the share of cells changed since the previous frame
         self.isolated = 0.0  # ... of those with at most two changed neighbours
         self.touched: np.ndarray | None = None  # the cells changed (1.0), 30 x 40
@@ -345,6 +453,7 @@ class SceneDetector:
         self._ref: _Features | None = None
         self._usual: np.ndarray | None = None  # per cell, the share of looks it changed in
         self._previous: np.ndarray | None = None
+        self._counts = np.zeros(_CELLS[::-1], np.int32)  # changed pixels per weather cell
         self._before: np.ndarray | None = None  # the frame before a look, small and grey
         self._learned = 0
         self._shape: tuple[int, ...] | None = None
@@ -389,21 +498,14 @@ class SceneDetector:
         frame into the reference when nothing is seen."""
         rules = self.rules
         f = _Features(frame)
-        cells = None
         before = self._before if self._before is not None else self._previous
         self._before = None
         if before is not None:
-            # 1.0 where a pixel changed by more than 12 grey levels; per cell, their share
-            _, changed = cv2.threshold(cv2.absdiff(f.grey, before), 12.0, 1.0, cv2.THRESH_BINARY)
-            cells = cv2.resize(changed, _CELLS, interpolation=cv2.INTER_AREA)  # 4 x 4 means
-            hit = cells > 0
-            touched = hit.astype(np.float32)
-            around = cv2.boxFilter(touched, -1, (3, 3), normalize=False,
-                                   borderType=cv2.BORDER_CONSTANT) - touched
-            f.changes = int(np.count_nonzero(hit)) / hit.size
-            f.isolated = int(np.count_nonzero(hit & (around <= 2))) / hit.size
-            f.touched = touched
-            f.quiet = self._quiet_changes(cells)
+            # the weather grid: the cells changed, isolated, quiet and changed thinly
+            f.touched = np.empty(_CELLS[::-1], np.float32)
+            usual = self._usual if self._usual is not None else _NO_USUAL
+            f.changes, f.isolated, f.quiet = _weather_cells(f.grey, before, usual, self._counts,
+                                                            f.touched)
         self._previous = f.grey
         if self._ref is None or self._learned < rules.warm_up:
             self._learn(f)
@@ -416,10 +518,11 @@ class SceneDetector:
                                {"value": round(f.contrast, 2), "reference": round(r.contrast, 2),
                                 "cells": round(float(flat.mean()), 3)})
             return seen
-        a = f.grey - f.mean
-        b = r.grey - r.mean
-        _, r_std = cv2.meanStdDev(r.grey)
-        ncc = float(a.ravel() @ b.ravel()) / a.size / max(f.contrast * float(r_std[0, 0]), 1e-6)
+        n = f.grey.size
+        fr, r_sum, rr, lit, f_lit, r_lit = _reference_sums(f.grey, r.grey)
+        r_mean = r_sum / n
+        r_std = math.sqrt(max(rr / n - r_mean * r_mean, 0.0))
+        ncc = (fr / n - f.mean * r_mean) / max(f.contrast * r_std, 1e-6)
         f.spectrum = _spectrum(f.grey)
         if r.spectrum is None:
             r.spectrum = _spectrum(r.grey)
@@ -427,16 +530,15 @@ class SceneDetector:
         scale = frame.shape[1] / _SMALL[0]
         shift = math.hypot(dx, dy) * scale
         if shift >= rules.moved_shift or ncc < rules.moved_correlation:
+            a = f.grey - f.mean
+            b = r.grey - r_mean
             blocks = _blocks(a * b) / np.maximum(np.sqrt(_blocks(a * a) * _blocks(b * b)), 1e-6)
             seen["moved"] = (min(1.0, max(1.0 - ncc, shift / (4 * rules.moved_shift))),
                              {"value": round(ncc, 3), "reference": 1.0,
                               "shift": [round(dx * scale, 1), round(dy * scale, 1)],
                               "cells": round(float((blocks < 0.5).mean()), 3)})
-        # the reference's pixels neither dark nor saturated: 16 < grey < 170
-        lit = cv2.inRange(r.grey, float(np.nextafter(np.float32(16), np.float32(255))),
-                          float(np.nextafter(np.float32(170), np.float32(0))))
-        gain = (cv2.mean(f.grey, lit)[0] / max(cv2.mean(r.grey, lit)[0], 1.0)
-                if cv2.countNonZero(lit) > 0.1 * lit.size else f.mean / max(r.mean, 1.0))
+        # over the reference's pixels neither dark nor saturated (16 < grey < 170)
+        gain = (f_lit / max(r_lit, lit) if lit > 0.1 * n else f.mean / max(r.mean, 1.0))
         chroma = f.chroma / r.chroma if r.chroma > 3.0 else 1.0
         if abs(math.log(max(gain, 1e-3))) > math.log(rules.lighting_gain) \
                 or chroma < rules.lighting_chroma or f.saturated - r.saturated > 0.25:
@@ -451,7 +553,7 @@ class SceneDetector:
             seen["defocused"] = (1.0 - detail, {"value": round(f.detail, 4),
                                                 "reference": round(r.detail, 4),
                                                 "cells": 1.0})
-        if cells is not None and "moved" not in seen and "lighting" not in seen:
+        if f.touched is not None and "moved" not in seen and "lighting" not in seen:
             isolated = f.isolated - r.isolated
             quiet = f.quiet - r.quiet
             if isolated >= rules.weather_isolated or quiet >= rules.weather_quiet:
@@ -467,19 +569,6 @@ class SceneDetector:
             self._learn(f)
         self._current = f
         return seen
-
-    def _quiet_changes(self, cells: np.ndarray) -> float:
-        """The share of the quiet cells that *cells* (each cell's share of changed
-        pixels) has changed thinly; 0 while fewer than a tenth of the cells are quiet."""
-        if self._usual is None:
-            return 0.0
-        busy = cv2.dilate((self._usual > _BUSY).astype(np.uint8), _SQUARE)
-        quiet = busy == 0
-        count = int(np.count_nonzero(quiet))
-        if count < 0.1 * quiet.size:
-            return 0.0
-        thin = (cells > 0) & (cells < _THIN) & quiet
-        return float(np.count_nonzero(thin)) / count
 
     # -- the state machine -----------------------------------------------------
 
