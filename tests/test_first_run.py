@@ -6,6 +6,7 @@ import time
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 from numba import types
 
 from bgsub.io.pipeline import run_pipeline
@@ -162,3 +163,179 @@ def test_the_frames_after_the_first_call_what_it_prepared(monkeypatch):
     for _ in range(8):  # the log-likelihood from the second, the ghost test every fourth
         masker.apply(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8))
     assert {d: set(d.overloads) for d in compiled} == compiled
+
+
+HELPED = """
+from numba import njit
+
+@njit(cache=True)
+def first(a):
+    return a * 2
+
+@njit(cache=True)
+def second(a):
+    return a * 3
+
+@njit(cache=True)
+def third(a):
+    return a * 4
+
+def warm():
+    third(1)
+"""
+
+
+def _helped_module(tmp_path, monkeypatch, name):
+    """A module of three cached kernels that a helper process can import by name."""
+    import sys
+
+    (tmp_path / f"{name}.py").write_text(HELPED)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, name, raising=False)
+    return importlib.import_module(name)
+
+
+def test_a_helper_process_compiles_some_kernels_while_this_one_compiles_the_others(
+        tmp_path, monkeypatch, caplog):
+    """With two cores, the heaviest kernel compiles here, the next in a helper process
+    with the warm-up job; this process then loads them from the cache.  The notice
+    gives the longer of the two shares, the helper's start included."""
+    monkeypatch.setattr(build, "_cores", lambda: 2)
+    monkeypatch.setattr(build, "HELPER", True)
+    module = _helped_module(tmp_path, monkeypatch, "helped_a")
+    signature = (types.int64,)
+    started = []
+    real_start = build._Helper.start.__func__
+
+    def start(cls, kernels, warm_ups):
+        started.append(([d for d, _, _, _ in kernels], list(warm_ups)))
+        return real_start(cls, kernels, warm_ups)
+
+    monkeypatch.setattr(build._Helper, "start", classmethod(start))
+    with caplog.at_level(logging.INFO, logger="bgsub"):
+        with build.warming(("helped_a", "warm", (), 2.0)):
+            build.prepare([(module.first, signature, False, 10.0),
+                           (module.second, signature, False, 6.0)])
+    assert started == [([module.second], [("helped_a", "warm", (), 2.0)])]
+    assert [r.getMessage() for r in caplog.records if r.name == "bgsub"] == [
+        "compiling kernels for this CPU, once: about 10 s"]  # max(10, 1.5 + 6 + 2)
+    assert module.first.stats.cache_misses[signature] == 1  # compiled here
+    assert module.second.stats.cache_hits[signature] == 1  # loaded: the helper compiled it
+    assert module.first(2) == 4 and module.second(2) == 6
+    assert module.third(2) == 8 and module.third.stats.cache_hits[signature] == 1  # warm-up
+
+
+def test_without_a_second_core_or_with_little_to_share_everything_compiles_here(
+        tmp_path, monkeypatch):
+    monkeypatch.setattr(build, "HELPER", True)
+    monkeypatch.setattr(build._Helper, "start", classmethod(lambda cls, k, w: 1 / 0))
+    module = _helped_module(tmp_path, monkeypatch, "helped_b")
+    signature = (types.int64,)
+    monkeypatch.setattr(build, "_cores", lambda: 1)
+    build.prepare([(module.first, signature, False, 10.0), (module.second, signature, False, 6.0)])
+    monkeypatch.setattr(build, "_cores", lambda: 2)
+    # the helper's share would be under _HELPER_MIN seconds
+    build.prepare([(module.third, signature, False, 10.0), (module.third, (types.float64,),
+                                                             False, 1.0)])
+    for kernel in (module.first, module.second):
+        assert kernel.stats.cache_misses[signature] == 1
+
+
+def test_a_failing_helper_leaves_its_kernels_to_this_process(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(build, "_cores", lambda: 2)
+    monkeypatch.setattr(build, "HELPER", True)
+    monkeypatch.setattr(build, "_HELPER_CODE", "import sys; sys.stderr.write('broken\\n'); "
+                                               "sys.exit(3)")
+    module = _helped_module(tmp_path, monkeypatch, "helped_c")
+    signature = (types.int64,)
+    with caplog.at_level(logging.DEBUG, logger="bgsub"):
+        build.prepare([(module.first, signature, False, 10.0),
+                       (module.second, signature, False, 6.0)])
+    assert module.second.stats.cache_misses[signature] == 1  # compiled here after all
+    assert module.second(2) == 6
+    assert any("failed (exit 3): broken" in r.getMessage() for r in caplog.records)
+
+
+def test_a_helper_that_hangs_is_stopped_and_its_kernels_compile_here(tmp_path, monkeypatch):
+    monkeypatch.setattr(build, "_cores", lambda: 2)
+    monkeypatch.setattr(build, "HELPER", True)
+    monkeypatch.setattr(build, "_HELPER_CODE", "import time; time.sleep(60)")
+    monkeypatch.setattr(build, "_HELPER_GRACE", 0.5)
+    monkeypatch.setattr(build, "_HELPER_PATIENCE", 0.0)
+    helpers = []
+    real_start = build._Helper.start.__func__
+    monkeypatch.setattr(build._Helper, "start", classmethod(
+        lambda cls, k, w: helpers.append(real_start(cls, k, w)) or helpers[-1]))
+    module = _helped_module(tmp_path, monkeypatch, "helped_e")
+    signature = (types.int64,)
+    t = time.monotonic()
+    build.prepare([(module.first, signature, False, 10.0), (module.second, signature, False, 6.0)])
+    assert len(helpers) == 1 and helpers[0]._process.returncode is not None
+    assert time.monotonic() - t < 30
+    assert module.second.stats.cache_misses[signature] == 1 and module.second(1) == 3
+
+
+def test_an_interrupted_compile_stops_the_helper(tmp_path, monkeypatch):
+    monkeypatch.setattr(build, "_cores", lambda: 2)
+    monkeypatch.setattr(build, "HELPER", True)
+    monkeypatch.setattr(build, "_HELPER_CODE", "import time; time.sleep(60)")
+    helpers = []
+    real_start = build._Helper.start.__func__
+    monkeypatch.setattr(build._Helper, "start", classmethod(
+        lambda cls, k, w: helpers.append(real_start(cls, k, w)) or helpers[-1]))
+    module = _helped_module(tmp_path, monkeypatch, "helped_d")
+
+    def interrupted(dispatcher, signature, vectorized=True):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(build, "compile_vectorized", interrupted)
+    try:
+        build.prepare([(module.first, (types.int64,), False, 10.0),
+                       (module.second, (types.int64,), False, 6.0)])
+    except KeyboardInterrupt:
+        pass
+    else:
+        raise AssertionError("the interrupt was swallowed")
+    (helper,) = helpers
+    assert helper._process.returncode is not None  # killed and waited for
+
+
+def test_the_helper_caches_only_its_kernels_not_the_helpers_they_inline(tmp_path):
+    """In a helper process, this package's functions other than its kernels neither read
+    nor write Numba's cache: this process saves those alone (two writers of one
+    function's entries can mix them up)."""
+    import os
+    import pickle
+    import subprocess
+    import sys
+
+    from bgsub.model.kernels import layout
+
+    sig = (types.Array(types.uint16, 1, "C"), types.Array(types.float32, 2, "C"),
+           types.Array(types.float32, 3, "C"), types.Array(types.float32, 3, "C"),
+           types.float32, types.float32)
+    job = {"path": list(sys.path),
+           "kernels": [("bgsub.model.kernels.layout", "_decode", pickle.dumps(sig), False)],
+           "warm_ups": []}
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", build._HELPER_CODE], input=pickle.dumps(job),
+                          env=env, capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr.decode()
+    saved = sorted(p.name.split("-")[0] for p in tmp_path.rglob("*.nbi"))
+    assert saved == ["layout._decode"], saved
+    assert layout._decode.py_func.__code__.co_names  # it does call helpers of its module
+    assert {"dec_w", "dec_mu", "dec_var"} <= set(layout._decode.py_func.__code__.co_names)
+
+
+@pytest.mark.parametrize("k, channels, variances, variance", [
+    (3, 3, 1, 15.0), (3, 1, 1, 15.0), (5, 3, 3, 15.0), (1, 3, 1, 1e6), (2, 3, 3, 0.01)])
+def test_a_new_models_tile_is_what_encoding_empty_slots_gives(k, channels, variances, variance):
+    """The state a new model starts from, made in NumPy, against the encoder's."""
+    from bgsub.model.kernels import layout
+
+    n = layout.BLOCK
+    encoded = layout.encode_state(np.zeros((k, n)), np.zeros((k, channels, n)),
+                                  np.full((k, variances, n), variance), 4.0, 5000.0)
+    tile = layout.empty_tile(k, channels, variances, variance, 4.0, 5000.0)
+    assert tile.dtype == np.uint16 and np.array_equal(tile, encoded)
+    assert tile.any() == (variance > 4.0)  # the variance planes hold its code (0: the floor)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import kernels
-from .kernels import build, ghosts, neighbours
+from .kernels import build, ghosts, layout, neighbours
 from .kernels.layout import FLICKER_ONE
 from ..config import ModelConfig
 from .tiles import shared_runner
@@ -37,7 +37,7 @@ _RHO_CODES = {"alpha_over_weight": kernels.RHO_ALPHA_OVER_W, "gaussian": kernels
 _SCHEDULED = (np.zeros(8, np.int64), 1, 0, 1)
 # CPU seconds to compile each kernel (measured with the default model, colour,
 # k = 3, on an x86-64 machine with AVX2): what the notice of a first run adds up
-_COMPILE_SECONDS = {"frame": 14.0, "neighbours": 6.5, "likelihood": 2.0, "ghosts": 4.0}
+_COMPILE_SECONDS = {"frame": 15.0, "neighbours": 6.0, "likelihood": 2.0, "ghosts": 3.0}
 
 
 def _aligned_zeros(size: int, dtype) -> np.ndarray:
@@ -138,9 +138,8 @@ class CpuBackend:
         self._stack = np.zeros(cells[0] * cells[1], np.int64)
         self._dims = (k, channels, variances, pixels)
         # empty slots (w = 0, mu = 0) with the initial variance, as one tile repeated
-        one_tile = kernels.encode_state(
-            np.zeros((k, kernels.BLOCK)), np.zeros((k, channels, kernels.BLOCK)),
-            np.full((k, variances, kernels.BLOCK), cfg.init_variance), *self._var_range())
+        one_tile = layout.empty_tile(k, channels, variances, cfg.init_variance,
+                                     *self._var_range())
         self._state = _aligned_zeros(one_tile.size * -(-pixels // kernels.BLOCK), np.uint16)
         self._state[:] = np.tile(one_tile, -(-pixels // kernels.BLOCK))
         self._kernels = {}  # built on first use, with what the frames after it need

@@ -211,6 +211,17 @@ class Postprocessor:
                    min_area, fill, max_hole)
 
 
+def warm_up(config: PostprocessConfig) -> None:
+    """Compile (or load from Numba's cache) the kernels :meth:`Postprocessor.apply` runs
+    with *config*, on a small empty mask (a compiling helper process's job, see
+    :func:`bgsub.model.kernels.build.warming`)."""
+    Postprocessor(config).apply(np.zeros((16, 16), np.uint8))
+
+
+#: about what :func:`warm_up` takes when nothing is cached, in seconds of one core
+WARM_UP_SECONDS = 6.0
+
+
 def _half_widths(element: np.ndarray) -> np.ndarray:
     """Row half-widths of a structuring element whose rows are centred runs.
 
@@ -425,7 +436,7 @@ def _morph(src, sh, sw, dst, oy, ox, dh, dw, halves, dilate, ring, slots, empty)
     """
     n = halves.shape[0]
     r = n // 2
-    amax = 0
+    amax = np.int64(0)  # not the constant 0: helpers are compiled for the type it starts with
     for a in halves:
         amax = max(amax, a)
     ident = 0 if dilate else 255
@@ -602,7 +613,7 @@ def _edit_runs(fg, w, first, start, end, parent, area, gap_first, gap_start, gap
     """
     h = fg.shape[0]
     if min_area > 0:
-        _label_runs(first, start, end, parent, area, h, True)
+        _label_runs(first, start, end, parent, area, h, np.bool_(True))
         for y in range(h):
             for i in range(first[y], first[y + 1]):
                 if area[_root(parent, i)] < min_area:
@@ -628,7 +639,7 @@ def _edit_runs(fg, w, first, start, end, parent, area, gap_first, gap_start, gap
             gap_end[g] = w
             g += 1
     gap_first[h] = g
-    _label_runs(gap_first, gap_start, gap_end, gap_parent, gap_area, h, False)
+    _label_runs(gap_first, gap_start, gap_end, gap_parent, gap_area, h, np.bool_(False))
     # the outside: every component with a run on the edge (gap_area reused as a flag)
     for y in range(h):
         for i in range(gap_first[y], gap_first[y + 1]):

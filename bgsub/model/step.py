@@ -18,8 +18,9 @@ import numpy as np
 
 from ..config import Config, ModelConfig, PostprocessConfig
 from ..labels import foreground_fraction
+from .kernels import build
 from .masker import FrameSizeError, MixtureMasker
-from .postprocess import Postprocessor
+from .postprocess import WARM_UP_SECONDS, Postprocessor
 
 __all__ = ["FrameResult", "FrameStep"]
 
@@ -132,6 +133,10 @@ class FrameStep:
         #: seconds spent masking and post-processing, over every frame so far
         self.seconds = {"mask": 0.0, "postprocess": 0.0}
         self._reset_pending = False
+        # until the first mask: a helper process that compiles the masker's kernels
+        # also compiles post-processing's
+        self._warm_up = ((("bgsub.model.postprocess", "warm_up", (self.postprocessor.config,),
+                           WARM_UP_SECONDS),) if self.postprocessor.active else ())
         shape = self.masker.frame_shape
         self._expected: tuple[tuple[int, ...], Callable] | None = (
             (tuple(shape), other_shape) if other_shape is not None and shape is not None
@@ -170,7 +175,12 @@ class FrameStep:
                 raise error(frame.shape)
         t0 = time.perf_counter()
         try:
-            raw = self.masker.apply(frame)
+            if self._warm_up:
+                with build.warming(*self._warm_up):
+                    raw = self.masker.apply(frame)
+                self._warm_up = ()
+            else:
+                raw = self.masker.apply(frame)
         except FrameSizeError as changed:
             logger.warning("frame %d: %s: resetting the model", index, changed.change)
             self.masker.reset()

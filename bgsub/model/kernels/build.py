@@ -33,11 +33,14 @@ Numba's own places.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import hashlib
 import logging
 import os
+import pickle
 import re
+import subprocess
 import sys
 import threading
 from typing import Sequence
@@ -255,29 +258,223 @@ def prepare(kernels: Sequence[tuple[object, tuple, bool, float]]) -> None:
 
     *seconds* is what compiling the kernel costs on one core of a current
     machine; *vectorized* compiles it with :func:`compile_vectorized`.  When
-    some are not in the cache, one line (:data:`NOTICE`, with the sum of their
-    seconds) is logged at INFO on the ``bgsub`` logger before compiling; when
+    some are not in the cache, one line (:data:`NOTICE`, with about how long
+    it takes) is logged at INFO on the ``bgsub`` logger before compiling; when
     the cache cannot be asked, the same line is logged if compiling has not
     finished after 1.5 s.
+
+    With two cores or more, a helper process compiles some of the missing
+    kernels meanwhile (those defined at a module's top level), and runs the
+    jobs of :func:`warming`; this process then loads them from the cache
+    (see :class:`_Helper`).
     """
     with _PREPARING:
         _prepare(kernels)
 
 
+#: whether :func:`prepare` may compile in a helper process (tests turn it off and on)
+HELPER = True
+# seconds a helper process takes before it compiles (Python, NumPy and Numba
+# imported); a helper is started only when it has at least _HELPER_MIN seconds
+# of compiling to do besides
+_HELPER_START = 1.5
+_HELPER_MIN = 3.0
+# a helper that has not finished after this many seconds and ten times its estimate is
+# stopped (this process then compiles its share)
+_HELPER_GRACE = 60.0
+_HELPER_PATIENCE = 10.0
+_WARM_UPS: contextvars.ContextVar[tuple] = contextvars.ContextVar("bgsub_warm_ups", default=())
+
+
+@contextlib.contextmanager
+def warming(*jobs: tuple[str, str, tuple, float]):
+    """While in the block, a :func:`prepare` that starts a helper process also has it
+    run each ``(module, function, args, seconds)``: a function that compiles kernels by
+    calling them (post-processing's, on an empty mask), so that they are in
+    the cache when this process first calls them.  *args* must pickle;
+    *seconds* is what the job costs when nothing is cached."""
+    token = _WARM_UPS.set(_WARM_UPS.get() + tuple(jobs))
+    try:
+        yield
+    finally:
+        _WARM_UPS.reset(token)
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _address(dispatcher) -> tuple[str, str] | None:
+    """``(module, name)`` under which a helper process finds *dispatcher*; None when it
+    is not a module's top-level kernel (a kernel built by a function)."""
+    func = getattr(dispatcher, "py_func", None)
+    module = sys.modules.get(getattr(func, "__module__", None) or "")
+    name = getattr(func, "__qualname__", "")
+    if module is None or "." in name or getattr(module, name, None) is not dispatcher:
+        return None
+    return module.__name__, name
+
+
+def _share(missing) -> tuple[list, list]:
+    """The missing kernels (``(dispatcher, signature, vectorized, seconds)``) split into
+    this process's and a helper's, the heaviest first to the one with less to do."""
+    own, helped = [], []
+    own_seconds = 0.0
+    helper_seconds = _HELPER_START + sum(job[3] for job in _WARM_UPS.get())
+    for kernel in sorted(missing, key=lambda k: -k[3]):
+        if _address(kernel[0]) is None:
+            own.append(kernel)
+            own_seconds += kernel[3]
+    for kernel in sorted(missing, key=lambda k: -k[3]):
+        if _address(kernel[0]) is None:
+            continue
+        if own_seconds <= helper_seconds:
+            own.append(kernel)
+            own_seconds += kernel[3]
+        else:
+            helped.append(kernel)
+            helper_seconds += kernel[3]
+    if helper_seconds - _HELPER_START < _HELPER_MIN:
+        return missing, []
+    return own, helped
+
+
 def _prepare(kernels) -> None:
     states = [is_cached(d, sig) for d, sig, _, _ in kernels]
-    missing = sum(seconds for (_, _, _, seconds), cached in zip(kernels, states)
-                  if cached is not True)
+    missing = [k for k, cached in zip(kernels, states) if cached is not True]
+    own, helped = (_share(missing) if HELPER and False in states and None not in states
+                   and _cores() >= 2 else (missing, []))
+    warm_ups = _WARM_UPS.get() if helped else ()
+    seconds = sum(k[3] for k in own)
+    if helped:
+        seconds = max(seconds, _HELPER_START + sum(k[3] for k in helped)
+                      + sum(job[3] for job in warm_ups))
     timer = None
     if False in states:
-        logger.info(NOTICE, max(1, round(missing)))
+        logger.info(NOTICE, max(1, round(seconds)))
     elif None in states:
-        timer = threading.Timer(_NOTICE_AFTER, logger.info, (NOTICE, max(1, round(missing))))
+        timer = threading.Timer(_NOTICE_AFTER, logger.info, (NOTICE, max(1, round(seconds))))
         timer.daemon = True
         timer.start()
+    helper = _Helper.start(helped, warm_ups) if helped else None
     try:
+        for dispatcher, signature, vectorized, _ in own:
+            compile_vectorized(dispatcher, signature, vectorized)
+        if helper is not None:
+            helper.finish()
+        # what the helper compiled loads from the cache (or, had it failed, compiles here)
         for dispatcher, signature, vectorized, _ in kernels:
             compile_vectorized(dispatcher, signature, vectorized)
     finally:
         if timer is not None:
             timer.cancel()
+        if helper is not None:
+            helper.stop()
+
+
+# The helper process's code, given on its command line: the job comes on stdin,
+# and sys.path is set before this package is imported.
+_HELPER_CODE = (
+    "import pickle, sys\n"
+    "job = pickle.load(sys.stdin.buffer)\n"
+    "sys.path[:] = job['path']\n"
+    "from bgsub.model.kernels.build import _help\n"
+    "sys.exit(_help(job))\n")
+
+
+class _Helper:
+    """A process that compiles kernels into Numba's disk cache while this one compiles
+    others.
+
+    It compiles module-level kernels only (it finds them by module and name)
+    and then runs the warm-up jobs.  Two processes must never save the same
+    function's cache entries at once (Numba numbers a function's entries from
+    its index, read then written: two writers can give one number to two
+    signatures), and the kernels share helpers (``@njit`` functions LLVM
+    inlines), each with cache entries of its own.  So in the helper process
+    no function of this package reads or writes the cache but the kernels it
+    was given and those of the warm-ups' modules (which this process does not
+    compile meanwhile): it compiles the helpers it needs afresh, and this
+    process, whose kernels compile the same helpers, saves theirs alone.
+    A helper that fails costs nothing but the wait: this process compiles
+    what is missing itself.  Its output goes to the DEBUG log.
+    """
+
+    def __init__(self, process: subprocess.Popen, seconds: float) -> None:
+        self._process = process
+        self._seconds = seconds
+
+    @classmethod
+    def start(cls, kernels, warm_ups) -> "_Helper | None":
+        seconds = sum(k[3] for k in kernels) + sum(job[3] for job in warm_ups)
+        job = {"path": list(sys.path),
+               "kernels": [(*_address(d), pickle.dumps(tuple(sig)), vectorized)
+                           for d, sig, vectorized, _ in kernels],
+               "warm_ups": [tuple(job[:3]) for job in warm_ups]}  # (module, name, args)
+        try:
+            data = pickle.dumps(job)
+            process = subprocess.Popen([sys.executable, "-c", _HELPER_CODE],
+                                       stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.PIPE)
+        except (OSError, ValueError, pickle.PicklingError, TypeError) as error:
+            logger.debug("no helper process for compiling: %s", error)
+            return None
+        helper = cls(process, seconds)
+        try:
+            process.stdin.write(data)
+        except OSError as error:  # it died at once: its stderr says why
+            logger.debug("the compiling helper did not take its job: %s", error)
+        finally:
+            with contextlib.suppress(OSError):
+                process.stdin.close()
+            process.stdin = None  # (communicate() would flush it)
+        return helper
+
+    def finish(self) -> None:
+        """Wait for the helper (at most ten times what it should take, and a minute);
+        a failure (logged at DEBUG) leaves its work to this process."""
+        try:
+            _, err = self._process.communicate(
+                timeout=_HELPER_GRACE + _HELPER_PATIENCE * self._seconds)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            _, err = self._process.communicate()
+        if self._process.returncode != 0:
+            tail = err.decode("utf-8", "replace").strip().splitlines()[-3:]
+            logger.debug("the compiling helper failed (exit %s): %s",
+                         self._process.returncode, " / ".join(tail))
+
+    def stop(self) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.communicate()
+
+
+def _help(job) -> int:
+    """The helper process: compile the job's kernels, run its warm-ups."""
+    import importlib
+
+    from numba.core.dispatcher import Dispatcher
+
+    targets = [(getattr(importlib.import_module(module), name), pickle.loads(sig), vectorized)
+               for module, name, sig, vectorized in job["kernels"]]
+    warm_ups = [(getattr(importlib.import_module(module), name), args)
+                for module, name, args in job["warm_ups"]]
+    # the cache stays on for the kernels given and for the warm-ups' modules only
+    kept = {id(d) for d, _, _ in targets}
+    kept_modules = {module for module, _, _ in job["warm_ups"]}
+    package = __name__.split(".", 1)[0] + "."
+    for module_name, module in list(sys.modules.items()):
+        if module_name.startswith(package) and module_name not in kept_modules \
+                and module is not None:
+            for value in list(vars(module).values()):
+                if isinstance(value, Dispatcher) and id(value) not in kept:
+                    value._cache = caching.NullCache()
+    for dispatcher, signature, vectorized in targets:
+        compile_vectorized(dispatcher, signature, vectorized)
+    for function, args in warm_ups:
+        function(*args)
+    return 0

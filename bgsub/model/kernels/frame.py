@@ -660,7 +660,7 @@ def _build(k: int, nc: int, nv: int, learn: bool, rho_mode: int, shadows: bool,
                     # flags until it gets the labels.
                     _flag_general(x, state, mask, first, base, nb, k, nc, nv, inv_c, lam2, var_min,
                                   step)
-                    g = 0
+                    g = np.int64(0)  # not the constant 0: helpers compile for its first type
                     while g < nb:
                         # a run of short-path groups, then a run of general ones:
                         # one vector loop per run rather than per group

@@ -40,7 +40,7 @@ import numpy as np
 from numba import njit
 
 __all__ = ["BLOCK", "W_ONE", "MU_ONE", "plane_count", "state_size", "encode_state",
-           "decode_state"]
+           "decode_state", "empty_tile"]
 
 # Pixels per tile.  Kernel time a pixel, single-threaded, 320x240 / 1920x1080:
 # 256: 5.3 / 6.5 ns, 512: 5.1 / 5.5, 1024: 5.0 / 5.3, 2048: 6.0 / 5.8, 4096: 5.9 / 5.6.
@@ -228,6 +228,21 @@ def encode_state(w, mu, var, var_min: float, var_max: float) -> np.ndarray:
         _encode(np.ascontiguousarray(w), np.ascontiguousarray(mu), np.ascontiguousarray(var),
                 out, *args)
     return out
+
+
+def empty_tile(k: int, channels: int, variances: int, variance: float, var_min: float,
+               var_max: float) -> np.ndarray:
+    """One tile of empty slots (w = 0, mean 0) with the variance *variance*: what
+    :func:`encode_state` gives for them, in plain NumPy (a new model's state is this
+    tile repeated, and needs no kernel compiled)."""
+    planes = plane_count(k, channels, variances)
+    tile = np.zeros(planes * BLOCK, np.uint16)
+    _, inv_step = var_step(var_min, var_max)
+    lo, hi = np.float32(var_min), np.float32(var_max)
+    v = min(max(np.float32(variance), lo), hi)
+    code = np.uint16(np.int32(min((v - lo) * inv_step + HALF, Q_MAX)))
+    tile[(k + k * channels) * BLOCK:] = code  # the variance planes come last
+    return tile
 
 
 def _stored_keys(state, k, nc, nv, n, var_min, var_max) -> np.ndarray:

@@ -176,7 +176,7 @@ def neighbour_pass(x, state, mask, aux, release, busy, cells, h, w, k, nc, nv, l
     # the texture window last summed: its row and columns lo..hi-1, and its
     # sums (see _columns); candidates come in runs along a row, and the
     # next one's window is this one's, a column over
-    win_y = win_lo = win_hi = -1
+    win_y = win_lo = win_hi = np.int64(-1)  # not the constant: helpers compile for its type
     sx = sb = sxx = sbb = sxb = 0
     count = 0
     out_of_python(ctl, threads)  # (see bgsub.model.kernels.spin.enter_python)
