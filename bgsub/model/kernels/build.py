@@ -10,11 +10,14 @@ forwards everything else, so what other threads write meanwhile still
 reaches stderr.  Where the process has no stderr (a service, ``2>&-``), there
 is nothing to filter.
 
-A first run on a machine compiles the kernels a frame needs (a minute of CPU
-time), then loads them from Numba's disk cache.  :func:`prepare` compiles a
-list of kernels before their first call and, when some are not in the cache,
-first logs one line at INFO on the ``bgsub`` logger saying so and about how
-long it takes.
+A first run on a machine compiles the kernels a frame needs (about 35 s of
+CPU time), then loads them from Numba's disk cache.  :func:`prepare` compiles
+a list of kernels before their first call and, when some are not in the
+cache, first logs one line at INFO on the ``bgsub`` logger saying so and
+about how long it takes.  Compiling is single-threaded; with two cores or
+more, a helper process compiles part of the list (and post-processing's
+kernels, :func:`warming`) meanwhile, which brings a first run from about
+30 s to about 20 on 2 cores.
 
 Numba's cache is per checkout: beside the sources, or under
 ``NUMBA_CACHE_DIR`` in a folder named after the sources' path.  So the
