@@ -44,8 +44,15 @@ if sys.argv[2] == "1":  # and everything else that compiles on first use
 
 
 def pytest_configure(config):
-    """Build the default run's kernels before any test runs (in the main process only)."""
-    if hasattr(config, "workerinput") or os.environ.get("BGSUB_NO_WARM_UP"):
+    """Build the default run's kernels before any test runs (in the main process only).
+
+    The test workers compile without a helper process (they already keep the
+    cores busy); the tests of the helper turn it on."""
+    if hasattr(config, "workerinput"):
+        from bgsub.model.kernels import build
+        build.HELPER = False
+        return
+    if os.environ.get("BGSUB_NO_WARM_UP"):
         return
     workers = getattr(config.option, "numprocesses", None)  # xdist's -n: a count, "auto"
     if workers is None or workers in (0, 1):

@@ -180,8 +180,12 @@ def second(a):
 def third(a):
     return a * 4
 
-def warm():
-    third(1)
+class Arg:  # found only where this module's folder is on sys.path
+    def __init__(self, n):
+        self.n = n
+
+def warm(arg):
+    third(arg.n)
 """
 
 
@@ -212,11 +216,12 @@ def test_a_helper_process_compiles_some_kernels_while_this_one_compiles_the_othe
         return real_start(cls, kernels, warm_ups)
 
     monkeypatch.setattr(build._Helper, "start", classmethod(start))
+    arg = module.Arg(1)  # the helper unpickles it once it has this process's sys.path
     with caplog.at_level(logging.INFO, logger="bgsub"):
-        with build.warming(("helped_a", "warm", (), 2.0)):
+        with build.warming(("helped_a", "warm", (arg,), 2.0)):
             build.prepare([(module.first, signature, False, 10.0),
                            (module.second, signature, False, 6.0)])
-    assert started == [([module.second], [("helped_a", "warm", (), 2.0)])]
+    assert started == [([module.second], [("helped_a", "warm", (arg,), 2.0)])]
     assert [r.getMessage() for r in caplog.records if r.name == "bgsub"] == [
         "compiling kernels for this CPU, once: about 10 s"]  # max(10, 1.5 + 6 + 2)
     assert module.first.stats.cache_misses[signature] == 1  # compiled here
@@ -300,30 +305,46 @@ def test_an_interrupted_compile_stops_the_helper(tmp_path, monkeypatch):
     assert helper._process.returncode is not None  # killed and waited for
 
 
-def test_the_helper_caches_only_its_kernels_not_the_helpers_they_inline(tmp_path):
+def test_the_helper_has_a_session_of_its_own_and_does_not_outlive_this_process(
+        tmp_path, monkeypatch):
+    """A Ctrl-C at the terminal is this process's to handle (the helper is in another
+    session), and a helper whose parent is gone (its stdin closed) exits at once."""
+    import os
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    helper = build._Helper.start([], [("time", "sleep", (60,), 1.0)])
+    try:
+        if os.name == "posix":
+            assert os.getsid(helper._process.pid) != os.getsid(0)
+        time.sleep(1.0)  # the job read, the warm-up sleeping
+        assert helper._process.poll() is None
+        t = time.monotonic()
+        helper._stdin.close()  # as when this process dies
+        assert helper._process.wait(timeout=20) == 1
+        assert time.monotonic() - t < 20
+    finally:
+        helper.stop()
+
+
+def test_the_helper_caches_only_its_kernels_not_the_helpers_they_inline(tmp_path, monkeypatch):
     """In a helper process, this package's functions other than its kernels neither read
     nor write Numba's cache: this process saves those alone (two writers of one
     function's entries can mix them up)."""
-    import os
-    import pickle
-    import subprocess
-    import sys
-
     from bgsub.model.kernels import layout
 
     sig = (types.Array(types.uint16, 1, "C"), types.Array(types.float32, 2, "C"),
            types.Array(types.float32, 3, "C"), types.Array(types.float32, 3, "C"),
            types.float32, types.float32)
-    job = {"path": list(sys.path),
-           "kernels": [("bgsub.model.kernels.layout", "_decode", pickle.dumps(sig), False)],
-           "warm_ups": []}
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-c", build._HELPER_CODE], input=pickle.dumps(job),
-                          env=env, capture_output=True, timeout=300)
-    assert done.returncode == 0, done.stderr.decode()
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    helper = build._Helper.start([(layout._decode, sig, False, 1.0)], [])
+    try:
+        _, err = helper._process.communicate(timeout=300)
+    finally:
+        helper.stop()
+    assert helper._process.returncode == 0, err.decode()
     saved = sorted(p.name.split("-")[0] for p in tmp_path.rglob("*.nbi"))
     assert saved == ["layout._decode"], saved
-    assert layout._decode.py_func.__code__.co_names  # it does call helpers of its module
+    # it does call helpers of its module, compiled in the helper but not cached
     assert {"dec_w", "dec_mu", "dec_var"} <= set(layout._decode.py_func.__code__.co_names)
 
 

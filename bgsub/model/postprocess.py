@@ -53,10 +53,13 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from numba import njit
+from numba import njit, types
 
 from ..config import PostprocessConfig, replace_section
 from ..labels import FOREGROUND, is_foreground
+from .kernels import build
+
+# (build, imported first, puts the kernels below in the package's cache folder)
 
 __all__ = ["Postprocessor"]
 
@@ -209,6 +212,13 @@ class Postprocessor:
         _edit_runs(fg, w, runs.first, runs.start, runs.end, runs.parent, runs.area,
                    runs.gap_first, runs.gap_start, runs.gap_end, runs.gap_parent, runs.gap_area,
                    min_area, fill, max_hole)
+
+
+def needs_warm_up() -> bool:
+    """Whether post-processing's kernels are not all in Numba's cache (asked of the last
+    one :meth:`Postprocessor.apply` calls)."""
+    mask = types.Array(types.uint8, 2, "C")
+    return build.is_cached(_finish, (mask, mask, mask)) is not True
 
 
 def warm_up(config: PostprocessConfig) -> None:

@@ -20,7 +20,7 @@ from ..config import Config, ModelConfig, PostprocessConfig
 from ..labels import foreground_fraction
 from .kernels import build
 from .masker import FrameSizeError, MixtureMasker
-from .postprocess import WARM_UP_SECONDS, Postprocessor
+from .postprocess import WARM_UP_SECONDS, Postprocessor, needs_warm_up
 
 __all__ = ["FrameResult", "FrameStep"]
 
@@ -175,10 +175,10 @@ class FrameStep:
                 raise error(frame.shape)
         t0 = time.perf_counter()
         try:
-            if self._warm_up:
-                with build.warming(*self._warm_up):
+            warm_up, self._warm_up = self._warm_up, ()
+            if warm_up and needs_warm_up():
+                with build.warming(*warm_up):
                     raw = self.masker.apply(frame)
-                self._warm_up = ()
             else:
                 raw = self.masker.apply(frame)
         except FrameSizeError as changed:

@@ -89,6 +89,8 @@ import cv2
 import numpy as np
 from numba import njit
 
+from ..model.kernels import build  # noqa: F401 (first: the kernels below in the package's cache)
+
 __all__ = ["SCENE_KINDS", "SceneEvent", "SceneRules", "SceneDetector", "overlapping"]
 
 #: the kinds whose events explain motion away (``events.during_scene = "drop"``)

@@ -304,10 +304,19 @@ def warming(*jobs: tuple[str, str, tuple, float]):
 
 
 def _cores() -> int:
+    """The CPUs this process may use: its affinity, within a cgroup's CPU quota."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as f:  # "max 100000" or "QUOTA PERIOD"
+            quota, period = f.read().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cores
 
 
 def _address(dispatcher) -> tuple[str, str] | None:
@@ -316,7 +325,8 @@ def _address(dispatcher) -> tuple[str, str] | None:
     func = getattr(dispatcher, "py_func", None)
     module = sys.modules.get(getattr(func, "__module__", None) or "")
     name = getattr(func, "__qualname__", "")
-    if module is None or "." in name or getattr(module, name, None) is not dispatcher:
+    if module is None or module.__name__ == "__main__" or "." in name \
+            or getattr(module, name, None) is not dispatcher:
         return None
     return module.__name__, name
 
@@ -379,13 +389,24 @@ def _prepare(kernels) -> None:
 
 
 # The helper process's code, given on its command line: the job comes on stdin,
-# and sys.path is set before this package is imported.
+# and sys.path is set before this package is imported; stdin then stays open,
+# and its end (this process gone) ends the helper (read from the descriptor: a
+# thread blocked in sys.stdin's buffer would hold its lock at exit).
 _HELPER_CODE = (
-    "import pickle, sys\n"
+    "import os, pickle, sys, threading\n"
     "job = pickle.load(sys.stdin.buffer)\n"
+    "def orphaned():\n"
+    "    while os.read(0, 4096):\n"
+    "        pass\n"
+    "    os._exit(1)\n"
+    "threading.Thread(target=orphaned, daemon=True).start()\n"
     "sys.path[:] = job['path']\n"
     "from bgsub.model.kernels.build import _help\n"
     "sys.exit(_help(job))\n")
+# the helper in a session of its own: a Ctrl-C at the terminal reaches this process
+# only, which decides what to do (a command finishes the frame, then stops)
+_DETACHED = ({"start_new_session": True} if os.name == "posix"
+             else {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)})
 
 
 class _Helper:
@@ -416,24 +437,26 @@ class _Helper:
         job = {"path": list(sys.path),
                "kernels": [(*_address(d), pickle.dumps(tuple(sig)), vectorized)
                            for d, sig, vectorized, _ in kernels],
-               "warm_ups": [tuple(job[:3]) for job in warm_ups]}  # (module, name, args)
+               # (module, name, args), the args pickled apart: they may need sys.path
+               "warm_ups": [(module, name, pickle.dumps(args))
+                            for module, name, args, _ in warm_ups]}
         try:
             data = pickle.dumps(job)
             process = subprocess.Popen([sys.executable, "-c", _HELPER_CODE],
                                        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.PIPE)
-        except (OSError, ValueError, pickle.PicklingError, TypeError) as error:
+                                       stderr=subprocess.PIPE, **_DETACHED)
+        except Exception as error:  # noqa: BLE001 (an argument that does not pickle, no Python)
             logger.debug("no helper process for compiling: %s", error)
             return None
         helper = cls(process, seconds)
         try:
             process.stdin.write(data)
+            process.stdin.flush()
         except OSError as error:  # it died at once: its stderr says why
             logger.debug("the compiling helper did not take its job: %s", error)
-        finally:
-            with contextlib.suppress(OSError):
-                process.stdin.close()
-            process.stdin = None  # (communicate() would flush it)
+        # stdin stays open until stop(): the helper exits when it closes, so that it
+        # does not outlive this process (communicate() must not touch it)
+        helper._stdin, process.stdin = process.stdin, None
         return helper
 
     def finish(self) -> None:
@@ -451,6 +474,8 @@ class _Helper:
                          self._process.returncode, " / ".join(tail))
 
     def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self._stdin.close()
         if self._process.poll() is None:
             self._process.kill()
         self._process.communicate()
@@ -460,11 +485,14 @@ def _help(job) -> int:
     """The helper process: compile the job's kernels, run its warm-ups."""
     import importlib
 
+    global HELPER
+    HELPER = False  # a warm-up that prepares kernels compiles them here
+
     from numba.core.dispatcher import Dispatcher
 
     targets = [(getattr(importlib.import_module(module), name), pickle.loads(sig), vectorized)
                for module, name, sig, vectorized in job["kernels"]]
-    warm_ups = [(getattr(importlib.import_module(module), name), args)
+    warm_ups = [(getattr(importlib.import_module(module), name), pickle.loads(args))
                 for module, name, args in job["warm_ups"]]
     # the cache stays on for the kernels given and for the warm-ups' modules only
     kept = {id(d) for d, _, _ in targets}
