@@ -72,7 +72,7 @@ def describe(field: dataclasses.Field) -> tuple[str, str]:
     meta = field.metadata
     valid = meta.get("range", "")
     if valid:
-        valid = ("one of " if valid.startswith('"') else "range ") + valid
+        valid = ("one of " if valid.startswith('"') else "") + valid
     extra = ", ".join(part for part in (meta.get("unit", ""), valid) if part)
     return meta["doc"], f"({extra})" if extra else ""
 

@@ -171,7 +171,10 @@ def test_a_tree_in_the_wind_is_no_event_but_someone_walking_past_it_is(tmp_path)
                 for e in scan_file(path, config).events if e.motion_start_frame > 150]
 
     assert events() == [(250, 289)]
-    assert len(events(flicker=0.0)) >= 4  # gusts, without the check
+    assert len(events(flicker=0.0, speck=0.0)) >= 4  # gusts, without either check
+    # the speck map alone keeps most gusts out, the flicker check alone fewer: both
+    # are needed for none
+    assert len(events(flicker=0.0)) <= 2 < len(events(speck=0.0))
 
 
 def test_pixels_that_blink_stop_counting_and_pixels_that_change_once_do_not():
@@ -187,6 +190,33 @@ def test_pixels_that_blink_stop_counting_and_pixels_that_change_once_do_not():
     assert steady[0, 0] == 0 and steady[1, 1] == 255 and steady[3, 3] == 255
     score, moving = scorer.score(raw, steady)
     assert moving[0, 0] == 0 and moving[1, 1] == 255 and score.fraction == 1 / 16
+
+
+def test_places_that_keep_leaving_specks_stop_counting_and_a_passing_blob_does_not():
+    """Specks (blobs under ``speck`` of the picture) that keep coming back in one place
+    (in more than ``speck_share`` of the recent frames) make it, and 2 pixels around it,
+    unscored, even in a frame without them; a large blob that crosses the picture
+    makes nothing unscored, and the place is scored again once its specks stop."""
+    from bgsub.scan.detector import EventRules
+    from bgsub.scan.scanner import MotionScorer
+
+    scorer = MotionScorer("x", EventRules(0.01), fps=30.0, speck=0.002, speck_share=0.05,
+                          speck_frames=30.0)
+    mask = np.zeros((60, 80), np.uint8)
+    for t in range(90):
+        mask[:] = 0
+        if t % 3 == 0:  # a leaf here, one frame in three (a 2x2 blob: under 0.002 of 4800)
+            mask[10 + t % 2:12 + t % 2, 10:12] = 255
+        x = t % 70  # a car crossing the lower half, again and again
+        mask[40:55, x:x + 10] = 255
+        free = scorer.speckless(mask)
+    assert free[11, 11] == 0 and free[8, 8] == 0 and free[7, 7] == 255  # within 2 pixels
+    assert (free[35:60] == 255).all()  # where the car went, scored
+    for _ in range(200):  # the tree stops leaving specks
+        free = scorer.speckless(np.zeros((60, 80), np.uint8))
+    assert (free == 255).all()
+    off = MotionScorer("x", EventRules(0.01), fps=30.0)
+    assert off.speckless(mask) is None  # speck = 0: off
 
 
 def test_a_camera_s_next_recording_carries_on_with_the_same_model(tmp_path):

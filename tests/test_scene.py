@@ -352,8 +352,11 @@ def test_a_walk_in_the_rain_is_one_event_and_the_rain_none():
     # the box crosses in frames 300 .. 360: that event, and nothing else
     assert [(e.motion_start_frame <= 310, e.motion_end_frame >= 350) for e in events] == [
         (True, True)], [(e.motion_start_frame, e.motion_end_frame) for e in events]
-    # without the gate the rain's blinking makes the flicker check blind: the box is lost
-    assert _walk_in_the_rain(gate=False)[0] == []
+    # without the gate the box is one event too here (the rain leaves specks, which are
+    # not scored); the next test has rain that the gate alone keeps out
+    ungated = [(e.motion_start_frame <= 310, e.motion_end_frame >= 350)
+               for e in _walk_in_the_rain(gate=False)[0]]
+    assert ungated == [(True, True)], ungated
 
 
 def test_drops_near_the_lens_make_events_only_without_the_gate():

@@ -351,7 +351,9 @@ def scorer_for(name: str, scan: ScanConfig, fps: float, size: tuple[int, int], *
     return MotionScorer(name, rules_for(scan, fps, scale), fps=fps, scale=scale,
                         watched=watched, first=first, step=step, on_event=on_event,
                         keep_scores=scores, flicker=scan.flicker, flicker_frames=window / step,
-                        keep_events=keep_events, probe=probe, min_confidence=min_confidence)
+                        keep_events=keep_events, probe=probe, min_confidence=min_confidence,
+                        speck=scan.speck, speck_share=scan.speck_share,
+                        speck_frames=scan.speck_window.frames(fps) / step)
 
 
 #: what an event's callback receives: the event, its peak frame (BGR, as scored)
@@ -363,6 +365,11 @@ Probe = Callable[[np.ndarray], np.ndarray]
 
 #: a frame's probability is the mean over at most this many of its moving pixels
 PROBE_PIXELS = 256
+
+#: pixels within this many of a place with specks are not scored either (a speck's
+#: neighbours blink as well, less often)
+SPECK_MARGIN = 2
+_SPECK_SQUARE = np.ones((2 * SPECK_MARGIN + 1, 2 * SPECK_MARGIN + 1), np.uint8)
 
 
 class MotionScorer:
@@ -387,6 +394,14 @@ class MotionScorer:
         recent frames are not scored (0: off; see :meth:`steady`).
     flicker_frames : float
         The time constant, in scored frames, of that share's running average.
+    speck : float
+        Foreground blobs under this share of the watched pixels are specks;
+        pixels where specks were seen in more than ``speck_share`` of the
+        recent frames (and those within :data:`SPECK_MARGIN` pixels) are not
+        scored (0: off; see :meth:`speckless`).
+    speck_share, speck_frames : float
+        That share, and the time constant, in scored frames, of its running
+        average.
     first, step : int
         The first frame scored and the frames each scored frame stands for.
     on_event : callable, optional
@@ -414,8 +429,13 @@ class MotionScorer:
                  on_event: EventCallback | None = None, keep_scores: bool = False,
                  flicker: float = 0.0, flicker_frames: float = 45.0,
                  keep_events: bool = True, probe: Probe | None = None,
-                 min_confidence: float = 0.0) -> None:
+                 min_confidence: float = 0.0, speck: float = 0.0, speck_share: float = 0.0025,
+                 speck_frames: float = 300.0) -> None:
         self.path = path
+        self.speck = speck
+        self.speck_share = speck_share
+        self.speck_rate = min(1.0, 1.0 / max(1.0, speck_frames))
+        self._specks: np.ndarray | None = None  # float32 running share of specks, x 255
         self.probe = probe
         self.min_confidence = min_confidence
         self.unconfident = 0
@@ -476,6 +496,45 @@ class MotionScorer:
         cv2.accumulateWeighted(changed, self._changes, self.flicker_rate)
         return cv2.compare(self._changes, self.flicker * 255.0, cv2.CMP_LE)
 
+    def speckless(self, mask: np.ndarray) -> np.ndarray | None:
+        """Learn where a (post-processed) mask has specks; 255 where there are few.
+
+        A tree's crown in the wind, water and the model's noise leave small
+        blobs of foreground that come and go, here one frame, there the next;
+        the flicker check lets them through in a lull, and a gust then puts
+        many of them on the screen at once, as much foreground as a person.
+        Where specks keep appearing (in more than ``speck_share`` of the
+        recent frames, a running average over ``speck_frames``), the pixels,
+        and those within :data:`SPECK_MARGIN` pixels, are not scored, still or
+        not.  A person, a car, a bag left behind is one large blob: the
+        places they pass or stay are not specks.  None when off.
+        """
+        if self.speck <= 0:
+            return None
+        if self._specks is not None and self.hold_flicker is not None \
+                and self.hold_flicker():  # rain or snow: specks everywhere, for a while
+            return self._speckless()
+        specks = foreground(mask)  # 255 where foreground: the large blobs are cleared below
+        # 16-bit labels (four times faster) while a frame cannot hold more blobs
+        ltype = cv2.CV_16U if specks.size <= 4 * 65535 else cv2.CV_32S
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(specks, connectivity=8,
+                                                                   ltype=ltype)
+        area = self.speck * (self.watched_pixels or mask.size)
+        for blob in np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] >= area) + 1:
+            x, y, w, h = stats[blob, :4]
+            box = specks[y:y + h, x:x + w]
+            box[labels[y:y + h, x:x + w] == blob] = 0
+        if self._specks is None:
+            self._specks = np.zeros(mask.shape, np.float32)  # the share of specks, x 255
+        cv2.accumulateWeighted(specks, self._specks, self.speck_rate)
+        return self._speckless()
+
+    def _speckless(self) -> np.ndarray:
+        # 255 where the share is low and low all round (an erosion of those: the
+        # margin around the places with specks)
+        free = cv2.compare(self._specks, self.speck_share * 255.0, cv2.CMP_LE)
+        return cv2.erode(free, _SPECK_SQUARE, dst=free)
+
     def score(self, mask: np.ndarray, steady: np.ndarray | None = None
               ) -> tuple[FrameScore, np.ndarray]:
         """A mask's score over the watched, *steady* pixels, and that foreground itself."""
@@ -495,6 +554,11 @@ class MotionScorer:
 
     def write(self, result: FrameResult) -> None:
         steady = self.steady(result.raw_mask if result.raw_mask is not None else result.mask)
+        speckless = self.speckless(result.mask)
+        if steady is None:
+            steady = speckless
+        elif speckless is not None:
+            cv2.bitwise_and(steady, speckless, dst=steady)
         if result.index < self.first:  # the warm-up: the models learn, nothing is scored
             return
         score, moving = self.score(result.mask, steady)
