@@ -538,8 +538,9 @@ class ScanConfig:
         [0, 1), of the watched pixels and has lasted 0.2 s, overlapping
         itself from frame to frame: a person walking in the rain is one
         lasting blob, the streaks and flakes are many small, short-lived
-        ones; and the flicker check stops learning, as rain would make
-        every pixel blink (0: off, the usual rules hold).
+        ones; and the flicker check and the speck map stop learning, as
+        rain would make every pixel blink and leave specks everywhere (0:
+        off, the usual rules hold).
     min_confidence : float
         Motion events of a lower confidence, in [0, 1], are dropped from a
         scan (no clip, thumbnail or row; counted); 0 keeps every event.

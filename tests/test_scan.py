@@ -217,6 +217,12 @@ def test_places_that_keep_leaving_specks_stop_counting_and_a_passing_blob_does_n
     assert (free == 255).all()
     off = MotionScorer("x", EventRules(0.01), fps=30.0)
     assert off.speckless(mask) is None  # speck = 0: off
+    # more blobs than 16-bit labels can number: every pixel of a grid is a speck
+    grid = MotionScorer("x", EventRules(0.01), fps=30.0, speck=0.001, speck_share=0.05,
+                        speck_frames=1.0)
+    dots = np.zeros((540, 1000), np.uint8)
+    dots[::2, ::2] = 255  # 135000 blobs
+    assert (grid.speckless(dots) == 0).all()
 
 
 def test_a_camera_s_next_recording_carries_on_with_the_same_model(tmp_path):
