@@ -495,13 +495,7 @@ class ScanConfig:
         blob, not specks, so the places they pass stay scored.
     speck_window : Duration
         How far back "recent" reaches for specks (the time constant of that
-        share's running average; at least one frame).  With the speck map,
-        the threshold is half what it was without (0.0025): on CDnet fall
-        (trees in the wind, a road behind them) the events' frame-level F
-        goes from 0.67 to about 0.87, and on the four other shared sequences
-        it stays within 0.01 (``benchmarks/bench_scan.py --only quality``;
-        the three values chosen together on all five, by the mean and the
-        worst).
+        share's running average; at least one frame).
     downscale : int
         Frames are scored this many times smaller in each direction; 0
         (auto): the smallest factor that makes them at most 640 pixels wide.
