@@ -20,7 +20,7 @@ from ..config import Config, ModelConfig, PostprocessConfig
 from ..labels import foreground_fraction
 from .kernels import build
 from .masker import FrameSizeError, MixtureMasker
-from .postprocess import WARM_UP_SECONDS, Postprocessor, needs_warm_up
+from .postprocess import WARM_UP_SECONDS, Postprocessor, needs_warm_up, warm_up
 
 __all__ = ["FrameResult", "FrameStep"]
 
@@ -135,7 +135,7 @@ class FrameStep:
         self._reset_pending = False
         # until the first mask: a helper process that compiles the masker's kernels
         # also compiles post-processing's
-        self._warm_up = ((("bgsub.model.postprocess", "warm_up", (self.postprocessor.config,),
+        self._warm_up = (((warm_up.__module__, warm_up.__name__, (self.postprocessor.config,),
                            WARM_UP_SECONDS),) if self.postprocessor.active else ())
         shape = self.masker.frame_shape
         self._expected: tuple[tuple[int, ...], Callable] | None = (
@@ -175,9 +175,9 @@ class FrameStep:
                 raise error(frame.shape)
         t0 = time.perf_counter()
         try:
-            warm_up, self._warm_up = self._warm_up, ()
-            if warm_up and needs_warm_up():
-                with build.warming(*warm_up):
+            jobs, self._warm_up = self._warm_up, ()
+            if jobs and needs_warm_up():
+                with build.warming(*jobs):
                     raw = self.masker.apply(frame)
             else:
                 raw = self.masker.apply(frame)

@@ -410,7 +410,8 @@ class _Features:
         self.chroma = _chroma(frame)
         self.detail = _gradient(detailed) / max(self.mean, 8.0)
         # the share of pixels at 250 or above (> 249: the grey levels are whole)
-        self.saturated = cv2.countNonZero(cv2.threshold(grey, 249, 1, cv2.THRESH_BINARY)[1]) / grey.size
+        _, saturated = cv2.threshold(grey, 249, 1, cv2.THRESH_BINARY)
+        self.saturated = cv2.countNonZero(saturated) / grey.size
         self.changes = 0.0  # the share of cells changed since the previous frame
         self.isolated = 0.0  # ... of those with at most two changed neighbours
         self.touched: np.ndarray | None = None  # the cells changed (1.0), 30 x 40

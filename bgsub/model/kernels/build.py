@@ -334,16 +334,13 @@ def _address(dispatcher) -> tuple[str, str] | None:
 def _share(missing) -> tuple[list, list]:
     """The missing kernels (``(dispatcher, signature, vectorized, seconds)``) split into
     this process's and a helper's, the heaviest first to the one with less to do."""
-    own, helped = [], []
-    own_seconds = 0.0
+    heaviest_first = sorted(missing, key=lambda k: -k[3])
+    movable = [k for k in heaviest_first if _address(k[0]) is not None]
+    own = [k for k in heaviest_first if _address(k[0]) is None]  # built by a function
+    helped = []
+    own_seconds = sum(k[3] for k in own)
     helper_seconds = _HELPER_START + sum(job[3] for job in _WARM_UPS.get())
-    for kernel in sorted(missing, key=lambda k: -k[3]):
-        if _address(kernel[0]) is None:
-            own.append(kernel)
-            own_seconds += kernel[3]
-    for kernel in sorted(missing, key=lambda k: -k[3]):
-        if _address(kernel[0]) is None:
-            continue
+    for kernel in movable:
         if own_seconds <= helper_seconds:
             own.append(kernel)
             own_seconds += kernel[3]
