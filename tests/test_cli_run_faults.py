@@ -396,6 +396,49 @@ def test_ctrl_c_while_starting_is_quiet(mid, tmp_path):
         assert "Traceback" not in err and len(err.strip().splitlines()) <= 2, err
 
 
+SWALLOWED = """
+import os, signal, sys, weakref
+from bgsub import cli
+
+class Thing:
+    pass
+
+keep = [Thing()]
+# the import machinery drops its module locks through weakref callbacks: a
+# Ctrl-C that lands in one cannot be raised from there
+ref = weakref.ref(keep[0], lambda _: os.kill(os.getpid(), signal.SIGINT))
+build_parser = cli.build_parser
+
+def late_build_parser():
+    keep.clear()
+    return build_parser()
+
+cli.build_parser = late_build_parser
+sys.argv = ["bgsub", sys.argv[1], "--no-display"]
+cli.entry()
+"""
+
+
+def test_a_ctrl_c_python_cannot_raise_while_starting_still_stops_quietly(mid, tmp_path):
+    """Python prints "Exception ignored in ..." with a traceback for an exception raised
+    in a weakref callback, and goes on: the command stops instead, with 130."""
+    done = subprocess.run([sys.executable, "-c", SWALLOWED, str(mid)], cwd=tmp_path,
+                          env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stderr) == (130, ""), done.stderr
+
+
+def test_a_signal_swallowed_while_loading_stops_the_run_when_it_starts():
+    """The same, landed after the arguments were read: the run's own handling takes it."""
+    from bgsub.cli import signals
+    from bgsub.cli.common import stop_on_signals
+
+    signals._swallowed.append(signal.SIGTERM)
+    with stop_on_signals() as stop:
+        assert stop.is_set() and stop.signum == signal.SIGTERM
+    with stop_on_signals() as stop:  # taken once
+        assert not stop.is_set()
+
+
 @pytest.mark.parametrize("args,message", [
     (["CLIP", "--output", ""], "--output: the name is empty"),
     (["CLIP", "--mask-dir", ""], "--mask-dir: the name is empty"),

@@ -17,6 +17,8 @@ import os
 import signal
 import sys
 
+from .signals import Signalled, keep_swallowed_signals, signalled, take_swallowed
+
 __all__ = ["main", "entry", "build_parser", "COMMANDS"]
 
 #: the subcommands: name -> module of this package
@@ -75,19 +77,10 @@ def main(argv: list[str] | None = None) -> int:
             return exc.exit_status
     except KeyboardInterrupt as exc:  # Ctrl-C while the libraries load
         return 128 + getattr(exc, "signum", signal.SIGINT)
+    swallowed = take_swallowed()  # a Ctrl-C that landed in the imports
+    if swallowed is not None:
+        return 128 + swallowed
     return args.run(args)
-
-
-class _Signalled(KeyboardInterrupt):
-    """SIGINT or SIGTERM outside a command's own handling of signals."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _signalled(signum, _frame):
-    raise _Signalled(signum)
 
 
 def entry() -> None:
@@ -96,14 +89,18 @@ def entry() -> None:
     Outside a run's own handling (while the libraries load, and after the
     outputs are closed), SIGINT and SIGTERM end the program with 130 or 143
     and no traceback; during the run they stop it cleanly (see
-    :func:`bgsub.cli.common.stop_on_signals`).  A signal that arrives just
-    after the run never kills the process or changes its exit status.
+    :func:`bgsub.cli.common.stop_on_signals`).  A signal that lands where
+    Python cannot raise (a callback of the import machinery) stops the command
+    at its next chance, with no "Exception ignored" traceback.  A signal that
+    arrives just after the run never kills the process or changes its exit
+    status.
     """
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, _signalled)
+        signal.signal(sig, signalled)
+    sys.unraisablehook = keep_swallowed_signals(sys.unraisablehook)
     try:
         code = main()
-    except _Signalled as exc:
+    except Signalled as exc:
         code = 128 + exc.signum
     # Every output is closed by now.  Python's own shutdown would put the default
     # handlers back and take a while (threads, modules): a signal then would kill

@@ -28,6 +28,7 @@ from ..config import apply_overrides, resolve_config
 from ..errors import BgsubError
 from ..io.sources import redact
 from ..text import one_line
+from .signals import take_swallowed
 
 __all__ = ["EXIT_OK", "EXIT_INTERNAL", "EXIT_USAGE", "UsageError", "Parser", "StopRequest",
            "common_options", "config_of", "guarded", "stop_on_signals", "logging_to_stderr",
@@ -190,6 +191,9 @@ def stop_on_signals() -> Iterator[StopRequest]:
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    swallowed = take_swallowed()  # a signal while the command loaded: stop at once
+    if swallowed is not None:
+        on_signal(swallowed, None)
     try:
         yield stop
     finally:
