@@ -114,7 +114,7 @@ def test_config_file_and_overrides(clip, tmp_path):
     (["--camera", "7"], "camera 7 does not open"),
     (["--camera", "0", "--width", "-5"], "--width: source.width must be >= 0, got -5"),
     (["rtsp://127.0.0.1:9/none", "--set", "source.open_timeout=2"],
-     "the stream does not connect within 2 s"),
+     "the stream refuses the connection, closes it or sends no video"),
     (["CLIP", "--set", "model.learning_rate=1.5"], "model.learning_rate must be in [0, 1]"),
     (["CLIP", "--set", "model.T=0.5"], "unknown key model.T; valid keys in [model]: k,"),
     (["CLIP", "--set", "model.k"], "--set expects section.key=value"),
@@ -214,6 +214,28 @@ def test_a_stream_that_never_answers_times_out(tmp_path):
     assert r.returncode == 2, r.stderr
     assert "does not connect within 2 s" in r.stderr
     assert elapsed < 20
+
+
+def test_a_stream_that_closes_at_once_is_not_called_a_timeout(tmp_path):
+    """A server that accepts and hangs up: said at once, in words that fit."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    port = server.getsockname()[1]
+    threading.Thread(target=lambda: server.accept()[0].close(), daemon=True).start()
+    try:
+        start = time.monotonic()
+        r = bgsub(f"rtsp://127.0.0.1:{port}/live", "--no-display", "--set",
+                  "source.open_timeout=30", cwd=tmp_path)
+        elapsed = time.monotonic() - start
+    finally:
+        server.close()
+    assert r.returncode == 2, r.stderr
+    assert "refuses the connection, closes it or sends no video" in r.stderr, r.stderr
+    assert "within" not in r.stderr and elapsed < 25
 
 
 def test_pipeline_takes_single_channel_frames_as_grey():

@@ -445,13 +445,18 @@ def _open_camera(index: int, config: SourceConfig, stop: threading.Event | None)
 def _stream_capture(url: str, config: SourceConfig,
                     stop: threading.Event | None) -> cv2.VideoCapture:
     ms = int(config.open_timeout * 1000)
+    started = time.monotonic()
     cap = _capture(stop, url, cv2.CAP_FFMPEG,
                    [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
     if not cap.isOpened():
         cap.release()
-        raise SourceError(f"{redact(url)}: the stream does not connect within "
-                          f"{config.open_timeout:g} s (expected a reachable rtsp:// or "
-                          "http:// video stream)")
+        # OpenCV gives no reason: one that failed before the time allowed was
+        # refused, closed or answered with something that is not video
+        what = (f"does not connect within {config.open_timeout:g} s"
+                if time.monotonic() - started >= 0.9 * config.open_timeout else
+                "refuses the connection, closes it or sends no video")
+        raise SourceError(f"{redact(url)}: the stream {what} (expected a reachable rtsp:// "
+                          "or http:// video stream)")
     return cap
 
 
