@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
+import cv2  # noqa: F401  (its import sets variables of the environment: see _START_ENV)
 import numpy as np
 import pytest
 
@@ -28,10 +29,104 @@ def cli_env(**extra: str) -> dict[str, str]:
 
 def bgsub(*args, cwd, timeout: float = 300, env: dict[str, str] | None = None,
           **popen) -> subprocess.CompletedProcess:
-    """Run ``python -m bgsub ARGS`` in *cwd* and capture its text output (never raises on a status)."""
-    return subprocess.run([sys.executable, "-m", "bgsub", *map(str, args)], cwd=cwd,
+    """Run ``python -m bgsub ARGS`` in *cwd* and capture its text output (never raises on a status).
+
+    With the default environment and nothing else asked of the process, the
+    command is a process forked from a server that has the libraries imported
+    already (tests/preload.py), which saves each command about a second of
+    imports; it is otherwise what ``python -m bgsub`` is: its own process,
+    working folder, environment, standard streams and exit status.  A test
+    that sets the environment or the process's pipes gets the plain command.
+    """
+    argv = [str(a) for a in args]
+    if env is None and not popen and FORK_SERVER:
+        done = _forked(argv, cwd, timeout)
+        if done is not None:
+            return done
+    return subprocess.run([sys.executable, "-m", "bgsub", *argv], cwd=cwd,
                           env=cli_env() if env is None else env, capture_output=True,
                           text=True, timeout=timeout, check=False, **popen)
+
+
+# kit.bgsub forks its commands from tests/forkserver.py (BGSUB_TEST_FORK_SERVER=0: never)
+FORK_SERVER = os.environ.get("BGSUB_TEST_FORK_SERVER", "1") != "0"
+_server: dict = {}
+# the environment the server imports in: this process's as the tests start (a
+# test that changes it, monkeypatch.setenv say, gets plain commands meanwhile),
+# with what importing OpenCV adds to it (LD_LIBRARY_PATH, QT_QPA_*, imported
+# above), as it does in the tests' process and in every command
+_START_ENV = cli_env()
+
+
+def _fork_server() -> tuple[str, dict[str, str]] | None:
+    """This process's fork server: its socket and the environment it imported in (None: none)."""
+    if "socket" not in _server:
+        import atexit
+        import tempfile
+
+        folder = tempfile.mkdtemp(prefix="bgsub-forkserver-")
+        path = os.path.join(folder, "socket")
+        env = _START_ENV
+        process = subprocess.Popen([sys.executable, str(Path(__file__).with_name("forkserver.py")),
+                                    path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   env={**env, "PYTHONPATH": os.pathsep.join(
+                                       [str(Path(__file__).parent), env.get("PYTHONPATH", "")])})
+        ready = process.stdout.readline() == b"ready\n"
+        atexit.register(_stop_fork_server, process, folder)
+        _server.update(socket=path if ready else None, env=env)
+    if _server["socket"] is None:
+        return None
+    return _server["socket"], _server["env"]
+
+
+def _stop_fork_server(process: subprocess.Popen, folder: str) -> None:
+    import shutil
+
+    process.stdin.close()  # the server leaves
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _forked(argv: list[str], cwd, timeout: float) -> subprocess.CompletedProcess | None:
+    """``python -m bgsub ARGV`` forked from the fork server (None: run it as a plain command)."""
+    import json
+    import signal
+    import socket
+    import tempfile
+
+    server = _fork_server()
+    env = cli_env()
+    if server is None or _imports_see(server[1]) != _imports_see(env):
+        return None  # the libraries were imported in another environment
+    command = [sys.executable, "-m", "bgsub", *argv]
+    request = json.dumps({"argv": argv, "cwd": str(Path(cwd).resolve()), "env": env})
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection.connect(server[0])
+        socket.send_fds(connection, [request.encode() + b"\n"], [out.fileno(), err.fileno()])
+        replies = connection.makefile("rb")
+        pid = int(replies.readline())
+        connection.settimeout(timeout)
+        try:
+            status = replies.readline()
+        except TimeoutError:  # the server reaps it and serves the next one
+            os.kill(pid, signal.SIGKILL)
+            raise subprocess.TimeoutExpired(command, timeout, _text(out), _text(err)) from None
+        return subprocess.CompletedProcess(command, int(status), _text(out), _text(err))
+
+
+def _imports_see(env: dict[str, str]) -> dict[str, str]:
+    """What of *env* the libraries may read as they are imported (not the name of the test)."""
+    return {k: v for k, v in env.items() if k != "PYTEST_CURRENT_TEST"}
+
+
+def _text(file) -> str:
+    """What a command wrote to *file*, as ``subprocess.run(text=True)`` gives it."""
+    file.seek(0)
+    return file.read().decode().replace("\r\n", "\n").replace("\r", "\n")
 
 
 def noisy(rng: np.random.Generator, image: np.ndarray, sigma: float = 3.0) -> np.ndarray:
