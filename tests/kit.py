@@ -167,6 +167,34 @@ def read_video(path) -> list[np.ndarray]:
 
 
 @contextlib.contextmanager
+def stream_server(hang_up: bool = False) -> Iterator[int]:
+    """A TCP server on 127.0.0.1 that accepts one connection and sends nothing: it keeps
+    it open, silent, or (*hang_up*) closes it at once; yields its port."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    held = []
+
+    def accept():
+        connection, _ = server.accept()
+        if hang_up:
+            connection.close()
+        else:
+            held.append(connection)
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        server.close()
+        for connection in held:
+            connection.close()
+
+
+@contextlib.contextmanager
 def small_disk(folder: Path, size: str = "200k") -> Iterator[Path]:
     """A tmpfs of *size* mounted at *folder* (made here), unmounted afterwards; a skip
     saying why where none can be mounted (it needs root and mount)."""

@@ -2,9 +2,7 @@
 plain ``python -m bgsub`` as far as a test can see."""
 
 import hashlib
-import socket
 import subprocess
-import threading
 import time
 
 import pytest
@@ -59,13 +57,7 @@ def test_a_forked_run_writes_the_files_of_the_plain_one(tmp_path):
 
 
 def test_a_forked_command_past_its_timeout_is_killed(tmp_path):
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(4)
-    port = server.getsockname()[1]
-    held = []  # the connection stays open, silent
-    threading.Thread(target=lambda: held.append(server.accept()), daemon=True).start()
-    try:
+    with kit.stream_server() as port:  # a stream that never sends a frame
         start = time.monotonic()
         with pytest.raises(subprocess.TimeoutExpired):
             kit.bgsub(f"rtsp://127.0.0.1:{port}/live", "--no-display", "--set",
@@ -73,5 +65,3 @@ def test_a_forked_command_past_its_timeout_is_killed(tmp_path):
         assert time.monotonic() - start < 10
         # the server is free again: the next command runs at once
         assert kit.bgsub("--version", cwd=tmp_path).returncode == 0
-    finally:
-        server.close()
