@@ -258,8 +258,8 @@ def test_a_stopped_cluster_scan_keeps_the_files_done_and_a_new_run_carries_on(
         signum, to_group, tmp_path):
     folder = tmp_path / "night"
     folder.mkdir()
-    write_events_video(str(folder / "00.mp4"), EventSpec(frames=450, crossings=((60, 89),
-                                                                                (300, 329))))
+    write_events_video(str(folder / "00.mp4"), EventSpec(frames=1200, crossings=((100, 129),
+                                                                                 (700, 729))))
     for i in range(1, 6):
         shutil.copy(folder / "00.mp4", folder / f"{i:02d}.mp4")
     out = tmp_path / "out"

@@ -194,6 +194,8 @@ def _copy(source: Path, target: Path, start: float, end: float, format_name: str
         if not stream.time_base:
             raise ClipError("the stream has no time base")
         first = stream.start_time or 0
+        # a value: PyAV (18.1.1 on) reads nothing of a stream once its file is closed
+        time_base = stream.time_base
         start_pts = first + math.floor(start / stream.time_base)
         end_pts = first + math.floor(end / stream.time_base)
         # frames come in decoding order: a frame shown before the end may be
@@ -228,7 +230,7 @@ def _copy(source: Path, target: Path, start: float, end: float, format_name: str
                 out.mux(packet)
             if shown is None or shown < start_pts:  # the stretch lies past the end
                 raise _NoFrame("no frame in the event's time")
-    return float((offset - first) * stream.time_base)
+    return float((offset - first) * time_base)
 
 
 def _encode(source: Path, target: Path, start: float, end: float, fps: float,
