@@ -161,7 +161,7 @@ class ModelConfig:
     absorb_seconds: float = 100.0
     fps: float = 25.0
     flicker_reference: float = 0.05
-    flicker_threshold: float = 4.0
+    flicker_threshold: float = 0.0
     flicker_threshold_from: float = 0.2
     neighbour_radius: int = 1
     neighbour_flicker: float = 0.15
@@ -299,8 +299,8 @@ class SourceConfig:
 class PostprocessConfig:
     """Clean-up of the foreground mask, applied in this order (each step optional).
 
-    1. median filter, 2. opening, 3. closing, 4. removal of small blobs,
-    5. hole filling.  The steps act on the foreground (255); shadow pixels
+    1. median filter (a larger one where the raw mask blinks), 2. opening,
+    3. closing, 4. removal of small blobs, 5. hole filling.  The steps act on the foreground (255); shadow pixels
     (127) stay 127 unless a step makes them foreground (see
     :mod:`bgsub.model.postprocess`).
 
@@ -312,6 +312,13 @@ class PostprocessConfig:
     ----------
     median_size : int
         Side of the square median window: 0 or 1 off, else odd in 3..99.
+    blink_size : int
+        Side of the median window where the raw mask blinks away from the
+        objects of the last masks (a waving background): 0 or 1 off, else odd
+        in 3..99.
+    blink_level : float
+        The share of recent frames in which a pixel blinked from which
+        *blink_size* applies, in (0, 1).
     open_size, close_size : int
         Side of the structuring element of the opening (erosion then dilation:
         removes specks thinner than it) and of the closing (dilation then
@@ -327,7 +334,9 @@ class PostprocessConfig:
         Only holes of at most this many pixels are filled; 0 fills every hole.
     """
 
-    median_size: int = 7
+    median_size: int = 5
+    blink_size: int = 15
+    blink_level: float = 0.05
     open_size: int = 3
     close_size: int = 9
     kernel_shape: str = "ellipse"
@@ -337,11 +346,14 @@ class PostprocessConfig:
 
     def __post_init__(self) -> None:
         _check_types(self, "postprocess")
-        for name in ("median_size", "open_size", "close_size"):
+        for name in ("median_size", "blink_size", "open_size", "close_size"):
             size = getattr(self, name)
             if not (size in (0, 1) or 3 <= size <= 99 and size % 2 == 1):
                 raise ConfigError(f"postprocess.{name} must be 0 or 1 (off) or an odd integer "
                                   f"in 3..99, got {size}")
+        if not 0 < self.blink_level < 1:
+            raise ConfigError(f"postprocess.blink_level must be in (0, 1), got "
+                              f"{self.blink_level}")
         if self.kernel_shape not in KERNEL_SHAPES:
             raise ConfigError(f"postprocess.kernel_shape must be one of "
                               f"{', '.join(map(repr, KERNEL_SHAPES))}, got {self.kernel_shape!r}")
@@ -353,12 +365,14 @@ class PostprocessConfig:
     @classmethod
     def off(cls) -> PostprocessConfig:
         """Every step off: masks pass through as the model made them."""
-        return cls(median_size=0, open_size=0, close_size=0, min_blob_area=0, fill_holes=False)
+        return cls(median_size=0, blink_size=0, open_size=0, close_size=0, min_blob_area=0,
+                   fill_holes=False)
 
     @property
     def active(self) -> bool:
         """Whether any step is on (otherwise the mask passes through unchanged)."""
-        return (self.median_size > 1 or self.open_size > 1 or self.close_size > 1
+        return (self.median_size > 1 or self.blink_size > 1 or self.open_size > 1
+                or self.close_size > 1
                 or self.min_blob_area > 0 or self.fill_holes)
 
 
@@ -738,7 +752,7 @@ _FIELD_DOCS: dict[type, dict[str, dict[str, str]]] = {
         "shadow_texture": _doc("On grey backgrounds, tell shadows by the floor's texture"),
         "absorb_seconds": _doc("How long a stopped object stays foreground", "seconds",
                                "(0, 1e7]"),
-        "fps": _doc("The rate absorb_seconds is counted in when the source gives none",
+        "fps": _doc("Frame rate for absorb_seconds when the source gives none",
                     "frames/s", "(0, 1000]"),
         "flicker_reference": _doc("Flicker level from which foreground learns at alpha; 0: "
                                   "never", "", "[0, 1]"),
@@ -756,6 +770,9 @@ _FIELD_DOCS: dict[type, dict[str, dict[str, str]]] = {
     },
     PostprocessConfig: {
         "median_size": _doc("Median window side; 0 or 1: off", "pixels", "odd, 3..99"),
+        "blink_size": _doc("Median window where the mask blinks; 0 or 1: off",
+                           "pixels", "odd, 3..99"),
+        "blink_level": _doc("Blink rate from which blink_size applies", "", "(0, 1)"),
         "open_size": _doc("Opening (removes specks) element side; 0 or 1: off", "pixels",
                           "odd, 3..99"),
         "close_size": _doc("Closing (bridges gaps) element side; 0 or 1: off", "pixels",
@@ -793,8 +810,7 @@ _FIELD_DOCS: dict[type, dict[str, dict[str, str]]] = {
                                  ">= 1 frame"),
         "pre_roll": _doc("Video an event includes before its motion", "duration", ">= 0"),
         "post_roll": _doc("An event ends after this long without motion", "duration", ">= 0"),
-        "flicker": _doc("Pixels whose raw mask flickers more than this are not scored; 0: "
-                        "off", "", "[0, 1]"),
+        "flicker": _doc("Pixels whose raw mask flickers more are not scored; 0: off", "", "[0, 1]"),
         "flicker_window": _doc("Time constant of the flicker share", "duration",
                                ">= 1 frame"),
         "speck": _doc("Foreground blobs under this share of watched pixels are specks; 0: "
@@ -827,8 +843,8 @@ _FIELD_DOCS: dict[type, dict[str, dict[str, str]]] = {
         "max_commands": _doc("--on-event commands that may run at once", "", "1..64"),
         "command_timeout": _doc("An --on-event command is stopped after this long",
                                 "seconds", "(0, 86400]"),
-        "during_scene": _doc("Motion events during scene events: kept, marked with them, or "
-                             "dropped from a scan", "", '"keep", "mark", "drop"'),
+        "during_scene": _doc("Motion events during scene events: kept, marked, or dropped "
+                             "from a scan", "", '"keep", "mark", "drop"'),
     },
 }
 

@@ -30,6 +30,9 @@ Accuracy II's equations are here too, written from their descriptions in
 ``bgsub.model.kernels.ghosts`` (the outline test and the release of ghost cells) and
 ``bgsub.model.masker`` (recovery by grid cells).
 
+``NaiveBlinkGate`` is the reference of the blink gate of
+``bgsub.model.postprocess``: the blink levels and the choice of window.
+
 At the end, the scene detectors' measures of a look (``bgsub.scan.scene``):
 the weather grid, the sums against the reference, the phase peak's centroid.
 """
@@ -786,6 +789,67 @@ def naive_em(x, weights, means, variances, iterations, var_min, var_max):
 
 
 # --- the scene detectors' measures of a look (``bgsub.scan.scene``) ----------
+
+
+class NaiveBlinkGate:
+    """The blink gate of ``bgsub.model.postprocess``, written from its description.
+
+    Per pixel a blink level B (0..32767); for each mask, in order:
+
+    * guard: some foreground of the last *output* lies in the square of
+      radius ``guard`` around the pixel;
+    * b = 1 when the pixel's raw foreground differs from the last mask's, it is
+      not guarded, and a mask came before; ``B += (32767 b - B) >> shift``;
+    * near: some pixel in the square of radius ``spread`` has B above
+      ``int(level * 32767)``;
+    * the pixel's foreground before the opening is the majority of its
+      ``blink_size`` window where near, else of its ``median_size`` window
+      (or its own value when the median is off); windows replicate the edge.
+
+    :meth:`step` gives that foreground; :meth:`remember` takes the output's.
+    """
+
+    def __init__(self, shape, median_size, blink_size, level, guard=4, spread=2, shift=6):
+        self.median_size, self.blink_size = median_size, blink_size
+        self.threshold = int(level * 32767)
+        self.guard, self.spread, self.shift = guard, spread, shift
+        self.levels = np.zeros(shape, np.int64)
+        self.last_raw = np.zeros(shape, bool)
+        self.last_out = np.zeros(shape, bool)
+        self.primed = False
+
+    @staticmethod
+    def window_count(fg, n):
+        """The number of set pixels in each pixel's n x n window, the edge replicated."""
+        r = n // 2
+        h, w = fg.shape
+        padded = np.pad(fg.astype(np.int64), r, mode="edge")
+        count = np.zeros((h, w), np.int64)
+        for dy in range(n):
+            for dx in range(n):
+                count += padded[dy:dy + h, dx:dx + w]
+        return count
+
+    def step(self, mask):
+        fg = mask == 255
+        guarded = self.window_count(self.last_out, 2 * self.guard + 1) > 0
+        blink = (fg != self.last_raw) & ~guarded & self.primed
+        for y, x in np.ndindex(fg.shape):
+            b = int(blink[y, x])
+            v = int(self.levels[y, x])
+            self.levels[y, x] = v + ((b * 32767 - v) >> self.shift)
+        near = self.window_count(self.levels > self.threshold, 2 * self.spread + 1) > 0
+        if self.median_size > 1:
+            base = self.window_count(fg, self.median_size) > self.median_size ** 2 // 2
+        else:
+            base = fg
+        wide = self.window_count(fg, self.blink_size) > self.blink_size ** 2 // 2
+        self.last_raw = fg
+        self.primed = True
+        return np.where(near, wide, base)
+
+    def remember(self, out_fg):
+        self.last_out = np.asarray(out_fg, bool)
 
 
 def naive_weather_cells(grey, before, usual, cell=4, busy=0.2, thin=0.5):

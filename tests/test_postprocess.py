@@ -10,6 +10,7 @@ import pytest
 from bgsub import ConfigError
 from bgsub.config import Config, PostprocessConfig, apply_overrides
 from bgsub.model.postprocess import Postprocessor
+from naive import NaiveBlinkGate  # tests/naive.py, the plain reference
 
 
 def only(**steps):
@@ -328,6 +329,10 @@ def test_bad_arguments():
     ({"min_blob_area": -5}, "postprocess.min_blob_area must be >= 0 (0 = off), got -5"),
     ({"max_hole_area": -1}, "postprocess.max_hole_area must be >= 0"),
     ({"fill_holes": 1}, "postprocess.fill_holes must be bool"),
+    ({"blink_size": 10}, "postprocess.blink_size must be 0 or 1 (off) or an odd integer"),
+    ({"blink_level": 0}, "postprocess.blink_level must be in (0, 1), got 0"),
+    ({"blink_level": 1.5}, "postprocess.blink_level must be in (0, 1), got 1.5"),
+    ({"blink_level": float("nan")}, "postprocess.blink_level must be in (0, 1)"),
 ])
 def test_invalid_postprocess_settings(params, needle):
     with pytest.raises(ConfigError) as err:
@@ -459,3 +464,78 @@ def test_sparse_masks_large_elements_and_tiny_frames(seed, shape, n):
     both = only(open_size=n, close_size=n, fill_holes=True).apply(mask)
     assert np.array_equal(both, expected_output(
         mask, naive_fill_holes(naive_closing(opened, ellipse))))
+
+
+# ---------------------------------------------------------------- the blink gate
+
+
+def blinking_video(seed, shape=(30, 36), frames=40, density=0.35):
+    """Masks of a video: speckle that comes and goes in the left half (a waving
+    background) and a square that moves across the frame (an object)."""
+    rng = np.random.default_rng(seed)
+    h, w = shape
+    masks = []
+    for t in range(frames):
+        mask = np.zeros(shape, np.uint8)
+        speckle = rng.random((h, w // 2)) < density
+        mask[:, :w // 2][speckle] = 255
+        x = (t * 2) % (w - 8)
+        mask[h - 10:h - 2, x:x + 8] = 255
+        mask[(rng.random(shape) < 0.05) & (mask == 0)] = 127  # shadows
+        masks.append(mask)
+    return masks
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("median_size,blink_size,level", [(3, 5, 0.05), (0, 7, 0.1),
+                                                          (5, 9, 0.02)])
+def test_blink_gate_matches_the_plain_reference(seed, median_size, blink_size, level):
+    post = only(median_size=median_size, blink_size=blink_size, blink_level=level,
+                open_size=3, close_size=5, fill_holes=True)
+    masks = blinking_video(seed)
+    gate = NaiveBlinkGate(masks[0].shape, median_size, blink_size, level)
+    widened = 0
+    for mask in masks:
+        fg = gate.step(mask)
+        fg = naive_opening(fg, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+        fg = naive_closing(fg, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
+        fg = naive_fill_holes(fg)
+        gate.remember(fg)
+        assert np.array_equal(post.apply(mask), expected_output(mask, fg))
+        widened += int(np.any(gate.levels > gate.threshold))
+    assert widened > 10  # the larger window did apply
+
+
+def test_blink_gate_removes_a_waving_background_and_keeps_the_object():
+    masks = blinking_video(5, shape=(60, 80), frames=60)
+    gated = only(median_size=3, blink_size=11, blink_level=0.06, open_size=3, close_size=5)
+    plain = only(median_size=3, open_size=3, close_size=5)
+    for mask in masks:
+        with_gate, without = gated.apply(mask), plain.apply(mask)
+    # the speckle's clumps survive a median of 3 but not the blink window (away from
+    # the corners, where the replicated edge weighs a pixel up to 36 times)
+    inside = np.s_[6:40, 6:36]
+    assert np.count_nonzero(without[inside] == 255) > 20
+    assert np.count_nonzero(with_gate[inside] == 255) == 0
+    # the moving square, in the right half, is what it is without the gate
+    square = np.s_[45:, 40:]
+    assert np.count_nonzero(with_gate[square] == 255) > 40
+    assert np.array_equal(with_gate[square], without[square])
+
+
+def test_blink_gate_follows_one_video_and_reset_forgets_it():
+    masks = blinking_video(9)
+    steps = {"median_size": 3, "open_size": 3}
+    post = only(blink_size=9, blink_level=0.05, **steps)
+    outputs = [post.apply(m) for m in masks]
+    plain = [only(**steps).apply(m) for m in masks]
+    # the first mask is the plain steps' (nothing has blinked yet), and so is any
+    # mask a new post-processor sees first ...
+    assert np.array_equal(outputs[0], plain[0])
+    assert np.array_equal(only(blink_size=9, blink_level=0.05, **steps).apply(masks[-1]),
+                          plain[-1])
+    # ... later ones depend on the video so far: less of the speckle is left
+    assert (np.count_nonzero(outputs[-1][:, :18] == 255)
+            < np.count_nonzero(plain[-1][:, :18] == 255))
+    post.reset()  # a new video
+    assert np.array_equal(post.apply(masks[-1]), plain[-1])

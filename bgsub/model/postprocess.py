@@ -6,6 +6,8 @@ The steps run in a fixed order, each one optional (``[postprocess]`` in
 1. **median filter** (``median_size``): each pixel takes the majority of its
    square window; removes salt-and-pepper noise and smooths outlines.  The
    frame's edge is extended by replication, as by OpenCV's ``medianBlur``.
+   Where the raw mask *blinks* (``blink_size``, ``blink_level``), the window
+   is larger: see below.
 2. **opening** (``open_size``): erosion then dilation; removes specks and
    threads thinner than the structuring element.
 3. **closing** (``close_size``): dilation then erosion; bridges gaps and
@@ -36,6 +38,20 @@ the input was a shadow, else 0.  So a shadow pixel stays a shadow unless a
 step makes it foreground (a closing or a filled hole that covers it), and a
 foreground pixel a step removes becomes background, never shadow.
 
+**The blink gate.**  A waving tree or rippling water leaves speckle in the
+raw mask that comes and goes from frame to frame in the same places; a car or
+a person is one blob that the post-processed mask holds.  So each pixel keeps
+a blink level B in 0..32767 (32767 meaning 1), updated on every mask by
+``B += (32767 b - B) >> 6`` (a running mean over about 64 frames), where
+b = 1 when the pixel's raw foreground differs from the last mask's and no
+foreground of the last *output* lies within ``BLINK_GUARD`` pixels (a square
+window): the edges of the objects the post-processing kept do not count.  A
+pixel within ``BLINK_SPREAD`` pixels of one whose level exceeds
+``blink_level`` takes the majority of the ``blink_size`` window instead of
+the ``median_size`` one.  Masks are taken as the frames of one video, in
+order: a :class:`Postprocessor` with the gate on remembers the last one
+(:meth:`Postprocessor.reset` forgets it).
+
 The class keeps its buffers between frames (reallocated only when the frame
 size changes) and builds its structuring elements once.
 
@@ -62,6 +78,15 @@ from .kernels import build
 # (build, imported first, puts the kernels below in the package's cache folder)
 
 __all__ = ["Postprocessor"]
+
+#: blinks within this many pixels (a square) of the last output's foreground do not count
+BLINK_GUARD = 4
+#: the larger window applies within this many pixels (a square) of a blinking pixel
+BLINK_SPREAD = 2
+#: the blink level's running mean has a gain of 1 / 2**BLINK_SHIFT
+BLINK_SHIFT = 6
+#: the blink level meaning 1
+BLINK_ONE = 32767
 
 _SHAPES = {"ellipse": cv2.MORPH_ELLIPSE, "rect": cv2.MORPH_RECT, "cross": cv2.MORPH_CROSS}
 
@@ -103,6 +128,9 @@ class Postprocessor:
         self._open_half = _half_widths(self._open) if self._open is not None else None
         self._close_half = _half_widths(self._close) if self._close is not None else None
         self._size: tuple[int, int] | None = None
+        self._blink = c.blink_size > 1
+        # the blink level above which the larger window applies, on its 0..32767 scale
+        self._blink_threshold = int(c.blink_level * BLINK_ONE)
 
     @property
     def config(self) -> PostprocessConfig:
@@ -129,6 +157,22 @@ class Postprocessor:
             self._pad = np.empty((h + 2 * r, w + 2 * r), np.uint8)
         # a few runs per row is typical; _blobs_and_holes grows this when needed
         self._runs = _RunBuffers(h, 8 * h)
+        if self._blink:
+            # the blink gate's state: the last raw foreground (0/1), the blink
+            # levels and the last output's foreground (0/255); and its work arrays
+            self._last_raw = np.zeros((h, w), np.uint8)
+            self._levels = np.zeros((h, w), np.uint16)
+            self._last_out = np.zeros((h, w), np.uint8)
+            self._guard = np.zeros((h, w), np.uint8)
+            self._high = np.zeros((h, w), np.uint8)
+            self._near = np.zeros((h, w), np.uint8)
+            self._primed = 0
+
+    def reset(self) -> None:
+        """Forget the masks seen so far (the blink gate's state): the next mask starts a new
+        video.  Nothing to forget when the gate is off."""
+        if self._size is not None and self._blink:
+            self._allocate(self._size)
 
     def apply(self, mask: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Run the configured steps over one mask.
@@ -166,10 +210,24 @@ class Postprocessor:
         h, w = mask.shape
         fg, tmp, row = self._fg, self._tmp, self._row
         mask = np.ascontiguousarray(mask)
+        if self._blink:
+            # where the raw mask blinks away from the last output's objects
+            _majority(self._last_out, self._guard, 2 * BLINK_GUARD + 1, 0, row.padded,
+                      row.total, row.rows)
+            _blink_levels(mask, self._last_raw, self._guard, self._levels, self._high,
+                          self._blink_threshold, self._primed)
+            self._primed = 1
+            _majority(self._high, self._near, 2 * BLINK_SPREAD + 1, 0, row.padded, row.total,
+                      row.rows)
         if c.median_size > 1:
-            _majority(mask, fg, c.median_size, row.padded, row.total, row.rows)
+            _majority(mask, fg, c.median_size, c.median_size ** 2 // 2, row.padded, row.total,
+                      row.rows)
         else:
             _foreground(mask, fg)
+        if self._blink:
+            _majority(mask, tmp, c.blink_size, c.blink_size ** 2 // 2, row.padded, row.total,
+                      row.rows)
+            _choose(self._near, tmp, fg)
         if self._open is not None:
             # the erosion sees foreground beyond the edge (it is ignored), the
             # dilation background
@@ -188,6 +246,8 @@ class Postprocessor:
                    row.ring_close, row.slots, row.empty)
         if c.min_blob_area > 0 or c.fill_holes:
             self._blobs_and_holes(fg, w, c.min_blob_area, c.fill_holes, c.max_hole_area)
+        if self._blink:
+            np.copyto(self._last_out, fg[:, :w])
         if out is None:
             out = np.empty_like(mask)
         _finish(mask, fg, out)
@@ -255,6 +315,8 @@ class _RowBuffers:
 
     def __init__(self, config: PostprocessConfig, h: int, w: int) -> None:
         n = max(config.median_size, 1)
+        if config.blink_size > 1:
+            n = max(n, config.blink_size, 2 * BLINK_GUARD + 1, 2 * BLINK_SPREAD + 1)
         r = n // 2
         self.padded = np.zeros(w + 2 * r, np.uint8)
         # window sums up to n*n: beyond 8 bits from n = 17 on
@@ -326,8 +388,9 @@ def _foreground(mask, fg):
 
 
 @njit(cache=True, nogil=True)
-def _majority(mask, fg, n, padded, total, rows):
-    """fg = 255 where more than half the n x n window is foreground, edges replicated.
+def _majority(mask, fg, n, more, padded, total, rows):
+    """fg = 255 where more than *more* pixels of the n x n window are foreground, edges
+    replicated: the median with more = n * n // 2, a dilation by a square with 0.
 
     On two values the median is the majority.  padded[r + x] holds the
     foreground of column x in the window's rows (clamped to the frame),
@@ -338,7 +401,6 @@ def _majority(mask, fg, n, padded, total, rows):
     """
     h, w = mask.shape
     r = n // 2
-    half = n * n // 2
     for y in range(h):
         m = mask[y]
         c = 0
@@ -385,7 +447,42 @@ def _majority(mask, fg, n, padded, total, rows):
         last = _u(n - 1)
         for x in range(w):
             i = _u(x)
-            f[i] = FOREGROUND if total[i] + padded[last + i] > half else 0
+            f[i] = FOREGROUND if total[i] + padded[last + i] > more else 0
+
+
+@njit(cache=True, nogil=True)
+def _blink_levels(mask, last, guard, levels, high, threshold, primed):
+    """Update the blink levels with *mask*; high = 255 where a level exceeds *threshold*.
+
+    A pixel blinks (b = 1) when its foreground differs from *last* (the last
+    mask's, 0/1, then replaced by this one's) and *guard* (0/255) is
+    background there; ``levels += (32767 b - levels) >> 6``.  Before the
+    first mask (*primed* 0) nothing blinks.
+    """
+    h, w = mask.shape
+    one = np.int32(BLINK_ONE)
+    for y in range(h):
+        m, l, g, v, o = mask[y], last[y], guard[y], levels[y], high[y]
+        for x in range(w):
+            i = _u(x)
+            f = np.int32(_is_fg(m[i]))
+            b = (f ^ np.int32(l[i])) & (np.int32(g[i] == 0)) & np.int32(primed)
+            level = np.int32(v[i])
+            level = level + (((b * one) - level) >> BLINK_SHIFT)
+            v[i] = np.uint16(level)
+            o[i] = FOREGROUND if level > threshold else 0
+            l[i] = np.uint8(f)
+
+
+@njit(cache=True, nogil=True)
+def _choose(near, alt, fg):
+    """fg = alt where near (255), else fg: the blink window's majority near blinking pixels."""
+    h, w = near.shape
+    for y in range(h):
+        n, a, f = near[y], alt[y], fg[y]
+        for x in range(w):
+            i = _u(x)
+            f[i] = a[i] if n[i] != 0 else f[i]
 
 
 @njit(cache=True, nogil=True)

@@ -162,6 +162,7 @@ class FrameStep:
     def reset(self) -> None:
         """Start a new model with the next frame (its result says ``reset``)."""
         self.masker.reset()
+        self.postprocessor.reset()
         self._reset_pending = True
 
     def __call__(self, index: int, frame: np.ndarray) -> FrameResult:
@@ -184,6 +185,7 @@ class FrameStep:
         except FrameSizeError as changed:
             logger.warning("frame %d: %s: resetting the model", index, changed.change)
             self.masker.reset()
+            self.postprocessor.reset()
             reset = True
             raw = self.masker.apply(frame)
         t1 = time.perf_counter()
