@@ -554,7 +554,7 @@ class ScanConfig:
         scan (no clip, thumbnail or row; counted); 0 keeps every event.
     """
 
-    threshold: float = 0.00125
+    threshold: float = 0.001
     min_area: int = 0
     min_event_length: Duration = Duration(seconds=0.1)
     pre_roll: Duration = Duration(seconds=1.5)
@@ -562,7 +562,7 @@ class ScanConfig:
     flicker: float = 0.06
     flicker_window: Duration = Duration(seconds=1.5)
     speck: float = 0.001
-    speck_share: float = 0.0025
+    speck_share: float = 0.005
     speck_window: Duration = Duration(seconds=10.0)
     downscale: int = 0
     frame_skip: int = 0

@@ -839,6 +839,7 @@ class NaiveBlinkGate:
             v = int(self.levels[y, x])
             self.levels[y, x] = v + ((b * 32767 - v) >> self.shift)
         near = self.window_count(self.levels > self.threshold, 2 * self.spread + 1) > 0
+        self.near = near
         if self.median_size > 1:
             base = self.window_count(fg, self.median_size) > self.median_size ** 2 // 2
         else:

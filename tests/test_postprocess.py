@@ -502,6 +502,7 @@ def test_blink_gate_matches_the_plain_reference(seed, median_size, blink_size, l
         fg = naive_fill_holes(fg)
         gate.remember(fg)
         assert np.array_equal(post.apply(mask), expected_output(mask, fg))
+        assert np.array_equal(post.blinking, np.where(gate.near, 255, 0))
         widened += int(np.any(gate.levels > gate.threshold))
     assert widened > 10  # the larger window did apply
 
@@ -538,4 +539,6 @@ def test_blink_gate_follows_one_video_and_reset_forgets_it():
     assert (np.count_nonzero(outputs[-1][:, :18] == 255)
             < np.count_nonzero(plain[-1][:, :18] == 255))
     post.reset()  # a new video
+    assert post.blinking is None
     assert np.array_equal(post.apply(masks[-1]), plain[-1])
+    assert only(**steps).blinking is None  # no gate

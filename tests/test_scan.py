@@ -225,6 +225,28 @@ def test_places_that_keep_leaving_specks_stop_counting_and_a_passing_blob_does_n
     assert (grid.speckless(dots) == 0).all()
 
 
+def test_places_where_the_blink_gate_applied_count_as_specks():
+    """The post-processing's blink gate removes most of a waving background's specks;
+    where it took its larger window (``FrameResult.blinking``) counts as specks, so the
+    place stays unscored though the mask there is empty, and the rest does not."""
+    from bgsub.scan.detector import EventRules
+    from bgsub.scan.scanner import MotionScorer
+
+    scorer = MotionScorer("x", EventRules(0.01), fps=30.0, speck=0.002, speck_share=0.05,
+                          speck_frames=30.0)
+    mask = np.zeros((60, 80), np.uint8)
+    blinking = np.zeros((60, 80), np.uint8)
+    for t in range(30):
+        blinking[:] = 0
+        if t % 3 == 0:  # the tree's crown blinks, one frame in three
+            blinking[5:20, 5:25] = 255
+        free = scorer.speckless(mask, blinking)
+        without = MotionScorer("x", EventRules(0.01), fps=30.0, speck=0.002, speck_share=0.05,
+                               speck_frames=30.0).speckless(mask)
+    assert (free[5:20, 5:25] == 0).all() and free[3, 3] == 0  # and 2 pixels around
+    assert (free[25:] == 255).all() and (without == 255).all()
+
+
 def test_a_camera_s_next_recording_carries_on_with_the_same_model(tmp_path):
     spec = EventSpec(frames=150, crossings=((50, 69), (60, 110)))
     paths = {}

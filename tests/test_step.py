@@ -78,12 +78,19 @@ def test_a_step_with_other_outputs_carries_on_with_the_same_model():
     alone = FrameStep(threads=1)
     alone(0, first)
     assert np.array_equal(alone(1, second).mask, result.mask)  # the model carried on
+    # and the post-processing: its blink gate remembers the masks so far
+    assert raw.postprocessor is step.postprocessor
+    assert result.blinking is None
+    kept = raw.with_outputs(blinking=True)(2, first)
+    assert kept.blinking is not None and kept.blinking.shape == kept.mask.shape
+    assert kept.blinking is not step.postprocessor.blinking  # a copy the consumer keeps
 
 
 def test_reset_is_reported_by_the_next_result():
     step = FrameStep(threads=1)
     step(0, frames(1)[0])
     step.reset()
+    assert step.postprocessor.blinking is None  # the post-processing starts afresh too
     result = step(1, frames(1)[0])
     assert result.reset and step.masker.frames_learned == 1
 

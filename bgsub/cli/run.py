@@ -458,6 +458,7 @@ def _build(source, outputs: dict[str, Path], n: int, args, config, draw, threads
         step = FrameStep.from_config(
             config, masker=masker, keep_raw="raw_mask" in needs,
             background="background" in needs, probability="probability" in needs,
+            blinking="blinking" in needs,
             other_shape=lambda shape: CheckpointError(
                 f"--load-model {load}: the model was saved for {_describe(saved)} frames; "
                 f"{source.info.name} gives {_describe(shape)} frames"))

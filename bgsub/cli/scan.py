@@ -390,8 +390,8 @@ def _scan(args: argparse.Namespace, stop) -> int:
         _probe(file)
     progress = _RunProgress(todo, args.quiet)
     # --continuous: one model for every file, in order
-    step = FrameStep.from_config(config, threads=threads, keep_raw=config.scan.flicker > 0) \
-        if args.continuous else None
+    step = FrameStep.from_config(config, threads=threads, keep_raw=config.scan.flicker > 0,
+                                 blinking=config.scan.speck > 0) if args.continuous else None
     plan = _Plan(config, options, settings, args.scan_only, stop, progress, step=step,
                  inputs={f.path.resolve() for f in files})
     began = time.perf_counter()

@@ -145,8 +145,11 @@ class LiveEvents:
 
     @property
     def needs(self) -> frozenset[str]:
-        """The raw mask, where flicker is judged (as the scan does)."""
-        return frozenset({"raw_mask"}) if self._config.scan.flicker > 0 else frozenset()
+        """The raw mask, where flicker is judged, and where the blink gate applied, which
+        counts as specks (as the scan does)."""
+        scan = self._config.scan
+        return frozenset(({"raw_mask"} if scan.flicker > 0 else set())
+                         | ({"blinking"} if scan.speck > 0 else set()))
 
     def write(self, result: FrameResult) -> None:
         now = time.time()

@@ -102,6 +102,13 @@ class Postprocessor:
     **params
         Overrides of single fields, e.g. ``Postprocessor(min_blob_area=20)``.
 
+    Notes
+    -----
+    With the blink gate on (``blink_size`` > 1, the default), masks are taken
+    as the frames of one video, in order: the result of a mask depends on the
+    masks before it.  Use one post-processor per source, and :meth:`reset`
+    between videos.
+
     Examples
     --------
     >>> import numpy as np
@@ -167,6 +174,15 @@ class Postprocessor:
             self._high = np.zeros((h, w), np.uint8)
             self._near = np.zeros((h, w), np.uint8)
             self._primed = 0
+
+    @property
+    def blinking(self) -> np.ndarray | None:
+        """uint8 (H, W): 255 where the last mask took the ``blink_size`` window (the
+        places where the mask blinks), else 0.  None with the gate off or before a mask.
+        The post-processor's own buffer: the next mask overwrites it."""
+        if not self._blink or self._size is None or not self._primed:
+            return None
+        return self._near
 
     def reset(self) -> None:
         """Forget the masks seen so far (the blink gate's state): the next mask starts a new

@@ -56,6 +56,10 @@ class FrameResult:
         The background image (uint8, the frame's shape) and the soft
         foreground probability (float32 (H, W)), when the step was asked for
         them.
+    blinking : ndarray or None
+        uint8 (H, W): 255 where the post-processing's blink gate took its
+        larger window (where the mask blinks: a waving tree, water), when the
+        step was asked for it and the gate is on.
     annotated : ndarray or None
         The frame drawn with its mask (BGR), once a consumer has drawn it
         (see :func:`bgsub.io.display.annotated`): drawn once, shared by all.
@@ -72,6 +76,7 @@ class FrameResult:
     background: np.ndarray | None = None
     probability: np.ndarray | None = None
     annotated: np.ndarray | None = None
+    blinking: np.ndarray | None = None
 
 
 class FrameStep:
@@ -90,6 +95,9 @@ class FrameStep:
     background, probability : bool
         Compute the background image and the soft foreground probability of
         every frame (they cost time per frame: only on request).
+    blinking : bool
+        Keep where the post-processing's blink gate applied in
+        ``FrameResult.blinking``.
     masker : MixtureMasker, optional
         The masker to use (a loaded model, say) instead of a new one.
     fps : float, optional
@@ -119,7 +127,8 @@ class FrameStep:
     def __init__(self, model: ModelConfig | None = None,
                  postprocess: PostprocessConfig | None = None, *, threads: int | None = None,
                  keep_raw: bool = False, background: bool = False,
-                 probability: bool = False, masker: MixtureMasker | None = None,
+                 probability: bool = False, blinking: bool = False,
+                 masker: MixtureMasker | None = None,
                  fps: float | None = None,
                  other_shape: Callable[[tuple[int, ...]], Exception] | None = None) -> None:
         #: the masker (*masker* when given, a loaded model say; else a new one of *model*,
@@ -130,6 +139,7 @@ class FrameStep:
         self.keep_raw = keep_raw
         self.background = background
         self.probability = probability
+        self.blinking = blinking
         #: seconds spent masking and post-processing, over every frame so far
         self.seconds = {"mask": 0.0, "postprocess": 0.0}
         self._reset_pending = False
@@ -148,16 +158,22 @@ class FrameStep:
         return cls(config.model, config.postprocess, **options)
 
     def with_outputs(self, *, keep_raw: bool | None = None, background: bool | None = None,
-                     probability: bool | None = None) -> "FrameStep":
+                     probability: bool | None = None,
+                     blinking: bool | None = None) -> "FrameStep":
         """A step on the same model (this masker, the same post-processing) that keeps other
-        results: each of *keep_raw*, *background*, *probability* given replaces this one's.
+        results: each of *keep_raw*, *background*, *probability*, *blinking* given replaces
+        this one's.
 
-        The masks are those this step would give: the model carries on.
+        The masks are those this step would give: the model and the post-processing
+        (its blink gate remembers the last masks) carry on.
         """
-        return FrameStep(postprocess=self.postprocessor.config, masker=self.masker,
+        step = FrameStep(postprocess=self.postprocessor.config, masker=self.masker,
                          keep_raw=self.keep_raw if keep_raw is None else keep_raw,
                          background=self.background if background is None else background,
-                         probability=self.probability if probability is None else probability)
+                         probability=self.probability if probability is None else probability,
+                         blinking=self.blinking if blinking is None else blinking)
+        step.postprocessor = self.postprocessor
+        return step
 
     def reset(self) -> None:
         """Start a new model with the next frame (its result says ``reset``)."""
@@ -202,4 +218,9 @@ class FrameStep:
             index, frame, mask, raw if self.keep_raw else None, foreground_fraction(mask),
             masker.log_likelihood, masker.recovering, reset,
             masker.background_image() if self.background else None,
-            masker.foreground_probability() if self.probability else None)
+            masker.foreground_probability() if self.probability else None,
+            blinking=self._blinking() if self.blinking else None)
+
+    def _blinking(self) -> np.ndarray | None:
+        near = self.postprocessor.blinking if self.postprocessor.active else None
+        return None if near is None else near.copy()

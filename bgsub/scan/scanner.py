@@ -429,7 +429,7 @@ class MotionScorer:
                  on_event: EventCallback | None = None, keep_scores: bool = False,
                  flicker: float = 0.0, flicker_frames: float = 45.0,
                  keep_events: bool = True, probe: Probe | None = None,
-                 min_confidence: float = 0.0, speck: float = 0.0, speck_share: float = 0.0025,
+                 min_confidence: float = 0.0, speck: float = 0.0, speck_share: float = 0.005,
                  speck_frames: float = 300.0) -> None:
         self.path = path
         self.speck = speck
@@ -496,7 +496,8 @@ class MotionScorer:
         cv2.accumulateWeighted(changed, self._changes, self.flicker_rate)
         return cv2.compare(self._changes, self.flicker * 255.0, cv2.CMP_LE)
 
-    def speckless(self, mask: np.ndarray) -> np.ndarray | None:
+    def speckless(self, mask: np.ndarray, blinking: np.ndarray | None = None
+                  ) -> np.ndarray | None:
         """Learn where a (post-processed) mask has specks; 255 where there are few.
 
         A tree's crown in the wind, water and the model's noise leave small
@@ -507,7 +508,10 @@ class MotionScorer:
         recent frames, a running average over ``speck_frames``), the pixels,
         and those within :data:`SPECK_MARGIN` pixels, are not scored, still or
         not.  A person, a car, a bag left behind is one large blob: the
-        places they pass or stay are not specks.  None when off.
+        places they pass or stay are not specks.  *blinking* (uint8, 255), where
+        the post-processing's blink gate took its larger window, counts as
+        specks too: the gate removes most of the specks a waving background
+        leaves, and those places are where it left them.  None when off.
         """
         if self.speck <= 0:
             return None
@@ -526,6 +530,8 @@ class MotionScorer:
             x, y, w, h = stats[blob, :4]
             box = specks[y:y + h, x:x + w]
             box[labels[y:y + h, x:x + w] == blob] = 0
+        if blinking is not None:
+            cv2.bitwise_or(specks, blinking, dst=specks)
         if self._specks is None:
             self._specks = np.zeros(mask.shape, np.float32)  # the share of specks, x 255
         cv2.accumulateWeighted(specks, self._specks, self.speck_rate)
@@ -556,7 +562,7 @@ class MotionScorer:
 
     def write(self, result: FrameResult) -> None:
         steady = self.steady(result.raw_mask if result.raw_mask is not None else result.mask)
-        speckless = self.speckless(result.mask)
+        speckless = self.speckless(result.mask, result.blinking)
         if steady is None:
             steady = speckless
         elif speckless is not None:
@@ -735,11 +741,15 @@ def scan_file(path: str | Path, config: Config | str | Path | None = None,
                             scores=options.scores, min_confidence=scan.min_confidence)
         # the model counts its absorption time in the frames it sees
         flicker = scan.flicker > 0  # judged on the raw masks
+        speck = scan.speck > 0  # also where the blink gate applied
         if step is None:
             step = FrameStep.from_config(config, threads=options.threads,
-                                         fps=fps / source.step, keep_raw=flicker)
-        elif flicker and not step.keep_raw:
-            step = step.with_outputs(keep_raw=True)  # the same model, carried on
+                                         fps=fps / source.step, keep_raw=flicker,
+                                         blinking=speck)
+        elif (flicker and not step.keep_raw) or (speck and not step.blinking):
+            # the same model and post-processing, carried on
+            step = step.with_outputs(keep_raw=step.keep_raw or flicker,
+                                     blinking=step.blinking or speck)
         scorer.probe = step.masker.foreground_probability_at  # the events' confidence
         reader = NumberedReader(FrameReader(source, config.source.queue_size), source)
     except BaseException:
