@@ -796,7 +796,12 @@ def weather_gate(scorer: MotionScorer, scene: SceneDetector, share: float,
     """While *scene* sees rain or snow, *scorer*'s frames (of *size*, width and height)
     have motion only with a blob of *share* of the watched pixels (``scan.weather_blob``;
     0: no gate) that has lasted :data:`WEATHER_PERSISTENCE` seconds: in each of the
-    frames scored in that time a blob that large overlapped the previous frame's."""
+    frames scored in that time a blob that large overlapped the previous frame's.
+
+    Whatever *share*, the scorer's flicker check and speck map hold what they have
+    learned while *scene* sees weather: rain makes every pixel blink and leave specks,
+    and learning that would leave nothing scored."""
+    scorer.hold_flicker = lambda: scene.seeing("weather")
     if share <= 0:
         return
     area = share * (scorer.watched_pixels or size[0] * size[1])
@@ -826,7 +831,6 @@ def weather_gate(scorer: MotionScorer, scene: SceneDetector, share: float,
         return score if state["run"] >= need else FrameScore(0.0)
 
     scorer.gate = gate
-    scorer.hold_flicker = lambda: scene.seeing("weather")
 
 
 def _scene_events(detector: SceneDetector | None, first: int, last: int) -> list[SceneEvent]:
