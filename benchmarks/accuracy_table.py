@@ -1,6 +1,7 @@
 """The accuracy table of docs/accuracy.md: ``bgsub eval`` on the five CDnet sequences beside OpenCV.
 
-    python benchmarks/accuracy_table.py [DATA_DIR] [--write-docs] [bgsub eval options ...]
+    python benchmarks/accuracy_table.py [DATA_DIR] [--write-docs] [--anchors FILE]
+                                        [bgsub eval options ...]
 
 runs ``bgsub eval DATA_DIR/{highway,pedestrians,office,busStation,fall} --compare
 raw,mog2,knn,mog`` (plus any other options: ``--set section.key=value``...)
@@ -11,6 +12,8 @@ DATA_DIR defaults to ``../shared/data`` beside the checkout, or
 file only fixes the comparison and the layout.  The MOG column needs
 opencv-contrib (``cv2.bgsegm``); without it bgsub skips MOG with a note.
 
+``--anchors FILE`` adds BGSLibrary's SuBSENSE and PAWCS from the counts that
+``benchmarks/anchors_cdnet.py`` wrote (it runs in an environment of its own).
 ``--write-docs`` also puts the table into ``docs/accuracy.md`` (between its
 ``table:accuracy`` markers); it takes the shipped configuration only, so it
 refuses other bgsub eval options.
@@ -28,13 +31,27 @@ from pathlib import Path
 
 from bgsub.cli import main as bgsub
 from doctables import write_table
-from bgsub.eval.cdnet import METRICS
+from bgsub.eval.cdnet import METRICS, Confusion, mean_metrics
 
 SEQUENCES = ("highway", "pedestrians", "office", "busStation", "fall")
 DEFAULT_DATA = Path(os.environ.get(
     "BGSUB_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 NAMES = {"bgsub": "bgsub", "raw": "bgsub, raw mask", "mog2": "OpenCV MOG2",
          "knn": "OpenCV KNN", "mog": "OpenCV MOG (bgsegm)"}
+
+
+def add_anchors(data: dict, path: Path) -> None:
+    """Put the counts of ``anchors_cdnet.py``'s file beside each sequence's results, and
+    their means (over the same sequences) beside the mean."""
+    anchors = json.loads(path.read_text())["results"]
+    for method, by_sequence in anchors.items():
+        label = f"BGSLibrary {method}"
+        confusions = []
+        for seq in data["sequences"]:
+            c = Confusion(*(by_sequence[seq["name"]][k] for k in ("tp", "fp", "fn", "tn")))
+            seq["results"][label] = c.metrics()
+            confusions.append(c)
+        data["mean"][label] = mean_metrics(confusions)
 
 
 def table(data: dict) -> str:
@@ -56,6 +73,10 @@ def main(argv: list[str]) -> int:
         data_dir, argv = Path(argv[0]), argv[1:]
     write_docs = "--write-docs" in argv
     argv = [a for a in argv if a != "--write-docs"]
+    anchors = None
+    if "--anchors" in argv:
+        at = argv.index("--anchors")
+        anchors, argv = Path(argv[at + 1]), argv[:at] + argv[at + 2:]
     if write_docs and argv:
         print("accuracy_table.py: --write-docs takes the shipped configuration only; got "
               + " ".join(argv), file=sys.stderr)
@@ -68,7 +89,10 @@ def main(argv: list[str]) -> int:
                           "raw,mog2,knn,mog", "--json", str(out), "--quiet", *argv])
         if code != 0:
             return code
-        markdown = table(json.loads(out.read_text()))
+        data = json.loads(out.read_text())
+        if anchors is not None:
+            add_anchors(data, anchors)
+        markdown = table(data)
         print(markdown)
         if write_docs:
             print(f"wrote {write_table('accuracy.md', 'accuracy', markdown)}", file=sys.stderr)

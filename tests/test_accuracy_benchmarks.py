@@ -94,3 +94,26 @@ def test_the_page_holds_each_table_in_its_scripts_shape(benchmarks):
               "dvr_scan": prf(cells[3]), "dvr_scan_defaults": {"f": float(cells[4])},
               "bgsub": prf(cells[5]), "bgsub_l1": {"f": float(cells[6])}}
     assert bench_scan.quality_row(cells[0].strip(), result) == row
+
+
+def test_the_anchors_counts_become_rows_beside_bgsub(benchmarks, tmp_path):
+    import json
+
+    import accuracy_table
+
+    from bgsub.eval.cdnet import Confusion
+
+    counts = {"highway": (90, 10, 10, 890), "fall": (60, 40, 20, 880)}
+    path = tmp_path / "anchors.json"
+    path.write_text(json.dumps({"results": {"SuBSENSE": {
+        name: dict(zip(("tp", "fp", "fn", "tn"), c)) for name, c in counts.items()}}}))
+    bgsub_row = {key: 0.5 for key, _ in accuracy_table.METRICS}
+    data = {"sequences": [{"name": name, "results": {"bgsub": dict(bgsub_row)}}
+                          for name in counts], "mean": {"bgsub": dict(bgsub_row)}}
+    accuracy_table.add_anchors(data, path)
+    lines = accuracy_table.table(data).splitlines()
+    f = {name: Confusion(*c).f_measure for name, c in counts.items()}
+    assert f"| highway | BGSLibrary SuBSENSE |" in lines[3] and lines[3].endswith(
+        f"| {f['highway']:.4f} |")
+    assert lines[-1].startswith("| mean | BGSLibrary SuBSENSE |") and lines[-1].endswith(
+        f"| {(f['highway'] + f['fall']) / 2:.4f} |")

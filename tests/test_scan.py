@@ -225,26 +225,32 @@ def test_places_that_keep_leaving_specks_stop_counting_and_a_passing_blob_does_n
     assert (grid.speckless(dots) == 0).all()
 
 
-def test_places_where_the_blink_gate_applied_count_as_specks():
+def test_places_where_the_blink_gate_keeps_applying_are_not_scored():
     """The post-processing's blink gate removes most of a waving background's specks;
-    where it took its larger window (``FrameResult.blinking``) counts as specks, so the
-    place stays unscored though the mask there is empty, and the rest does not."""
+    where it took its larger window (``FrameResult.blinking``) in more than
+    ``BLINK_SHARE`` of the recent frames is not scored, though the mask there is
+    empty; where it applied now and then (the first seconds of rain) still is."""
     from bgsub.scan.detector import EventRules
-    from bgsub.scan.scanner import MotionScorer
+    from bgsub.scan.scanner import BLINK_SHARE, MotionScorer
 
-    scorer = MotionScorer("x", EventRules(0.01), fps=30.0, speck=0.002, speck_share=0.05,
-                          speck_frames=30.0)
+    def scorer():
+        return MotionScorer("x", EventRules(0.01), fps=30.0, speck=0.002, speck_share=0.05,
+                            speck_frames=30.0)
+
+    crown, rain = scorer(), scorer()
     mask = np.zeros((60, 80), np.uint8)
     blinking = np.zeros((60, 80), np.uint8)
-    for t in range(30):
+    for t in range(90):
         blinking[:] = 0
-        if t % 3 == 0:  # the tree's crown blinks, one frame in three
+        if t % 2 == 0:  # the tree's crown, every other frame
             blinking[5:20, 5:25] = 255
-        free = scorer.speckless(mask, blinking)
-        without = MotionScorer("x", EventRules(0.01), fps=30.0, speck=0.002, speck_share=0.05,
-                               speck_frames=30.0).speckless(mask)
+        free = crown.speckless(mask, blinking)
+        blinking[:] = 255 if t % 10 == 0 else 0  # now and then, everywhere
+        wet = rain.speckless(mask, blinking)
+    assert BLINK_SHARE < 0.5
     assert (free[5:20, 5:25] == 0).all() and free[3, 3] == 0  # and 2 pixels around
-    assert (free[25:] == 255).all() and (without == 255).all()
+    assert (free[25:] == 255).all() and (wet == 255).all()
+    assert (scorer().speckless(mask) == 255).all()  # no gate: nothing from it
 
 
 def test_a_camera_s_next_recording_carries_on_with_the_same_model(tmp_path):

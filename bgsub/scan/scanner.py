@@ -369,6 +369,9 @@ PROBE_PIXELS = 256
 #: pixels within this many of a place with specks are not scored either (a speck's
 #: neighbours blink as well, less often)
 SPECK_MARGIN = 2
+#: places where the post-processing's blink gate applied in more than this share of
+#: the recent frames (the speck map's running average) are not scored either
+BLINK_SHARE = 0.2
 _SPECK_SQUARE = np.ones((2 * SPECK_MARGIN + 1, 2 * SPECK_MARGIN + 1), np.uint8)
 
 
@@ -436,6 +439,7 @@ class MotionScorer:
         self.speck_share = speck_share
         self.speck_rate = min(1.0, 1.0 / max(1.0, speck_frames))
         self._specks: np.ndarray | None = None  # float32 running share of specks, x 255
+        self._blinks: np.ndarray | None = None  # the same of the blink gate's places
         self.probe = probe
         self.min_confidence = min_confidence
         self.unconfident = 0
@@ -508,10 +512,13 @@ class MotionScorer:
         recent frames, a running average over ``speck_frames``), the pixels,
         and those within :data:`SPECK_MARGIN` pixels, are not scored, still or
         not.  A person, a car, a bag left behind is one large blob: the
-        places they pass or stay are not specks.  *blinking* (uint8, 255), where
-        the post-processing's blink gate took its larger window, counts as
-        specks too: the gate removes most of the specks a waving background
-        leaves, and those places are where it left them.  None when off.
+        places they pass or stay are not specks.  *blinking* (uint8, 255) is
+        where the post-processing's blink gate took its larger window: the gate
+        removes most of the specks a waving background leaves, so where it
+        applied in more than :data:`BLINK_SHARE` of the recent frames (the same
+        running average) is not scored either.  A share that high keeps the
+        first seconds of rain, which blink everywhere until the scene detector
+        sees the weather and the map is held, out of it.  None when off.
         """
         if self.speck <= 0:
             return None
@@ -530,17 +537,22 @@ class MotionScorer:
             x, y, w, h = stats[blob, :4]
             box = specks[y:y + h, x:x + w]
             box[labels[y:y + h, x:x + w] == blob] = 0
-        if blinking is not None:
-            cv2.bitwise_or(specks, blinking, dst=specks)
         if self._specks is None:
             self._specks = np.zeros(mask.shape, np.float32)  # the share of specks, x 255
         cv2.accumulateWeighted(specks, self._specks, self.speck_rate)
+        if blinking is not None:
+            if self._blinks is None:
+                self._blinks = np.zeros(mask.shape, np.float32)
+            cv2.accumulateWeighted(blinking, self._blinks, self.speck_rate)
         return self._speckless()
 
     def _speckless(self) -> np.ndarray:
-        # 255 where the share is low and low all round (an erosion of those: the
+        # 255 where the shares are low and low all round (an erosion of those: the
         # margin around the places with specks)
         free = cv2.compare(self._specks, self.speck_share * 255.0, cv2.CMP_LE)
+        if self._blinks is not None:
+            calm = cv2.compare(self._blinks, BLINK_SHARE * 255.0, cv2.CMP_LE)
+            cv2.bitwise_and(free, calm, dst=free)
         return cv2.erode(free, _SPECK_SQUARE, dst=free)
 
     def score(self, mask: np.ndarray, steady: np.ndarray | None = None
