@@ -196,13 +196,15 @@ def rain(data: Path, seed: int, learn: int = 200, only: str = "") -> str:
         for weather in ("none", "rain", "snow", "downpour"):
             shown = images if weather == "none" else tamper(
                 images, [Span("weather", weather, learn, learn + frames)], seed=seed)[0]
-            step = FrameStep(config.model, config.postprocess, keep_raw=True, fps=25)
+            # as bgsub scan runs: the raw masks and the blink gate's places kept, and
+            # the weather gate set up with weather_blob or 0 (off)
+            step = FrameStep(config.model, config.postprocess, keep_raw=True, blinking=True,
+                             fps=25)
             scene = SceneDetector(SceneRules(fps=25))
             scorers = {}
             for gated in ((True,) if weather == "none" else (False, True)):
                 scorers[gated] = scorer_for(name, config.scan, 25.0, (w, h), first=learn)
-                if gated:
-                    weather_gate(scorers[gated], scene, blob, (w, h))
+                weather_gate(scorers[gated], scene, blob if gated else 0.0, (w, h))
             for i, f in enumerate(shown):
                 result = step(i, f)
                 scene.write(result)

@@ -801,7 +801,7 @@ class NaiveBlinkGate:
     * b = 1 when the pixel's raw foreground differs from the last mask's, it is
       not guarded, and a mask came before; ``B += (32767 b - B) >> shift``;
     * near: some pixel in the square of radius ``spread`` has B above
-      ``int(level * 32767)``;
+      ``int(level * 32767)``; nowhere when more than ``most`` of the frame is near;
     * the pixel's foreground before the opening is the majority of its
       ``blink_size`` window where near, else of its ``median_size`` window
       (or its own value when the median is off); windows replicate the edge.
@@ -809,10 +809,11 @@ class NaiveBlinkGate:
     :meth:`step` gives that foreground; :meth:`remember` takes the output's.
     """
 
-    def __init__(self, shape, median_size, blink_size, level, guard=4, spread=2, shift=6):
+    def __init__(self, shape, median_size, blink_size, level, guard=4, spread=2, shift=6,
+                 most=0.8):
         self.median_size, self.blink_size = median_size, blink_size
         self.threshold = int(level * 32767)
-        self.guard, self.spread, self.shift = guard, spread, shift
+        self.guard, self.spread, self.shift, self.most = guard, spread, shift, most
         self.levels = np.zeros(shape, np.int64)
         self.last_raw = np.zeros(shape, bool)
         self.last_out = np.zeros(shape, bool)
@@ -839,6 +840,8 @@ class NaiveBlinkGate:
             v = int(self.levels[y, x])
             self.levels[y, x] = v + ((b * 32767 - v) >> self.shift)
         near = self.window_count(self.levels > self.threshold, 2 * self.spread + 1) > 0
+        if near.sum() > self.most * near.size:  # everywhere: rain, snow, no place
+            near = np.zeros_like(near)
         self.near = near
         if self.median_size > 1:
             base = self.window_count(fg, self.median_size) > self.median_size ** 2 // 2

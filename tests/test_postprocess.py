@@ -542,3 +542,26 @@ def test_blink_gate_follows_one_video_and_reset_forgets_it():
     assert post.blinking is None
     assert np.array_equal(post.apply(masks[-1]), plain[-1])
     assert only(**steps).blinking is None  # no gate
+
+
+def test_blink_gate_stands_down_when_the_whole_frame_blinks():
+    """Rain or snow blink everywhere: no place is a moving background, and the larger
+    window would erode every small object; past BLINK_MOST of the frame the gate does
+    nothing (the plain reference agrees)."""
+    from bgsub.model.postprocess import BLINK_MOST
+
+    rng = np.random.default_rng(3)
+    shape = (60, 80)
+    steps = {"median_size": 3, "open_size": 3}
+    post = only(blink_size=9, blink_level=0.05, **steps)
+    gate = NaiveBlinkGate(shape, 3, 9, 0.05, most=BLINK_MOST)
+    for t in range(40):
+        mask = np.where(rng.random(shape) < 0.3, 255, 0).astype(np.uint8)  # streaks
+        mask[20:32, 30:38] = 255  # a small object, in the rain
+        out = post.apply(mask)
+        fg = naive_opening(gate.step(mask), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+        gate.remember(fg)
+        assert np.array_equal(out, expected_output(mask, fg))
+    assert not gate.near.any() and not post.blinking.any()
+    assert np.array_equal(out, only(**steps).apply(mask))
+    assert np.count_nonzero(gate.levels > gate.threshold) > BLINK_MOST * gate.levels.size / 2

@@ -48,8 +48,10 @@ foreground of the last *output* lies within ``BLINK_GUARD`` pixels (a square
 window): the edges of the objects the post-processing kept do not count.  A
 pixel within ``BLINK_SPREAD`` pixels of one whose level exceeds
 ``blink_level`` takes the majority of the ``blink_size`` window instead of
-the ``median_size`` one.  Masks are taken as the frames of one video, in
-order: a :class:`Postprocessor` with the gate on remembers the last one
+the ``median_size`` one, unless more than ``BLINK_MOST`` of the frame would:
+a moving background is a place, where rain, snow or a shaking camera blink
+everywhere (and the larger window would erode every small object).  Masks are
+taken as the frames of one video, in order: a :class:`Postprocessor` with the gate on remembers the last one
 (:meth:`Postprocessor.reset` forgets it).
 
 The class keeps its buffers between frames (reallocated only when the frame
@@ -87,6 +89,9 @@ BLINK_SPREAD = 2
 BLINK_SHIFT = 6
 #: the blink level meaning 1
 BLINK_ONE = 32767
+#: when more than this share of the frame would take the larger window, none does:
+#: a moving background is a place (trees, water), rain and snow are everywhere
+BLINK_MOST = 0.8
 
 _SHAPES = {"ellipse": cv2.MORPH_ELLIPSE, "rect": cv2.MORPH_RECT, "cross": cv2.MORPH_CROSS}
 
@@ -241,9 +246,12 @@ class Postprocessor:
         else:
             _foreground(mask, fg)
         if self._blink:
-            _majority(mask, tmp, c.blink_size, c.blink_size ** 2 // 2, row.padded, row.total,
-                      row.rows)
-            _choose(self._near, tmp, fg)
+            if np.count_nonzero(self._near) > BLINK_MOST * h * w:
+                self._near.fill(0)  # rain or snow: everywhere, no place
+            else:
+                _majority(mask, tmp, c.blink_size, c.blink_size ** 2 // 2, row.padded,
+                          row.total, row.rows)
+                _choose(self._near, tmp, fg)
         if self._open is not None:
             # the erosion sees foreground beyond the edge (it is ignored), the
             # dilation background
