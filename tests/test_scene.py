@@ -370,8 +370,9 @@ def test_drops_near_the_lens_make_events_only_without_the_gate():
     spans = [(e.motion_start_frame, e.motion_end_frame) for e in events]
     assert len(spans) == 1 and spans[0][0] <= 310 and spans[0][1] >= 350, spans
     ungated, _ = _walk_in_the_rain(gate=False, strength="downpour", frames=600, start=160)
-    # the drops' burst on the still scene is an event of its own
-    assert any(e.motion_start_frame >= 440 for e in ungated), [
+    # without the gate the drops' burst on the still scene is motion (here the downpour's
+    # streaks are too: one event from its start to the end)
+    assert any(e.motion_start_frame <= 450 <= e.motion_end_frame for e in ungated), [
         (e.motion_start_frame, e.motion_end_frame) for e in ungated]
 
 
