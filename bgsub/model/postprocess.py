@@ -60,10 +60,11 @@ size changes) and builds its structuring elements once.
 Every step is a Numba kernel of this module, not OpenCV's: a mask is mostly
 empty rows, which decide their output rows without any pixel work, and the
 rest runs in vectorised loops along rows.  On one core the shipped steps
-take 0.56 ms at 640x480 and 4.1 ms at 1920x1080 (``python
-benchmarks/bench_postprocess.py``), where OpenCV's filters took 0.87 and 4.9
-ms on two; and they leave OpenCV's thread pool alone, whose idle workers
-spin on the core that the pipeline's reader and writer threads need.
+take 1.3-2.0 ms at 640x480 and 9.0-9.3 ms at 1920x1080, 0.6-0.8 and 3.7-4.1
+ms without the blink gate (``python benchmarks/bench_postprocess.py``), where
+OpenCV's filters took 0.87 and 4.9 ms on two for the steps without it; and
+they leave OpenCV's thread pool alone, whose idle workers spin on the core
+that the pipeline's reader and writer threads need.
 """
 
 from __future__ import annotations
