@@ -300,9 +300,9 @@ class PostprocessConfig:
     """Clean-up of the foreground mask, applied in this order (each step optional).
 
     1. median filter (a larger one where the raw mask blinks), 2. opening,
-    3. closing, 4. removal of small blobs, 5. hole filling.  The steps act on the foreground (255); shadow pixels
-    (127) stay 127 unless a step makes them foreground (see
-    :mod:`bgsub.model.postprocess`).
+    3. closing, 4. removal of small blobs, 5. hole filling.  The steps act on
+    the foreground (255); shadow pixels (127) stay 127 unless a step makes them
+    foreground (see :mod:`bgsub.model.postprocess`).
 
     The defaults were chosen on CDnet highway and four synthetic scenes
     (small and noisy, shaking, rippling water; ``benchmarks/``); see
@@ -372,8 +372,7 @@ class PostprocessConfig:
     def active(self) -> bool:
         """Whether any step is on (otherwise the mask passes through unchanged)."""
         return (self.median_size > 1 or self.blink_size > 1 or self.open_size > 1
-                or self.close_size > 1
-                or self.min_blob_area > 0 or self.fill_holes)
+                or self.close_size > 1 or self.min_blob_area > 0 or self.fill_holes)
 
 
 @dataclass(frozen=True)

@@ -51,8 +51,8 @@ pixel within ``BLINK_SPREAD`` pixels of one whose level exceeds
 the ``median_size`` one, unless more than ``BLINK_MOST`` of the frame would:
 a moving background is a place, where rain, snow or a shaking camera blink
 everywhere (and the larger window would erode every small object).  Masks are
-taken as the frames of one video, in order: a :class:`Postprocessor` with the gate on remembers the last one
-(:meth:`Postprocessor.reset` forgets it).
+taken as the frames of one video, in order: a :class:`Postprocessor` with the
+gate on remembers the last one (:meth:`Postprocessor.reset` forgets it).
 
 The class keeps its buffers between frames (reallocated only when the frame
 size changes) and builds its structuring elements once.
@@ -60,9 +60,10 @@ size changes) and builds its structuring elements once.
 Every step is a Numba kernel of this module, not OpenCV's: a mask is mostly
 empty rows, which decide their output rows without any pixel work, and the
 rest runs in vectorised loops along rows.  On one core the shipped steps
-take 1.3-2.0 ms at 640x480 and 9.0-9.3 ms at 1920x1080, 0.6-0.8 and 3.7-4.1
-ms without the blink gate (``python benchmarks/bench_postprocess.py``), where
-OpenCV's filters took 0.87 and 4.9 ms on two for the steps without it; and
+take 1.0 ms at 640x480 and 6.8-7.2 ms at 1920x1080 where nothing blinks,
+0.5-0.7 and 3.5-3.7 ms without the blink gate (``python
+benchmarks/bench_postprocess.py``), where OpenCV's filters took 0.87 and 4.9
+ms on two for the steps without it; and
 they leave OpenCV's thread pool alone, whose idle workers spin on the core
 that the pipeline's reader and writer threads need.
 """
@@ -236,18 +237,22 @@ class Postprocessor:
             # where the raw mask blinks away from the last output's objects
             _majority(self._last_out, self._guard, 2 * BLINK_GUARD + 1, 0, row.padded,
                       row.total, row.rows)
-            _blink_levels(mask, self._last_raw, self._guard, self._levels, self._high,
-                          self._blink_threshold, self._primed)
+            high = _blink_levels(mask, self._last_raw, self._guard, self._levels, self._high,
+                                 self._blink_threshold, self._primed)
             self._primed = 1
-            _majority(self._high, self._near, 2 * BLINK_SPREAD + 1, 0, row.padded, row.total,
-                      row.rows)
+            if high:
+                _majority(self._high, self._near, 2 * BLINK_SPREAD + 1, 0, row.padded,
+                          row.total, row.rows)
+            else:
+                self._near.fill(0)
         if c.median_size > 1:
             _majority(mask, fg, c.median_size, c.median_size ** 2 // 2, row.padded, row.total,
                       row.rows)
         else:
             _foreground(mask, fg)
-        if self._blink:
-            if np.count_nonzero(self._near) > BLINK_MOST * h * w:
+        if self._blink and high:
+            near = np.count_nonzero(self._near)
+            if near > BLINK_MOST * h * w:
                 self._near.fill(0)  # rain or snow: everywhere, no place
             else:
                 _majority(mask, tmp, c.blink_size, c.blink_size ** 2 // 2, row.padded,
@@ -478,6 +483,7 @@ def _majority(mask, fg, n, more, padded, total, rows):
 @njit(cache=True, nogil=True)
 def _blink_levels(mask, last, guard, levels, high, threshold, primed):
     """Update the blink levels with *mask*; high = 255 where a level exceeds *threshold*.
+    Returns the number of such pixels.
 
     A pixel blinks (b = 1) when its foreground differs from *last* (the last
     mask's, 0/1, then replaced by this one's) and *guard* (0/255) is
@@ -486,6 +492,7 @@ def _blink_levels(mask, last, guard, levels, high, threshold, primed):
     """
     h, w = mask.shape
     one = np.int32(BLINK_ONE)
+    count = 0
     for y in range(h):
         m, l, g, v, o = mask[y], last[y], guard[y], levels[y], high[y]
         for x in range(w):
@@ -495,8 +502,11 @@ def _blink_levels(mask, last, guard, levels, high, threshold, primed):
             level = np.int32(v[i])
             level = level + (((b * one) - level) >> BLINK_SHIFT)
             v[i] = np.uint16(level)
-            o[i] = FOREGROUND if level > threshold else 0
+            above = level > threshold
+            o[i] = FOREGROUND if above else 0
+            count += above
             l[i] = np.uint8(f)
+    return count
 
 
 @njit(cache=True, nogil=True)

@@ -222,5 +222,5 @@ class FrameStep:
             blinking=self._blinking() if self.blinking else None)
 
     def _blinking(self) -> np.ndarray | None:
-        near = self.postprocessor.blinking if self.postprocessor.active else None
+        near = self.postprocessor.blinking
         return None if near is None else near.copy()
