@@ -151,6 +151,34 @@ def events_recording(folder: Path, spec, name: str = "recording.mp4", **write) -
     return path
 
 
+def shared_video(factory: pytest.TempPathFactory, spec, suffix: str = ".avi") -> Path:
+    """A synthetic video of *spec* (a :class:`~bgsub.eval.synthetic.SceneSpec`), written
+    once per test run and shared by the tests and test processes that ask for it.
+
+    Rendering is most of what a long test video costs (a 640x480 frame's
+    noise alone takes 12 ms).  The file lives beside the test processes'
+    temporary folders; the first to ask writes it under a lock, the others
+    wait for it.  Callers read it and never change it.
+    """
+    import fcntl
+
+    from bgsub.eval.synthetic import write_video
+
+    base = factory.getbasetemp()
+    # with pytest-xdist each process has a folder of its own, in the run's folder
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shared-videos"
+    folder.mkdir(exist_ok=True)
+    name = "_".join(f"{v}" for v in dataclasses.astuple(spec)) + suffix
+    path = folder / name
+    with open(folder / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.exists():
+            partial = folder / f"partial-{os.getpid()}{suffix}"
+            assert write_video(str(partial), spec) == spec.frames
+            partial.rename(path)
+    return path
+
+
 def read_video(path) -> list[np.ndarray]:
     """Every frame of the video at *path*, decoded by OpenCV as a player would."""
     import cv2

@@ -262,9 +262,17 @@ class NaiveMixture:
 
     def _neighbour_pass(self, x, mask):
         """Neighbour match, grey shadows by texture, ghost cells; returns the cells (gh, gw)."""
+        cells = np.zeros(self.cells_shape, np.uint8)
+        self._orders = {}
+        try:
+            self._neighbour_pixels(x, mask, cells)
+        finally:
+            self._orders = None
+        return cells
+
+    def _neighbour_pixels(self, x, mask, cells):
         h, wd = self.h, self.wd
         n, c = x.shape
-        cells = np.zeros(self.cells_shape, np.uint8)
         for p in range(n):
             m = mask[p]
             if m == 0 and not self.release[p]:
@@ -286,7 +294,6 @@ class NaiveMixture:
                     self.textured += 1
             if self.flicker[p] >> 15:
                 cells[y // GHOST_CELL, xx // GHOST_CELL] = 1
-        return cells
 
     def _track_ghosts(self, x, mask, cells):
         """Blobs of cells whose outline is an edge of the background image, not of the frame."""
@@ -490,7 +497,18 @@ class NaiveMixture:
         return self.foreground_probability(frame).reshape(-1)[np.asarray(pixels, np.int64)]
 
     def _rank_order(self, p):
-        """Slots sorted by w/sigma (compared as w^2/sigma^2), descending; stable."""
+        """Slots sorted by w/sigma (compared as w^2/sigma^2), descending; stable.
+
+        During the neighbour pass, which changes no state, each pixel's order
+        is worked out once (``self._orders``)."""
+        cache = getattr(self, "_orders", None)
+        if cache is not None:
+            if p not in cache:
+                cache[p] = self._sorted_slots(p)
+            return cache[p]
+        return self._sorted_slots(p)
+
+    def _sorted_slots(self, p):
         keys = [self.w[j, p] * self.w[j, p] / self._rank_variance(j, p) for j in range(self.k)]
         return sorted(range(self.k), key=lambda j: -keys[j]), keys
 

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from bgsub.eval.synthetic import MjpegServer, SceneSpec, write_video
-from kit import bgsub, cli_env
+from kit import bgsub, cli_env, shared_video
 from kit import small_disk as kit_small_disk
 
 SPEC = SceneSpec(width=320, height=240, frames=200, seed=3)
@@ -150,9 +150,8 @@ def test_stats_on_a_full_device_is_one_line(mid, tmp_path):
 # -- 3. a second signal during the shutdown ----------------------------------------------
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_second_signal_never_costs_the_outputs(tmp_path, sig, code):
-    long = tmp_path / "long.avi"
-    write_video(str(long), SceneSpec(width=640, height=480, frames=600, seed=5))
+def test_a_second_signal_never_costs_the_outputs(tmp_path, tmp_path_factory, sig, code):
+    long = shared_video(tmp_path_factory, SceneSpec(width=640, height=480, frames=600, seed=5))
     # a long queue of frames to write when the first signal comes: the second one
     # comes while they are written
     proc = subprocess.Popen(

@@ -258,10 +258,14 @@ def test_a_stopped_cluster_scan_keeps_the_files_done_and_a_new_run_carries_on(
         signum, to_group, tmp_path):
     folder = tmp_path / "night"
     folder.mkdir()
-    write_events_video(str(folder / "00.mp4"), EventSpec(frames=1200, crossings=((100, 129),
-                                                                                 (700, 729))))
-    for i in range(1, 6):
-        shutil.copy(folder / "00.mp4", folder / f"{i:02d}.mp4")
+    # a short first file: once it is done, the signal comes while the second is half
+    # scanned and four more wait (files all alike could all be done before it lands)
+    write_events_video(str(folder / "00.mp4"), EventSpec(frames=300, crossings=((30, 59),
+                                                                                (200, 229))))
+    write_events_video(str(folder / "01.mp4"), EventSpec(frames=600, crossings=((100, 129),
+                                                                                (400, 429))))
+    for i in range(2, 6):
+        shutil.copy(folder / "01.mp4", folder / f"{i:02d}.mp4")
     out = tmp_path / "out"
     command = [sys.executable, "-m", "bgsub", "scan", str(folder), "--output-dir", str(out),
                "--workers", "2"]
