@@ -40,6 +40,26 @@ if sys.argv[2] == "1":  # and everything else that compiles on first use
         Postprocessor(min_blob_area=3, max_hole_area=5).apply(mask)
         annotate(np.zeros((40, 48, 3), np.uint8), mask)
     fit_mixtures(rng.integers(0, 256, (50, 6, 3), dtype=np.uint8), 2)
+    # the post-processing's blink gate, on a mask half of which blinks
+    post = Postprocessor()
+    for t in range(24):
+        mask = np.zeros((40, 48), np.uint8)
+        mask[:, :20] = rng.integers(0, 2, (40, 20), dtype=np.uint8) * 255
+        mask[10:20, 30:40] = 255
+        post.apply(mask)
+    # and what a run and a scan compile: the display's tint, the scan's scores and
+    # scene detectors (else each test process would compile them, several at once)
+    import contextlib, io, os, tempfile
+    from bgsub.cli import main
+    from bgsub.eval.synthetic import EventSpec, write_events_video
+    with tempfile.TemporaryDirectory() as folder:
+        video = os.path.join(folder, "warm.mp4")
+        write_events_video(video, EventSpec(frames=90, crossings=((20, 60),)))
+        with contextlib.redirect_stdout(io.StringIO()):  # the scan's event line
+            assert main(["scan", video, "--output-dir", os.path.join(folder, "scan"),
+                         "--quiet"]) == 0
+            assert main([video, "--no-display", "--quiet", "--output",
+                         os.path.join(folder, "run.mp4")]) == 0
 """
 
 
