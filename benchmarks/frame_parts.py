@@ -2,7 +2,7 @@
 the ghost test, the log-likelihood and the rest, on busy frames and on a still one.
 
     python benchmarks/frame_parts.py [--seq DIR] [--start N] [--frames N] [--rounds R]
-                                     [--size WxH] [--threads T]
+                                     [--size WxH] [--threads T] [--write-docs]
 
 Busy frames are N frames of a CDnet sequence from ``--start`` (default: highway
 600-659, cars in every frame, as ``bench_fps.py``), resized to ``--size``
@@ -16,7 +16,9 @@ busy frames in the same rounds, for scale.
 
 The parts are timed from Python around each of the backend's calls, so "rest"
 is what ``apply`` spends outside them (argument checks, the learning-rate
-schedule, handing the calls to the runner).
+schedule, handing the calls to the runner).  ``--write-docs`` puts the table,
+under its setup line, into ``docs/speed.md`` (between its ``table:parts``
+markers).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import collections
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -32,7 +35,7 @@ import numba
 
 from bgsub import MixtureMasker
 from bench_fps import DEFAULT_SEQ, load_frames
-from doctables import cpu_name
+from doctables import cpu_name, write_table
 
 NAMES = {"kernel": "frame kernel", "neighbour_pass": "neighbour pass",
          "ghosts": "ghost test (every 4th frame)", "cell_log_likelihood": "log-likelihood"}
@@ -66,6 +69,7 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--size", default="1920x1080")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--write-docs", action="store_true", help="put the table into docs/speed.md")
     args = ap.parse_args(argv)
     w, h = (int(v) for v in args.size.split("x"))
     source, what = load_frames(args.seq, args.start, args.frames)
@@ -79,10 +83,13 @@ def main(argv=None):
             masker.apply(f)
     for f in busy:
         mog2.apply(f)
+    if args.write_docs and "synthetic" in what:
+        ap.error(f"--write-docs needs the sequence's frames: {what}")
     threads = cases["busy"][0].threads
-    print(f"# {args.size} BGR, {what}; median of {args.rounds} rounds; {cpu_name()}, "
-          f"{numba.config.NUMBA_NUM_THREADS} CPUs; bgsub {threads} threads; OpenCV "
-          f"{cv2.__version__}, {cv2.getNumThreads()} threads")
+    setup = (f"{args.size} BGR, {what}; median of {args.rounds} rounds; {cpu_name()}, "
+             f"{numba.config.NUMBA_NUM_THREADS} CPUs; bgsub {threads} threads (defaults); "
+             f"OpenCV {cv2.__version__}, {cv2.getNumThreads()} threads")
+    print(f"# {setup}")
     rounds = {name: [] for name in cases}
     mog2_ms = []
     for _ in range(args.rounds):
@@ -101,11 +108,18 @@ def main(argv=None):
         for f in busy:
             mog2.apply(f)
         mog2_ms.append(1e3 * (time.perf_counter() - t) / len(busy))
+    lines = ["| ms a frame | busy frames | a still frame |", "|---|---|---|"]
     print(f"{'ms a frame':30s} {'busy':>8s} {'still':>8s}")
     for key in [*NAMES, "rest", "total"]:
         row = [statistics.median(r.get(key, 0.0) for r in rounds[name]) for name in cases]
         print(f"{NAMES.get(key, key):30s} {row[0]:8.3f} {row[1]:8.3f}")
-    print(f"{'MOG2 (busy frames)':30s} {statistics.median(mog2_ms):8.3f}")
+        lines.append(f"| {NAMES.get(key, key)} | {row[0]:.2f} | {row[1]:.2f} |")
+    mog2 = statistics.median(mog2_ms)
+    print(f"{'MOG2 (busy frames)':30s} {mog2:8.3f}")
+    lines.append(f"| MOG2, same rounds | {mog2:.2f} | |")
+    if args.write_docs:
+        table = f"Setup: {setup}.\n\n" + "\n".join(lines)
+        print(f"wrote {write_table('speed.md', 'parts', table)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

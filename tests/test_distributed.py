@@ -115,6 +115,39 @@ def test_workers_of_another_bgsub_are_refused(client, videos, monkeypatch):
     assert refused.result is None and "runs bgsub 0.0.0-other, the client 9.9.9" in refused.error
 
 
+class LosingClient:
+    """A client whose second worker dies while it is asked (Dask's ``run`` answers as
+    :meth:`distributed.Client.run` does: the error raised, or returned with
+    ``on_error="return"``)."""
+
+    def __init__(self, answer):
+        self.answer = answer
+
+    def scheduler_info(self):
+        return {"workers": {"tcp://10.0.0.1:1": {"host": "10.0.0.1", "nthreads": 1},
+                            "tcp://10.0.0.2:1": {"host": "10.0.0.2", "nthreads": 1}}}
+
+    def run(self, function, on_error="raise"):
+        from distributed.comm.core import CommClosedError
+
+        lost = CommClosedError("Address removed.")
+        if on_error == "raise":
+            raise lost
+        return {"tcp://10.0.0.1:1": self.answer, "tcp://10.0.0.2:1": lost}
+
+
+def test_a_worker_lost_while_the_scan_starts_is_no_error():
+    """A worker killed while the start-up asks the workers their version and cores: the
+    scan goes on with the others (Dask replaces the lost one), no internal error."""
+    from bgsub.scan.cluster import task_threads
+
+    assert check_versions(LosingClient(bgsub.__version__)) == ["tcp://10.0.0.1:1",
+                                                              "tcp://10.0.0.2:1"]
+    with pytest.raises(ClusterError, match="another bgsub"):
+        check_versions(LosingClient("0.0.0-other"))
+    assert task_threads(LosingClient(8)) == {"10.0.0.1": 8, "10.0.0.2": 1}
+
+
 def test_a_worker_killed_in_the_middle_of_a_task_has_it_run_again_elsewhere(client, videos,
                                                                             tmp_path):
     from distributed.diagnostics.plugin import WorkerPlugin

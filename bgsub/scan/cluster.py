@@ -428,11 +428,17 @@ def check_versions(client: Client) -> list[str]:
     workers = list(client.scheduler_info().get("workers", {}))
     if not workers:
         raise ClusterError("the cluster has no workers (start some: dask worker ADDRESS)")
-    try:
-        versions = client.run(_worker_version)
-    except ImportError as exc:
-        raise ClusterError(f"a worker cannot import bgsub ({exc}): install bgsub "
-                           f"{__version__} on every worker") from None
+    # a worker that dies while it is asked (a killed process, a lost machine) is
+    # Dask's to replace, not the scan's end: its answer is an OSError
+    # (CommClosedError), and the scan goes on with the others
+    versions = {w: v for w, v in client.run(_worker_version, on_error="return").items()
+                if not isinstance(v, OSError)}
+    for v in versions.values():
+        if isinstance(v, ImportError):
+            raise ClusterError(f"a worker cannot import bgsub ({v}): install bgsub "
+                               f"{__version__} on every worker") from None
+        if isinstance(v, BaseException):
+            raise v
     other = {w: v for w, v in versions.items() if v != __version__}
     if other:
         shown = ", ".join(f"{w} has {v}" for w, v in sorted(other.items())[:3])
@@ -445,7 +451,9 @@ def check_versions(client: Client) -> list[str]:
 def task_threads(client: Client) -> dict[str, int]:
     """Each worker host's masker threads per task: its cores over the tasks it runs at once."""
     info = client.scheduler_info().get("workers", {})
-    cores = client.run(os.cpu_count)
+    # a worker gone meanwhile answers with an error: its host counts one core
+    cores = {w: c for w, c in client.run(os.cpu_count, on_error="return").items()
+             if isinstance(c, int)}
     slots: dict[str, int] = {}
     cpus: dict[str, int] = {}
     for address, worker in info.items():
