@@ -313,9 +313,15 @@ def needs_warm_up() -> bool:
 
 def warm_up(config: PostprocessConfig) -> None:
     """Compile (or load from Numba's cache) the kernels :meth:`Postprocessor.apply` runs
-    with *config*, on a small empty mask (a compiling helper process's job, see
+    with *config*, on a few small masks with a blinking corner, so that the blink
+    gate's larger window runs too (a compiling helper process's job, see
     :func:`bgsub.model.kernels.build.warming`)."""
-    Postprocessor(config).apply(np.zeros((16, 16), np.uint8))
+    post = Postprocessor(config)
+    mask = np.zeros((48, 48), np.uint8)
+    board = np.indices((8, 8)).sum(0)
+    for t in range(12):
+        mask[:8, :8] = 255 * ((board + t) % 2)
+        post.apply(mask)
 
 
 #: about what :func:`warm_up` takes when nothing is cached, in seconds of one core
