@@ -125,11 +125,22 @@ def test_frames_after_an_interrupted_one_get_all_their_tiles():
         count_tiles(counts, t_start, t_stop)
 
     runner = TileRunner(2)
-    timer = threading.Timer(0.2, _thread.interrupt_main)
+    caught = threading.Event()
+
+    def interrupt():
+        # again every 0.2 s until one is caught: on a loaded machine one can land
+        # where Python cannot raise it (a finalizer), which only prints it
+        while not caught.wait(0.2):
+            _thread.interrupt_main()
+
+    timer = threading.Thread(target=interrupt)
     timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        for _ in range(1000):  # until the interrupt lands in a frame
-            runner.run(slow_helpers, (np.zeros(64, np.int64),), 64)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            for _ in range(1000):  # until the interrupt lands in a frame
+                runner.run(slow_helpers, (np.zeros(64, np.int64),), 64)
+    finally:
+        caught.set()
     timer.join()
     for _ in range(20):
         counts = np.zeros(64, np.int64)
