@@ -395,6 +395,37 @@ def test_ctrl_c_while_starting_is_quiet(mid, tmp_path):
         assert "Traceback" not in err and len(err.strip().splitlines()) <= 2, err
 
 
+NUMPY_WRAPPED = """
+import importlib.abc, sys
+from bgsub import cli
+from bgsub.cli.signals import Signalled
+
+
+class Interrupted(importlib.abc.MetaPathFinder):
+    # what NumPy does with a Ctrl-C that lands while its C extensions load
+    def find_spec(self, name, path, target=None):
+        if name == "cv2":
+            try:
+                raise Signalled(2)
+            except Signalled as exc:
+                raise ImportError("Importing the numpy C-extensions failed.") from exc
+
+
+sys.meta_path.insert(0, Interrupted())
+sys.argv = ["bgsub", "clip.mp4", "--no-display"]
+cli.entry()
+"""
+
+
+def test_ctrl_c_that_a_library_turns_into_an_import_error_is_quiet(tmp_path):
+    """A Ctrl-C while NumPy loads comes out of its import as an ImportError raised from
+    the interrupt: still 130 and nothing on stderr, not a traceback."""
+    proc = subprocess.run([sys.executable, "-c", NUMPY_WRAPPED], cwd=tmp_path, env=cli_env(),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr == ""
+
+
 SWALLOWED = """
 import os, signal, sys, weakref
 from bgsub import cli

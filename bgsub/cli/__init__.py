@@ -59,6 +59,18 @@ def _standard_streams() -> None:
                 os.close(null)
 
 
+def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
+    """The KeyboardInterrupt (a signal, see :mod:`bgsub.cli.signals`) that *exc* was
+    raised from, directly or further back in its chain; None when there is none."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line *argv* (default ``sys.argv[1:]``); return the exit status."""
     _standard_streams()
@@ -77,6 +89,13 @@ def main(argv: list[str] | None = None) -> int:
             return exc.exit_status
     except KeyboardInterrupt as exc:  # Ctrl-C while the libraries load
         return 128 + getattr(exc, "signum", signal.SIGINT)
+    except ImportError as exc:
+        # NumPy turns a Ctrl-C that lands while its C extensions load into "Importing
+        # the numpy C-extensions failed" (an ImportError from the KeyboardInterrupt)
+        interrupt = _interrupt_behind(exc)
+        if interrupt is None:
+            raise
+        return 128 + getattr(interrupt, "signum", signal.SIGINT)
     swallowed = take_swallowed()  # a Ctrl-C that landed in the imports
     if swallowed is not None:
         return 128 + swallowed
