@@ -116,16 +116,17 @@ def test_workers_of_another_bgsub_are_refused(client, videos, monkeypatch):
 
 
 class LosingClient:
-    """A client whose second worker dies while it is asked (Dask's ``run`` answers as
+    """A client whose last worker dies while it is asked (Dask's ``run`` answers as
     :meth:`distributed.Client.run` does: the error raised, or returned with
     ``on_error="return"``)."""
 
-    def __init__(self, answer):
+    def __init__(self, answer, workers=("tcp://10.0.0.1:1", "tcp://10.0.0.2:1")):
         self.answer = answer
+        self.workers = workers
 
     def scheduler_info(self):
-        return {"workers": {"tcp://10.0.0.1:1": {"host": "10.0.0.1", "nthreads": 1},
-                            "tcp://10.0.0.2:1": {"host": "10.0.0.2", "nthreads": 1}}}
+        return {"workers": {w: {"host": w.split("//")[1].split(":")[0], "nthreads": 1}
+                            for w in self.workers}}
 
     def run(self, function, on_error="raise"):
         from distributed.comm.core import CommClosedError
@@ -133,7 +134,7 @@ class LosingClient:
         lost = CommClosedError("Address removed.")
         if on_error == "raise":
             raise lost
-        return {"tcp://10.0.0.1:1": self.answer, "tcp://10.0.0.2:1": lost}
+        return {**{w: self.answer for w in self.workers[:-1]}, self.workers[-1]: lost}
 
 
 def test_a_worker_lost_while_the_scan_starts_is_no_error():
@@ -146,6 +147,9 @@ def test_a_worker_lost_while_the_scan_starts_is_no_error():
     with pytest.raises(ClusterError, match="another bgsub"):
         check_versions(LosingClient("0.0.0-other"))
     assert task_threads(LosingClient(8)) == {"10.0.0.1": 8, "10.0.0.2": 1}
+    # two workers on one host, the second lost: the first tells the host's cores
+    both = LosingClient(8, ("tcp://10.0.0.1:1", "tcp://10.0.0.1:2"))
+    assert task_threads(both) == {"10.0.0.1": 4}
 
 
 def test_a_worker_killed_in_the_middle_of_a_task_has_it_run_again_elsewhere(client, videos,

@@ -17,7 +17,8 @@ import os
 import signal
 import sys
 
-from .signals import Signalled, keep_swallowed_signals, signalled, take_swallowed
+from .signals import (Signalled, keep_swallowed_signals, raised_signal, signalled,
+                      take_swallowed)
 
 __all__ = ["main", "entry", "build_parser", "COMMANDS"]
 
@@ -59,18 +60,6 @@ def _standard_streams() -> None:
                 os.close(null)
 
 
-def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
-    """The KeyboardInterrupt (a signal, see :mod:`bgsub.cli.signals`) that *exc* was
-    raised from, directly or further back in its chain; None when there is none."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, KeyboardInterrupt):
-            return exc
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return None
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the command line *argv* (default ``sys.argv[1:]``); return the exit status."""
     _standard_streams()
@@ -89,13 +78,13 @@ def main(argv: list[str] | None = None) -> int:
             return exc.exit_status
     except KeyboardInterrupt as exc:  # Ctrl-C while the libraries load
         return 128 + getattr(exc, "signum", signal.SIGINT)
-    except ImportError as exc:
+    except ImportError:
         # NumPy turns a Ctrl-C that lands while its C extensions load into "Importing
-        # the numpy C-extensions failed" (an ImportError from the KeyboardInterrupt)
-        interrupt = _interrupt_behind(exc)
-        if interrupt is None:
+        # the numpy C-extensions failed", an ImportError that no longer carries it
+        signum = raised_signal()
+        if signum is None:
             raise
-        return 128 + getattr(interrupt, "signum", signal.SIGINT)
+        return 128 + signum
     swallowed = take_swallowed()  # a Ctrl-C that landed in the imports
     if swallowed is not None:
         return 128 + swallowed

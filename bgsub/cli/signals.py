@@ -6,7 +6,8 @@ before the libraries load: this module imports nothing heavy.
 
 from __future__ import annotations
 
-__all__ = ["Signalled", "signalled", "keep_swallowed_signals", "take_swallowed"]
+__all__ = ["Signalled", "signalled", "raised_signal", "keep_swallowed_signals",
+           "take_swallowed"]
 
 
 class Signalled(KeyboardInterrupt):
@@ -17,9 +18,20 @@ class Signalled(KeyboardInterrupt):
         self.signum = signum
 
 
+# Every signal the handler raised, in order: C code (NumPy's import of its
+# extensions) can turn the Signalled into an ImportError that no longer carries it
+_raised: list[int] = []
+
+
 def signalled(signum, _frame):
     """The handler while the command starts and ends: raise :class:`Signalled`."""
+    _raised.append(signum)
     raise Signalled(signum)
+
+
+def raised_signal() -> int | None:
+    """The first signal :func:`signalled` raised as :class:`Signalled` (None: none)."""
+    return _raised[0] if _raised else None
 
 
 # Signals whose Signalled was raised where Python cannot pass an exception on

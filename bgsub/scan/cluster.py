@@ -451,7 +451,8 @@ def check_versions(client: Client) -> list[str]:
 def task_threads(client: Client) -> dict[str, int]:
     """Each worker host's masker threads per task: its cores over the tasks it runs at once."""
     info = client.scheduler_info().get("workers", {})
-    # a worker gone meanwhile answers with an error: its host counts one core
+    # a worker gone meanwhile answers with an error: its host's other workers tell
+    # its cores (one core when none is left to tell)
     cores = {w: c for w, c in client.run(os.cpu_count, on_error="return").items()
              if isinstance(c, int)}
     slots: dict[str, int] = {}
@@ -459,7 +460,8 @@ def task_threads(client: Client) -> dict[str, int]:
     for address, worker in info.items():
         host = worker.get("host") or address
         slots[host] = slots.get(host, 0) + max(1, worker.get("nthreads", 1))
-        cpus[host] = cores.get(address) or 1
+        # a host's cores as any of its workers reported them
+        cpus[host] = max(cpus.get(host, 1), cores.get(address) or 1)
     return {host: max(1, cpus[host] // slots[host]) for host in slots}
 
 
