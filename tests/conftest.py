@@ -40,13 +40,10 @@ if sys.argv[2] == "1":  # and everything else that compiles on first use
         Postprocessor(min_blob_area=3, max_hole_area=5).apply(mask)
         annotate(np.zeros((40, 48, 3), np.uint8), mask)
     fit_mixtures(rng.integers(0, 256, (50, 6, 3), dtype=np.uint8), 2)
-    # the post-processing's blink gate, on a mask half of which blinks
-    post = Postprocessor()
-    for t in range(24):
-        mask = np.zeros((40, 48), np.uint8)
-        mask[:, :20] = rng.integers(0, 2, (40, 20), dtype=np.uint8) * 255
-        mask[10:20, 30:40] = 255
-        post.apply(mask)
+    # the post-processing's blink gate too, as a first run's helper process warms it
+    from bgsub.config import PostprocessConfig
+    from bgsub.model.postprocess import warm_up
+    warm_up(PostprocessConfig())
     # and what a run and a scan compile: the display's tint, the scan's scores and
     # scene detectors (else each test process would compile them, several at once)
     import contextlib, io, os, tempfile

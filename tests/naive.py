@@ -111,6 +111,7 @@ class NaiveMixture:
         self.matches_below_top = 0
         self.prunes = 0
         self.reranks = 0  # pixels whose slots changed rank order
+        self._orders = None  # each pixel's rank order, during the neighbour pass
 
     def apply(self, frame, learning_rate=None):
         h, wd = frame.shape[:2]
@@ -501,12 +502,11 @@ class NaiveMixture:
 
         During the neighbour pass, which changes no state, each pixel's order
         is worked out once (``self._orders``)."""
-        cache = getattr(self, "_orders", None)
-        if cache is not None:
-            if p not in cache:
-                cache[p] = self._sorted_slots(p)
-            return cache[p]
-        return self._sorted_slots(p)
+        if self._orders is None:
+            return self._sorted_slots(p)
+        if p not in self._orders:
+            self._orders[p] = self._sorted_slots(p)
+        return self._orders[p]
 
     def _sorted_slots(self, p):
         keys = [self.w[j, p] * self.w[j, p] / self._rank_variance(j, p) for j in range(self.k)]
