@@ -385,12 +385,17 @@ def test_redact_replaces_every_password():
 def test_ctrl_c_while_starting_is_quiet(mid, tmp_path):
     """From the moment bgsub's code runs (Python's own start takes some 30 ms before it)."""
     for delay in (0.15, 0.3, 0.8):
-        proc = subprocess.Popen([sys.executable, "-m", "bgsub", str(mid), "--no-display"],
-                                cwd=tmp_path, env=cli_env(),
-                                stderr=subprocess.PIPE, text=True)
-        time.sleep(delay)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        for _ in range(3):
+            proc = subprocess.Popen([sys.executable, "-m", "bgsub", str(mid), "--no-display"],
+                                    cwd=tmp_path, env=cli_env(),
+                                    stderr=subprocess.PIPE, text=True)
+            time.sleep(delay)
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=60)
+            # on a loaded machine Python's own start (its site module) can outlast
+            # the delay: the signal then never reached bgsub, so try again
+            if "init_import_site" not in err:
+                break
         assert proc.returncode in (0, 130), err
         assert "Traceback" not in err and len(err.strip().splitlines()) <= 2, err
 
